@@ -1,0 +1,179 @@
+# runvm — top-level build. Out-of-tree into $(B) (default build/).
+#
+#   make            build runvm, runvm-agent, initramfs-builder
+#   make deps       install the Debian packages the project needs
+#   make kernel     guest kernel -> build/kernel/bzImage (cached in $RUNVM_CACHE)
+#   make check      unit tests under ASan+UBSan
+#   make test       check, then integration tests on real KVM (nested host if
+#                   /dev/kvm is missing; RUNVM_NESTED=1 forces it)
+#   make clean
+#
+# V=1 shows commands; SANITIZE=address,undefined builds the main binaries
+# with sanitizers (unit tests always use them).
+
+B        ?= build
+CC       ?= cc
+V        ?= 0
+SANITIZE ?=
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.DEFAULT_GOAL := all
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+        -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wvla \
+        -Wundef -Wcast-qual -Wwrite-strings -Wnull-dereference \
+        -Wimplicit-fallthrough
+BASE_CFLAGS := -std=gnu11 -g -O2 -D_GNU_SOURCE -I. $(WARN) -MMD -MP \
+               -fno-strict-aliasing -fstack-protector-strong
+CFLAGS   ?=
+LDFLAGS  ?=
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=all
+ifneq ($(SANITIZE),)
+MAIN_SAN := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+endif
+
+# Modules append to these lists from their module.mk:
+#   RUNVM_SRCS    sources of build/bin/runvm
+#   RUNVM_LIBS    its link libraries
+#   AGENT_SRCS    sources of build/bin/runvm-agent (linked -static)
+#   BUILDER_SRCS  sources of build/bin/initramfs-builder
+#   BUILDER_LIBS  its link libraries
+#   UNIT_TESTS    names N of tests/unit/N.c; each may set N_SRCS (module
+#                 sources it links) and N_LIBS. Built sanitized into
+#                 $(B)/unit/N and run by `make check`.
+#   FUZZ_TARGETS  names N of tests/fuzz/N.c with N_SRCS (clang libFuzzer)
+#   TEST_PROGS    names N of tests/*/N.c built as static helpers into
+#                 $(B)/tests/N (used inside guests and by integration tests)
+RUNVM_SRCS   :=
+RUNVM_LIBS   := -lpthread
+AGENT_SRCS   :=
+BUILDER_SRCS :=
+BUILDER_LIBS :=
+UNIT_TESTS   :=
+FUZZ_TARGETS :=
+TEST_PROGS   :=
+
+include $(sort $(wildcard */module.mk */*/module.mk))
+
+# ---- objects ---------------------------------------------------------------
+# Three flavours: normal ($(B)/obj), static agent ($(B)/obj-static) and
+# sanitized unit-test objects ($(B)/obj-san).
+obj      = $(patsubst %.c,$(B)/obj/%.o,$(1))
+obj_st   = $(patsubst %.c,$(B)/obj-static/%.o,$(1))
+obj_san  = $(patsubst %.c,$(B)/obj-san/%.o,$(1))
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(BASE_CFLAGS) $(MAIN_SAN) $(CFLAGS) -c $< -o $@
+
+$(B)/obj-static/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $< (static)")
+	$(Q)$(CC) $(BASE_CFLAGS) -Os $(CFLAGS) -c $< -o $@
+
+$(B)/obj-san/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $< (san)")
+	$(Q)$(CC) $(BASE_CFLAGS) -O1 $(SAN_FLAGS) $(CFLAGS) -c $< -o $@
+
+# ---- programs --------------------------------------------------------------
+BINS := $(if $(RUNVM_SRCS),$(B)/bin/runvm) \
+        $(if $(AGENT_SRCS),$(B)/bin/runvm-agent) \
+        $(if $(BUILDER_SRCS),$(B)/bin/initramfs-builder)
+
+$(B)/bin/runvm: $(call obj,$(RUNVM_SRCS))
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(MAIN_SAN) $(LDFLAGS) -o $@ $^ $(RUNVM_LIBS)
+
+$(B)/bin/runvm-agent: $(call obj_st,$(AGENT_SRCS))
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@ (static)")
+	$(Q)$(CC) -static $(LDFLAGS) -o $@ $^
+
+$(B)/bin/initramfs-builder: $(call obj,$(BUILDER_SRCS))
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(MAIN_SAN) $(LDFLAGS) -o $@ $^ $(BUILDER_LIBS)
+
+define test_prog
+$(B)/tests/$(1): $$(call obj_st,$$(or $$($(1)_SRCS),$$(wildcard tests/*/$(1).c)))
+	@mkdir -p $$(@D)
+	@$$(if $$(Q),echo "  LD      $$@ (static)")
+	$$(Q)$$(CC) -static $$(LDFLAGS) -o $$@ $$^
+endef
+$(foreach t,$(TEST_PROGS),$(eval $(call test_prog,$(t))))
+
+define unit_test
+$(B)/unit/$(1): $$(call obj_san,tests/unit/$(1).c $$($(1)_SRCS))
+	@mkdir -p $$(@D)
+	@$$(if $$(Q),echo "  LD      $$@ (san)")
+	$$(Q)$$(CC) $$(SAN_FLAGS) $$(LDFLAGS) -o $$@ $$^ $$($(1)_LDFLAGS) \
+		-lcmocka $$($(1)_LIBS)
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_test,$(t))))
+
+FUZZ_CC ?= clang
+define fuzz_target
+$(B)/fuzz/$(1): tests/fuzz/$(1).c $$($(1)_SRCS)
+	@mkdir -p $$(@D)
+	@$$(if $$(Q),echo "  FUZZ    $$@")
+	$$(Q)$$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -I. \
+		-fsanitize=fuzzer,address,undefined -o $$@ $$^ $$($(1)_LIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
+
+# ---- top-level targets -----------------------------------------------------
+.PHONY: all deps kernel check test integration unit-bins test-progs fuzz \
+        fuzz-regress clean kvmhost
+
+all: $(BINS)
+
+deps:
+	$(Q)scripts/deps.sh
+
+kernel: $(B)/kernel/bzImage
+# The script is cheap when its cache hit, so always ask it.
+.PHONY: $(B)/kernel/bzImage
+$(B)/kernel/bzImage:
+	$(Q)scripts/build-kernel.sh $@
+
+kvmhost:
+	$(Q)tests/kvmhost/kvmhost --prepare
+
+unit-bins: $(addprefix $(B)/unit/,$(UNIT_TESTS))
+test-progs: $(addprefix $(B)/tests/,$(TEST_PROGS))
+
+# Unit tests: every binary runs even when one fails; the summary line counts
+# binaries.
+check: unit-bins
+	$(Q)scripts/run-unit-tests.sh $(B)/unit $(UNIT_TESTS)
+
+fuzz: $(addprefix $(B)/fuzz/,$(FUZZ_TARGETS))
+
+# Replays every checked-in corpus through its fuzz target (no new fuzzing).
+fuzz-regress: fuzz
+	$(Q)set -e; for t in $(FUZZ_TARGETS); do \
+	    [ -d tests/fuzz/corpus/$$t ] || continue; \
+	    $(B)/fuzz/$$t -runs=0 tests/fuzz/corpus/$$t >/dev/null 2>&1 || \
+	        { echo "fuzz-regress: $$t failed on its corpus" >&2; exit 1; }; \
+	    echo "fuzz-regress: $$t ok"; done
+
+integration: all test-progs kernel
+	$(Q)tests/integration/run B=$(B)
+
+test: check fuzz-regress integration
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install the Debian packages runvm needs to build, test and benchmark.
+# Idempotent and fast when everything is already there.
+set -eu
+pkgs="build-essential clang make pkg-config cpio lz4 gzip xz-utils bc bison
+flex libelf-dev libssl-dev dwarves kmod rsync busybox-static
+linux-source-6.1 linux-image-amd64 qemu-system-x86 qemu-utils
+libcmocka-dev libarchive-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev
+libfdt-dev libmicrohttpd-dev docker-registry skopeo mmdebstrap iproute2
+curl"
+missing=
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && { echo "deps: all packages present"; exit 0; }
+echo "deps: installing$missing"
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

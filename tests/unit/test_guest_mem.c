@@ -1,0 +1,105 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "boot/x86_64/layout.h"
+#include "vmm/guest_mem.h"
+
+static void layout_small(void **state)
+{
+    (void)state;
+    struct guest_mem m;
+    assert_int_equal(gm_layout(&m, 256 * MiB), 0);
+    assert_int_equal(m.nr_regions, 1);
+    assert_int_equal(m.regions[0].gpa, 0);
+    assert_int_equal(m.regions[0].size, 256 * MiB);
+    assert_int_equal(gm_low_size(&m), 256 * MiB);
+}
+
+static void layout_splits_around_hole(void **state)
+{
+    (void)state;
+    struct guest_mem m;
+    assert_int_equal(gm_layout(&m, 3584 * MiB), 0);
+    assert_int_equal(m.nr_regions, 2);
+    assert_int_equal(m.regions[0].size, LAYOUT_MMIO_HOLE_START);
+    assert_int_equal(m.regions[1].gpa, LAYOUT_MMIO_HOLE_END);
+    assert_int_equal(m.regions[1].size, 3584 * MiB - LAYOUT_MMIO_HOLE_START);
+    assert_int_equal(m.ram_size, 3584 * MiB);
+}
+
+static void layout_rejects_bad_sizes(void **state)
+{
+    (void)state;
+    struct guest_mem m;
+    assert_int_equal(gm_layout(&m, 0), -EINVAL);
+    assert_int_equal(gm_layout(&m, 4097), -EINVAL);
+}
+
+static void ptr_bounds(void **state)
+{
+    (void)state;
+    struct guest_mem m;
+    assert_int_equal(gm_init(&m, 1 * MiB), 0);
+    uint8_t *base = gm_ptr(&m, 0, 1);
+    assert_non_null(base);
+    assert_ptr_equal(gm_ptr(&m, 4096, 16), base + 4096);
+    assert_ptr_equal(gm_ptr(&m, MiB - 1, 1), base + MiB - 1);
+    assert_null(gm_ptr(&m, MiB - 1, 2));     /* runs past the end */
+    assert_null(gm_ptr(&m, MiB, 0));         /* first byte outside */
+    assert_null(gm_ptr(&m, MiB, 1));
+    assert_null(gm_ptr(&m, UINT64_MAX, 2));  /* gpa + len overflows */
+    assert_null(gm_ptr(&m, 16, UINT64_MAX)); /* len overflows */
+    assert_null(gm_ptr(&m, 0, MiB + 1));
+    gm_free(&m);
+}
+
+static void ptr_never_spans_hole(void **state)
+{
+    (void)state;
+    struct guest_mem m;
+    assert_int_equal(gm_layout(&m, 3584 * MiB), 0);
+    /* Regions unmapped (layout only): every lookup is NULL, but the
+     * boundaries must be refused for the right reason too. */
+    m.regions[0].hva = (uint8_t *)0x1000;
+    m.regions[1].hva = (uint8_t *)0x100000000000ULL;
+    assert_non_null(gm_ptr(&m, LAYOUT_MMIO_HOLE_START - 8, 8));
+    assert_null(gm_ptr(&m, LAYOUT_MMIO_HOLE_START - 8, 16));
+    assert_null(gm_ptr(&m, LAYOUT_VIRTIO_MMIO_BASE, 4));
+    assert_non_null(gm_ptr(&m, LAYOUT_MMIO_HOLE_END, 4));
+    assert_null(gm_ptr(&m, LAYOUT_MMIO_HOLE_END - 2, 4));
+}
+
+static void read_write_roundtrip(void **state)
+{
+    (void)state;
+    struct guest_mem m;
+    assert_int_equal(gm_init(&m, 64 * KiB), 0);
+    const char msg[] = "hello guest";
+    assert_int_equal(gm_write(&m, 100, msg, sizeof(msg)), 0);
+    char back[sizeof(msg)];
+    assert_int_equal(gm_read(&m, back, 100, sizeof(back)), 0);
+    assert_string_equal(back, msg);
+    assert_int_equal(gm_write(&m, 64 * KiB - 2, msg, 4), -EFAULT);
+    assert_int_equal(gm_read(&m, back, 64 * KiB, 1), -EFAULT);
+    gm_free(&m);
+    gm_free(&m); /* idempotent */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(layout_small),
+        cmocka_unit_test(layout_splits_around_hole),
+        cmocka_unit_test(layout_rejects_bad_sizes),
+        cmocka_unit_test(ptr_bounds),
+        cmocka_unit_test(ptr_never_spans_hole),
+        cmocka_unit_test(read_write_roundtrip),
+    };
+    return cmocka_run_group_tests_name("guest_mem", tests, NULL, NULL);
+}

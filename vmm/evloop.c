@@ -1,0 +1,135 @@
+#include "vmm/evloop.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+int evloop_init(struct evloop *loop)
+{
+    memset(loop, 0, sizeof(*loop));
+    for (int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
+        loop->handlers[i].fd = -1;
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0)
+        return -errno;
+    loop->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop->stop_fd < 0) {
+        int ret = -errno;
+        close(loop->epfd);
+        return ret;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->stop_fd, &ev) < 0) {
+        int ret = -errno;
+        evloop_free(loop);
+        return ret;
+    }
+    return 0;
+}
+
+void evloop_free(struct evloop *loop)
+{
+    if (loop->epfd > 0)
+        close(loop->epfd);
+    if (loop->stop_fd > 0)
+        close(loop->stop_fd);
+    loop->epfd = loop->stop_fd = -1;
+}
+
+int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb,
+               void *opaque)
+{
+    struct evloop_handler *h = NULL;
+    for (int i = 0; i < EVLOOP_MAX_HANDLERS; i++) {
+        if (loop->handlers[i].fd == -1) {
+            h = &loop->handlers[i];
+            break;
+        }
+    }
+    if (!h)
+        return -ENOSPC;
+    struct epoll_event ev = {.events = events, .data.ptr = h};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -errno;
+    *h = (struct evloop_handler){fd, cb, opaque};
+    return 0;
+}
+
+static struct evloop_handler *evloop_find(struct evloop *loop, int fd)
+{
+    for (int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
+        if (loop->handlers[i].fd == fd)
+            return &loop->handlers[i];
+    return NULL;
+}
+
+int evloop_mod(struct evloop *loop, int fd, uint32_t events)
+{
+    struct evloop_handler *h = evloop_find(loop, fd);
+    if (!h)
+        return -ENOENT;
+    struct epoll_event ev = {.events = events, .data.ptr = h};
+    return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void evloop_del(struct evloop *loop, int fd)
+{
+    struct evloop_handler *h = evloop_find(loop, fd);
+    if (!h)
+        return;
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+    h->fd = -1;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int evloop_run(struct evloop *loop, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    struct epoll_event evs[16];
+    while (!__atomic_load_n(&loop->stopping, __ATOMIC_SEQ_CST)) {
+        int wait_ms = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            wait_ms = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        int n = epoll_wait(loop->epfd, evs, 16, wait_ms);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        for (int i = 0; i < n && !loop->stopping; i++) {
+            struct evloop_handler *h = evs[i].data.ptr;
+            if (!h) {
+                loop->stopping = 1;
+                break;
+            }
+            /* A callback may have removed this handler earlier in the
+             * batch; fd -1 marks it gone. */
+            if (h->fd >= 0)
+                h->cb(h->opaque, evs[i].events);
+        }
+    }
+    return 0;
+}
+
+void evloop_stop(struct evloop *loop)
+{
+    uint64_t one = 1;
+    /* Set the flag first so a callback already running sees it. */
+    __atomic_store_n(&loop->stopping, 1, __ATOMIC_SEQ_CST);
+    ssize_t r = write(loop->stop_fd, &one, sizeof(one));
+    (void)r;
+}

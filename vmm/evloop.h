@@ -1,0 +1,46 @@
+/* The VMM's main-thread event loop: epoll over fds with callbacks, and a
+ * stop eventfd any thread may signal. Device back-ends run here, never in
+ * vCPU threads. */
+#ifndef RUNVM_EVLOOP_H
+#define RUNVM_EVLOOP_H
+
+#include <stdint.h>
+
+#define EVLOOP_MAX_HANDLERS 64
+
+/* Called on the loop thread with the epoll events that fired. */
+typedef void (*evloop_cb)(void *opaque, uint32_t events);
+
+struct evloop_handler {
+    int fd;
+    evloop_cb cb;
+    void *opaque;
+};
+
+struct evloop {
+    int epfd;
+    int stop_fd; /* eventfd; evloop_stop writes it */
+    int stopping;
+    struct evloop_handler handlers[EVLOOP_MAX_HANDLERS];
+};
+
+/* 0 or -errno. */
+int evloop_init(struct evloop *loop) __attribute__((warn_unused_result));
+void evloop_free(struct evloop *loop);
+
+/* Watches fd for events (EPOLLIN, EPOLLOUT, ...). 0 or -errno. */
+int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb,
+               void *opaque) __attribute__((warn_unused_result));
+/* Changes the events watched on fd. 0 or -errno. */
+int evloop_mod(struct evloop *loop, int fd, uint32_t events);
+/* Stops watching fd. */
+void evloop_del(struct evloop *loop, int fd);
+
+/* Runs until evloop_stop, or until timeout_ms passes (-1: no limit).
+ * Returns 0 when stopped, -ETIMEDOUT on timeout, -errno on failure. */
+int evloop_run(struct evloop *loop, int timeout_ms);
+
+/* Async-signal-safe and thread-safe: makes evloop_run return. */
+void evloop_stop(struct evloop *loop);
+
+#endif

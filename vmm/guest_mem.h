@@ -1,0 +1,49 @@
+/* Guest RAM: the one gate that turns a guest-physical address into a host
+ * pointer. Nothing else in runvm may do that. */
+#ifndef RUNVM_GUEST_MEM_H
+#define RUNVM_GUEST_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GM_MAX_REGIONS 2
+
+struct gm_region {
+    uint64_t gpa;  /* first guest-physical address */
+    uint64_t size; /* bytes */
+    uint8_t *hva;  /* host mapping */
+};
+
+struct guest_mem {
+    struct gm_region regions[GM_MAX_REGIONS];
+    unsigned int nr_regions;
+    uint64_t ram_size; /* total bytes of RAM over all regions */
+};
+
+/* Lays out ram_size bytes of RAM around the MMIO hole (below it, then above
+ * 4 GiB) and maps it anonymously. 0 or -errno. */
+int gm_init(struct guest_mem *mem, uint64_t ram_size)
+    __attribute__((warn_unused_result));
+
+/* Describes the regions for ram_size without mapping anything (hva NULL);
+ * used by gm_init and by tests. 0 or -EINVAL. */
+int gm_layout(struct guest_mem *mem, uint64_t ram_size)
+    __attribute__((warn_unused_result));
+
+/* Unmaps what gm_init mapped. Safe on a zeroed struct. */
+void gm_free(struct guest_mem *mem);
+
+/* Host pointer to [gpa, gpa+len) if the whole range lies in one RAM region,
+ * else NULL. len 0 is allowed (checks gpa only). Overflow-safe. */
+void *gm_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+/* Copies between guest RAM and host buffers through gm_ptr. 0 or -EFAULT. */
+int gm_read(const struct guest_mem *mem, void *dst, uint64_t gpa,
+            uint64_t len);
+int gm_write(const struct guest_mem *mem, uint64_t gpa, const void *src,
+             uint64_t len);
+
+/* Bytes of RAM below the MMIO hole (the low region's size). */
+uint64_t gm_low_size(const struct guest_mem *mem);
+
+#endif
