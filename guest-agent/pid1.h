@@ -1,0 +1,19 @@
+/* What the agent does because it is the guest's init: mount the basic file
+ * systems, keep fds 0-2 valid, and end the VM (it never exits). */
+#ifndef RUNVM_PID1_H
+#define RUNVM_PID1_H
+
+#define PID1_WORK_ROOT "/work"
+#define PID1_CGROUP_ROOT "/sys/fs/cgroup"
+#define PID1_CHANNEL "/dev/hvc0"
+
+/* Mounts /proc, /sys, /dev (devtmpfs), /tmp and /work (tmpfs) and cgroup2
+ * with the memory and pids controllers enabled for children. Failures are
+ * logged; returns 0 when cgroup2 is usable, -errno when it is not. */
+int pid1_setup(void);
+
+/* Syncs and reboots (with reboot=k the VMM sees an i8042 reset and ends the
+ * VM). Never returns. */
+__attribute__((noreturn)) void pid1_end(void);
+
+#endif
