@@ -1,0 +1,82 @@
+#!/bin/sh
+# Builds build/images/LANG.cpio.{gz,lz4} offline-style: mmdebstrap a Debian
+# rootfs with the config's PACKAGES, check hello world in it, cache it, and
+# turn it into an initramfs with initramfs-builder (rootfs: source).
+#
+#   initramfs-builder/mkimage.sh LANG OUT BUILDER AGENT
+#
+# The rootfs tarball is cached in ${RUNVM_CACHE:-~/.cache/runvm}/images/,
+# keyed by the language config, the hello-world source, these scripts, the
+# builder version and the Debian suite's Release date (the archive state);
+# with no network the newest tarball for the same config is reused.
+set -eu
+lang=$1 out=$2 builder=$3 agent=$4
+here=$(cd "$(dirname "$0")" && pwd)
+conf=$here/langs/$lang.conf
+[ -f "$conf" ] || { echo "mkimage: no $conf" >&2; exit 1; }
+suite=${RUNVM_DEBIAN_SUITE:-bookworm}
+mirror=${RUNVM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+cache=${RUNVM_CACHE:-$HOME/.cache/runvm}/images
+mkdir -p "$cache" "$(dirname "$out")"
+get() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+source=$(get SOURCE)
+
+# DROP= only matters to initramfs-builder, so editing it keeps the rootfs.
+confkey=$( { grep -v '^DROP=' "$conf"; cat "$here/langs/hello/$source" "$here/mkimage.sh" \
+    "$here/image-hook.sh"; "$builder" --version; echo "$suite $mirror"; } |
+    sha256sum | cut -c1-12)
+# The suite's Release date names the archive state the packages come from.
+stamp=$(curl -sf --max-time 20 -r 0-4095 "$mirror/dists/$suite/InRelease" |
+    sed -n 's/^Date: *//p' | head -n 1 | tr -d '\r') || stamp=
+if [ -n "$stamp" ]; then
+    rootfs=$cache/$lang-$confkey-$(printf %s "$stamp" | sha256sum | cut -c1-8).tar
+else
+    rootfs=$(ls -t "$cache/$lang-$confkey"-*.tar 2>/dev/null | head -n 1) || true
+    [ -n "$rootfs" ] || { echo "mkimage: $mirror unreachable and no cached rootfs for $lang" >&2; exit 1; }
+    echo "mkimage: $mirror unreachable; reusing $rootfs" >&2
+fi
+
+if [ -f "$rootfs" ]; then
+    echo "mkimage: $lang: cached rootfs $rootfs" >&2
+else
+    echo "mkimage: $lang: mmdebstrap $suite + $(get PACKAGES) (archive of $stamp)" >&2
+    start=$(date +%s)
+    tmp=$rootfs.tmp.$$
+    trap 'rm -f "$tmp" "$tmp.toolchain" "$tmp.toolchain.packages"' EXIT
+    # No Recommends: lean images.
+    # shellcheck disable=SC2046
+    mmdebstrap --variant=essential --quiet \
+        --aptopt='APT::Install-Recommends "false"' \
+        --include="$(get PACKAGES | tr ' ' ',')" \
+        --customize-hook="$here/image-hook.sh \"\$1\" $conf $here/langs/hello $tmp.toolchain" \
+        "$suite" "$tmp" "$mirror"
+    mv "$tmp.toolchain" "$rootfs.toolchain"
+    mv "$tmp.toolchain.packages" "$rootfs.packages"
+    mv "$tmp" "$rootfs"
+    trap - EXIT
+    echo "mkimage: $lang: rootfs in $(( $(date +%s) - start )) s" >&2
+fi
+set -- --lang "$lang" --from "rootfs:$rootfs" -o "$out" --agent "$agent"
+if [ -s "$rootfs.toolchain" ]; then
+    set -- "$@" --set "TOOLCHAIN=$(cat "$rootfs.toolchain")"
+fi
+"$builder" "$@"
+
+# Check the final image itself: unpack it and build + run hello world as the
+# agent's user, so an over-eager DROP glob fails the build here.
+check=$(mktemp -d "${TMPDIR:-/tmp}/runvm-check.XXXXXX")
+trap 'rm -rf "$check"' EXIT
+chmod 755 "$check" # the image's root directory, entered as uid 1000
+case $out in
+*.gz) gzip -dc "$out" ;;
+*.lz4) lz4 -dc "$out" ;;
+*) cat "$out" ;;
+esac | (cd "$check" && cpio -idm --quiet)
+start=$(date +%s%N)
+# The guest's agent mounts /dev and /proc; here a private mount namespace
+# lends the host's for the check and takes them away when it ends.
+unshare --mount --propagation private sh -c '
+    mount --bind /dev "$1/dev" && mount -t proc proc "$1/proc" &&
+    exec "$2" --check "$1" "$3" "$4"' sh \
+    "$check" "$here/image-hook.sh" "$conf" "$here/langs/hello"
+echo "mkimage: $lang: hello world build+run in the final image: $(( ($(date +%s%N) - start) / 1000000 )) ms" >&2

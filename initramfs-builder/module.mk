@@ -1,0 +1,22 @@
+# initramfs-builder/: OCI image / rootfs -> per-language initramfs (cpio).
+BUILDER_CORE_SRCS := initramfs-builder/tree.c initramfs-builder/layer.c \
+                     initramfs-builder/cpio.c initramfs-builder/progress.c \
+                     initramfs-builder/langconf.c initramfs-builder/digest.c \
+                     initramfs-builder/image.c initramfs-builder/registry.c
+BUILDER_SRCS += $(BUILDER_CORE_SRCS) initramfs-builder/main.c
+BUILDER_LIBS += -larchive -lcurl -ljansson -lz -lcrypto
+
+# ---- language images ------------------------------------------------------
+# `make images` builds $(B)/images/LANG.cpio.gz for each language config via
+# mmdebstrap (rootfs cached in ${RUNVM_CACHE:-~/.cache/runvm}/images). Pick
+# languages with IMAGE_LANGS="go rust", the compression with
+# IMAGE_COMPRESS=lz4. mmdebstrap runs are heavy: one at a time.
+IMAGE_LANGS ?= go rust c python
+IMAGE_COMPRESS ?= gz
+IMAGE_AGENT ?= $(B)/bin/runvm-agent
+
+.PHONY: images
+images: $(B)/bin/initramfs-builder $(IMAGE_AGENT)
+	$(Q)set -e; for l in $(IMAGE_LANGS); do \
+	    initramfs-builder/mkimage.sh $$l $(B)/images/$$l.cpio.$(IMAGE_COMPRESS) \
+	        $(B)/bin/initramfs-builder $(IMAGE_AGENT); done
