@@ -20,3 +20,15 @@ images: $(B)/bin/initramfs-builder $(IMAGE_AGENT)
 	$(Q)set -e; for l in $(IMAGE_LANGS); do \
 	    initramfs-builder/mkimage.sh $$l $(B)/images/$$l.cpio.$(IMAGE_COMPRESS) \
 	        $(B)/bin/initramfs-builder $(IMAGE_AGENT); done
+
+UNIT_TESTS += test_paths test_whiteout test_registry_ref
+test_paths_SRCS := initramfs-builder/tree.c
+test_whiteout_SRCS := initramfs-builder/tree.c initramfs-builder/layer.c \
+                      initramfs-builder/cpio.c initramfs-builder/progress.c
+test_whiteout_LIBS := -larchive -lz
+test_registry_ref_SRCS := initramfs-builder/registry.c \
+                          initramfs-builder/digest.c \
+                          initramfs-builder/progress.c \
+                          initramfs-builder/image.c \
+                          initramfs-builder/layer.c initramfs-builder/tree.c
+test_registry_ref_LIBS := -lcurl -ljansson -larchive -lcrypto
