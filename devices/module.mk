@@ -2,7 +2,7 @@
 # their own lines here.
 
 # virtio: split virtqueues, virtio-mmio transport, console and net models.
-VIRTIO_SRCS := devices/virtq.c devices/virtio_mmio.c
+VIRTIO_SRCS := devices/virtq.c devices/virtio_mmio.c devices/virtio_console.c
 MOCK_VIRTIO := tests/unit/mock_virtio_driver.c
 UNIT_TESTS += test_virtq test_virtio_mmio
 test_virtq_SRCS := devices/virtq.c devices/virtio_mmio.c vmm/guest_mem.c \
@@ -11,3 +11,8 @@ test_virtq_LIBS := -lpthread
 test_virtio_mmio_SRCS := devices/virtio_mmio.c devices/virtq.c \
                          vmm/guest_mem.c $(MOCK_VIRTIO)
 test_virtio_mmio_LIBS := -lpthread
+UNIT_TESTS += test_virtio_console
+test_virtio_console_SRCS := devices/virtio_console.c devices/virtio_mmio.c \
+                            devices/virtq.c vmm/guest_mem.c vmm/evloop.c \
+                            $(MOCK_VIRTIO)
+test_virtio_console_LIBS := -lpthread

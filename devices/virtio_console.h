@@ -1,0 +1,64 @@
+/* virtio-console (virtio 1.2 §5.3), one port, no MULTIPORT: the guest's
+ * /dev/hvc0. Its back-end is a pair of host fds (stdin/stdout, or one
+ * connected socket for both) driven from the VMM's event loop.
+ *
+ * Flow control, both ways, without dropping a byte: a guest buffer the host
+ * fd cannot take yet stays pending (and the transmit queue is not consumed
+ * further) until the fd is writable; host input is read only while the
+ * guest has posted receive buffers, and is delivered as soon as it does. */
+#ifndef RUNVM_VIRTIO_CONSOLE_H
+#define RUNVM_VIRTIO_CONSOLE_H
+
+#include <linux/virtio_console.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/virtio_mmio.h"
+#include "vmm/evloop.h"
+
+#define VIRTIO_CONSOLE_RXQ 0 /* receiveq: host → guest */
+#define VIRTIO_CONSOLE_TXQ 1 /* transmitq: guest → host */
+#define VIRTIO_CONSOLE_QUEUE_SIZE 256
+
+struct virtio_console_side {
+    int fd;
+    int saved_flags; /* file status flags to restore (O_NONBLOCK) */
+    bool polled;     /* registered with the event loop */
+    uint32_t events; /* events asked for now */
+};
+
+struct virtio_console {
+    struct virtio_dev vdev;
+    struct evloop *loop;
+    struct virtio_console_side in;  /* host input → guest (RX) */
+    struct virtio_console_side out; /* guest output → host (TX) */
+    bool in_eof;       /* host input ended or failed: nothing more to read */
+    bool out_closed;   /* host output gone: guest output is discarded */
+    bool out_is_socket; /* send with MSG_NOSIGNAL */
+    bool want_input;   /* guest has RX buffers and input would block */
+    bool tx_pending;   /* tx_elem popped, partly written */
+    uint16_t tx_iov;   /* first iovec of tx_elem not fully written */
+    struct virtio_console_config config;
+    struct virtq_elem rx_elem;
+    struct virtq_elem tx_elem;
+    uint64_t bytes_to_guest;
+    uint64_t bytes_to_host;
+};
+
+/* Sets up a console whose guest input comes from in_fd and whose guest
+ * output goes to out_fd (the same fd for a socket). Both are made
+ * non-blocking (restored by virtio_console_free) and watched on loop; fds
+ * epoll cannot watch (regular files) are read and written on demand. The
+ * caller keeps ownership of the fds and must ignore SIGPIPE. The device is
+ * then attached with con->vdev on the MMIO bus (virtio_mmio_bus_ops) and
+ * notified with virtio_mmio_notify(&con->vdev, q). 0 or -errno. */
+int virtio_console_init(struct virtio_console *con,
+                        const struct guest_mem *mem, struct evloop *loop,
+                        int in_fd, int out_fd, virtio_irq_fn irq,
+                        void *irq_opaque) __attribute__((warn_unused_result));
+
+/* Stops watching the fds, restores their flags, frees the transport. Call
+ * from the event-loop thread once vCPUs are stopped. */
+void virtio_console_free(struct virtio_console *con);
+
+#endif
