@@ -192,6 +192,8 @@ static int load_auth(struct registry *g, const char *auth_file)
 /* ---- HTTP ---------------------------------------------------------------*/
 
 struct response {
+    const char *label; /* blob downloads: progress lines name it */
+    double next_report;
     long status;
     char *body;
     size_t len;
@@ -225,6 +227,26 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque)
     r->len += n;
     b[r->len] = '\0';
     return n;
+}
+
+/* Progress every 5 s for long blob downloads. */
+static int on_progress(void *opaque, curl_off_t total, curl_off_t now,
+                       curl_off_t ut, curl_off_t un)
+{
+    struct response *r = opaque;
+    struct timespec ts;
+    (void)ut;
+    (void)un;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (r->next_report == 0) {
+        r->next_report = t + 5;
+    } else if (t >= r->next_report && r->label) {
+        r->next_report = t + 5;
+        progress("pull: %.19s %.1f/%.1f MiB", r->label,
+                 (double)now / 1048576.0, (double)total / 1048576.0);
+    }
+    return 0;
 }
 
 static char *header_value(const char *line, size_t n, const char *name)
@@ -313,8 +335,13 @@ static int http_get(struct registry *g, const char *url, const char *accept,
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     /* An error page must never land in a blob file. */
-    if (file)
+    if (file) {
         curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+        r->label = url + strlen(url) - DIGEST_STR_LEN;
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+    }
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(h);

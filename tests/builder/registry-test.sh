@@ -16,11 +16,14 @@ for tool in docker-registry skopeo cpio curl python3 sha256sum; do
         echo "registry-test: SKIP: $tool missing (make deps)"; exit 77; }
 done
 
+here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/registry-test.XXXXXX")
-reg_pid=
+reg_pid= auth_pid=
 cleanup() {
-    [ -z "$reg_pid" ] || kill "$reg_pid" 2>/dev/null || true
-    [ -z "$reg_pid" ] || wait "$reg_pid" 2>/dev/null || true
+    for p in $reg_pid $auth_pid; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -191,7 +194,6 @@ tar -C da -cf docker-archive.tar manifest.json config.json l1.tar l2.tar
 build "docker-archive:docker-archive.tar" da.cpio 2>/dev/null && cmp -s pulled.cpio da.cpio &&
     ok "docker-archive: source byte-identical" || bad "docker-archive: source"
 
-# ---- errors -----------------------------------------------------------------
 expect_fail() { # WHAT PATTERN SOURCE [ARGS...]
     what=$1 pat=$2 src=$3; shift 3
     if build "$src" err.cpio "$@" 2>err.log; then
@@ -202,6 +204,52 @@ expect_fail() { # WHAT PATTERN SOURCE [ARGS...]
         cat err.log; bad "$what: message lacks '$pat'"
     fi
 }
+
+# ---- authentication -----------------------------------------------------------
+# A proxy in front of the registry demands credentials like Docker Hub
+# (bearer tokens) or an htpasswd registry (Basic).
+start_auth() { # MODE [USER PASS]
+    [ -z "$auth_pid" ] || { kill "$auth_pid"; wait "$auth_pid" 2>/dev/null || true; }
+    rm -f auth.port
+    export RUNVM_CACHE="$tmp/cache-$1" # blobs come through the proxy too
+    python3 "$here/fake-auth-registry.py" "$port" "$@" >auth.port &
+    auth_pid=$!
+    i=0
+    while [ ! -s auth.port ]; do
+        i=$((i + 1)); [ $i -lt 100 ] || { bad "auth proxy did not start"; return 1; }
+        sleep 0.1
+    done
+    aport=$(cat auth.port)
+}
+authfile() { # USER PASS
+    printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}' "$aport" \
+        "$(printf '%s:%s' "$1" "$2" | base64)" >auth.json
+}
+start_auth bearer
+build "docker://127.0.0.1:$aport/test/img:v1" anon.cpio 2>anon.log &&
+    cmp -s pulled.cpio anon.cpio && ok "anonymous bearer token" ||
+    { cat anon.log; bad "anonymous bearer token"; }
+start_auth bearer-user alice s3cret
+authfile alice s3cret
+build "docker://127.0.0.1:$aport/test/img:v1" tok.cpio --auth-file auth.json 2>tok.log &&
+    cmp -s pulled.cpio tok.cpio && ok "bearer token with basic credentials" ||
+    { cat tok.log; bad "bearer token with credentials"; }
+authfile alice wrong
+expect_fail "wrong password (token)" "authentication failed" \
+    "docker://127.0.0.1:$aport/test/img:v1" --auth-file auth.json
+start_auth basic alice s3cret
+echo "{}" >none.json
+authfile alice s3cret
+build "docker://127.0.0.1:$aport/test/img:v1" basic.cpio --auth-file auth.json 2>basic.log &&
+    cmp -s pulled.cpio basic.cpio && ok "basic auth" ||
+    { cat basic.log; bad "basic auth"; }
+expect_fail "basic auth without credentials" "wants a password" \
+    "docker://127.0.0.1:$aport/test/img:v1" --auth-file none.json
+authfile alice wrong
+expect_fail "wrong password (basic)" "access denied" \
+    "docker://127.0.0.1:$aport/test/img:v1" --auth-file auth.json
+
+# ---- errors -----------------------------------------------------------------
 expect_fail "missing tag" "not found" "docker://127.0.0.1:$port/test/img:nope"
 expect_fail "missing repository" "not found" "docker://127.0.0.1:$port/no/such:v1"
 expect_fail "platform not in index" "not in the image index" \
