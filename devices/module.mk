@@ -2,7 +2,8 @@
 # their own lines here.
 
 # virtio: split virtqueues, virtio-mmio transport, console and net models.
-VIRTIO_SRCS := devices/virtq.c devices/virtio_mmio.c devices/virtio_console.c
+VIRTIO_SRCS := devices/virtq.c devices/virtio_mmio.c devices/virtio_console.c \
+               devices/virtio_net.c
 MOCK_VIRTIO := tests/unit/mock_virtio_driver.c
 UNIT_TESTS += test_virtq test_virtio_mmio
 test_virtq_SRCS := devices/virtq.c devices/virtio_mmio.c vmm/guest_mem.c \
@@ -16,3 +17,8 @@ test_virtio_console_SRCS := devices/virtio_console.c devices/virtio_mmio.c \
                             devices/virtq.c vmm/guest_mem.c vmm/evloop.c \
                             $(MOCK_VIRTIO)
 test_virtio_console_LIBS := -lpthread
+UNIT_TESTS += test_virtio_net
+test_virtio_net_SRCS := devices/virtio_net.c devices/virtio_mmio.c \
+                        devices/virtq.c vmm/guest_mem.c vmm/evloop.c \
+                        $(MOCK_VIRTIO)
+test_virtio_net_LIBS := -lpthread

@@ -1,0 +1,250 @@
+#include "devices/virtio_net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+int virtio_net_open_tap(const char *name)
+{
+    if (!name || !*name || strlen(name) >= IFNAMSIZ)
+        return -EINVAL;
+    /* TUNSETIFF would create a missing tap (given CAP_NET_ADMIN); runvm
+     * only attaches to one that exists, so ask first. */
+    if (if_nametoindex(name) == 0)
+        return -ENODEV;
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, name, strlen(name));
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    int hdr_len = VIRTIO_NET_HDR_LEN;
+    int ret = 0;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
+        ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0 ||
+        ioctl(fd, TUNSETOFFLOAD, 0) < 0)
+        ret = -errno;
+    if (ret < 0) {
+        close(fd);
+        return ret;
+    }
+    return fd;
+}
+
+int virtio_net_parse_mac(const char *text, uint8_t mac[6])
+{
+    unsigned int b[6];
+    char end;
+    if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
+               &b[4], &b[5], &end) != 6)
+        return -EINVAL;
+    if (b[0] & 1)
+        return -EINVAL; /* multicast bit: not a station address */
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)b[i];
+    return 0;
+}
+
+static struct virtio_net *to_net(struct virtio_dev *dev)
+{
+    return dev->opaque;
+}
+
+static void update_watch(struct virtio_net *net)
+{
+    uint32_t ev = (net->want_rx ? EPOLLIN : 0) |
+                  (net->tx_pending ? EPOLLOUT : 0);
+    if (net->polled && ev != net->events &&
+        evloop_mod(net->loop, net->tap_fd, ev) == 0)
+        net->events = ev;
+}
+
+/* Tap frames → guest receive buffers, one frame per chain (no
+ * MRG_RXBUF), while both exist. */
+static void net_rx(struct virtio_net *net)
+{
+    struct virtq *vq = virtio_mmio_queue(&net->vdev, VIRTIO_NET_RXQ);
+    if (!vq)
+        return;
+    struct virtq_elem *e = &net->rx_elem;
+    bool pushed = false;
+    net->want_rx = false;
+    for (;;) {
+        int ret = virtq_pop(vq, e);
+        if (ret == 0)
+            break; /* no buffers: frames wait in the tap's queue */
+        if (ret < 0) {
+            virtio_mmio_fail(&net->vdev, "malformed receive queue");
+            return;
+        }
+        if (e->out_num > 0 || e->in_len < VIRTIO_NET_HDR_LEN) {
+            virtio_mmio_fail(&net->vdev,
+                             "receive buffer not writable or too small");
+            return;
+        }
+        ssize_t n = readv(net->tap_fd, &e->iov[0], e->in_num);
+        if (n < 0) {
+            virtq_unpop(vq);
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                net->want_rx = true;
+            else
+                fprintf(stderr, "runvm: virtio-net: tap read: %s\n",
+                        strerror(errno));
+            break;
+        }
+        /* §5.1.6.4: without MRG_RXBUF a frame fills exactly one buffer,
+         * and num_buffers (whose bytes the tap leaves untouched) is 1. */
+        uint16_t one = 1;
+        virtq_elem_write(e, offsetof(struct virtio_net_hdr_v1, num_buffers),
+                         &one, sizeof(one));
+        virtq_push(vq, e, (uint64_t)n);
+        net->rx_frames++;
+        pushed = true;
+    }
+    if (pushed)
+        virtio_mmio_used(&net->vdev, VIRTIO_NET_RXQ);
+}
+
+/* Guest transmit chains → tap, one frame each. */
+static void net_tx(struct virtio_net *net)
+{
+    struct virtq *vq = virtio_mmio_queue(&net->vdev, VIRTIO_NET_TXQ);
+    if (!vq)
+        return;
+    struct virtq_elem *e = &net->tx_elem;
+    bool pushed = false;
+    for (;;) {
+        if (!net->tx_pending) {
+            int ret = virtq_pop(vq, e);
+            if (ret == 0)
+                break;
+            if (ret < 0) {
+                virtio_mmio_fail(&net->vdev, "malformed transmit queue");
+                return;
+            }
+            if (e->in_num > 0 || e->out_len < VIRTIO_NET_HDR_LEN) {
+                virtio_mmio_fail(&net->vdev,
+                                 "transmit buffer writable or too small");
+                return;
+            }
+            net->tx_pending = true;
+        }
+        ssize_t n = writev(net->tap_fd, &e->iov[0], e->out_num);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break; /* keep the frame; EPOLLOUT resumes */
+        if (n < 0)
+            net->tx_dropped++; /* a frame the tap refuses: the guest's */
+        else
+            net->tx_frames++;
+        virtq_push(vq, e, 0);
+        net->tx_pending = false;
+        pushed = true;
+    }
+    if (pushed)
+        virtio_mmio_used(&net->vdev, VIRTIO_NET_TXQ);
+}
+
+static void net_event(void *opaque, uint32_t events)
+{
+    struct virtio_net *net = opaque;
+    virtio_mmio_lock(&net->vdev);
+    if (events & (EPOLLHUP | EPOLLERR)) {
+        /* The tap went away under us (deleted interface). */
+        fprintf(stderr, "runvm: virtio-net: tap hung up; network stopped\n");
+        evloop_del(net->loop, net->tap_fd);
+        net->polled = false;
+    } else {
+        if (events & EPOLLOUT)
+            net_tx(net);
+        if (events & EPOLLIN)
+            net_rx(net);
+        update_watch(net);
+    }
+    virtio_mmio_unlock(&net->vdev);
+}
+
+static void net_notify(struct virtio_dev *dev, unsigned int q)
+{
+    struct virtio_net *net = to_net(dev);
+    if (q == VIRTIO_NET_RXQ)
+        net_rx(net);
+    else if (q == VIRTIO_NET_TXQ)
+        net_tx(net);
+    update_watch(net);
+}
+
+static int net_activate(struct virtio_dev *dev)
+{
+    struct virtio_net *net = to_net(dev);
+    net_tx(net);
+    net_rx(net);
+    update_watch(net);
+    return 0;
+}
+
+static void net_reset(struct virtio_dev *dev)
+{
+    struct virtio_net *net = to_net(dev);
+    net->tx_pending = false;
+    net->want_rx = false;
+    update_watch(net);
+}
+
+static const struct virtio_dev_ops net_ops = {
+    .name = "virtio-net",
+    .device_id = 1, /* §5: network card */
+    .num_queues = 2,
+    .queue_max = VIRTIO_NET_QUEUE_SIZE,
+    .activate = net_activate,
+    .queue_notify = net_notify,
+    .reset = net_reset,
+};
+
+int virtio_net_init(struct virtio_net *net, const struct guest_mem *mem,
+                    struct evloop *loop, int tap_fd, const uint8_t mac[6],
+                    virtio_irq_fn irq, void *irq_opaque)
+{
+    memset(net, 0, sizeof(*net));
+    net->loop = loop;
+    net->tap_fd = tap_fd;
+    int flags = fcntl(tap_fd, F_GETFL);
+    if (flags < 0 || fcntl(tap_fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -errno;
+    memcpy(net->config.mac, mac, 6);
+    /* The config fields up to mtu; only mac is meaningful (F_MAC). */
+    uint32_t config_size = offsetof(struct virtio_net_config, speed);
+    int ret = virtio_mmio_init(&net->vdev, &net_ops, net, mem,
+                               (1ULL << VIRTIO_NET_F_MAC) |
+                                   VIRTIO_MMIO_RING_FEATURES,
+                               (uint8_t *)&net->config, config_size, irq,
+                               irq_opaque);
+    if (ret < 0)
+        return ret;
+    ret = evloop_add(loop, tap_fd, 0, net_event, net);
+    if (ret < 0) {
+        virtio_mmio_free(&net->vdev);
+        return ret;
+    }
+    net->polled = true;
+    return 0;
+}
+
+void virtio_net_free(struct virtio_net *net)
+{
+    if (net->polled)
+        evloop_del(net->loop, net->tap_fd);
+    net->polled = false;
+    virtio_mmio_free(&net->vdev);
+}

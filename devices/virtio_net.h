@@ -1,0 +1,55 @@
+/* virtio-net (virtio 1.2 §5.1) on a tap back-end: one RX/TX queue pair,
+ * the 12-byte virtio_net_hdr (VERSION_1: num_buffers present) shared with
+ * the tap through IFF_VNET_HDR, MAC in config space, no offloads. Back-end
+ * I/O runs on the VMM's event loop. */
+#ifndef RUNVM_VIRTIO_NET_H
+#define RUNVM_VIRTIO_NET_H
+
+#include <linux/virtio_net.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/virtio_mmio.h"
+#include "vmm/evloop.h"
+
+#define VIRTIO_NET_RXQ 0
+#define VIRTIO_NET_TXQ 1
+#define VIRTIO_NET_QUEUE_SIZE 256
+#define VIRTIO_NET_HDR_LEN 12 /* struct virtio_net_hdr_v1 */
+
+struct virtio_net {
+    struct virtio_dev vdev;
+    struct evloop *loop;
+    int tap_fd;
+    bool polled;
+    uint32_t events;
+    bool want_rx;    /* guest has buffers and the tap had no frame */
+    bool tx_pending; /* tx_elem popped, tap would block */
+    struct virtio_net_config config;
+    struct virtq_elem rx_elem;
+    struct virtq_elem tx_elem;
+    uint64_t rx_frames, tx_frames, tx_dropped;
+};
+
+/* Opens the EXISTING tap interface `name` (IFF_TAP | IFF_NO_PI |
+ * IFF_VNET_HDR, 12-byte header, no offloads), non-blocking. Returns the fd
+ * or -errno: -ENODEV when no such interface exists, -EINVAL/-EBUSY when it
+ * is not a free tap, -EPERM/-EACCES without the right to open it. */
+int virtio_net_open_tap(const char *name) __attribute__((warn_unused_result));
+
+/* Parses "52:54:00:12:34:56". 0 or -EINVAL (also for a multicast MAC). */
+int virtio_net_parse_mac(const char *text, uint8_t mac[6])
+    __attribute__((warn_unused_result));
+
+/* Sets up the device on tap_fd (from virtio_net_open_tap; the caller keeps
+ * ownership) with the given MAC, and watches the tap on loop. 0 or
+ * -errno. */
+int virtio_net_init(struct virtio_net *net, const struct guest_mem *mem,
+                    struct evloop *loop, int tap_fd, const uint8_t mac[6],
+                    virtio_irq_fn irq, void *irq_opaque)
+    __attribute__((warn_unused_result));
+
+/* Stops watching the tap and frees the transport. */
+void virtio_net_free(struct virtio_net *net);
+
+#endif
