@@ -41,7 +41,7 @@ static void update_watch(struct virtio_console *con)
 static void console_rx(struct virtio_console *con)
 {
     struct virtq *vq = virtio_mmio_queue(&con->vdev, VIRTIO_CONSOLE_RXQ);
-    if (!vq || con->in_eof)
+    if (!vq || con->in_eof || con->in.fd < 0)
         return;
     struct virtq_elem *e = &con->rx_elem;
     bool pushed = false;
@@ -147,6 +147,8 @@ static void console_tx(struct virtio_console *con)
             con->tx_pending = true;
             con->tx_iov = 0;
         }
+        if (con->out.fd < 0)
+            break; /* no back-end yet: hold the output, drop nothing */
         if (!con->out_closed) {
             int ret = write_pending(con);
             if (ret == 0)
@@ -259,8 +261,11 @@ static int side_open(struct virtio_console *con,
     int ret = evloop_add(con->loop, fd, 0, cb, con);
     if (ret == -EPERM)
         return 0;
-    if (ret < 0)
+    if (ret < 0) {
+        fcntl(fd, F_SETFL, side->saved_flags);
+        side->saved_flags = -1;
         return ret;
+    }
     side->polled = true;
     return 0;
 }
@@ -281,8 +286,9 @@ int virtio_console_init(struct virtio_console *con,
 {
     memset(con, 0, sizeof(*con));
     con->loop = loop;
+    con->in.fd = con->out.fd = -1;
     con->in.saved_flags = con->out.saved_flags = -1;
-    if (in_fd < 0 || out_fd < 0)
+    if ((in_fd < 0) != (out_fd < 0))
         return -EBADF;
     int ret = virtio_mmio_init(&con->vdev, &console_ops, con, mem,
                                VIRTIO_MMIO_RING_FEATURES,
@@ -290,30 +296,54 @@ int virtio_console_init(struct virtio_console *con,
                                irq, irq_opaque);
     if (ret < 0)
         return ret;
+    if (in_fd < 0)
+        return 0;
+    ret = virtio_console_connect(con, in_fd, out_fd);
+    if (ret < 0)
+        virtio_mmio_free(&con->vdev);
+    return ret;
+}
+
+int virtio_console_connect(struct virtio_console *con, int in_fd, int out_fd)
+{
+    if (in_fd < 0 || out_fd < 0)
+        return -EBADF;
+    virtio_mmio_lock(&con->vdev);
+    int ret = -EBUSY;
+    if (con->in.fd >= 0)
+        goto out;
     struct stat st;
     con->out_is_socket = fstat(out_fd, &st) == 0 && S_ISSOCK(st.st_mode);
     ret = side_open(con, &con->in, in_fd, console_in_event);
     if (ret < 0)
-        goto err_transport;
+        goto out_reset;
     ret = side_open(con, &con->out, out_fd,
                     out_fd != in_fd ? console_out_event : NULL);
-    if (ret < 0)
-        goto err_in;
+    if (ret < 0) {
+        side_close(con, &con->in);
+        goto out_reset;
+    }
     if (out_fd == in_fd)
         con->out.polled = con->in.polled;
-    return 0;
+    con->in_eof = con->out_closed = false;
+    /* Output held while unconnected, and input the guest waits for. */
+    console_tx(con);
+    console_rx(con);
+    update_watch(con);
+    goto out;
 
-err_in:
-    side_close(con, &con->in);
-err_transport:
-    virtio_mmio_free(&con->vdev);
+out_reset:
+    con->in.fd = con->out.fd = -1;
+out:
+    virtio_mmio_unlock(&con->vdev);
     return ret;
 }
 
 void virtio_console_free(struct virtio_console *con)
 {
-    if (con->out.fd != con->in.fd)
+    if (con->out.fd >= 0 && con->out.fd != con->in.fd)
         side_close(con, &con->out);
-    side_close(con, &con->in);
+    if (con->in.fd >= 0)
+        side_close(con, &con->in);
     virtio_mmio_free(&con->vdev);
 }

@@ -46,16 +46,24 @@ struct virtio_console {
 };
 
 /* Sets up a console whose guest input comes from in_fd and whose guest
- * output goes to out_fd (the same fd for a socket). Both are made
+ * output goes to out_fd (the same fd for a socket), or, with both -1, one
+ * without a back-end yet (see virtio_console_connect). The fds are made
  * non-blocking (restored by virtio_console_free) and watched on loop; fds
- * epoll cannot watch (regular files) are read and written on demand. The
- * caller keeps ownership of the fds and must ignore SIGPIPE. The device is
- * then attached with con->vdev on the MMIO bus (virtio_mmio_bus_ops) and
- * notified with virtio_mmio_notify(&con->vdev, q). 0 or -errno. */
+ * epoll cannot watch (regular files, /dev/null) are read and written on
+ * demand. The caller keeps ownership of the fds and must ignore SIGPIPE.
+ * The device is then attached with con->vdev on the MMIO bus
+ * (virtio_mmio_bus_ops) and notified with virtio_mmio_notify(&con->vdev,
+ * q). 0 or -errno. */
 int virtio_console_init(struct virtio_console *con,
                         const struct guest_mem *mem, struct evloop *loop,
                         int in_fd, int out_fd, virtio_irq_fn irq,
                         void *irq_opaque) __attribute__((warn_unused_result));
+
+/* Gives a console set up without a back-end its fds (e.g. once a client
+ * connected to the socket runvm listens on). Guest output held until now
+ * goes out first. Thread-safe. 0, -EBUSY if it has fds, or -errno. */
+int virtio_console_connect(struct virtio_console *con, int in_fd, int out_fd)
+    __attribute__((warn_unused_result));
 
 /* Stops watching the fds, restores their flags, frees the transport. Call
  * from the event-loop thread once vCPUs are stopped. */

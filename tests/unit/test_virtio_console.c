@@ -348,6 +348,30 @@ static void reset_drops_pending_chain(void **state)
     run_loop(f, 20);
 }
 
+static void connect_later_holds_output(void **state)
+{
+    struct fixture *f = *state;
+    start(f, -1, -1);
+    guest_send(f, 0, "early", 5);
+    guest_post_rx(f, 1, 64);
+    uint32_t id, len;
+    assert_int_equal(mock_used(&f->tx, &id, &len), 0); /* held, not lost */
+    run_loop(f, 10);
+    assert_int_equal(write(f->host_in[1], "hi", 2), 2);
+    assert_int_equal(virtio_console_connect(f->con, f->host_in[0],
+                                            f->host_out[1]),
+                     0);
+    assert_int_equal(virtio_console_connect(f->con, f->host_in[0],
+                                            f->host_out[1]),
+                     -EBUSY);
+    char buf[16];
+    assert_int_equal(read(f->host_out[0], buf, sizeof(buf)), 5);
+    assert_memory_equal(buf, "early", 5);
+    assert_int_equal(mock_used(&f->tx, &id, &len), 1);
+    assert_int_equal(mock_used(&f->rx, &id, &len), 1);
+    assert_int_equal(len, 2);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup_pipes, teardown)
@@ -364,6 +388,7 @@ int main(void)
         TB(socket_both_ways),
         TB(regular_file_input),
         T(reset_drops_pending_chain),
+        TB(connect_later_holds_output),
     };
     return cmocka_run_group_tests_name("virtio_console", tests, NULL, NULL);
 }
