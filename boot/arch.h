@@ -1,0 +1,62 @@
+/* The architecture interface: what vmm/ asks of boot/<arch>/ to create a
+ * VM, load a kernel and set up vCPUs. x86-64 implements it in
+ * boot/x86_64/arch.c; an aarch64 port adds boot/aarch64/ with the same
+ * functions and its own struct arch_vm. */
+#ifndef RUNVM_ARCH_H
+#define RUNVM_ARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/guest_mem.h"
+
+#if defined(__x86_64__)
+#include "boot/x86_64/arch_x86.h"
+#else
+#error "runvm supports x86-64 only for now"
+#endif
+
+/* The kernel and initramfs to boot, already opened by the caller. */
+struct arch_boot_files {
+    const char *kernel_path;
+    int kernel_fd;
+    uint64_t kernel_size;
+    const char *initrd_path;
+    int initrd_fd;
+    uint64_t initrd_size;
+    const char *cmdline;
+    unsigned int nr_cpus;
+};
+
+/* Per-VM set-up before memory and vCPUs: in-kernel interrupt controllers,
+ * timers and whatever else the arch needs. 0 or -errno, *what naming the
+ * step that failed. */
+int arch_vm_init(struct arch_vm *arch, int kvm_fd, int vm_fd,
+                 const char **what) __attribute__((warn_unused_result));
+void arch_vm_free(struct arch_vm *arch);
+
+/* Checks that the kernel file is one this arch can boot, before any KVM
+ * set-up, so a wrong file is reported first. 0, or -errno with a one-line
+ * message (naming the file) in err. */
+int arch_check_kernel(int kernel_fd, uint64_t kernel_size,
+                      const char *kernel_path, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+/* Loads kernel, initramfs, command line and firmware tables into guest
+ * memory. 0, or -errno with a one-line message (naming the file) in err. */
+int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
+              const struct arch_boot_files *files, char *err,
+              size_t err_len) __attribute__((warn_unused_result));
+
+/* Sets up vCPU index of nr_cpus after arch_load. 0 or -errno + *what. */
+int arch_vcpu_init(struct arch_vm *arch, int vcpu_fd, unsigned int index,
+                   unsigned int nr_cpus, const char **what)
+    __attribute__((warn_unused_result));
+
+/* Largest vCPU count the arch's firmware tables describe. */
+unsigned int arch_max_cpus(void);
+
+/* Smallest guest RAM the arch can boot a kernel in, in bytes. */
+uint64_t arch_min_mem(void);
+
+#endif

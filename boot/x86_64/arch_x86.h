@@ -1,0 +1,14 @@
+/* x86-64 state behind boot/arch.h. */
+#ifndef RUNVM_ARCH_X86_H
+#define RUNVM_ARCH_X86_H
+
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+struct arch_vm {
+    struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
+    uint64_t entry;           /* 64-bit kernel entry, set by arch_load */
+};
+
+#endif

@@ -1,0 +1,32 @@
+#include "devices/boot_timer.h"
+
+#include <time.h>
+
+uint64_t boot_timer_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void boot_timer_write(void *opaque, uint64_t offset,
+                             const uint8_t *data, uint32_t len)
+{
+    struct boot_timer *bt = opaque;
+    (void)offset;
+    (void)len;
+    uint64_t now = bt->now_ns ? bt->now_ns() : boot_timer_now_ns();
+    /* A slot per write, claimed atomically: vCPUs may race. */
+    unsigned int i = __atomic_fetch_add(&bt->nr_marks, 1, __ATOMIC_RELAXED);
+    if (i >= BOOT_TIMER_MAX_MARKS)
+        return;
+    bt->marks[i].value = data[0];
+    /* Publish the mark after its contents; readers load nr_marks acquire
+     * only after the vCPU threads are joined, so this is belt and braces. */
+    __atomic_store_n(&bt->marks[i].ns, now, __ATOMIC_RELEASE);
+}
+
+const struct bus_dev_ops boot_timer_bus_ops = {
+    .read = NULL, /* reads 0 */
+    .write = boot_timer_write,
+};

@@ -1,0 +1,32 @@
+/* Boot timer: a guest write to LAYOUT_PORT_BOOT_TIMER records the time, so
+ * a benchmark can split a boot into VMM set-up, kernel and init phases. */
+#ifndef RUNVM_BOOT_TIMER_H
+#define RUNVM_BOOT_TIMER_H
+
+#include <stdint.h>
+
+#include "vmm/bus.h"
+
+#define BOOT_TIMER_MAX_MARKS 8
+
+struct boot_timer_mark {
+    uint64_t ns;   /* CLOCK_MONOTONIC */
+    uint8_t value; /* byte the guest wrote */
+};
+
+struct boot_timer {
+    /* Marks recorded so far (may exceed BOOT_TIMER_MAX_MARKS; only that
+     * many are kept). Updated atomically from vCPU threads. */
+    unsigned int nr_marks;
+    struct boot_timer_mark marks[BOOT_TIMER_MAX_MARKS];
+    /* Clock source; NULL means CLOCK_MONOTONIC (tests pass a fake). */
+    uint64_t (*now_ns)(void);
+};
+
+/* Bus handlers for the one port; opaque is the struct boot_timer. */
+extern const struct bus_dev_ops boot_timer_bus_ops;
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t boot_timer_now_ns(void);
+
+#endif

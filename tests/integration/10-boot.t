@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# runvm boots the project kernel with a standalone initramfs to testinit's
+# sentinel, with 1 and 2 vCPUs and 256 and 3584 MiB (RAM above the MMIO
+# hole), and exits 0 when the guest reboots (reboot=k: i8042 reset).
+set -euo pipefail
+. tests/integration/boot-lib.sh
+boot_require
+make_test_initrd
+CMD="reboot=k panic=-1 quiet"
+
+boot cpu1-256 --initrd "$T/initrd.cpio.gz" --console --mem 256 --cpus 1 --cmdline "$CMD" --boot-timer
+expect_rc cpu1-256 0
+expect_sentinel cpu1-256 1 200000 262144
+grep -q 'stopped: guest reset (i8042)' "$T/cpu1-256.out" || fail "cpu1-256: not stopped by the i8042 reset"
+
+boot cpu2-256 --initrd "$T/initrd.cpio.gz" --console --mem 256 --cpus 2 --cmdline "$CMD"
+expect_rc cpu2-256 0
+expect_sentinel cpu2-256 2 200000 262144
+
+# 3584 MiB: 3 GiB below the hole, 512 MiB above 4 GiB.
+boot cpu2-3584 --initrd "$T/initrd.cpio.gz" --console --mem 3584 --cpus 2 --cmdline "$CMD"
+expect_rc cpu2-3584 0
+expect_sentinel cpu2-3584 2 3400000 3670016
+
+boot cpu1-3584 --initrd "$T/initrd.cpio.gz" --console --mem 3584 --cpus 1 --cmdline "$CMD"
+expect_rc cpu1-3584 0
+expect_sentinel cpu1-3584 1 3400000 3670016
+
+grep -a 'boot-timer\|memory:' "$T/cpu1-256.out" | sed 's/^/FIGURE cpu1-256 /'

@@ -1,0 +1,56 @@
+# Shared by runvm's boot tests (sourced). Needs $B (build dir) and $T.
+# shellcheck shell=bash
+
+RUNVM=$B/bin/runvm
+KERNEL=$B/kernel/bzImage
+
+# Skips (exit 77) unless runvm, the kernel and testinit are built.
+boot_require() {
+    for f in "$RUNVM" "$KERNEL" "$B/tests/testinit"; do
+        [ -e "$f" ] || { echo "skip: $f missing (make all test-progs kernel)"; exit 77; }
+    done
+    [ -c /dev/kvm ] || { echo "skip: no /dev/kvm"; exit 77; }
+}
+
+# Packs testinit as /init into $T/initrd.cpio.gz (or the name given).
+make_test_initrd() {
+    local out=${1:-$T/initrd.cpio.gz}
+    rm -rf "$T/root" && mkdir -p "$T/root"
+    cp "$B/tests/testinit" "$T/root/init"
+    scripts/mkcpio.sh "$T/root" "$out"
+}
+
+# boot NAME ARGS... : runs runvm with ARGS under a safety timeout, output
+# in $T/NAME.out, status in $T/NAME.rc. Returns 0.
+boot() {
+    local name=$1; shift
+    local rc=0
+    timeout 300 "$RUNVM" --kernel "$KERNEL" "$@" >"$T/$name.out" 2>&1 </dev/null || rc=$?
+    echo "$rc" >"$T/$name.rc"
+    return 0
+}
+
+fail() {
+    echo "FAIL: $*"
+    exit 1
+}
+
+# expect_rc NAME RC
+expect_rc() {
+    local got
+    got=$(cat "$T/$1.rc")
+    [ "$got" = "$2" ] || { sed 's/^/    /' "$T/$1.out" | tail -30; fail "$1: runvm exited $got, want $2"; }
+}
+
+# expect_sentinel NAME NPROC MEM_MIN_KB MEM_MAX_KB
+expect_sentinel() {
+    local line nproc mem
+    line=$(grep -a -m1 'RUNVM-TESTINIT-OK' "$T/$1.out" | tr -d '\r') ||
+        { sed 's/^/    /' "$T/$1.out" | tail -30; fail "$1: no sentinel"; }
+    nproc=$(sed -n 's/.*nproc=\([0-9]*\).*/\1/p' <<<"$line")
+    mem=$(sed -n 's/.*memtotal_kb=\([0-9]*\).*/\1/p' <<<"$line")
+    [ "$nproc" = "$2" ] || fail "$1: nproc=$nproc, want $2 ($line)"
+    [ "$mem" -ge "$3" ] && [ "$mem" -le "$4" ] ||
+        fail "$1: memtotal_kb=$mem not in [$3, $4] ($line)"
+    echo "ok: $1: $line"
+}

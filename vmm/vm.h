@@ -1,0 +1,137 @@
+/* A KVM virtual machine: guest RAM, buses, vCPU threads and the main-thread
+ * event loop. Devices attach to it before vm_run; the VM owns nothing a
+ * device owns.
+ *
+ * How a device joins (before vm_run; nothing here is thread-safe until
+ * then):
+ *   - port I/O or MMIO range: vm_add_pio / vm_add_mmio with bus_dev_ops.
+ *     Handlers run on vCPU threads, possibly on several at once: a device
+ *     guards its own state.
+ *   - a virtio-mmio device: vm_virtio_mmio_slot gives it a 4 KiB window and
+ *     an interrupt line, and puts "virtio_mmio.device=4K@BASE:IRQ" on the
+ *     kernel command line; then vm_add_mmio the window, vm_irqfd its
+ *     interrupt eventfd and vm_ioeventfd its QueueNotify register.
+ *   - other kernel parameters: cmdline_append(&vm->cmdline, "...").
+ *   - back-ends: evloop_add(&vm->loop, fd, ...), run on the main thread.
+ */
+#ifndef RUNVM_VM_H
+#define RUNVM_VM_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "boot/arch.h"
+#include "boot/cmdline.h"
+#include "devices/boot_timer.h"
+#include "vmm/bus.h"
+#include "vmm/evloop.h"
+#include "vmm/guest_mem.h"
+
+#define VM_MAX_VCPUS 32
+
+/* Why the VM stopped (first cause wins). */
+enum vm_stop {
+    VM_RUNNING = 0,
+    VM_STOP_GUEST,   /* reset, triple fault, shutdown, panic reboot */
+    VM_STOP_TIMEOUT, /* --timeout passed */
+    VM_STOP_SIGNAL,  /* SIGINT/SIGTERM to runvm, or console escape */
+    VM_STOP_ERROR,   /* KVM or runvm failed while the guest ran */
+};
+
+struct vm;
+
+struct vcpu {
+    struct vm *vm;
+    unsigned int index;
+    int fd;
+    struct kvm_run *run; /* mmap'ed, vm->run_size bytes */
+    pthread_t thread;
+    int thread_started;
+};
+
+struct vm {
+    int kvm_fd;
+    int vm_fd;
+    size_t run_size;
+    struct arch_vm arch;
+    struct guest_mem mem;
+    struct bus pio;
+    struct bus mmio;
+    struct evloop loop;
+    struct cmdline cmdline;
+    unsigned int nr_vcpus;
+    struct vcpu vcpus[VM_MAX_VCPUS];
+    unsigned int nr_virtio;   /* virtio-mmio slots handed out */
+
+    /* Set once by vm_request_stop (atomic). */
+    int stop_reason;
+    const char *stop_why;
+    unsigned long long stop_detail;
+
+    /* Boot timeline, CLOCK_MONOTONIC ns. */
+    uint64_t t_start;      /* set by the caller: VMM process start */
+    uint64_t t_kvm_ready;  /* VM, memory and vCPUs created */
+    uint64_t t_first_run;  /* first KVM_RUN of the boot vCPU */
+    struct boot_timer timer;
+};
+
+/* Opens /dev/kvm, checks its API and capabilities, creates the VM with
+ * mem_size bytes of RAM and nr_cpus vCPUs. 0, or -errno with a one-line
+ * message (what failed and how to fix it) in err. On failure the VM is
+ * cleaned up. */
+int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
+              char *err, size_t err_len) __attribute__((warn_unused_result));
+
+/* Loads the kernel and initramfs (arch_load) with vm->cmdline and sets up
+ * every vCPU. 0 or -errno with a message in err. */
+int vm_load(struct vm *vm, struct arch_boot_files *files, char *err,
+            size_t err_len) __attribute__((warn_unused_result));
+
+/* Registers a device range on the port I/O or MMIO bus (see bus_register).
+ * MMIO ranges must lie outside RAM. */
+int vm_add_pio(struct vm *vm, uint16_t base, uint16_t size,
+               const struct bus_dev_ops *ops, void *opaque)
+    __attribute__((warn_unused_result));
+int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t size,
+                const struct bus_dev_ops *ops, void *opaque)
+    __attribute__((warn_unused_result));
+
+/* Hands out the next virtio-mmio window (LAYOUT_VIRTIO_MMIO_BASE +
+ * n * LAYOUT_VIRTIO_MMIO_SIZE) and interrupt line (LAYOUT_IRQ_VIRTIO_BASE +
+ * n), and adds the matching virtio_mmio.device= parameter to vm->cmdline.
+ * Does not register the window. 0, -ENOSPC when all are used or the
+ * command line is full. */
+int vm_virtio_mmio_slot(struct vm *vm, uint64_t *base, unsigned int *irq)
+    __attribute__((warn_unused_result));
+
+/* Every write of a nonzero count to eventfd fd raises interrupt line gsi
+ * (an edge), without a trip through runvm (KVM_IRQFD). 0 or -errno. */
+int vm_irqfd(struct vm *vm, int fd, unsigned int gsi)
+    __attribute__((warn_unused_result));
+
+/* A guest write of len bytes (1, 2, 4 or 8) to MMIO address addr signals
+ * eventfd fd instead of exiting to runvm (KVM_IOEVENTFD). With match, only
+ * writes of value do. 0 or -errno. */
+int vm_ioeventfd(struct vm *vm, int fd, uint64_t addr, uint32_t len,
+                 int match, uint64_t value)
+    __attribute__((warn_unused_result));
+
+/* Sets interrupt line irq to level (KVM_IRQ_LINE). Thread-safe. */
+int vm_irq_line(struct vm *vm, unsigned int irq, int level);
+
+/* Starts the vCPU threads and runs the event loop on the calling thread
+ * until the VM stops or timeout_ms passes (-1: none), then stops and joins
+ * every vCPU. Returns the enum vm_stop reason. */
+enum vm_stop vm_run(struct vm *vm, int timeout_ms);
+
+/* Asks the VM to stop; thread- and async-signal-safe apart from the
+ * signal kicks. The first reason given is kept. */
+void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
+                     unsigned long long detail);
+
+/* Releases everything vm_create acquired. Safe after a failed create. */
+void vm_destroy(struct vm *vm);
+
+#endif
