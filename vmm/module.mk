@@ -16,7 +16,8 @@ test_bus_SRCS := vmm/bus.c
 test_evloop_SRCS := vmm/evloop.c
 test_evloop_LIBS := -lpthread
 
-UNIT_TESTS += test_bzimage test_bootparams test_mptable test_cmdline
+UNIT_TESTS += test_bzimage test_bootparams test_mptable test_cmdline \
+              test_exit test_serial test_cpu
               
 test_bzimage_SRCS := boot/x86_64/bzimage.c
 test_bootparams_SRCS := boot/x86_64/bootparams.c boot/x86_64/bzimage.c \
