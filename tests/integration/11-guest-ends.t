@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every way a guest ends itself ends runvm with status 0: i8042 reset
+# (reboot=k), triple fault (reboot=t), and a kernel panic with panic=-1
+# (init exits). runvm --boot-timer says which one it saw.
+set -euo pipefail
+. tests/integration/boot-lib.sh
+boot_require
+make_test_initrd
+
+boot kbd --initrd "$T/initrd.cpio.gz" --console --boot-timer --cmdline "reboot=k panic=-1 quiet"
+expect_rc kbd 0
+expect_sentinel kbd 1 200000 262144
+grep -q 'stopped: guest reset (i8042)' "$T/kbd.out" || fail "kbd: not an i8042 reset"
+
+boot triple --initrd "$T/initrd.cpio.gz" --console --boot-timer --cmdline "reboot=t panic=-1 quiet"
+expect_rc triple 0
+expect_sentinel triple 1 200000 262144
+grep -q 'stopped: guest triple fault' "$T/triple.out" || { cat "$T/triple.out"; fail "triple: not a triple fault"; }
+
+boot panic --initrd "$T/initrd.cpio.gz" --console --boot-timer --cmdline "reboot=k panic=-1 testinit_mode=panic"
+expect_rc panic 0
+expect_sentinel panic 1 200000 262144
+grep -q 'Kernel panic' "$T/panic.out" || fail "panic: the kernel did not panic"
+grep -q 'stopped: guest reset (i8042)' "$T/panic.out" || fail "panic: did not end in a reset"
+echo "ok: reboot=k, reboot=t and panic=-1 all end runvm with 0"
