@@ -500,8 +500,15 @@ int main(int argc, char **argv)
     if (o.console)
         console_stdin_setup(&r);
 
-    enum vm_stop stop =
-        vm_run(&r.vm, o.timeout_s ? (int)(o.timeout_s * 1000) : -1);
+    /* --timeout counts from runvm's start, as timeout(1) would. */
+    int timeout_ms = -1;
+    if (o.timeout_s) {
+        int64_t left = (int64_t)o.timeout_s * 1000 -
+                       (int64_t)((boot_timer_now_ns() - r.vm.t_start) /
+                                 1000000);
+        timeout_ms = left > 0 ? (int)left : 0;
+    }
+    enum vm_stop stop = vm_run(&r.vm, timeout_ms);
     restore_terminal();
     switch (stop) {
     case VM_STOP_GUEST:

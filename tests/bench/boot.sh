@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Boot benchmark: time from launch to testinit's sentinel, runvm against
+# QEMU microvm booting the same kernel and initramfs, interleaved, in the
+# same run; plus runvm's boot split (--boot-timer) and its memory overhead
+# (peak RSS minus the guest RAM resident in it). Prints FIGURE lines.
+#
+# usage: tests/bench/boot.sh [B=BUILD_DIR] [N=RUNS]
+# Runs in the nested KVM host (tests/kvmhost/kvmhost) when /dev/kvm is
+# missing. Absolute times there say nothing about real hardware; the ratio
+# measured side by side does.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+B=build N=10
+for a in "$@"; do
+    case $a in
+    B=*) B=${a#B=} ;;
+    N=*) N=${a#N=} ;;
+    *) echo "usage: $0 [B=BUILD_DIR] [N=RUNS]" >&2; exit 2 ;;
+    esac
+done
+case $B in /*) ;; *) B=$top/$B ;; esac
+if [ ! -c /dev/kvm ]; then
+    exec tests/kvmhost/kvmhost --mem 2048 --smp 2 --timeout 1800 -- \
+        "$top/tests/bench/boot.sh" "B=$B" "N=$N"
+fi
+for f in "$B/bin/runvm" "$B/kernel/bzImage" "$B/tests/testinit"; do
+    [ -e "$f" ] || { echo "boot.sh: $f missing (make all test-progs kernel)" >&2; exit 1; }
+done
+command -v qemu-system-x86_64 >/dev/null || { echo "boot.sh: qemu-system-x86_64 missing" >&2; exit 1; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/runvm-bench.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+mkdir -p "$T/root"
+cp "$B/tests/testinit" "$T/root/init"
+scripts/mkcpio.sh "$T/root" "$T/initrd.cpio.gz"
+# Both VMMs read the kernel from the same local copy (not the shared tree).
+cp "$B/kernel/bzImage" "$T/bzImage"
+K=$T/bzImage I=$T/initrd.cpio.gz
+APPEND="panic=-1 quiet"
+
+# time_to_sentinel LOG CMD...: prints ms from launch to the sentinel line
+# (empty if it never came); the command's output goes to LOG.
+time_to_sentinel() {
+    local log=$1; shift
+    local start=$EPOCHREALTIME
+    timeout 120 "$@" </dev/null 2>&1 | {
+        t=
+        while IFS= read -r line; do
+            if [ -z "$t" ] && [[ $line == *RUNVM-TESTINIT-OK* ]]; then t=$EPOCHREALTIME; fi
+            printf '%s\n' "$line" >>"$log"
+        done
+        [ -n "$t" ] && echo "($t - $start) * 1000" | bc
+    }
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) exit 1; if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+minmax() { sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "min %.1f, max %.1f", lo, hi}'; }
+
+: >"$T/runvm.ms"; : >"$T/qemu.ms"; : >"$T/overhead.kib"; : >"$T/split"
+for i in $(seq "$N"); do
+    : >"$T/runvm.log"
+    ms=$(time_to_sentinel "$T/runvm.log" "$B/bin/runvm" --kernel "$K" --initrd "$I" \
+        --console --mem 256 --cpus 1 --boot-timer --cmdline "reboot=k $APPEND") ||
+        { echo "boot.sh: runvm run $i failed:" >&2; tail -20 "$T/runvm.log" >&2; exit 1; }
+    echo "$ms" >>"$T/runvm.ms"
+    sed -n 's/.*VMM overhead \(-*[0-9]*\) KiB.*/\1/p' "$T/runvm.log" >>"$T/overhead.kib"
+    sed -n 's/.*kvm-ready \([0-9.]*\) ms, first-kvm-run \([0-9.]*\) ms.*/\1 \2/p' "$T/runvm.log" >>"$T/split"
+    : >"$T/qemu.log"
+    ms=$(time_to_sentinel "$T/qemu.log" qemu-system-x86_64 -accel kvm -M microvm,acpi=off \
+        -m 256 -smp 1 -nodefaults -no-user-config -nographic -serial stdio \
+        -kernel "$K" -initrd "$I" -append "console=ttyS0 reboot=t $APPEND" -no-reboot) ||
+        { echo "boot.sh: qemu run $i failed:" >&2; tail -20 "$T/qemu.log" >&2; exit 1; }
+    echo "$ms" >>"$T/qemu.ms"
+done
+r=$(median <"$T/runvm.ms") q=$(median <"$T/qemu.ms")
+echo "FIGURE boot to sentinel, runvm: median $(printf %.1f "$r") ms of $N ($(minmax <"$T/runvm.ms"))"
+echo "FIGURE boot to sentinel, qemu microvm: median $(printf %.1f "$q") ms of $N ($(minmax <"$T/qemu.ms"))"
+echo "FIGURE boot to sentinel, runvm / qemu: $(echo "scale=3; $r / $q" | bc) (target <= 0.5)"
+echo "FIGURE runvm boot split (median): kvm-ready $(cut -d' ' -f1 "$T/split" | median) ms, first KVM_RUN $(cut -d' ' -f2 "$T/split" | median) ms after runvm start"
+echo "FIGURE runvm memory overhead (VmHWM - guest RAM resident): median $(median <"$T/overhead.kib") KiB (target <= 2048)"
