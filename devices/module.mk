@@ -22,3 +22,9 @@ test_virtio_net_SRCS := devices/virtio_net.c devices/virtio_mmio.c \
                         devices/virtq.c vmm/guest_mem.c vmm/evloop.c \
                         $(MOCK_VIRTIO)
 test_virtio_net_LIBS := -lpthread
+FUZZ_TARGETS += fuzz_virtq
+fuzz_virtq_SRCS := devices/virtq.c devices/virtio_mmio.c vmm/guest_mem.c
+fuzz_virtq_LIBS := -lpthread
+# Guest /init for the virtio-console integration test (also its host-side
+# pattern generator and checker).
+TEST_PROGS += hvc_bulk
