@@ -4,6 +4,7 @@
 #   make deps       install the Debian packages the project needs
 #   make kernel     guest kernel -> build/kernel/bzImage (cached in $RUNVM_CACHE)
 #   make check      unit tests under ASan+UBSan
+#   make demo       boot the guest under runvm (nested host if no /dev/kvm)
 #   make test       check, then integration tests on real KVM (nested host if
 #                   /dev/kvm is missing; RUNVM_NESTED=1 forces it)
 #   make clean
@@ -134,7 +135,7 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
 
 # ---- top-level targets -----------------------------------------------------
 .PHONY: all deps kernel check test integration unit-bins test-progs fuzz \
-        fuzz-regress clean kvmhost
+        fuzz-regress clean kvmhost demo
 
 all: $(BINS)
 
@@ -172,6 +173,18 @@ integration: all test-progs kernel
 	$(Q)tests/integration/run B=$(B)
 
 test: check fuzz-regress integration
+
+# Boots the guest kernel under runvm (nested host where /dev/kvm is missing)
+# to the test init, showing the kernel log and the boot timer's phases.
+DEMO_INITRD := $(B)/demo/initrd.cpio.gz
+$(DEMO_INITRD): $(B)/tests/testinit
+	@rm -rf $(B)/demo/root && mkdir -p $(B)/demo/root
+	$(Q)cp $< $(B)/demo/root/init
+	$(Q)scripts/mkcpio.sh $(B)/demo/root $@
+demo: all kernel $(DEMO_INITRD)
+	$(Q)scripts/with-kvm $(B)/bin/runvm --kernel $(B)/kernel/bzImage \
+	    --initrd $(DEMO_INITRD) --console --boot-timer --cpus 2 --mem 256 \
+	    --cmdline "reboot=k panic=-1"
 
 clean:
 	rm -rf $(B)

@@ -1,11 +1,13 @@
 #!/bin/sh
 # Build the runvm guest kernel from Debian's linux-source-6.1 package and the
 # config fragment in kernel/runvm.config. The result is cached outside the
-# clone, keyed by the source package version, the fragment and this script,
-# so a machine pays for the build once.
+# clone, keyed by the source package version, the fragment and RECIPE (bump
+# it when a change here changes the kernel built), so a machine pays for the
+# build once. Concurrent callers wait on a lock instead of racing.
 #
 # usage: scripts/build-kernel.sh OUT_BZIMAGE
 set -eu
+RECIPE=1
 out=$1
 top=$(cd "$(dirname "$0")/.." && pwd)
 frag=$top/kernel/runvm.config
@@ -17,8 +19,14 @@ cache=${RUNVM_CACHE:-$HOME/.cache/runvm}
     exit 1
 }
 ver=$(dpkg-query -W -f='${Version}' linux-source-6.1)
-key=$( { echo "$ver"; cat "$frag" "$0"; } | sha256sum | cut -c1-16)
+key=$( { echo "$ver $RECIPE"; cat "$frag"; } | sha256sum | cut -c1-16)
 dir=$cache/kernel/$key
+mkdir -p "$cache/kernel"
+exec 9>"$cache/kernel/.lock"
+if [ ! -s "$dir/bzImage" ] && ! flock -n 9; then
+    echo "build-kernel: another build is running; waiting for it" >&2
+    flock 9
+fi
 if [ ! -s "$dir/bzImage" ]; then
     echo "build-kernel: building linux-source-6.1 $ver (key $key); takes minutes, once" >&2
     src=$cache/kernel/src-$ver
