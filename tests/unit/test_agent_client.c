@@ -1,0 +1,420 @@
+/* agent_client against the real agent core (forked, on a socketpair) and
+ * against a fake agent that sends hostile or early-ending streams. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "guest-agent/agent.h"
+#include "protocol/msg.h"
+#include "vmm/agent_client.h"
+#include "vmm/evloop.h"
+
+struct t {
+    struct evloop loop;
+    struct agent_client c;
+    int peer;   /* the agent's end */
+    pid_t agent;
+    char work[64];
+    char conf[96];
+    bool hello, closed, run_over;
+    int close_err;
+    struct msg_buf out[2][3];
+    int nexits;
+    struct msg_exit last_exit;
+    int nerrors;
+    uint32_t last_error;
+};
+
+static void on_hello(void *o, const struct agent_hello *h)
+{
+    struct t *t = o;
+    (void)h;
+    t->hello = true;
+    evloop_stop(&t->loop);
+}
+
+static void on_output(void *o, const struct msg_output *out)
+{
+    struct t *t = o;
+    assert_true(out->phase <= 1 && out->stream >= 1 && out->stream <= 2);
+    msg_buf_append(&t->out[out->phase][out->stream], out->data.p,
+                   out->data.len);
+}
+
+static void on_exit_msg(void *o, const struct msg_exit *e)
+{
+    struct t *t = o;
+    t->nexits++;
+    t->last_exit = *e;
+    if (e->status & MSG_EXIT_FINAL) {
+        t->run_over = true;
+        evloop_stop(&t->loop);
+    }
+}
+
+static void on_error(void *o, const struct msg_error *e)
+{
+    struct t *t = o;
+    t->nerrors++;
+    t->last_error = e->code;
+    t->run_over = true;
+    evloop_stop(&t->loop);
+}
+
+static void on_closed(void *o, int err)
+{
+    struct t *t = o;
+    t->closed = true;
+    t->close_err = err;
+    evloop_stop(&t->loop);
+}
+
+static const struct agent_client_ops ops = {
+    .hello = on_hello, .output = on_output, .exit = on_exit_msg,
+    .error = on_error, .closed = on_closed,
+};
+
+/* evloop_stop is final for a loop; the test restarts it between waits. */
+static int pump(struct t *t, int ms)
+{
+    uint64_t v;
+    t->loop.stopping = 0;
+    ssize_t n = read(t->loop.stop_fd, &v, sizeof(v));
+    (void)n;
+    return evloop_run(&t->loop, ms);
+}
+
+static struct t *setup_pair(void)
+{
+    struct t *t = calloc(1, sizeof(*t));
+    int sv[2];
+    assert_non_null(t);
+    for (int p = 0; p < 2; p++)
+        for (int s = 0; s < 3; s++)
+            msg_buf_init(&t->out[p][s]);
+    assert_int_equal(evloop_init(&t->loop), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+                     0);
+    assert_int_equal(agent_client_init(&t->c, &t->loop, sv[0], &ops, t), 0);
+    t->peer = sv[1];
+    t->agent = -1;
+    return t;
+}
+
+/* The real agent core in a child, serving the peer end. */
+static struct t *setup_agent(void)
+{
+    struct t *t = setup_pair();
+    strcpy(t->work, "/tmp/test_agent_client.XXXXXX");
+    assert_non_null(mkdtemp(t->work));
+    assert_int_equal(chmod(t->work, 0711), 0);
+    snprintf(t->conf, sizeof(t->conf), "%s.conf", t->work);
+    FILE *f = fopen(t->conf, "w");
+    assert_non_null(f);
+    fputs("LANG=sh\nTOOLCHAIN=dash\nSOURCE=main.sh\nRUN=sh main.sh\n", f);
+    fclose(f);
+    fflush(NULL);
+    t->agent = fork();
+    assert_true(t->agent >= 0);
+    if (t->agent == 0) {
+        close(t->c.fd);
+        struct agent_config cfg = {
+            .channel_fd = t->peer,
+            .lang_conf = t->conf,
+            .work_root = t->work,
+            .switch_user = geteuid() == 0,
+            .uid = 1000,
+            .gid = 1000,
+        };
+        struct agent *a = agent_new(&cfg);
+        if (!a)
+            _exit(100);
+        int r = agent_run(a);
+        agent_free(a);
+        _exit(r < 0 ? 101 : r);
+    }
+    close(t->peer);
+    t->peer = -1;
+    assert_int_equal(pump(t, 10000), 0);
+    assert_true(t->hello);
+    assert_string_equal(t->c.hello.lang, "sh");
+    assert_string_equal(t->c.hello.source, "main.sh");
+    return t;
+}
+
+static void teardown(struct t *t)
+{
+    int fd = t->c.fd;
+    agent_client_free(&t->c);
+    close(fd);
+    if (t->peer >= 0)
+        close(t->peer);
+    if (t->agent > 0) {
+        int st;
+        for (int i = 0; i < 500; i++) {
+            if (waitpid(t->agent, &st, WNOHANG) == t->agent)
+                break;
+            usleep(10000);
+            if (i == 499) {
+                kill(t->agent, SIGKILL);
+                waitpid(t->agent, &st, 0);
+            }
+        }
+        unlink(t->conf);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", t->work);
+        assert_int_equal(system(cmd), 0);
+    }
+    evloop_free(&t->loop);
+    for (int p = 0; p < 2; p++)
+        for (int s = 0; s < 3; s++)
+            msg_buf_free(&t->out[p][s]);
+    free(t);
+}
+
+static void run_until_over(struct t *t)
+{
+    t->run_over = false;
+    while (!t->run_over && !t->closed)
+        assert_int_equal(pump(t, 20000), 0);
+}
+
+static void assert_buf(struct msg_buf *b, const char *s)
+{
+    assert_int_equal(b->len, strlen(s));
+    assert_memory_equal(b->data, s, b->len);
+}
+
+static void test_exec_argv_output_and_status(void **state)
+{
+    (void)state;
+    struct t *t = setup_agent();
+    static const char *const argv[] = {
+        "sh", "-c", "echo out; echo err >&2; exit 7", NULL};
+    static const char *const none[] = {NULL};
+    struct agent_request req = {.run_argv = argv, .build_argv = none};
+    uint32_t id = 0;
+    assert_int_equal(agent_client_run(&t->c, &req, &id), 0);
+    assert_int_not_equal(id, 0);
+    /* One RUN at a time. */
+    assert_int_equal(agent_client_run(&t->c, &req, NULL), -EBUSY);
+    run_until_over(t);
+    assert_int_equal(t->nexits, 1);
+    assert_true(t->last_exit.exited);
+    assert_int_equal(t->last_exit.code, 7);
+    assert_int_equal(t->last_exit.phase, MSG_PHASE_RUN);
+    assert_buf(&t->out[MSG_PHASE_RUN][MSG_STREAM_STDOUT], "out\n");
+    assert_buf(&t->out[MSG_PHASE_RUN][MSG_STREAM_STDERR], "err\n");
+    teardown(t);
+}
+
+static void test_file_stdin_and_second_run(void **state)
+{
+    (void)state;
+    struct t *t = setup_agent();
+    static const char src[] = "read x; echo \"got $x\"\n";
+    struct agent_file f = {.name = "main.sh", .data = src,
+                           .len = sizeof(src) - 1};
+    struct agent_request req = {.files = &f, .nfiles = 1,
+                                .stdin_data = "abc\n", .stdin_len = 4};
+    assert_int_equal(agent_client_run(&t->c, &req, NULL), 0);
+    run_until_over(t);
+    assert_true(t->last_exit.exited);
+    assert_int_equal(t->last_exit.code, 0);
+    assert_buf(&t->out[1][1], "got abc\n");
+
+    /* Same VM, next case: streamed stdin, reusing the directory. */
+    msg_buf_reset(&t->out[1][1]);
+    struct agent_request again = {.flags = MSG_RUN_REUSE_WORKDIR |
+                                           MSG_RUN_SKIP_BUILD,
+                                  .stdin_open = true};
+    assert_int_equal(agent_client_run(&t->c, &again, NULL), 0);
+    assert_int_equal(agent_client_stdin(&t->c, "x", 1, false), 0);
+    assert_int_equal(agent_client_stdin(&t->c, "yz\n", 3, true), 0);
+    run_until_over(t);
+    assert_int_equal(t->last_exit.code, 0);
+    assert_buf(&t->out[1][1], "got xyz\n");
+    /* No RUN active: stdin has nowhere to go. */
+    assert_int_equal(agent_client_stdin(&t->c, "q", 1, true), -ENOENT);
+    teardown(t);
+}
+
+static void test_signal_and_timeout(void **state)
+{
+    (void)state;
+    struct t *t = setup_agent();
+    static const char *const kill_self[] = {"sh", "-c", "kill -9 $$", NULL};
+    struct agent_request req = {.run_argv = kill_self};
+    assert_int_equal(agent_client_run(&t->c, &req, NULL), 0);
+    run_until_over(t);
+    assert_true(t->last_exit.signaled);
+    assert_int_equal(t->last_exit.signal, SIGKILL);
+
+    static const char *const loop[] = {"sh", "-c", "while :; do :; done",
+                                       NULL};
+    struct agent_request slow = {.run_argv = loop,
+                                 .limits = {.wall_ms = 300}};
+    assert_int_equal(agent_client_run(&t->c, &slow, NULL), 0);
+    run_until_over(t);
+    assert_true(t->last_exit.status & MSG_EXIT_TIMED_OUT);
+    teardown(t);
+}
+
+static void test_shutdown_ends_agent(void **state)
+{
+    (void)state;
+    struct t *t = setup_agent();
+    assert_int_equal(agent_client_shutdown(&t->c), 0);
+    while (!t->closed)
+        assert_int_equal(pump(t, 5000), 0);
+    assert_int_equal(t->close_err, -EPIPE);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
+                                      NULL), -EPIPE);
+    int st;
+    assert_int_equal(waitpid(t->agent, &st, 0), t->agent);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), AGENT_END_SHUTDOWN);
+    t->agent = 0;
+    unlink(t->conf);
+    rmdir(t->work);
+    teardown(t);
+}
+
+/* ---- fake agent: the test writes the agent's bytes itself ------------- */
+
+static void peer_send(struct t *t, struct msg_buf *m)
+{
+    struct msg_buf wire;
+    msg_buf_init(&wire);
+    assert_int_equal(msg_slip_append(&wire, m->data, m->len), 0);
+    assert_int_equal(write(t->peer, wire.data, wire.len), (ssize_t)wire.len);
+    msg_buf_free(&wire);
+    msg_buf_reset(m);
+}
+
+static void peer_hello(struct t *t)
+{
+    struct msg_buf m;
+    msg_buf_init(&m);
+    struct msg_hello h = {
+        .lang = {(const uint8_t *)"x\ny", 3},
+        .agent_version = {(const uint8_t *)"9", 1},
+    };
+    assert_int_equal(msg_build_hello(&m, 0, &h), 0);
+    peer_send(t, &m);
+    msg_buf_free(&m);
+    assert_int_equal(pump(t, 2000), 0);
+    assert_true(t->hello);
+    /* Control characters from the guest do not reach a terminal. */
+    assert_string_equal(t->c.hello.lang, "x?y");
+}
+
+static void test_run_before_hello(void **state)
+{
+    (void)state;
+    struct t *t = setup_pair();
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
+                                      NULL), -EAGAIN);
+    teardown(t);
+}
+
+static void test_garbage_stale_and_error(void **state)
+{
+    (void)state;
+    struct t *t = setup_pair();
+    peer_hello(t);
+    uint32_t id;
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
+                                      &id), 0);
+    /* Line noise, a frame with a broken CRC, output for another id and a
+     * host-bound type: all counted, none acted upon. */
+    static const uint8_t noise[] = {0xc0, 1, 2, 3, 0xdb, 0x00, 0xc0};
+    assert_int_equal(write(t->peer, noise, sizeof(noise)), sizeof(noise));
+    struct msg_buf m;
+    msg_buf_init(&m);
+    assert_int_equal(msg_build_output(&m, id, 1, 1, "ok", 2), 0);
+    m.data[m.len - 1] ^= 0xff;
+    peer_send(t, &m);
+    assert_int_equal(msg_build_output(&m, id + 5, 1, 1, "stale", 5), 0);
+    peer_send(t, &m);
+    assert_int_equal(msg_build_shutdown(&m, id), 0);
+    peer_send(t, &m);
+    assert_int_equal(msg_build_output(&m, id, 1, 2, "real", 4), 0);
+    peer_send(t, &m);
+    assert_int_equal(msg_build_error(&m, id, MSG_ERR_NO_COMMAND, "none"), 0);
+    peer_send(t, &m);
+    run_until_over(t);
+    assert_int_equal(t->nerrors, 1);
+    assert_int_equal(t->last_error, MSG_ERR_NO_COMMAND);
+    assert_buf(&t->out[1][2], "real");
+    assert_int_equal(t->out[1][1].len, 0);
+    assert_true(t->c.dropped >= 4);
+    /* The RUN is over: a new one may start. */
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
+                                      NULL), 0);
+    msg_buf_free(&m);
+    teardown(t);
+}
+
+static void test_peer_closes_mid_run(void **state)
+{
+    (void)state;
+    struct t *t = setup_pair();
+    peer_hello(t);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
+                                      NULL), 0);
+    close(t->peer);
+    t->peer = -1;
+    while (!t->closed)
+        assert_int_equal(pump(t, 2000), 0);
+    assert_int_equal(t->nexits, 0);
+    teardown(t);
+}
+
+/* A peer that does not read: writes queue up without blocking the loop,
+ * and stdin beyond the cap is refused. */
+static void test_backpressure(void **state)
+{
+    (void)state;
+    struct t *t = setup_pair();
+    peer_hello(t);
+    struct agent_request req = {.stdin_open = true};
+    assert_int_equal(agent_client_run(&t->c, &req, NULL), 0);
+    size_t n = 1 << 20;
+    char *big = calloc(1, n);
+    assert_non_null(big);
+    int ret = 0;
+    for (int i = 0; i < 64 && ret == 0; i++)
+        ret = agent_client_stdin(&t->c, big, n, false);
+    assert_int_equal(ret, -ENOBUFS);
+    assert_true(agent_client_queued(&t->c) > AGENT_CLIENT_MAX_QUEUED);
+    free(big);
+    teardown(t);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exec_argv_output_and_status),
+        cmocka_unit_test(test_file_stdin_and_second_run),
+        cmocka_unit_test(test_signal_and_timeout),
+        cmocka_unit_test(test_shutdown_ends_agent),
+        cmocka_unit_test(test_run_before_hello),
+        cmocka_unit_test(test_garbage_stale_and_error),
+        cmocka_unit_test(test_peer_closes_mid_run),
+        cmocka_unit_test(test_backpressure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,316 @@
+#include "vmm/agent_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK 65536
+
+static void copy_field(char *dst, struct msg_bytes b)
+{
+    size_t n = b.len < AGENT_CLIENT_STR_MAX - 1 ? b.len
+                                                : AGENT_CLIENT_STR_MAX - 1;
+    if (n)
+        memcpy(dst, b.p, n);
+    dst[n] = '\0';
+    /* A HELLO string ends up in messages and JSON: keep it printable. */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
+            dst[i] = '?';
+}
+
+/* Reports the end of the channel once and stops watching it. */
+static void close_channel(struct agent_client *c, int err)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    c->run_active = false;
+    evloop_del(c->loop, c->fd);
+    if (c->ops->closed)
+        c->ops->closed(c->opaque, err);
+}
+
+static void update_watch(struct agent_client *c)
+{
+    bool want = c->wire.len > 0;
+    if (c->closed || want == c->watching_out)
+        return;
+    c->watching_out = want;
+    (void)evloop_mod(c->loop, c->fd, EPOLLIN | (want ? EPOLLOUT : 0));
+}
+
+static void flush(struct agent_client *c)
+{
+    while (c->wire.len > 0 && !c->closed) {
+        ssize_t n = send(c->fd, c->wire.data, c->wire.len,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == ENOTSOCK)
+            n = write(c->fd, c->wire.data, c->wire.len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            close_channel(c, -errno);
+            return;
+        }
+        c->bytes_out += (uint64_t)n;
+        msg_buf_consume(&c->wire, (size_t)n);
+    }
+    update_watch(c);
+}
+
+static void on_msg(void *opaque, const struct msg_view *v)
+{
+    struct agent_client *c = opaque;
+    if (c->closed)
+        return;
+    switch (v->type) {
+    case MSG_HELLO: {
+        struct msg_hello h;
+        if (msg_decode_hello(v, &h) < 0) {
+            c->dropped++;
+            return;
+        }
+        copy_field(c->hello.agent_version, h.agent_version);
+        copy_field(c->hello.lang, h.lang);
+        copy_field(c->hello.toolchain, h.toolchain);
+        copy_field(c->hello.source, h.source);
+        c->have_hello = true;
+        if (c->ops->hello)
+            c->ops->hello(c->opaque, &c->hello);
+        return;
+    }
+    case MSG_OUTPUT: {
+        struct msg_output o;
+        /* Output of a RUN that already ended (or another id) is stale. */
+        if (!c->run_active || v->id != c->run_id ||
+            msg_decode_output(v, &o) < 0) {
+            c->dropped++;
+            return;
+        }
+        if (c->ops->output)
+            c->ops->output(c->opaque, &o);
+        return;
+    }
+    case MSG_EXIT: {
+        struct msg_exit e;
+        if (!c->run_active || v->id != c->run_id ||
+            msg_decode_exit(v, &e) < 0) {
+            c->dropped++;
+            return;
+        }
+        if (e.status & MSG_EXIT_FINAL)
+            c->run_active = false;
+        if (c->ops->exit)
+            c->ops->exit(c->opaque, &e);
+        return;
+    }
+    case MSG_ERROR: {
+        struct msg_error e;
+        if (msg_decode_error(v, &e) < 0) {
+            c->dropped++;
+            return;
+        }
+        /* Id 0: the agent dropped a frame of ours; if a RUN was waiting
+         * for its first reply, that RUN is what got lost. */
+        if (!c->run_active || (v->id != c->run_id && v->id != 0)) {
+            c->dropped++;
+            return;
+        }
+        c->run_active = false;
+        if (c->ops->error)
+            c->ops->error(c->opaque, &e);
+        return;
+    }
+    default:
+        /* Host-bound types only; the host never answers (protocol §3). */
+        c->dropped++;
+        return;
+    }
+}
+
+static void on_drop(void *opaque, int err)
+{
+    struct agent_client *c = opaque;
+    (void)err;
+    c->dropped++;
+}
+
+static void ready(void *opaque, uint32_t events)
+{
+    struct agent_client *c = opaque;
+    if (events & EPOLLOUT)
+        flush(c);
+    if (c->closed || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
+    /* Bounded per wake-up so other fds on the loop get their turn. */
+    for (int round = 0; round < 16 && !c->closed; round++) {
+        uint8_t buf[READ_CHUNK];
+        ssize_t n = read(c->fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            close_channel(c, n == 0 ? -EPIPE : -errno);
+            return;
+        }
+        c->bytes_in += (uint64_t)n;
+        msg_reader_feed(&c->reader, buf, (size_t)n);
+    }
+}
+
+int agent_client_init(struct agent_client *c, struct evloop *loop, int fd,
+                      const struct agent_client_ops *ops, void *opaque)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+    c->loop = loop;
+    c->ops = ops;
+    c->opaque = opaque;
+    c->next_id = 1;
+    msg_buf_init(&c->wire);
+    msg_buf_init(&c->scratch);
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return -errno;
+    int ret = msg_reader_init(&c->reader, on_msg, on_drop, c);
+    if (ret < 0)
+        return ret;
+    ret = evloop_add(loop, fd, EPOLLIN, ready, c);
+    if (ret < 0) {
+        msg_reader_free(&c->reader);
+        return ret;
+    }
+    return 0;
+}
+
+void agent_client_free(struct agent_client *c)
+{
+    if (!c->closed)
+        evloop_del(c->loop, c->fd);
+    c->closed = true;
+    msg_reader_free(&c->reader);
+    msg_buf_free(&c->wire);
+    msg_buf_free(&c->scratch);
+}
+
+/* SLIP-encodes the message in scratch onto the wire and tries to send. */
+static int queue_scratch(struct agent_client *c)
+{
+    int ret = msg_end(&c->scratch);
+    if (ret == 0)
+        ret = msg_slip_append(&c->wire, c->scratch.data, c->scratch.len);
+    msg_buf_reset(&c->scratch);
+    if (ret < 0)
+        return ret;
+    flush(c);
+    return 0;
+}
+
+static const char *const empty_argv[] = {NULL};
+
+int agent_client_run(struct agent_client *c, const struct agent_request *req,
+                     uint32_t *id)
+{
+    if (c->closed)
+        return -EPIPE;
+    if (!c->have_hello)
+        return -EAGAIN;
+    if (c->run_active)
+        return -EBUSY;
+    uint16_t flags = req->flags & (MSG_RUN_REUSE_WORKDIR | MSG_RUN_SKIP_BUILD);
+    if (req->stdin_open)
+        flags |= MSG_RUN_STDIN_OPEN;
+    uint32_t rid = c->next_id++;
+    if (c->next_id == 0)
+        c->next_id = 1; /* 0 means "no request" in ERROR */
+    msg_buf_reset(&c->scratch);
+    msg_begin(&c->scratch, MSG_RUN, flags, rid);
+    for (size_t i = 0; i < req->nfiles; i++)
+        msg_put_file(&c->scratch, req->files[i].name, req->files[i].mode,
+                     req->files[i].data, req->files[i].len);
+    if (req->build_argv)
+        msg_put_strv(&c->scratch, MSG_TAG_BUILD_ARGV,
+                     req->build_argv[0] ? req->build_argv : empty_argv);
+    if (req->run_argv)
+        msg_put_strv(&c->scratch, MSG_TAG_RUN_ARGV, req->run_argv);
+    if (req->env)
+        msg_put_strv(&c->scratch, MSG_TAG_ENV, req->env);
+    if (req->stdin_len)
+        msg_put_bytes(&c->scratch, MSG_TAG_STDIN, req->stdin_data,
+                      req->stdin_len);
+    const struct msg_limits *l = &req->limits;
+    if (l->wall_ms)
+        msg_put_u64(&c->scratch, MSG_TAG_WALL_MS, l->wall_ms);
+    if (l->cpu_ms)
+        msg_put_u64(&c->scratch, MSG_TAG_CPU_MS, l->cpu_ms);
+    if (l->mem_bytes)
+        msg_put_u64(&c->scratch, MSG_TAG_MEM_BYTES, l->mem_bytes);
+    if (l->max_procs)
+        msg_put_u64(&c->scratch, MSG_TAG_MAX_PROCS, l->max_procs);
+    if (l->max_output)
+        msg_put_u64(&c->scratch, MSG_TAG_MAX_OUTPUT, l->max_output);
+    int ret = queue_scratch(c);
+    if (ret < 0)
+        return ret;
+    c->run_active = true;
+    c->run_id = rid;
+    if (id)
+        *id = rid;
+    return 0;
+}
+
+int agent_client_stdin(struct agent_client *c, const void *p, size_t n,
+                       bool eof)
+{
+    if (c->closed)
+        return -EPIPE;
+    if (!c->run_active)
+        return -ENOENT;
+    if (c->wire.len > AGENT_CLIENT_MAX_QUEUED)
+        return -ENOBUFS;
+    const uint8_t *b = p;
+    do {
+        size_t chunk = n < MSG_CHUNK ? n : MSG_CHUNK;
+        bool last = chunk == n;
+        msg_buf_reset(&c->scratch);
+        int ret = msg_build_stdin(&c->scratch, c->run_id, b, chunk,
+                                  last && eof);
+        if (ret == 0)
+            ret = msg_slip_append(&c->wire, c->scratch.data,
+                                  c->scratch.len);
+        msg_buf_reset(&c->scratch);
+        if (ret < 0)
+            return ret;
+        b += chunk;
+        n -= chunk;
+    } while (n > 0);
+    flush(c);
+    return 0;
+}
+
+int agent_client_shutdown(struct agent_client *c)
+{
+    if (c->closed)
+        return -EPIPE;
+    msg_buf_reset(&c->scratch);
+    int ret = msg_build_shutdown(&c->scratch, 0);
+    if (ret == 0)
+        ret = msg_slip_append(&c->wire, c->scratch.data, c->scratch.len);
+    msg_buf_reset(&c->scratch);
+    if (ret < 0)
+        return ret;
+    flush(c);
+    return 0;
+}
+
+size_t agent_client_queued(const struct agent_client *c)
+{
+    return c->wire.len;
+}
