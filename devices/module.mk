@@ -28,3 +28,5 @@ fuzz_virtq_LIBS := -lpthread
 # Guest /init for the virtio-console integration test (also its host-side
 # pattern generator and checker).
 TEST_PROGS += hvc_bulk
+# runvm links the virtio models and their KVM glue (vmm/vm_virtio.c).
+RUNVM_SRCS += $(VIRTIO_SRCS) vmm/vm_virtio.c

@@ -11,7 +11,9 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -20,7 +22,10 @@
 #include "devices/boot_timer.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
+#include "devices/virtio_console.h"
+#include "devices/virtio_net.h"
 #include "vmm/vm.h"
+#include "vmm/vm_virtio.h"
 
 /* Exit statuses (also in --help). */
 #define EXIT_GUEST_DONE 0   /* the guest rebooted, shut down or panicked */
@@ -51,6 +56,13 @@ static const char usage_text[] =
     "                   to stdout/stdin and add console=ttyS0; on a terminal\n"
     "                   stdin is raw and Ctrl-A x quits. Without it the\n"
     "                   kernel log goes nowhere\n"
+    "  --vconsole stdio|unix:PATH\n"
+    "                   a virtio-console (the guest's /dev/hvc0) on runvm's\n"
+    "                   stdin and stdout, or on a Unix socket runvm listens\n"
+    "                   on at PATH (one client; guest output waits for it)\n"
+    "  --net TAP[,mac=MAC]\n"
+    "                   a virtio-net card on the existing tap device TAP\n"
+    "                   (give the guest an address with ip= in --cmdline)\n"
     "  --timeout S      stop the guest after S seconds (exit status 124)\n"
     "  --boot-timer     on exit, print to stderr the boot timeline in ms since\n"
     "                   runvm started (KVM ready, first KVM_RUN, each guest\n"
@@ -74,6 +86,8 @@ struct options {
     unsigned long timeout_s;
     int console;
     int boot_timer;
+    const char *vconsole; /* "stdio" or "unix:PATH" */
+    const char *net;      /* "TAP[,mac=MAC]" */
 };
 
 struct runvm {
@@ -88,6 +102,13 @@ struct runvm {
     int got_signal;
     int saw_escape;
     struct termios saved_termios;
+    struct virtio_console *vcon;
+    struct vm_virtio vcon_slot;
+    int vcon_listen_fd;
+    const char *vcon_path; /* socket to unlink at exit */
+    struct virtio_net *vnet;
+    struct vm_virtio vnet_slot;
+    int tap_fd;
 };
 
 static void usage_error(const char *fmt, ...)
@@ -122,7 +143,7 @@ static unsigned long parse_number(const char *flag, const char *s,
 static void parse_options(int argc, char **argv, struct options *o)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CPUS,
-           OPT_CONSOLE, OPT_TIMEOUT, OPT_BOOT_TIMER };
+           OPT_CONSOLE, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_VCONSOLE, OPT_NET };
     static const struct option longopts[] = {
         {"kernel", required_argument, NULL, OPT_KERNEL},
         {"initrd", required_argument, NULL, OPT_INITRD},
@@ -132,6 +153,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"console", no_argument, NULL, OPT_CONSOLE},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
+        {"vconsole", required_argument, NULL, OPT_VCONSOLE},
+        {"net", required_argument, NULL, OPT_NET},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -160,6 +183,13 @@ static void parse_options(int argc, char **argv, struct options *o)
                                         MAX_TIMEOUT_S);
             break;
         case OPT_BOOT_TIMER: o->boot_timer = 1; break;
+        case OPT_VCONSOLE:
+            if (strcmp(optarg, "stdio") != 0 &&
+                (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0'))
+                usage_error("--vconsole %s: want stdio or unix:PATH", optarg);
+            o->vconsole = optarg;
+            break;
+        case OPT_NET: o->net = optarg; break;
         case 'h':
             fputs(usage_text, stdout);
             exit(0);
@@ -175,6 +205,9 @@ static void parse_options(int argc, char **argv, struct options *o)
         usage_error("--kernel BZIMAGE is required");
     if (!o->initrd)
         usage_error("--initrd CPIO is required");
+    if (o->console && o->vconsole && strcmp(o->vconsole, "stdio") == 0)
+        usage_error("--console and --vconsole stdio both want stdin and "
+                    "stdout; use --vconsole unix:PATH");
 }
 
 /* Opens a regular file for reading; exits with a clear line if it cannot. */
@@ -394,6 +427,176 @@ static void print_boot_timer(const struct vm *vm)
             (long long)hwm - (long long)guest);
 }
 
+/* ---- virtio devices ---------------------------------------------------- */
+
+/* A client connected to the --vconsole socket: it becomes the console's
+ * back-end, and runvm stops listening (one client per VM). */
+static void vcon_accept(void *opaque, uint32_t events)
+{
+    struct runvm *r = opaque;
+    (void)events;
+    int fd = accept4(r->vcon_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    int ret = virtio_console_connect(r->vcon, fd, fd);
+    if (ret < 0) {
+        fprintf(stderr, "runvm: --vconsole: client: %s\n", strerror(-ret));
+        close(fd);
+        return;
+    }
+    evloop_del(&r->vm.loop, r->vcon_listen_fd);
+    close(r->vcon_listen_fd);
+    r->vcon_listen_fd = -1;
+}
+
+static int vcon_listen(struct runvm *r, const char *path, char *err,
+                       size_t err_len)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        snprintf(err, err_len, "--vconsole unix:%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    memcpy(addr.sun_path, path, strlen(path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        listen(fd, 1) < 0) {
+        int ret = -errno;
+        snprintf(err, err_len, "--vconsole unix:%s: %s%s", path,
+                 strerror(-ret), ret == -EADDRINUSE ? " (remove the stale "
+                 "socket or pick another path)" : "");
+        if (fd >= 0)
+            close(fd);
+        return ret;
+    }
+    r->vcon_listen_fd = fd;
+    r->vcon_path = path;
+    int ret = evloop_add(&r->vm.loop, fd, EPOLLIN, vcon_accept, r);
+    if (ret < 0)
+        snprintf(err, err_len, "--vconsole: event loop: %s", strerror(-ret));
+    return ret;
+}
+
+static int add_vconsole(struct runvm *r, const char *spec, char *err,
+                        size_t err_len)
+{
+    struct vm *vm = &r->vm;
+    r->vcon = calloc(1, sizeof(*r->vcon));
+    if (!r->vcon) {
+        snprintf(err, err_len, "--vconsole: out of memory");
+        return -ENOMEM;
+    }
+    vm_virtio_prepare(&r->vcon_slot, vm);
+    int stdio = strcmp(spec, "stdio") == 0;
+    int ret = virtio_console_init(r->vcon, &vm->mem, &vm->loop,
+                                  stdio ? STDIN_FILENO : -1,
+                                  stdio ? STDOUT_FILENO : -1, vm_virtio_irq,
+                                  &r->vcon_slot);
+    if (ret < 0) {
+        free(r->vcon);
+        r->vcon = NULL;
+        snprintf(err, err_len, "--vconsole %s: %s", spec, strerror(-ret));
+        return ret;
+    }
+    ret = vm_virtio_attach(&r->vcon_slot, &r->vcon->vdev, err, err_len);
+    if (ret == 0 && !stdio)
+        ret = vcon_listen(r, spec + 5, err, err_len);
+    return ret;
+}
+
+static int add_net(struct runvm *r, const char *spec, char *err,
+                   size_t err_len)
+{
+    struct vm *vm = &r->vm;
+    char name[64];
+    /* A locally administered unicast default, as QEMU's 52:54:00:... */
+    uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    const char *comma = strchr(spec, ',');
+    size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
+    if (len == 0 || len >= sizeof(name)) {
+        snprintf(err, err_len, "--net %s: want TAP[,mac=MAC]", spec);
+        return -EINVAL;
+    }
+    memcpy(name, spec, len);
+    name[len] = '\0';
+    if (comma && (strncmp(comma + 1, "mac=", 4) != 0 ||
+                  virtio_net_parse_mac(comma + 5, mac) < 0)) {
+        snprintf(err, err_len, "--net %s: want TAP[,mac=52:54:00:xx:xx:xx] "
+                 "(a unicast MAC)", spec);
+        return -EINVAL;
+    }
+    r->tap_fd = virtio_net_open_tap(name);
+    if (r->tap_fd < 0) {
+        int ret = r->tap_fd;
+        const char *hint = ret == -ENODEV ? " (create it first: ip tuntap "
+                           "add NAME mode tap)" : ret == -EPERM ||
+                           ret == -EACCES ? " (needs CAP_NET_ADMIN or a tap "
+                           "owned by this user)" : "";
+        snprintf(err, err_len, "--net: tap %s: %s%s", name,
+                 ret == -ENODEV ? "no such device" : strerror(-ret), hint);
+        return ret;
+    }
+    r->vnet = calloc(1, sizeof(*r->vnet));
+    if (!r->vnet) {
+        snprintf(err, err_len, "--net: out of memory");
+        return -ENOMEM;
+    }
+    vm_virtio_prepare(&r->vnet_slot, vm);
+    int ret = virtio_net_init(r->vnet, &vm->mem, &vm->loop, r->tap_fd, mac,
+                              vm_virtio_irq, &r->vnet_slot);
+    if (ret < 0) {
+        free(r->vnet);
+        r->vnet = NULL;
+        snprintf(err, err_len, "--net %s: %s", spec, strerror(-ret));
+        return ret;
+    }
+    return vm_virtio_attach(&r->vnet_slot, &r->vnet->vdev, err, err_len);
+}
+
+static void free_virtio(struct runvm *r)
+{
+    if (r->vcon) {
+        vm_virtio_detach(&r->vcon_slot);
+        virtio_console_free(r->vcon);
+        free(r->vcon);
+        r->vcon = NULL;
+    }
+    if (r->vcon_listen_fd >= 0)
+        close(r->vcon_listen_fd);
+    r->vcon_listen_fd = -1;
+    if (r->vcon_path)
+        unlink(r->vcon_path);
+    r->vcon_path = NULL;
+    if (r->vnet) {
+        vm_virtio_detach(&r->vnet_slot);
+        virtio_net_free(r->vnet);
+        free(r->vnet);
+        r->vnet = NULL;
+    }
+    if (r->tap_fd >= 0)
+        close(r->tap_fd);
+    r->tap_fd = -1;
+}
+
+static void print_virtio_stats(const struct runvm *r)
+{
+    if (r->vcon)
+        fprintf(stderr, "runvm: virtio-console: to guest %llu bytes, to "
+                "host %llu bytes, %llu notifications, %llu interrupts\n",
+                (unsigned long long)r->vcon->bytes_to_guest,
+                (unsigned long long)r->vcon->bytes_to_host,
+                (unsigned long long)r->vcon->vdev.notifies,
+                (unsigned long long)r->vcon->vdev.interrupts);
+    if (r->vnet)
+        fprintf(stderr, "runvm: virtio-net: rx %llu frames, tx %llu frames "
+                "(%llu dropped), %llu notifications, %llu interrupts\n",
+                (unsigned long long)r->vnet->rx_frames,
+                (unsigned long long)r->vnet->tx_frames,
+                (unsigned long long)r->vnet->tx_dropped,
+                (unsigned long long)r->vnet->vdev.notifies,
+                (unsigned long long)r->vnet->vdev.interrupts);
+}
+
 /* ---- main -------------------------------------------------------------- */
 
 static void i8042_reset(void *opaque)
@@ -402,7 +605,8 @@ static void i8042_reset(void *opaque)
     vm_request_stop(&r->vm, VM_STOP_GUEST, "guest reset (i8042)", 0);
 }
 
-static int add_devices(struct runvm *r, char *err, size_t err_len)
+static int add_devices(struct runvm *r, const struct options *o, char *err,
+                       size_t err_len)
 {
     struct vm *vm = &r->vm;
     struct serial_callbacks cb = {
@@ -429,6 +633,10 @@ static int add_devices(struct runvm *r, char *err, size_t err_len)
         snprintf(err, err_len, "legacy devices: %s", strerror(-ret));
         return ret;
     }
+    if (o->vconsole && (ret = add_vconsole(r, o->vconsole, err, err_len)) < 0)
+        return ret;
+    if (o->net && (ret = add_net(r, o->net, err, err_len)) < 0)
+        return ret;
     return 0;
 }
 
@@ -437,6 +645,7 @@ int main(int argc, char **argv)
     static struct runvm r; /* large (buses, vCPUs): not on the stack */
     r.vm.t_start = boot_timer_now_ns();
     r.rx_event_fd = r.signal_fd = -1;
+    r.vcon_listen_fd = r.tap_fd = -1;
     struct options o;
     parse_options(argc, argv, &o);
     signal(SIGPIPE, SIG_IGN);
@@ -481,7 +690,7 @@ int main(int argc, char **argv)
                 "characters\n");
         goto out;
     }
-    if (add_devices(&r, err, sizeof(err)) < 0 ||
+    if (add_devices(&r, &o, err, sizeof(err)) < 0 ||
         vm_load(&r.vm, &files, err, sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s\n", err);
         goto out;
@@ -530,9 +739,12 @@ int main(int argc, char **argv)
         status = EXIT_FAILURE_RUN;
         break;
     }
-    if (o.boot_timer)
+    if (o.boot_timer) {
         print_boot_timer(&r.vm);
+        print_virtio_stats(&r);
+    }
 out:
+    free_virtio(&r); /* before vm_destroy: it frees the event loop */
     vm_destroy(&r.vm);
     serial_free(&r.serial);
     if (r.signal_fd >= 0)
