@@ -36,12 +36,13 @@ else
     echo "mkimage: $mirror unreachable; reusing $rootfs" >&2
 fi
 
-if [ -f "$rootfs" ]; then
+if [ -e "$rootfs" ]; then
     echo "mkimage: $lang: cached rootfs $rootfs" >&2
 else
     echo "mkimage: $lang: mmdebstrap $suite + $(get PACKAGES) (archive of $stamp)" >&2
     start=$(date +%s)
-    tmp=$rootfs.tmp.$$
+    # mmdebstrap picks its output format from the name: keep ".tar" last.
+    tmp=${rootfs%.tar}.tmp$$.tar
     trap 'rm -f "$tmp" "$tmp.toolchain" "$tmp.toolchain.packages"' EXIT
     # No Recommends: lean images.
     # shellcheck disable=SC2046

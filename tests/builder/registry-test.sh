@@ -258,6 +258,22 @@ cp -a oci bad
 printf 'tampered' >>"bad/blobs/sha256/$l1d"
 expect_fail "corrupt blob" "digest mismatch" "oci:bad:v1"
 expect_fail "unreachable registry" "127.0.0.1:1" "docker://127.0.0.1:1/x/y:z"
+# Disk full: a 64 KiB tmpfs in a private mount namespace (root only).
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+    mkdir small
+    head -c 1048576 /dev/urandom >big-agent
+    if unshare --mount sh -c 'mount -t tmpfs -o size=64k none small &&
+        exec "$@"' sh "$builder" --lang test --lang-dir langs --agent big-agent \
+        --from oci:oci:v1 -o small/out.cpio 2>full.log; then
+        bad "disk full: succeeded"
+    elif grep -q 'No space left on device — free some space' full.log; then
+        ok "disk full: $(grep error: full.log | cut -c1-100)"
+    elif grep -q 'mount' full.log; then
+        echo "registry-test: skip: disk full (cannot mount a tmpfs here)"
+    else
+        cat full.log; bad "disk full: unclear message"
+    fi
+fi
 [ ! -e err.cpio ] && [ ! -e err.cpio.tmp ] && ok "no output left behind on errors" ||
     bad "partial output left behind"
 
