@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Boot benchmark: time from launch to testinit's sentinel, runvm against
-# QEMU microvm booting the same kernel and initramfs, interleaved, in the
-# same run; plus runvm's boot split (--boot-timer) and its memory overhead
-# (peak RSS minus the guest RAM resident in it). Prints FIGURE lines.
+# QEMU microvm (-cpu host, like runvm's KVM-supported CPUID) booting the
+# same kernel and initramfs, interleaved, in the same run; plus runvm's boot
+# split (--boot-timer) and its memory overhead (peak RSS minus the guest RAM
+# resident in it). Prints FIGURE lines.
 #
 # usage: tests/bench/boot.sh [B=BUILD_DIR] [N=RUNS]
 # Runs in the nested KVM host (tests/kvmhost/kvmhost) when /dev/kvm is
@@ -66,7 +67,7 @@ for i in $(seq "$N"); do
     sed -n 's/.*VMM overhead \(-*[0-9]*\) KiB.*/\1/p' "$T/runvm.log" >>"$T/overhead.kib"
     sed -n 's/.*kvm-ready \([0-9.]*\) ms, first-kvm-run \([0-9.]*\) ms.*/\1 \2/p' "$T/runvm.log" >>"$T/split"
     : >"$T/qemu.log"
-    ms=$(time_to_sentinel "$T/qemu.log" qemu-system-x86_64 -accel kvm -M microvm,acpi=off \
+    ms=$(time_to_sentinel "$T/qemu.log" qemu-system-x86_64 -accel kvm -cpu host -M microvm,acpi=off \
         -m 256 -smp 1 -nodefaults -no-user-config -nographic -serial stdio \
         -kernel "$K" -initrd "$I" -append "console=ttyS0 reboot=t $APPEND" -no-reboot) ||
         { echo "boot.sh: qemu run $i failed:" >&2; tail -20 "$T/qemu.log" >&2; exit 1; }
