@@ -32,3 +32,6 @@ test_serial_LIBS := -lpthread
 test_cpu_SRCS := boot/x86_64/cpu.c vmm/guest_mem.c
 
 TEST_PROGS += testinit
+
+FUZZ_TARGETS += fuzz_bzimage
+fuzz_bzimage_SRCS := boot/x86_64/bzimage.c
