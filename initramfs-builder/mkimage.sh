@@ -6,8 +6,8 @@
 #   initramfs-builder/mkimage.sh LANG OUT BUILDER AGENT
 #
 # The rootfs tarball is cached in ${RUNVM_CACHE:-~/.cache/runvm}/images/,
-# keyed by the language config, the hello-world source, these scripts, the
-# builder version and the Debian suite's Release date (the archive state);
+# keyed by the language config (minus DROP), the hello-world source, the
+# hook script, the mmdebstrap recipe, the builder version and the Debian suite's Release date (the archive state);
 # with no network the newest tarball for the same config is reused.
 set -eu
 lang=$1 out=$2 builder=$3 agent=$4
@@ -22,8 +22,10 @@ get() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
 source=$(get SOURCE)
 
 # DROP= only matters to initramfs-builder, so editing it keeps the rootfs.
-confkey=$( { grep -v '^DROP=' "$conf"; cat "$here/langs/hello/$source" "$here/mkimage.sh" \
-    "$here/image-hook.sh"; "$builder" --version; echo "$suite $mirror"; } |
+# RECIPE names the mmdebstrap invocation below: bump it when that changes.
+recipe="essential no-recommends 1"
+confkey=$( { grep -v '^DROP=' "$conf"; cat "$here/langs/hello/$source" \
+    "$here/image-hook.sh"; "$builder" --version; echo "$suite $mirror $recipe"; } |
     sha256sum | cut -c1-12)
 # The suite's Release date names the archive state the packages come from.
 stamp=$(curl -sf --max-time 20 -r 0-4095 "$mirror/dists/$suite/InRelease" |
@@ -57,6 +59,14 @@ else
     trap - EXIT
     echo "mkimage: $lang: rootfs in $(( $(date +%s) - start )) s" >&2
 fi
+# The image is a function of the rootfs, the agent, the builder and the
+# config (DROP included): skip the rebuild and its check when none changed.
+inputs=$( { echo "$rootfs"; cat "$conf" "$agent" "$builder"; } | sha256sum | cut -c1-16)
+if [ -f "$out" ] && [ "$(cat "$out.inputs" 2>/dev/null)" = "$inputs" ]; then
+    echo "mkimage: $lang: $out up to date" >&2
+    exit 0
+fi
+rm -f "$out.inputs"
 set -- --lang "$lang" --from "rootfs:$rootfs" -o "$out" --agent "$agent"
 if [ -s "$rootfs.toolchain" ]; then
     set -- "$@" --set "TOOLCHAIN=$(cat "$rootfs.toolchain")"
@@ -81,3 +91,4 @@ unshare --mount --propagation private sh -c '
     exec "$2" --check "$1" "$3" "$4"' sh \
     "$check" "$here/image-hook.sh" "$conf" "$here/langs/hello"
 echo "mkimage: $lang: hello world build+run in the final image: $(( ($(date +%s%N) - start) / 1000000 )) ms" >&2
+echo "$inputs" >"$out.inputs"
