@@ -24,6 +24,7 @@
 #include "devices/serial.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_net.h"
+#include "vmm/cli.h"
 #include "vmm/vm.h"
 #include "vmm/vm_virtio.h"
 
@@ -42,6 +43,8 @@
 
 static const char usage_text[] =
     "usage: runvm --kernel BZIMAGE --initrd CPIO[.gz|.lz4] [options]\n"
+    "           [--exec -- ARGV...]\n"
+    "       runvm --lang LANG FILE ...   (runvm --help: the one-shot CLI)\n"
     "\n"
     "Boots a Linux bzImage with a standalone initramfs in a KVM microVM.\n"
     "\n"
@@ -68,6 +71,12 @@ static const char usage_text[] =
     "                   runvm started (KVM ready, first KVM_RUN, each guest\n"
     "                   write to port 0x440), how the guest stopped, and\n"
     "                   runvm's peak RSS beside the guest RAM it touched\n"
+    "  --exec -- ARGV   the initramfs's /init is runvm-agent: run ARGV in\n"
+    "                   the guest through it (on a virtio-console of its\n"
+    "                   own), relay its stdout and stderr, power off, and\n"
+    "                   exit with ARGV's status: 128+N for signal N, 124\n"
+    "                   for --timeout (also ARGV's time limit), 125 when\n"
+    "                   the agent or the VM failed\n"
     "  -h, --help       this text\n"
     "\n"
     "The VM ends when the guest reboots (reboot=k: i8042 reset), triple\n"
@@ -88,6 +97,7 @@ struct options {
     int boot_timer;
     const char *vconsole; /* "stdio" or "unix:PATH" */
     const char *net;      /* "TAP[,mac=MAC]" */
+    char **exec_argv;     /* --exec -- ARGV */
 };
 
 struct runvm {
@@ -143,7 +153,8 @@ static unsigned long parse_number(const char *flag, const char *s,
 static void parse_options(int argc, char **argv, struct options *o)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CPUS,
-           OPT_CONSOLE, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_VCONSOLE, OPT_NET };
+           OPT_CONSOLE, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_VCONSOLE, OPT_NET,
+           OPT_EXEC };
     static const struct option longopts[] = {
         {"kernel", required_argument, NULL, OPT_KERNEL},
         {"initrd", required_argument, NULL, OPT_INITRD},
@@ -155,12 +166,14 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
         {"vconsole", required_argument, NULL, OPT_VCONSOLE},
         {"net", required_argument, NULL, OPT_NET},
+        {"exec", no_argument, NULL, OPT_EXEC},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct options){.cmdline = DEFAULT_CMDLINE,
                           .mem_mib = DEFAULT_MEM_MIB, .cpus = 1};
     unsigned long min_mem = (unsigned long)(arch_min_mem() >> 20);
+    int exec = 0;
     opterr = 0;
     for (;;) {
         int prev = optind;
@@ -190,6 +203,7 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->vconsole = optarg;
             break;
         case OPT_NET: o->net = optarg; break;
+        case OPT_EXEC: exec = 1; break;
         case 'h':
             fputs(usage_text, stdout);
             exit(0);
@@ -199,8 +213,15 @@ static void parse_options(int argc, char **argv, struct options *o)
             usage_error("unknown option %s", argv[prev < argc ? prev : argc - 1]);
         }
     }
-    if (optind < argc)
+    if (exec && optind >= argc)
+        usage_error("--exec needs the program to run: --exec -- ARGV...");
+    if (exec)
+        o->exec_argv = &argv[optind];
+    else if (optind < argc)
         usage_error("unexpected argument %s", argv[optind]);
+    if (exec && o->vconsole)
+        usage_error("--exec uses the virtio-console itself; drop "
+                    "--vconsole");
     if (!o->kernel)
         usage_error("--kernel BZIMAGE is required");
     if (!o->initrd)
@@ -647,7 +668,20 @@ int main(int argc, char **argv)
     r.rx_event_fd = r.signal_fd = -1;
     r.vcon_listen_fd = r.tap_fd = -1;
     struct options o;
-    parse_options(argc, argv, &o);
+    struct cli_boot cb;
+    struct cli_job *job = NULL; /* --lang or --exec: the agent's exchange */
+    if (cli_parse(argc, argv, &cb, &job)) {
+        o = (struct options){.kernel = cb.kernel, .initrd = cb.initrd,
+                             .cmdline = cb.cmdline, .mem_mib = cb.mem_mib,
+                             .cpus = cb.cpus, .timeout_s = cb.timeout_s,
+                             .console = cb.console};
+    } else {
+        parse_options(argc, argv, &o);
+        if (o.exec_argv && !(job = cli_exec_job(o.exec_argv, o.timeout_s))) {
+            fprintf(stderr, "runvm: out of memory\n");
+            return EXIT_FAILURE_RUN;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
 
     struct arch_boot_files files = {.kernel_path = o.kernel,
@@ -658,14 +692,14 @@ int main(int argc, char **argv)
     if (arch_check_kernel(files.kernel_fd, files.kernel_size, o.kernel, err,
                           sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s\n", err);
-        return EXIT_FAILURE_RUN;
+        return cli_failure_status(job, EXIT_FAILURE_RUN);
     }
     uint64_t mem = (uint64_t)o.mem_mib << 20;
     if (files.initrd_size >= mem) {
         fprintf(stderr, "runvm: --initrd %s: %llu MiB does not fit in "
                 "--mem %lu MiB of guest RAM; raise --mem\n", o.initrd,
                 (unsigned long long)(files.initrd_size >> 20), o.mem_mib);
-        return EXIT_FAILURE_RUN;
+        return cli_failure_status(job, EXIT_FAILURE_RUN);
     }
 
     /* SIGINT/SIGTERM become events on the loop; every thread created
@@ -681,9 +715,9 @@ int main(int argc, char **argv)
     int ret = vm_create(&r.vm, mem, (unsigned int)o.cpus, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "runvm: %s\n", err);
-        return EXIT_FAILURE_RUN;
+        return cli_failure_status(job, EXIT_FAILURE_RUN);
     }
-    int status = EXIT_FAILURE_RUN;
+    int status = cli_failure_status(job, EXIT_FAILURE_RUN);
     if ((o.console && cmdline_append(&r.vm.cmdline, "console=ttyS0") < 0) ||
         cmdline_append(&r.vm.cmdline, o.cmdline) < 0) {
         fprintf(stderr, "runvm: --cmdline: too long or has control "
@@ -691,6 +725,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (add_devices(&r, &o, err, sizeof(err)) < 0 ||
+        (job && cli_job_attach(job, &r.vm, err, sizeof(err)) < 0) ||
         vm_load(&r.vm, &files, err, sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s\n", err);
         goto out;
@@ -739,11 +774,14 @@ int main(int argc, char **argv)
         status = EXIT_FAILURE_RUN;
         break;
     }
+    if (job)
+        status = cli_job_status(job, stop, status);
     if (o.boot_timer) {
         print_boot_timer(&r.vm);
         print_virtio_stats(&r);
     }
 out:
+    cli_job_free(job); /* before vm_destroy: it frees the event loop */
     free_virtio(&r); /* before vm_destroy: it frees the event loop */
     vm_destroy(&r.vm);
     serial_free(&r.serial);

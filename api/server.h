@@ -1,0 +1,37 @@
+/* API mode (`runvm --lang LANG --api-sock PATH`): HTTP/1.1 on a Unix
+ * socket, served from the VM's event loop. POST /start runs a program in
+ * the booted VM and answers with the path of an output socket that
+ * streams NDJSON events (api/event.h); GET /status; PUT /shutdown.
+ * docs/cli.md is the reference. */
+#ifndef RUNVM_API_SERVER_H
+#define RUNVM_API_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/vm.h"
+
+struct api_server_config {
+    const char *sock_path; /* created mode 0600, removed at exit */
+    const char *lang;      /* expected in the agent's HELLO */
+    uint64_t default_run_ms;
+    uint64_t default_build_ms;
+};
+
+struct api_server;
+
+/* Adds the agent channel to vm and listens on the socket (before
+ * vm_load). 0 or -errno with a message in err. */
+int api_server_attach(struct api_server **out, struct vm *vm,
+                      const struct api_server_config *cfg, char *err,
+                      size_t err_len) __attribute__((warn_unused_result));
+
+/* After vm_run: 0 after PUT /shutdown, else as a bare boot (124, 128+N)
+ * or 125 when the VM or agent failed. */
+int api_server_status(struct api_server *s, enum vm_stop stop,
+                      int vm_status);
+
+/* Closes every socket and removes the socket files. NULL is fine. */
+void api_server_free(struct api_server *s);
+
+#endif

@@ -1,0 +1,364 @@
+#include "vmm/agent_exec.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/event.h"
+#include "vmm/agent_channel.h"
+
+struct agent_exec {
+    struct vm *vm;
+    struct agent_exec_config cfg;
+    struct agent_channel ch;
+    struct agent_client client;
+    bool client_up;
+    struct agent_request req, next; /* copies, first file renamed */
+    struct agent_file file0, next_file0;
+    bool in_next;     /* the second RUN is the current one */
+    int runs;         /* RUNs completed (repeat benchmark) */
+    uint64_t sent_ns;
+    double *rtt_ms;
+    int timer_fd;
+    bool hello;
+    bool done;        /* outcome known */
+    int status;       /* valid when done */
+    char why[256];    /* failure reported by agent_exec_status */
+    struct msg_buf events; /* --json output being written */
+};
+
+/* Writes everything (blocking): stdout and stderr are runvm's own, and
+ * a slow reader should slow the guest down, not lose its output. */
+static void write_all(int fd, const void *p, size_t n)
+{
+    const char *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* reader gone: drop output, keep going */
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+static void flush_events(struct agent_exec *x)
+{
+    write_all(STDOUT_FILENO, x->events.data, x->events.len);
+    msg_buf_reset(&x->events);
+}
+
+static void finish(struct agent_exec *x, int status, const char *why)
+{
+    if (x->done)
+        return;
+    x->done = true;
+    x->status = status;
+    if (why)
+        snprintf(x->why, sizeof(x->why), "%s", why);
+    if (x->cfg.json) {
+        if (why)
+            event_failure(&x->events, status, why);
+        flush_events(x);
+    }
+    /* Power off through the agent; the timer stops the VM if it does not
+     * reboot in time (it runs nothing the host still needs). */
+    if (x->client_up && agent_client_shutdown(&x->client) < 0)
+        vm_request_stop(x->vm, VM_STOP_GUEST, "agent channel closed", 0);
+    struct itimerspec its = {
+        .it_value = {x->cfg.shutdown_grace_ms / 1000,
+                     (long)(x->cfg.shutdown_grace_ms % 1000) * 1000000},
+    };
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+        its.it_value.tv_nsec = 1;
+    if (timerfd_settime(x->timer_fd, 0, &its, NULL) < 0)
+        vm_request_stop(x->vm, VM_STOP_GUEST, "agent finished", 0);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Repeat benchmark: records this round trip; 1 if another RUN went out. */
+static int repeat_run(struct agent_exec *x)
+{
+    int n = x->cfg.repeat;
+    if (n <= 1 || !x->rtt_ms)
+        return 0;
+    x->rtt_ms[x->runs++] = (double)(now_ns() - x->sent_ns) / 1e6;
+    if (x->runs < n) {
+        x->sent_ns = now_ns();
+        if (agent_client_run(&x->client, &x->req, NULL) == 0)
+            return 1;
+    }
+    qsort(x->rtt_ms, (size_t)x->runs, sizeof(double), cmp_double);
+    fprintf(stderr, "runvm: exec-bench: %d RUNs, round trip median %.3f ms, "
+            "min %.3f ms, max %.3f ms\n", x->runs, x->rtt_ms[x->runs / 2],
+            x->rtt_ms[0], x->rtt_ms[x->runs - 1]);
+    return 0;
+}
+
+static void on_timer(void *opaque, uint32_t events)
+{
+    struct agent_exec *x = opaque;
+    (void)events;
+    uint64_t n;
+    ssize_t r = read(x->timer_fd, &n, sizeof(n));
+    (void)r;
+    vm_request_stop(x->vm, VM_STOP_GUEST, "agent finished; guest did not "
+                    "power off in time", 0);
+}
+
+static void on_hello(void *opaque, const struct agent_hello *h)
+{
+    struct agent_exec *x = opaque;
+    if (x->hello || x->done)
+        return;
+    x->hello = true;
+    if (x->cfg.lang && strcmp(h->lang, x->cfg.lang) != 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "the image's agent serves language "
+                 "\"%.60s\", not \"%.60s\"", h->lang, x->cfg.lang);
+        finish(x, RUNVM_EXIT_INFRA, why);
+        return;
+    }
+    if (x->cfg.file_from_hello) {
+        if (!h->source[0]) {
+            finish(x, RUNVM_EXIT_INFRA, "the image's lang.conf names no "
+                   "SOURCE file");
+            return;
+        }
+        x->file0.name = x->next_file0.name = h->source;
+    }
+    x->sent_ns = now_ns();
+    int ret = agent_client_run(&x->client, &x->req, NULL);
+    if (ret < 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "could not send the request to the "
+                 "agent: %s", ret == -EMSGSIZE ? "request over 8 MiB"
+                                                : strerror(-ret));
+        finish(x, RUNVM_EXIT_INFRA, why);
+    }
+}
+
+static void on_output(void *opaque, const struct msg_output *o)
+{
+    struct agent_exec *x = opaque;
+    if (x->cfg.next && !x->in_next && o->phase == MSG_PHASE_RUN)
+        return; /* the placeholder run step */
+    if (x->cfg.json) {
+        event_output(&x->events, o);
+        flush_events(x);
+        return;
+    }
+    /* Build output (compiler messages) goes to stderr whatever its
+     * stream, so that stdout carries only the program's own output. */
+    int fd = o->phase == MSG_PHASE_RUN && o->stream == MSG_STREAM_STDOUT
+                 ? STDOUT_FILENO : STDERR_FILENO;
+    write_all(fd, o->data.p, o->data.len);
+}
+
+static void on_exit_msg(void *opaque, const struct msg_exit *e)
+{
+    struct agent_exec *x = opaque;
+    if (x->cfg.next && !x->in_next && e->phase == MSG_PHASE_RUN) {
+        if (!e->exited || e->code != 0) {
+            finish(x, RUNVM_EXIT_INFRA, "the image cannot run `true` "
+                   "between the build and the run");
+            return;
+        }
+        x->in_next = true;
+        int ret = agent_client_run(&x->client, &x->next, NULL);
+        if (ret < 0) {
+            char why[160];
+            snprintf(why, sizeof(why), "could not send the run request: "
+                     "%s", strerror(-ret));
+            finish(x, RUNVM_EXIT_INFRA, why);
+        }
+        return;
+    }
+    if (x->cfg.json) {
+        event_exit(&x->events, e);
+        flush_events(x);
+    }
+    if (!(e->status & MSG_EXIT_FINAL))
+        return;
+    int status = event_exit_status(e);
+    if (status == 0 && repeat_run(x))
+        return;
+    if (!x->cfg.json) {
+        if (e->status & MSG_EXIT_TIMED_OUT)
+            fprintf(stderr, "runvm: %s step stopped at its time limit "
+                    "(%llu ms)\n", e->phase == MSG_PHASE_BUILD ? "build"
+                    : "run", (unsigned long long)e->wall_ms);
+        else if (e->phase == MSG_PHASE_BUILD)
+            fprintf(stderr, "runvm: build failed (%s %u)\n",
+                    e->signaled ? "signal" : "exit status",
+                    e->signaled ? e->signal : e->code);
+        if (e->status & MSG_EXIT_OUTPUT_TRUNCATED)
+            fprintf(stderr, "runvm: output cap reached; the step was "
+                    "stopped\n");
+        if (e->status & MSG_EXIT_OOM_KILLED)
+            fprintf(stderr, "runvm: memory limit reached; the step was "
+                    "killed\n");
+    }
+    finish(x, status, NULL);
+}
+
+static void on_error(void *opaque, const struct msg_error *e)
+{
+    struct agent_exec *x = opaque;
+    char why[256];
+    snprintf(why, sizeof(why), "agent error %u: %.*s", e->code,
+             (int)(e->message.len < 200 ? e->message.len : 200),
+             (const char *)e->message.p);
+    finish(x, RUNVM_EXIT_INFRA, why);
+}
+
+static void on_closed(void *opaque, int err)
+{
+    struct agent_exec *x = opaque;
+    x->client_up = false;
+    if (x->done) {
+        /* The agent closes the channel as it powers off. */
+        return;
+    }
+    char why[128];
+    snprintf(why, sizeof(why), "agent channel closed before the run "
+             "ended: %s", strerror(-err));
+    finish(x, RUNVM_EXIT_INFRA, why);
+}
+
+static const struct agent_client_ops exec_ops = {
+    .hello = on_hello,
+    .output = on_output,
+    .exit = on_exit_msg,
+    .error = on_error,
+    .closed = on_closed,
+};
+
+int agent_exec_attach(struct agent_exec **out, struct vm *vm,
+                      const struct agent_exec_config *cfg, char *err,
+                      size_t err_len)
+{
+    struct agent_exec *x = calloc(1, sizeof(*x));
+    *out = NULL;
+    if (!x) {
+        snprintf(err, err_len, "agent: out of memory");
+        return -ENOMEM;
+    }
+    x->vm = vm;
+    x->cfg = *cfg;
+    x->req = *cfg->req;
+    if (x->req.nfiles > 0) {
+        x->file0 = x->req.files[0];
+        x->req.files = &x->file0;
+        x->req.nfiles = 1; /* one-shot runs carry one file */
+    }
+    if (cfg->next) {
+        x->next = *cfg->next;
+        if (x->next.nfiles > 0) {
+            x->next_file0 = x->next.files[0];
+            x->next.files = &x->next_file0;
+            x->next.nfiles = 1;
+        }
+    }
+    x->timer_fd = -1;
+    if (cfg->repeat > 1)
+        x->rtt_ms = calloc((size_t)cfg->repeat, sizeof(double));
+    msg_buf_init(&x->events);
+    int ret = agent_channel_attach(&x->ch, vm, err, err_len);
+    if (ret < 0)
+        goto fail;
+    ret = agent_client_init(&x->client, &vm->loop, x->ch.host_fd, &exec_ops,
+                            x);
+    if (ret < 0) {
+        snprintf(err, err_len, "agent channel: %s", strerror(-ret));
+        goto fail;
+    }
+    x->client_up = true;
+    x->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (x->timer_fd < 0 ||
+        evloop_add(&vm->loop, x->timer_fd, EPOLLIN, on_timer, x) < 0) {
+        ret = -errno;
+        snprintf(err, err_len, "agent: timer: %s", strerror(-ret));
+        goto fail;
+    }
+    *out = x;
+    return 0;
+fail:
+    agent_exec_free(x);
+    return ret;
+}
+
+int agent_exec_status(struct agent_exec *x, enum vm_stop stop,
+                      int vm_status)
+{
+    if (x->done) {
+        if (x->why[0] && !x->cfg.json)
+            fprintf(stderr, "runvm: %s\n", x->why);
+        return x->status;
+    }
+    /* No outcome from the agent: the VM stopped first. A timeout or a
+     * signal keeps the status a bare boot has (124, 128+N). */
+    const char *why;
+    int status;
+    switch (stop) {
+    case VM_STOP_TIMEOUT:
+        why = "--timeout passed before the run ended";
+        status = RUNVM_EXIT_TIMEOUT;
+        break;
+    case VM_STOP_SIGNAL:
+        why = "interrupted";
+        status = vm_status;
+        break;
+    case VM_STOP_GUEST:
+        why = x->hello ? "the guest stopped before the run ended"
+                       : "the guest stopped before its agent said HELLO "
+                         "(is /init runvm-agent? try --console)";
+        status = RUNVM_EXIT_INFRA;
+        break;
+    default:
+        why = "the VM failed";
+        status = RUNVM_EXIT_INFRA;
+        break;
+    }
+    if (x->cfg.json) {
+        event_failure(&x->events, status, why);
+        flush_events(x);
+    } else if (stop != VM_STOP_TIMEOUT) {
+        fprintf(stderr, "runvm: %s\n", why);
+    }
+    return status;
+}
+
+void agent_exec_free(struct agent_exec *x)
+{
+    if (!x)
+        return;
+    if (x->timer_fd >= 0) {
+        evloop_del(&x->vm->loop, x->timer_fd);
+        close(x->timer_fd);
+    }
+    if (x->client_up || x->client.loop)
+        agent_client_free(&x->client);
+    agent_channel_free(&x->ch);
+    msg_buf_free(&x->events);
+    free(x->rtt_ms);
+    free(x);
+}

@@ -1,0 +1,50 @@
+/* One RUN in a fresh VM, then power off: `runvm --exec -- ARGV` and the
+ * one-shot `runvm --lang LANG FILE`. Waits for the agent's HELLO, sends
+ * the RUN, relays OUTPUT to runvm's stdout and stderr as it arrives (or as
+ * NDJSON events on stdout with json), sends SHUTDOWN after the final EXIT
+ * and turns the outcome into runvm's exit status (api/event.h). */
+#ifndef RUNVM_AGENT_EXEC_H
+#define RUNVM_AGENT_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vmm/agent_client.h"
+#include "vmm/vm.h"
+
+struct agent_exec_config {
+    const struct agent_request *req; /* must outlive the run */
+    /* Optional second RUN, sent when req's run step exits 0: lets the
+     * build and the run have their own time limits (the protocol has one
+     * per RUN). req's run step is then a placeholder whose output and
+     * EXIT are not reported. */
+    const struct agent_request *next;
+    /* Name req's (and next's) first file as HELLO's "source" (the file
+     * name the image's language expects). */
+    bool file_from_hello;
+    bool json;          /* NDJSON events on stdout instead of raw output */
+    const char *lang;   /* expected HELLO language, or NULL */
+    int shutdown_grace_ms; /* after SHUTDOWN, before stopping the VM */
+    /* Benchmark: send req this many times in the booted VM (0 or 1: once)
+     * and print the round trips (RUN sent to final EXIT) on stderr. */
+    int repeat;
+};
+
+struct agent_exec;
+
+/* Adds the agent channel to vm and arms the exchange (before vm_load).
+ * 0, or -errno with a message in err (*out is then freed and NULL). */
+int agent_exec_attach(struct agent_exec **out, struct vm *vm,
+                      const struct agent_exec_config *cfg, char *err,
+                      size_t err_len) __attribute__((warn_unused_result));
+
+/* After vm_run: runvm's exit status given why the VM stopped and the
+ * status runvm would report for a bare boot (signal, timeout). Prints
+ * what went wrong, if anything, on stderr. */
+int agent_exec_status(struct agent_exec *x, enum vm_stop stop,
+                      int vm_status);
+
+/* Before vm_destroy. NULL is fine. */
+void agent_exec_free(struct agent_exec *x);
+
+#endif
