@@ -92,3 +92,8 @@ unshare --mount --propagation private sh -c '
     "$check" "$here/image-hook.sh" "$conf" "$here/langs/hello"
 echo "mkimage: $lang: hello world build+run in the final image: $(( ($(date +%s%N) - start) / 1000000 )) ms" >&2
 echo "$inputs" >"$out.inputs"
+# runvm takes the first of LANG.cpio.gz, .cpio.lz4, .cpio it finds: drop the
+# other compressions of this language so a stale one is never booted.
+for other in "${out%.cpio*}.cpio" "${out%.cpio*}.cpio.gz" "${out%.cpio*}.cpio.lz4"; do
+    [ "$other" = "$out" ] || rm -f "$other" "$other.inputs"
+done
