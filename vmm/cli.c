@@ -129,20 +129,24 @@ static void search_init(struct search *s)
 {
     memset(s, 0, sizeof(*s));
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 4);
     if (n > 0) {
         exe[n] = '\0';
         char *slash = strrchr(exe, '/');
+        char top[PATH_MAX];
         if (slash) {
-            *slash = '\0'; /* BIN */
+            /* BIN/.. is the build directory or the installed prefix. */
+            strcpy(slash, "/..");
+            if (!realpath(exe, top))
+                snprintf(top, sizeof(top), "%s", exe);
             snprintf(s->kernels[s->nkernels++], PATH_MAX,
-                     "%.3000s/../kernel/bzImage", exe);
-            snprintf(s->image_dirs[s->ndirs++], PATH_MAX,
-                     "%.3000s/../images", exe);
+                     "%.3000s/kernel/bzImage", top);
+            snprintf(s->image_dirs[s->ndirs++], PATH_MAX, "%.3000s/images",
+                     top);
             snprintf(s->kernels[s->nkernels++], PATH_MAX,
-                     "%.3000s/../share/runvm/bzImage", exe);
+                     "%.3000s/share/runvm/bzImage", top);
             snprintf(s->image_dirs[s->ndirs++], PATH_MAX,
-                     "%.3000s/../share/runvm/images", exe);
+                     "%.3000s/share/runvm/images", top);
         }
     }
     const char *k = getenv("RUNVM_KERNEL"), *i = getenv("RUNVM_IMAGES");
