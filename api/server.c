@@ -38,6 +38,8 @@ struct conn {
     struct msg_buf in;
     struct msg_buf out;
     bool replying;
+    bool drain;       /* after the reply, read the rest of the request */
+    size_t drained;
 };
 
 struct api_server {
@@ -113,6 +115,15 @@ static void conn_flush(struct conn *c)
         if (n <= 0)
             break;
         msg_buf_consume(&c->out, (size_t)n);
+    }
+    if (c->out.len == 0 && c->drain) {
+        /* A request refused before its body was read: closing now could
+         * make the client's write fail before it reads the answer, so
+         * discard what it still sends until it closes. */
+        shutdown(c->fd, SHUT_WR);
+        c->replying = false;
+        (void)evloop_mod(&c->s->vm->loop, c->fd, EPOLLIN);
+        return;
     }
     conn_close(c); /* one request per connection */
 }
@@ -717,6 +728,12 @@ static void conn_ready(void *opaque, uint32_t events)
         conn_close(c);
         return;
     }
+    if (c->drain) {
+        c->drained += (size_t)n;
+        if (c->drained > 4 * HTTP_MAX_BODY)
+            conn_close(c);
+        return;
+    }
     msg_buf_append(&c->in, buf, (size_t)n);
     struct http_request req;
     int r = http_parse((const char *)c->in.data, c->in.len, HTTP_MAX_BODY,
@@ -726,6 +743,7 @@ static void conn_ready(void *opaque, uint32_t events)
     if (r < 0) {
         s->requests++;
         int status = -r;
+        c->drain = true;
         const char *why = status == 413 ? "body too large (4 MiB at most)"
                           : status == 431 ? "headers too large (8 KiB at most)"
                           : status == 411 ? "send a Content-Length (chunked "
