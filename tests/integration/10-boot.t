@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # runvm boots the project kernel with a standalone initramfs to testinit's
 # sentinel, with 1 and 2 vCPUs and 256 and 3584 MiB (RAM above the MMIO
-# hole), and exits 0 when the guest reboots (reboot=k: i8042 reset).
+# hole), with gzip, lz4 and uncompressed cpio, and exits 0 when the guest
+# reboots (reboot=k: i8042 reset).
 set -euo pipefail
 . tests/integration/boot-lib.sh
 boot_require
@@ -25,5 +26,15 @@ expect_sentinel cpu2-3584 2 3400000 3670016
 boot cpu1-3584 --initrd "$T/initrd.cpio.gz" --console --mem 3584 --cpus 1 --cmdline "$CMD"
 expect_rc cpu1-3584 0
 expect_sentinel cpu1-3584 1 3400000 3670016
+
+# The same initramfs lz4-compressed and uncompressed.
+make_test_initrd "$T/initrd.cpio.lz4"
+boot lz4 --initrd "$T/initrd.cpio.lz4" --console --cmdline "$CMD"
+expect_rc lz4 0
+expect_sentinel lz4 1 200000 262144
+make_test_initrd "$T/initrd.cpio"
+boot plain --initrd "$T/initrd.cpio" --console --cmdline "$CMD"
+expect_rc plain 0
+expect_sentinel plain 1 200000 262144
 
 grep -a 'boot-timer\|memory:' "$T/cpu1-256.out" | sed 's/^/FIGURE cpu1-256 /'
