@@ -169,7 +169,14 @@ fuzz-regress: fuzz
 	        { echo "fuzz-regress: $$t failed on its corpus" >&2; exit 1; }; \
 	    echo "fuzz-regress: $$t ok"; done
 
-integration: all test-progs kernel
+# Language images the integration tests boot (rootfs cached by inputs in
+# $RUNVM_CACHE, so only the first run on a machine pays for mmdebstrap).
+TEST_IMAGE_LANGS ?= go
+.PHONY: test-images
+test-images: all
+	$(Q)$(MAKE) --no-print-directory images IMAGE_LANGS="$(TEST_IMAGE_LANGS)"
+
+integration: all test-progs kernel test-images
 	$(Q)tests/integration/run B=$(B)
 
 test: check fuzz-regress integration
