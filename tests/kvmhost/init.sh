@@ -28,6 +28,8 @@ $bb mkdir -p /host/dev/pts /host/dev/shm
 $bb mount -t devpts devpts /host/dev/pts
 $bb mount -t tmpfs tmpfs /host/dev/shm
 $bb mount -t cgroup2 cgroup2 /host/sys/fs/cgroup 2>/dev/null
+# The repository may sit under a path that is tmpfs in here (a clone in /tmp).
+[ -d "/host$KVMHOST_REPO" ] || $bb mkdir -p "/host$KVMHOST_REPO"
 $bb mount -t 9p -o $opts repo "/host$KVMHOST_REPO" || fail "mounting the repository failed"
 $bb ip link set lo up
 [ -c /dev/kvm ] || fail "/dev/kvm did not appear (kvm_amd not loaded?)"
