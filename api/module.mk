@@ -18,3 +18,11 @@ test_event_LIBS := -lz
 
 FUZZ_TARGETS += fuzz_http
 fuzz_http_SRCS := api/http.c
+
+# `make hello`: the product's first command on a fresh machine. Builds
+# runvm, the kernel and the Go image, then runs examples/hello.go in a VM
+# (inside the nested KVM host where /dev/kvm is missing).
+.PHONY: hello
+hello: all kernel
+	$(Q)$(MAKE) --no-print-directory images IMAGE_LANGS=go
+	$(Q)scripts/with-kvm $(B)/bin/runvm --lang go examples/hello.go
