@@ -6,8 +6,8 @@
  * init as environment):
  *   g2h:N  write N pattern bytes to hvc0, then the line
  *          "HVC-RESULT g2h bytes=N ns=T ok=1"
- *   h2g:N  read N bytes from hvc0, compare with the pattern, then write
- *          "HVC-RESULT h2g bytes=N ns=T ok=0|1"
+ *   h2g:N  write "HVC-READY", read N bytes from hvc0, compare with the
+ *          pattern, then write "HVC-RESULT h2g bytes=N ns=T ok=0|1"
  * and reboots. T is the guest's own time for the transfer.
  *
  * On the host:
@@ -103,6 +103,15 @@ static int send_pattern(int fd, uint64_t total)
     return 0;
 }
 
+static void say(const char *msg)
+{
+    int fd = open("/dev/console", O_WRONLY | O_NOCTTY);
+    if (fd >= 0) {
+        write_all(fd, (const uint8_t *)msg, strlen(msg));
+        close(fd);
+    }
+}
+
 /* Reads total bytes from fd, comparing. Returns -1 when all matched, else
  * the offset of the first difference (or of the early end). */
 static long long check_pattern(int fd, uint64_t total)
@@ -119,6 +128,13 @@ static long long check_pattern(int fd, uint64_t total)
             continue;
         if (n <= 0)
             return (long long)off;
+        if (getenv("hvcdebug") &&
+            (off >> 16) != ((off + (uint64_t)n) >> 16)) {
+            char msg[64];
+            snprintf(msg, sizeof(msg), "hvc_bulk: %llu bytes\n",
+                     (unsigned long long)(off + (uint64_t)n));
+            say(msg);
+        }
         for (size_t done = 0; done < (size_t)n;) {
             size_t k = (size_t)n - done;
             const uint8_t *e = pattern_next(&p, &k);
@@ -160,15 +176,6 @@ static int host_main(int argc, char **argv)
     return bad >= 0;
 }
 
-static void say(const char *msg)
-{
-    int fd = open("/dev/console", O_WRONLY | O_NOCTTY);
-    if (fd >= 0) {
-        write_all(fd, (const uint8_t *)msg, strlen(msg));
-        close(fd);
-    }
-}
-
 static int guest_main(void)
 {
     mount("proc", "/proc", "proc", 0, NULL);
@@ -199,6 +206,12 @@ static int guest_main(void)
                  "HVC-RESULT g2h bytes=%llu ns=%llu ok=%d\n", total,
                  (unsigned long long)(now_ns() - t0), ok);
     } else {
+        /* The host sends only after this line: input that arrives while
+         * hvc0 is still in canonical mode (hvc reads as soon as the tty
+         * opens) would meet line editing and the 4 KiB line limit. */
+        const char ready[] = "HVC-READY\n";
+        write_all(fd, (const uint8_t *)ready, sizeof(ready) - 1);
+        t0 = now_ns();
         long long bad = check_pattern(fd, total);
         snprintf(line, sizeof(line),
                  "HVC-RESULT h2g bytes=%llu ns=%llu ok=%d bad_at=%lld\n",
