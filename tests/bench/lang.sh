@@ -25,7 +25,11 @@ if [ ! -c /dev/kvm ]; then
 fi
 IMG=$(ls "$B"/images/go.cpio* | head -1)
 W=$(mktemp -d /tmp/langbench.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+cleanup() {
+    umount -l "$W/root/proc" "$W/root/dev" 2>/dev/null || true
+    rm -rf --one-file-system "$W"
+}
+trap cleanup EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 
@@ -36,9 +40,11 @@ case $IMG in
 esac | (cd "$W/root" && cpio -idm --quiet 2>/dev/null)
 conf=$W/root/etc/runvm/lang.conf
 env=(env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp TMPDIR=/tmp)
-while IFS= read -r l; do env+=("${l#ENV=}"); done < <(grep '^ENV=' "$conf")
+grep '^ENV=' "$conf" >"$W/env" || true
+while IFS= read -r l; do env+=("${l#ENV=}"); done <"$W/env"
 mkdir -p "$W/root/tmp/w" "$W/root/proc" "$W/root/dev"
-mount -t proc proc "$W/root/proc" 2>/dev/null || true
+mount -t proc proc "$W/root/proc"
+mount --bind /dev "$W/root/dev"
 cp examples/hello.go "$W/root/tmp/w/main.go"
 for i in $(seq "$N"); do
     rm -f "$W/root/tmp/w/main"
@@ -46,7 +52,7 @@ for i in $(seq "$N"); do
     chroot "$W/root" "${env[@]}" sh -c 'cd /tmp/w && go build -o main main.go && ./main' >/dev/null
     echo "$(now) - $s" | bc
 done | median >"$W/native"
-umount "$W/root/proc" 2>/dev/null || true
+umount -l "$W/root/proc" "$W/root/dev"
 native=$(cat "$W/native")
 
 # Booted VM: POST /start to the exit event, through the API.
