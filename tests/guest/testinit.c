@@ -19,6 +19,7 @@
 #include <sys/io.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "boot/x86_64/layout.h"
@@ -75,6 +76,10 @@ int main(void)
         ssize_t w = write(fd, msg, (size_t)n);
         (void)w;
     }
+    /* The tty holds what the UART has not sent yet; reboot() would drop
+     * it (seen under load: "RUNVM-" and then the reset). */
+    if (fd >= 0)
+        tcdrain(fd);
     const char *mode = getenv("testinit_mode");
     if (mode && strcmp(mode, "panic") == 0)
         return 1;
