@@ -7,6 +7,9 @@
 #   make demo       boot the guest under runvm (nested host if no /dev/kvm)
 #   make test       check, then integration tests on real KVM (nested host if
 #                   /dev/kvm is missing; RUNVM_NESTED=1 forces it)
+#   make bench      benchmarks vs QEMU microvm on real KVM (nested host if
+#                   /dev/kvm is missing): build/bench/results.{json,md};
+#                   BENCH_N=5 runs each
 #   make clean
 #
 # V=1 shows commands; SANITIZE=address,undefined builds the main binaries
@@ -192,6 +195,12 @@ demo: all kernel $(DEMO_INITRD)
 	$(Q)scripts/with-kvm $(B)/bin/runvm --kernel $(B)/kernel/bzImage \
 	    --initrd $(DEMO_INITRD) --console --boot-timer --cpus 2 --mem 256 \
 	    --cmdline "reboot=k panic=-1"
+
+# Benchmarks: figures side by side with QEMU microvm in one KVM environment
+# (tests/bench/run); fails only when a run fails, never on a speed.
+.PHONY: bench
+bench: all test-progs kernel
+	$(Q)tests/bench/run B=$(B) N=$(or $(BENCH_N),5)
 
 clean:
 	rm -rf $(B)
