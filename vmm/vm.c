@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "boot/x86_64/layout.h"
@@ -389,14 +390,27 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms)
             vm_request_stop(vm, VM_STOP_ERROR, "event loop failed",
                             (unsigned long long)-ret);
     }
-    /* A thread started after the stop was requested was not kicked. */
+    /* A thread started after the stop was requested was not kicked. A
+     * halted vCPU has been seen (nested KVM) to sleep through one kick, so
+     * keep kicking until each thread is gone rather than trusting one. */
     vm_kick_vcpus(vm);
     for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
         struct vcpu *v = &vm->vcpus[i];
-        if (v->thread_started) {
-            pthread_join(v->thread, NULL);
-            v->thread_started = 0;
+        if (!v->thread_started)
+            continue;
+        for (;;) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 50 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (pthread_timedjoin_np(v->thread, NULL, &until) != ETIMEDOUT)
+                break;
+            vm_kick_vcpus(vm);
         }
+        v->thread_started = 0;
     }
     return (enum vm_stop)__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE);
 }
