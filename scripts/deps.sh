@@ -7,6 +7,7 @@ flex libelf-dev libssl-dev dwarves kmod rsync busybox-static
 linux-source-6.1 linux-image-amd64 qemu-system-x86 qemu-utils
 libcmocka-dev libarchive-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev
 libfdt-dev libmicrohttpd-dev docker-registry skopeo mmdebstrap iproute2
+iputils-ping
 curl"
 missing=
 for p in $pkgs; do
