@@ -102,17 +102,72 @@ static void net_rx(struct virtio_net *net)
                         strerror(errno));
             break;
         }
-        /* §5.1.6.4: without MRG_RXBUF a frame fills exactly one buffer,
-         * and num_buffers (whose bytes the tap leaves untouched) is 1. */
-        uint16_t one = 1;
-        virtq_elem_write(e, offsetof(struct virtio_net_hdr_v1, num_buffers),
-                         &one, sizeof(one));
+        /* The header the driver sees is ours, not the tap's. With tap
+         * offloads off there is no GSO and no partial checksum, but the
+         * tap still marks DATA_VALID on a frame a NIC verified, and
+         * §5.1.6.4.1 wants flags zero without GUEST_CSUM (not offered).
+         * Without MRG_RXBUF a frame fills exactly one buffer:
+         * num_buffers is 1 (the tap leaves those bytes untouched). */
+        static const struct virtio_net_hdr_v1 rx_hdr = {.num_buffers = 1};
+        virtq_elem_write(e, 0, &rx_hdr, sizeof(rx_hdr));
         virtq_push(vq, e, (uint64_t)n);
         net->rx_frames++;
         pushed = true;
     }
     if (pushed)
         virtio_mmio_used(&net->vdev, VIRTIO_NET_RXQ);
+}
+
+/* §5.1.6.2: a transmit header asks only for offloads the driver
+ * negotiated (DATA_VALID and RSC_INFO are the device's to set). The tap
+ * would honour whatever it is given, so anything else is refused. */
+static bool tx_hdr_ok(const struct virtio_net *net,
+                      const struct virtio_net_hdr_v1 *h)
+{
+    const struct virtio_dev *dev = &net->vdev;
+    if (h->flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM)
+        return false;
+    if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+        !virtio_mmio_has_feature(dev, VIRTIO_NET_F_CSUM))
+        return false;
+    switch (h->gso_type) {
+    case VIRTIO_NET_HDR_GSO_NONE:
+        return true;
+    case VIRTIO_NET_HDR_GSO_TCPV4:
+        return virtio_mmio_has_feature(dev, VIRTIO_NET_F_HOST_TSO4);
+    case VIRTIO_NET_HDR_GSO_TCPV6:
+        return virtio_mmio_has_feature(dev, VIRTIO_NET_F_HOST_TSO6);
+    default:
+        return false; /* UDP, ECN: not offered */
+    }
+}
+
+/* Copies the chain's header once into tx_hdr, checks it, and points
+ * tx_iov at that copy followed by the frame (the chain past its first
+ * VIRTIO_NET_HDR_LEN bytes, however the driver split it). */
+static bool tx_prepare(struct virtio_net *net, const struct virtq_elem *e)
+{
+    if (virtq_elem_read(e, 0, &net->tx_hdr, sizeof(net->tx_hdr)) !=
+            sizeof(net->tx_hdr) ||
+        !tx_hdr_ok(net, &net->tx_hdr))
+        return false;
+    net->tx_iov[0].iov_base = &net->tx_hdr;
+    net->tx_iov[0].iov_len = sizeof(net->tx_hdr);
+    unsigned int n = 1;
+    size_t skip = sizeof(net->tx_hdr);
+    for (unsigned int i = 0; i < e->out_num; i++) {
+        const struct iovec *v = &e->iov[i];
+        if (skip >= v->iov_len) {
+            skip -= v->iov_len;
+            continue;
+        }
+        net->tx_iov[n].iov_base = (uint8_t *)v->iov_base + skip;
+        net->tx_iov[n].iov_len = v->iov_len - skip;
+        n++;
+        skip = 0;
+    }
+    net->tx_iovcnt = n;
+    return true;
 }
 
 /* Guest transmit chains → tap, one frame each. */
@@ -137,9 +192,15 @@ static void net_tx(struct virtio_net *net)
                                  "transmit buffer writable or too small");
                 return;
             }
+            if (!tx_prepare(net, e)) {
+                net->tx_dropped++;
+                virtq_push(vq, e, 0);
+                pushed = true;
+                continue;
+            }
             net->tx_pending = true;
         }
-        ssize_t n = writev(net->tap_fd, &e->iov[0], e->out_num);
+        ssize_t n = writev(net->tap_fd, net->tx_iov, (int)net->tx_iovcnt);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -226,7 +287,7 @@ int virtio_net_init(struct virtio_net *net, const struct guest_mem *mem,
     /* The config fields up to mtu; only mac is meaningful (F_MAC). */
     uint32_t config_size = offsetof(struct virtio_net_config, speed);
     int ret = virtio_mmio_init(&net->vdev, &net_ops, net, mem,
-                               (1ULL << VIRTIO_NET_F_MAC) |
+                               VIRTIO_NET_FEATURES |
                                    VIRTIO_MMIO_RING_FEATURES,
                                (uint8_t *)&net->config, config_size, irq,
                                irq_opaque);

@@ -1,7 +1,10 @@
 /* virtio-net (virtio 1.2 §5.1) on a tap back-end: one RX/TX queue pair,
  * the 12-byte virtio_net_hdr (VERSION_1: num_buffers present) shared with
- * the tap through IFF_VNET_HDR, MAC in config space, no offloads. Back-end
- * I/O runs on the VMM's event loop. */
+ * the tap through IFF_VNET_HDR, MAC in config space. Transmit offloads
+ * (CSUM, HOST_TSO4/6) are offered: the tap checksums and segments what the
+ * guest hands it, and a header asking for an offload the driver did not
+ * negotiate is dropped. No receive offloads: the tap's are off, and the
+ * driver sees a plain header. Back-end I/O runs on the VMM's event loop. */
 #ifndef RUNVM_VIRTIO_NET_H
 #define RUNVM_VIRTIO_NET_H
 
@@ -16,6 +19,12 @@
 #define VIRTIO_NET_TXQ 1
 #define VIRTIO_NET_QUEUE_SIZE 256
 #define VIRTIO_NET_HDR_LEN 12 /* struct virtio_net_hdr_v1 */
+_Static_assert(sizeof(struct virtio_net_hdr_v1) == VIRTIO_NET_HDR_LEN,
+               "virtio_net_hdr_v1 is the 12-byte VERSION_1 header");
+/* Device-specific features offered. */
+#define VIRTIO_NET_FEATURES                                                    \
+    ((1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_CSUM) |               \
+     (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6))
 
 struct virtio_net {
     struct virtio_dev vdev;
@@ -28,6 +37,11 @@ struct virtio_net {
     struct virtio_net_config config;
     struct virtq_elem rx_elem;
     struct virtq_elem tx_elem;
+    /* tx_elem's frame as written to the tap: its checked header copy,
+     * then the chain past the header. */
+    struct virtio_net_hdr_v1 tx_hdr;
+    struct iovec tx_iov[VIRTQ_MAX_IOV + 1];
+    unsigned int tx_iovcnt;
     uint64_t rx_frames, tx_frames, tx_dropped;
 };
 

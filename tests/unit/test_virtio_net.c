@@ -42,7 +42,7 @@ static void count_irq(void *opaque)
     ((struct fixture *)opaque)->irqs++;
 }
 
-static int setup(void **state)
+static int setup_with(void **state, uint64_t net_features)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -60,13 +60,27 @@ static int setup(void **state)
     mock_vq_init(&f->rx, &f->mem, 16, RXRING);
     mock_vq_init(&f->tx, &f->mem, 16, TXRING);
     uint32_t st = mock_negotiate(dev, (1ULL << VIRTIO_F_VERSION_1) |
-                                          (1ULL << VIRTIO_NET_F_MAC));
+                                          (1ULL << VIRTIO_NET_F_MAC) |
+                                          net_features);
     assert_true(st & VIRTIO_STATUS_FEATURES_OK);
     mock_queue_setup(dev, VIRTIO_NET_RXQ, &f->rx);
     mock_queue_setup(dev, VIRTIO_NET_TXQ, &f->tx);
     mock_wr(dev, VIRTIO_MMIO_STATUS, st | VIRTIO_STATUS_DRIVER_OK);
     *state = f;
     return 0;
+}
+
+/* A driver that takes no offloads. */
+static int setup(void **state)
+{
+    return setup_with(state, 0);
+}
+
+/* A driver that takes checksum and TCPv4 segmentation offload only. */
+static int setup_csum_tso4(void **state)
+{
+    return setup_with(state, (1ULL << VIRTIO_NET_F_CSUM) |
+                                 (1ULL << VIRTIO_NET_F_HOST_TSO4));
 }
 
 static int teardown(void **state)
@@ -140,16 +154,19 @@ static void rx_frame_sets_num_buffers(void **state)
     virtio_mmio_notify(&f->net->vdev, VIRTIO_NET_RXQ);
     uint8_t frame[12 + 64];
     memset(frame, 0, sizeof(frame));
-    memset(frame + 10, 0xee, 2); /* junk where num_buffers goes */
+    /* What a tap may hand over: DATA_VALID (a NIC checked the frame),
+     * junk where num_buffers goes. */
+    frame[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+    memset(frame + 10, 0xee, 2);
     memcpy(frame + 12, "incoming", 8);
     assert_int_equal(send(f->sv[1], frame, sizeof(frame), 0), sizeof(frame));
     run_loop(f, 20);
     uint32_t id, len;
     assert_int_equal(mock_used(&f->rx, &id, &len), 1);
     assert_int_equal(len, sizeof(frame));
-    uint16_t nb;
-    memcpy(&nb, host(f, BUF + 10, 2), 2);
-    assert_int_equal(nb, 1);
+    /* Without GUEST_CSUM the driver sees flags 0 (§5.1.6.4.1). */
+    static const uint8_t want[12] = {[10] = 1};
+    assert_memory_equal(host(f, BUF, 12), want, 12);
     assert_memory_equal(host(f, BUF + 12, 8), "incoming", 8);
     assert_true(f->irqs > 0);
 }
@@ -198,6 +215,122 @@ static void tx_writable_descriptor_needs_reset(void **state)
     assert_int_equal(recv(f->sv[1], got, sizeof(got), 0), -1);
 }
 
+/* Puts a one-descriptor frame (header h, then 60 bytes "payload") on the
+ * transmit queue at descriptor i and notifies. */
+static void tx_one(struct fixture *f, uint16_t i,
+                   const struct virtio_net_hdr_v1 *h)
+{
+    uint64_t gpa = BUF + 0x1000 * i;
+    memcpy(host(f, gpa, 12), h, 12);
+    memset(host(f, gpa + 12, 60), 0, 60);
+    memcpy(host(f, gpa + 12, 7), "payload", 7);
+    mock_desc(&f->tx, i, gpa, 72, 0, 0);
+    mock_publish(&f->tx, i);
+    virtio_mmio_notify(&f->net->vdev, VIRTIO_NET_TXQ);
+}
+
+static void offloads_offered(void **state)
+{
+    struct fixture *f = *state;
+    mock_wr(&f->net->vdev, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    uint32_t feat = mock_rd(&f->net->vdev, VIRTIO_MMIO_DEVICE_FEATURES);
+    assert_true(feat & (1u << VIRTIO_NET_F_CSUM));
+    assert_true(feat & (1u << VIRTIO_NET_F_HOST_TSO4));
+    assert_true(feat & (1u << VIRTIO_NET_F_HOST_TSO6));
+    /* Nothing the tap (offloads off) would not deliver. */
+    assert_false(feat & (1u << VIRTIO_NET_F_GUEST_CSUM));
+    assert_false(feat & (1u << VIRTIO_NET_F_GUEST_TSO4));
+    assert_false(feat & (1u << VIRTIO_NET_F_MRG_RXBUF));
+}
+
+/* Without CSUM/TSO negotiated, a header asking for them is refused: the
+ * chain comes back used, nothing reaches the tap, and the next plain
+ * frame still goes through. */
+static void tx_unnegotiated_offload_dropped(void **state)
+{
+    struct fixture *f = *state;
+    struct virtio_net_hdr_v1 csum = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                                     .csum_start = 34,
+                                     .csum_offset = 16};
+    struct virtio_net_hdr_v1 gso = {.gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+                                    .gso_size = 1448};
+    struct virtio_net_hdr_v1 valid = {.flags = VIRTIO_NET_HDR_F_DATA_VALID};
+    struct virtio_net_hdr_v1 plain = {0};
+    tx_one(f, 0, &csum);
+    tx_one(f, 1, &gso);
+    tx_one(f, 2, &valid);
+    tx_one(f, 3, &plain);
+    uint8_t got[128];
+    assert_int_equal(recv(f->sv[1], got, sizeof(got), 0), 72);
+    assert_memory_equal(got + 12, "payload", 7);
+    assert_int_equal(recv(f->sv[1], got, sizeof(got), 0), -1);
+    for (uint32_t i = 0; i < 4; i++) {
+        uint32_t id, len;
+        assert_int_equal(mock_used(&f->tx, &id, &len), 1);
+        assert_int_equal(id, i);
+    }
+    assert_int_equal(f->net->tx_dropped, 3);
+    assert_int_equal(f->net->tx_frames, 1);
+    assert_false(needs_reset(f));
+}
+
+/* With CSUM and HOST_TSO4 negotiated the header reaches the tap as the
+ * driver wrote it; TCPv6 segmentation (not negotiated) and ECN (not
+ * offered) do not. */
+static void tx_negotiated_offload_passes(void **state)
+{
+    struct fixture *f = *state;
+    struct virtio_net_hdr_v1 tso4 = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                                     .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+                                     .hdr_len = 54,
+                                     .gso_size = 1448,
+                                     .csum_start = 34,
+                                     .csum_offset = 16};
+    struct virtio_net_hdr_v1 tso6 = tso4, ecn = tso4;
+    tso6.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
+    ecn.gso_type = VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN;
+    tx_one(f, 0, &tso6);
+    tx_one(f, 1, &ecn);
+    tx_one(f, 2, &tso4);
+    uint8_t got[128];
+    assert_int_equal(recv(f->sv[1], got, sizeof(got), 0), 72);
+    /* num_buffers is the driver's to leave as it likes; the tap takes
+     * the first 10 bytes. */
+    assert_memory_equal(got, &tso4, 10);
+    assert_int_equal(recv(f->sv[1], got, sizeof(got), 0), -1);
+    assert_int_equal(f->net->tx_dropped, 2);
+    assert_int_equal(f->net->tx_frames, 1);
+}
+
+/* The header may be split across descriptors anywhere, and share its
+ * last descriptor with the frame: the tap still gets header + frame. */
+static void tx_header_split_oddly(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t *p = host(f, BUF, 0x400);
+    memset(p, 0, 0x400);
+    memcpy(p + 0x200 + 7, "split-frame", 11);
+    mock_desc(&f->tx, 0, BUF, 5, VRING_DESC_F_NEXT, 1);
+    mock_desc(&f->tx, 1, BUF + 0x100, 0, VRING_DESC_F_NEXT, 2);
+    mock_desc(&f->tx, 2, BUF + 0x200, 7 + 40, 0, 0);
+    mock_publish(&f->tx, 0);
+    virtio_mmio_notify(&f->net->vdev, VIRTIO_NET_TXQ);
+    uint8_t got[128];
+    assert_int_equal(recv(f->sv[1], got, sizeof(got), 0), 52);
+    assert_memory_equal(got + 12, "split-frame", 11);
+    assert_int_equal(f->net->tx_frames, 1);
+}
+
+/* A chain shorter than the header is a broken driver. */
+static void tx_short_header_needs_reset(void **state)
+{
+    struct fixture *f = *state;
+    mock_desc(&f->tx, 0, BUF, 11, 0, 0);
+    mock_publish(&f->tx, 0);
+    virtio_mmio_notify(&f->net->vdev, VIRTIO_NET_TXQ);
+    assert_true(needs_reset(f));
+}
+
 static void parse_mac(void **state)
 {
     (void)state;
@@ -232,6 +365,12 @@ int main(void)
         T(rx_waits_for_buffers),
         T(rx_buffer_too_small_needs_reset),
         T(tx_writable_descriptor_needs_reset),
+        T(offloads_offered),
+        T(tx_unnegotiated_offload_dropped),
+        T(tx_header_split_oddly),
+        T(tx_short_header_needs_reset),
+        cmocka_unit_test_setup_teardown(tx_negotiated_offload_passes,
+                                        setup_csum_tso4, teardown),
         cmocka_unit_test(parse_mac),
         cmocka_unit_test(open_missing_tap_is_enodev),
     };
