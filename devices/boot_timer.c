@@ -21,6 +21,12 @@ static void boot_timer_write(void *opaque, uint64_t offset,
     if (i >= BOOT_TIMER_MAX_MARKS)
         return;
     bt->marks[i].value = data[0];
+    unsigned int nr = bt->nr_counters;
+    if (nr > BOOT_TIMER_MAX_COUNTERS)
+        nr = BOOT_TIMER_MAX_COUNTERS;
+    bt->marks[i].have_counters =
+        bt->read_counters && nr &&
+        bt->read_counters(bt->counters_ctx, bt->marks[i].counters, nr) == 0;
     /* Publish the mark after its contents; readers load nr_marks acquire
      * only after the vCPU threads are joined, so this is belt and braces. */
     __atomic_store_n(&bt->marks[i].ns, now, __ATOMIC_RELEASE);

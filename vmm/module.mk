@@ -7,7 +7,7 @@ VMM_VM_SRCS := vmm/vm.c vmm/exit.c boot/cmdline.c \
                boot/x86_64/arch.c boot/x86_64/bzimage.c \
                boot/x86_64/bootparams.c boot/x86_64/mptable.c \
                boot/x86_64/cpu.c devices/serial.c devices/i8042.c \
-               devices/boot_timer.c
+               devices/boot_timer.c vmm/kvm_stats.c
 RUNVM_SRCS += $(VMM_CORE_SRCS) $(VMM_VM_SRCS) vmm/main.c
 
 UNIT_TESTS += test_guest_mem test_bus test_evloop
@@ -30,6 +30,11 @@ test_exit_LIBS := -lpthread
 test_serial_SRCS := devices/serial.c vmm/bus.c
 test_serial_LIBS := -lpthread
 test_cpu_SRCS := boot/x86_64/cpu.c vmm/guest_mem.c
+
+# KVM exit counts per boot phase: the boot timer's counters, KVM's stats.
+UNIT_TESTS += test_boot_timer test_kvm_stats
+test_boot_timer_SRCS := devices/boot_timer.c
+test_kvm_stats_SRCS := vmm/kvm_stats.c
 
 TEST_PROGS += testinit
 

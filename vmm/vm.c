@@ -192,6 +192,35 @@ fail:
     return ret;
 }
 
+_Static_assert(VM_MAX_VCPUS <= KVM_STATS_MAX_VCPUS,
+               "every vCPU's exit counters fit in struct kvm_stats");
+_Static_assert(KVM_STAT_COUNT <= BOOT_TIMER_MAX_COUNTERS,
+               "the boot timer keeps every exit counter");
+
+/* The boot timer's counter reader: KVM's exit counts, all vCPUs. */
+static int read_exit_counts(void *ctx, uint64_t *out, unsigned int nr)
+{
+    uint64_t v[KVM_STAT_COUNT];
+    int ret = kvm_stats_read(ctx, v);
+    if (ret < 0)
+        return ret;
+    memcpy(out, v, sizeof(v[0]) * (nr < KVM_STAT_COUNT ? nr : KVM_STAT_COUNT));
+    return 0;
+}
+
+void vm_count_exits(struct vm *vm)
+{
+    int fds[VM_MAX_VCPUS];
+    for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+        fds[i] = vm->vcpus[i].fd;
+    kvm_stats_open(&vm->exit_stats, vm->kvm_fd, vm->vm_fd, fds, vm->nr_vcpus);
+    if (vm->exit_stats.source == KVM_STATS_NONE)
+        return;
+    vm->timer.read_counters = read_exit_counts;
+    vm->timer.counters_ctx = &vm->exit_stats;
+    vm->timer.nr_counters = KVM_STAT_COUNT;
+}
+
 int vm_load(struct vm *vm, struct arch_boot_files *files, char *err,
             size_t err_len)
 {
@@ -417,6 +446,7 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms)
 
 void vm_destroy(struct vm *vm)
 {
+    kvm_stats_close(&vm->exit_stats);
     for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
         struct vcpu *v = &vm->vcpus[i];
         if (v->run)

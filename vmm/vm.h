@@ -28,6 +28,7 @@
 #include "vmm/bus.h"
 #include "vmm/evloop.h"
 #include "vmm/guest_mem.h"
+#include "vmm/kvm_stats.h"
 
 #define VM_MAX_VCPUS 32
 
@@ -75,6 +76,8 @@ struct vm {
     uint64_t t_kvm_ready;  /* VM, memory and vCPUs created */
     uint64_t t_first_run;  /* first KVM_RUN of the boot vCPU */
     struct boot_timer timer;
+    /* KVM's exit counters, opened by vm_count_exits (else source NONE). */
+    struct kvm_stats exit_stats;
 };
 
 /* Opens /dev/kvm, checks its API and capabilities, creates the VM with
@@ -83,6 +86,11 @@ struct vm {
  * cleaned up. */
 int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
               char *err, size_t err_len) __attribute__((warn_unused_result));
+
+/* Opens KVM's exit counters for this VM's vCPUs (kvm_stats_open: best
+ * effort) and has the boot timer read them at each guest mark, so exits
+ * can be told per boot phase. After vm_create, before vm_run. */
+void vm_count_exits(struct vm *vm);
 
 /* Loads the kernel and initramfs (arch_load) with vm->cmdline and sets up
  * every vCPU. 0 or -errno with a message in err. */
