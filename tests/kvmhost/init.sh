@@ -43,6 +43,9 @@ for p in /sys/class/virtio-ports/*; do
     esac
 done
 [ -n "$out" ] && [ -n "$err" ] || fail "virtio-serial ports missing"
+# For kvmhost's timeout report (tests/kvmhost/where.py): where a wedged
+# kernel's vCPUs are, by name (the kernel's own map; KASLR moves it).
+$bb grep ' [tT] ' /proc/kallsyms >/ctl/kallsyms &
 $bb mkdir -p /host/tmp/.kvmhost
 $bb cp /ctl/cmd.sh /host/tmp/.kvmhost/cmd.sh
 $bb chroot /host /bin/bash /tmp/.kvmhost/cmd.sh </dev/null >"$out" 2>"$err"
