@@ -100,6 +100,19 @@ void virtio_mmio_used(struct virtio_dev *dev, unsigned int q)
         raise_interrupt(dev, VIRTIO_MMIO_INT_VRING);
 }
 
+void virtio_mmio_dump(struct virtio_dev *dev, FILE *f)
+{
+    virtio_mmio_lock(dev);
+    fprintf(f, "runvm: %s: status 0x%x interrupt_status 0x%x\n",
+            dev->ops->name, dev->status, dev->interrupt_status);
+    for (unsigned int q = 0; q < dev->ops->num_queues; q++) {
+        char line[160];
+        virtq_describe(&dev->queues[q].vq, line, sizeof(line));
+        fprintf(f, "runvm: %s: queue %u: %s\n", dev->ops->name, q, line);
+    }
+    virtio_mmio_unlock(dev);
+}
+
 void virtio_mmio_config_changed(struct virtio_dev *dev)
 {
     dev->config_generation++;

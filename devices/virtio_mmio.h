@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "devices/virtq.h"
 #include "vmm/bus.h"
@@ -185,6 +186,10 @@ bool virtio_mmio_live(const struct virtio_dev *dev);
 /* The device changed its config space: bumps ConfigGeneration and raises a
  * config-change interrupt once the driver is live. */
 void virtio_mmio_config_changed(struct virtio_dev *dev);
+
+/* Writes the device status, InterruptStatus and every queue's ring indices
+ * to f, one line each, prefixed "runvm: NAME": for a stalled device. */
+void virtio_mmio_dump(struct virtio_dev *dev, FILE *f);
 
 /* Feature bit negotiated (both offered and accepted). */
 bool virtio_mmio_has_feature(const struct virtio_dev *dev, unsigned int bit);

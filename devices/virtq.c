@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/virtio_ring.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Ring fields are little-endian (virtio 1.x); runvm's hosts (x86-64,
@@ -290,6 +291,21 @@ bool virtq_need_interrupt(struct virtq *vq)
     uint16_t event = __atomic_load_n(used_event(vq), __ATOMIC_RELAXED);
     /* §2.7.10: interrupt iff used_event lies in [old, new). */
     return (uint16_t)(new - event - 1) < (uint16_t)(new - old);
+}
+
+int virtq_describe(struct virtq *vq, char *buf, size_t len)
+{
+    if (!vq->ready)
+        return snprintf(buf, len, "not ready");
+    return snprintf(buf, len,
+                    "size %u avail %u/%u used %u/%u used_event %u "
+                    "avail_event %u flags 0x%x%s",
+                    vq->size, __atomic_load_n(avail_idx(vq), __ATOMIC_RELAXED),
+                    vq->last_avail, vq->used_idx, vq->signalled_used,
+                    __atomic_load_n(used_event(vq), __ATOMIC_RELAXED),
+                    __atomic_load_n(avail_event(vq), __ATOMIC_RELAXED),
+                    __atomic_load_n(avail_flags(vq), __ATOMIC_RELAXED),
+                    vq->broken ? " broken" : "");
 }
 
 uint64_t virtq_elem_write(const struct virtq_elem *elem, uint64_t offset,

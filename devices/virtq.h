@@ -79,6 +79,10 @@ void virtq_push(struct virtq *vq, const struct virtq_elem *elem,
  * under EVENT_IDX. */
 bool virtq_need_interrupt(struct virtq *vq);
 
+/* One line of the ring indices (ours and the driver's), for diagnosing a
+ * stalled queue: "size S avail A/L used U used_event E avail_event V". */
+int virtq_describe(struct virtq *vq, char *buf, size_t len);
+
 /* Copies from host buffer into the writable part of elem starting at byte
  * `offset` of that part. Returns bytes copied (short at the end). */
 uint64_t virtq_elem_write(const struct virtq_elem *elem, uint64_t offset,
