@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # virtio-net on a tap this test creates itself (rvtest0, 10.0.2.1/24; the
 # guest is 10.0.2.15 through the kernel's ip= parameter; traffic only
-# between the two): the guest answers ping, and 64 MiB (16 MiB when nested)
+# between the two): the guest answers ping, and 64 MiB (8 MiB when nested)
 # go over TCP each way with the bytes checked against a deterministic
 # pattern on the receiving side. Reports TCP throughput each way as the
 # host measures it, then the same transfer through QEMU microvm's
@@ -19,10 +19,13 @@ command -v ip >/dev/null || fail "ip missing (iproute2, scripts/deps.sh)"
 command -v ping >/dev/null || fail "ping missing (iputils-ping, scripts/deps.sh)"
 [ -c /dev/net/tun ] || modprobe tun 2>/dev/null || true
 [ -c /dev/net/tun ] || { echo "skip: no /dev/net/tun"; exit 77; }
-# 64 MiB on real hardware, 16 MiB under a hypervisor (the nested host runs
-# under TCG, where TCP on a tap moves a few MB/s; at 8 MiB one direction
-# takes ~2 s and the figures swing 2x run to run). NET_BYTES overrides.
-if grep -qw hypervisor /proc/cpuinfo; then N=${NET_BYTES:-16777216}; else N=${NET_BYTES:-67108864}; fi
+# 64 MiB on real hardware, 8 MiB under a hypervisor: the nested host runs
+# under TCG, where TCP on a tap moves 1-5 MB/s depending on what else the
+# machine runs, and both VMMs must fit the suite's 300 s per test. The
+# rates swing 2-3x run to run there with the load of whatever else runs
+# on the machine, and so does the ratio: read either from several runs.
+# NET_BYTES overrides.
+if grep -qw hypervisor /proc/cpuinfo; then N=${NET_BYTES:-8388608}; else N=${NET_BYTES:-67108864}; fi
 MIB=$((N / 1048576))
 
 # A missing tap is a clear error, not a new tap.
@@ -59,18 +62,20 @@ chmod 755 "$T/root/init"
 scripts/mkcpio.sh "$T/root" "$T/net.cpio.gz"
 
 # The host side: waits for ping, sends N bytes to guest:5000 and checks
-# the N the guest sends to host:5001. Prints "XFER h2g|g2h SECONDS".
+# the N the guest sends to host:5001. Prints "XFER ping|h2g|g2h SECONDS"
+# (ping: from start until the guest first answers).
 cat >"$T/xfer.py" <<'PY'
 import socket, subprocess, sys, time
 guest, host, n, bulk = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((host, 5001)); srv.listen(1); srv.settimeout(120)
-for _ in range(120):
-    if subprocess.run(["ping", "-c1", "-W1", guest], stdout=subprocess.DEVNULL).returncode == 0:
-        break
-else:
-    sys.exit("guest never answered ping")
-print("PING ok", flush=True)
+start = time.monotonic()
+while subprocess.run(["ping", "-c1", "-W1", guest], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL).returncode != 0:
+    if time.monotonic() - start > 150:
+        sys.exit("guest never answered ping")
+    time.sleep(0.2)
+print(f"XFER ping {time.monotonic()-start:.3f}", flush=True)
 # host -> guest
 for _ in range(300):
     try:
@@ -110,7 +115,7 @@ PY
 # background (output in $T/NAME.out), runs the host side (in $T/NAME.xfer),
 # and checks both ends. Returns non-zero on any failure.
 transfer() {
-    local name=$1 gip=$2 hip=$3 pid rc=0; shift 3
+    local name=$1 gip=$2 hip=$3 pid rc=0 t0=$SECONDS; shift 3
     timeout 300 "$@" </dev/null >"$T/$name.out" 2>&1 &
     pid=$!
     python3 "$T/xfer.py" "$gip" "$hip" "$N" "$BULK" >"$T/$name.xfer" 2>&1 || rc=$?
@@ -119,9 +124,11 @@ transfer() {
     wait "$pid" || { tail -30 "$T/$name.out"; echo "$name: VMM exited $?"; return 1; }
     grep -aq "NET-GUEST h2g CHECK ok bytes=$N" "$T/$name.out" ||
         { tail -30 "$T/$name.out"; echo "$name: host->guest bytes damaged"; return 1; }
+    echo "$name: started at ${t0} s into the test, done at ${SECONDS} s"
 }
 secs() { sed -n "s/^XFER $2 //p" "$T/$1.xfer"; }
-mbs() { echo "scale=2; $N / $1 / 1000000" | bc; }
+mbs() { LC_ALL=C printf '%.2f' "$(echo "scale=3; $N / $1 / 1000000" | bc)"; }
+ratio() { LC_ALL=C printf '%.2f' "$(echo "scale=3; $1 / $2" | bc)"; }
 
 mktap rvtest0 10.0.2.1
 transfer runvm 10.0.2.15 10.0.2.1 \
@@ -129,7 +136,7 @@ transfer runvm 10.0.2.15 10.0.2.1 \
     --console --net "rvtest0,mac=52:54:00:00:02:0f" --boot-timer --cmdline \
     "reboot=k panic=-1 quiet ip=10.0.2.15::10.0.2.1:255.255.255.0::eth0:off netbytes=$N hostip=10.0.2.1" ||
     fail "runvm: virtio-net transfer"
-echo "ok: guest answers ping"
+echo "ok: guest answers ping, $(secs runvm ping) s after runvm started"
 rh2g=$(secs runvm h2g) rg2h=$(secs runvm g2h)
 echo "FIGURE virtio-net TCP host->guest: $MIB MiB in $rh2g s = $(mbs "$rh2g") MB/s"
 echo "FIGURE virtio-net TCP guest->host: $MIB MiB in $rg2h s = $(mbs "$rg2h") MB/s"
@@ -152,9 +159,9 @@ if command -v qemu-system-x86_64 >/dev/null && [ "${NET_PEER:-1}" = 1 ]; then
         -append "console=ttyS0 reboot=t panic=-1 quiet ip=10.0.3.15::10.0.3.1:255.255.255.0::eth0:off netbytes=$N hostip=10.0.3.1"; then
         qh2g=$(secs qemu h2g) qg2h=$(secs qemu g2h)
         echo "FIGURE virtio-net TCP host->guest QEMU microvm peer: $MIB MiB in $qh2g s;" \
-             "runvm/QEMU throughput ratio $(echo "scale=2; $qh2g / $rh2g" | bc)"
+             "runvm/QEMU throughput ratio $(ratio "$qh2g" "$rh2g")"
         echo "FIGURE virtio-net TCP guest->host QEMU microvm peer: $MIB MiB in $qg2h s;" \
-             "runvm/QEMU throughput ratio $(echo "scale=2; $qg2h / $rg2h" | bc)"
+             "runvm/QEMU throughput ratio $(ratio "$qg2h" "$rg2h")"
     else
         echo "note: QEMU peer run failed (not runvm's fault; see above)"
     fi
