@@ -13,6 +13,12 @@
 #                                       runvm --boot-timer, per run
 #   rss.runvm.kib rss.qemu.kib          peak RSS minus guest RAM resident
 #   rss.runvm_hwm.kib rss.qemu_hwm.kib  the peak RSS itself
+#   exits_{kernel,init}.{exits,io_exits,mmio_exits,halt_exits}.n
+#                                       runvm's KVM exits (--boot-timer) from
+#                                       the first KVM_RUN to testinit's mark,
+#                                       and from it to the end, per run;
+#   exits.source                        where KVM's counters were read, or
+#                                       "unavailable: why"
 #
 # usage: tests/bench/boot.sh [B=BUILD_DIR] [N=RUNS] [OUT=DIR]
 # Runs in the nested KVM host (tests/kvmhost/kvmhost) when /dev/kvm is
@@ -105,6 +111,22 @@ for i in $(seq "$N"); do
     # "guest-marker 0x01 812.345 ms" → "01 812.345", one line per marker
     grep 'boot-timer:' "$T/runvm.log" | grep -o 'guest-marker 0x[0-9a-f]* [0-9.]*' |
         sed 's/guest-marker 0x//' >>"$T/marks" || true
+    # "kvm-exits from SRC, ...: guest-marker 0x01 exits A io_exits B ...;
+    # stop exits C ..." → kernel = the first mark's, init = stop - mark.
+    line=$(grep -a 'boot-timer: kvm-exits' "$T/runvm.log" || true)
+    case $line in
+    *'kvm-exits from '*)
+        sed 's/.*kvm-exits from \([^,]*\),.*/\1/' <<<"$line" >"$T/exits.source"
+        for c in exits io_exits mmio_exits halt_exits; do
+            m=$(sed -n "s/.*guest-marker 0x[0-9a-f]* [^;]*\<$c \([0-9]*\).*/\1/p" <<<"${line%%;*}")
+            e=$(sed -n "s/.* stop .*\<$c \([0-9]*\).*/\1/p" <<<"$line")
+            if [ -n "$m" ] && [ -n "$e" ]; then
+                echo "$m" >>"$T/exits_kernel.$c.n"
+                echo $((e - m)) >>"$T/exits_init.$c.n"
+            fi
+        done ;;
+    *'kvm-exits '*) sed 's/.*kvm-exits //' <<<"$line" >"$T/exits.source" ;;
+    esac
     : >"$T/qemu.log"
     ms=$(time_to_sentinel "$T/qemu.log" "${QEMU[@]}" -no-reboot) ||
         { echo "boot.sh: qemu run $i failed:" >&2; tail -20 "$T/qemu.log" >&2; exit 1; }
@@ -129,4 +151,5 @@ if [ -n "$OUT" ]; then
     cp "$T/hwm.kib" "$OUT/rss.runvm_hwm.kib"
     cp "$T/qemu-overhead.kib" "$OUT/rss.qemu.kib"
     cp "$T/qemu-hwm.kib" "$OUT/rss.qemu_hwm.kib"
+    for f in "$T"/exits*; do [ -e "$f" ] && cp "$f" "$OUT/"; done
 fi

@@ -6,9 +6,13 @@ usage: report.py RAW_DIR OUT_DIR
 
 results.json: one object per figure, keyed by name; each has "runvm" and,
 where there is one, "peer" (each {"median","min","max","n","unit"}),
-"ratio" (runvm median / peer median), "peer_name", "what", "target" and
-"where"; "boot" also has "phases" (runvm's --boot-timer, ms since runvm
-started, each a stats object).
+"ratio" (runvm median / peer median; "ratio_means" says which way is
+better for runvm), "peer_name", "what", "target" and "where"; "boot" also
+has "phases" (runvm's --boot-timer, ms since runvm started, each a stats
+object). exits_kernel and exits_init hold KVM exits per boot phase (runvm
+only, from --boot-timer): "runvm" is all exits, "detail" io/mmio/halt,
+"source" where KVM's counters were read; "unavailable" when they could not
+be. "notes" lists what was skipped.
 """
 import json
 import os
@@ -65,7 +69,8 @@ def main():
             "what": "launch to testinit's sentinel line on the serial console "
                     "(same bzImage, initramfs, cmdline; 256 MiB, 1 vCPU), interleaved runs",
             "runvm": r, "peer": q, "peer_name": "QEMU -M microvm,acpi=off -cpu host",
-            "ratio": ratio(r, q), "target": "<= 0.5", "where": where,
+            "ratio": ratio(r, q), "ratio_means": "runvm / peer; < 1: runvm faster",
+            "target": "<= 0.5", "where": where,
             "phases": phases,
         }
 
@@ -77,7 +82,8 @@ def main():
                     "/proc/PID/status and the guest-RAM mapping's Rss in smaps, read with "
                     "the VM paused on the guest's reset (separate untimed boots)",
             "runvm": r, "peer": q, "peer_name": "QEMU -M microvm,acpi=off (same VM)",
-            "ratio": ratio(r, q), "target": "runvm <= 2048 KiB", "where": where,
+            "ratio": ratio(r, q), "ratio_means": "runvm / peer; < 1: runvm smaller",
+            "target": "runvm <= 2048 KiB", "where": where,
             "peak_rss": {k: v for k, v in (
                 ("runvm", stats(load(R("rss.runvm_hwm.kib")), "KiB")),
                 ("peer", stats(load(R("rss.qemu_hwm.kib")), "KiB"))) if v},
@@ -94,9 +100,11 @@ def main():
         figs["exec_roundtrip"] = {
             "what": "empty RUN (busybox true) on a booted VM, RUN sent to EXIT received "
                     "(runvm --exec, RUNVM_EXEC_REPEAT), against spawning the same busybox "
-                    "true natively (fork+exec+wait from python3) in the same host",
+                    "true natively (fork+exec+wait from a C loop, build/tests/bench_spawn) "
+                    "in the same host",
             "runvm": r, "peer": q, "peer_name": "native spawn, same host",
-            "ratio": ratio(r, q), "target": "<= 1.3 (hello world on a booted VM)",
+            "ratio": ratio(r, q), "ratio_means": "runvm / peer; < 1: runvm faster",
+            "target": "<= 1.3 (hello world on a booted VM)",
             "where": where,
         }
 
@@ -108,6 +116,87 @@ def main():
             "runvm": r, "where": where,
         }
 
+    # Rates and throughputs (higher is better) and snippet times, each
+    # runvm against its peer.
+    for name, unit, what, peer_name, higher in (
+            ("create_rate_seq", "VMs/s",
+             "VMs booted to testinit's sentinel per second, 2 one after another "
+             "(each launched once the one before has exited): 2 / (first launch to "
+             "last sentinel); same kernel, initramfs, cmdline as boot; interleaved "
+             "samples", "QEMU -M microvm,acpi=off -cpu host", True),
+            ("create_rate_par2", "VMs/s",
+             "VMs booted to testinit's sentinel per second, 2 launched at once: "
+             "2 / (launch to the later sentinel); interleaved samples",
+             "QEMU -M microvm,acpi=off -cpu host", True),
+            ("console_g2h", "MB/s",
+             "guest -> host through /dev/hvc0 (virtio-console), build/tests/hvc_bulk "
+             "writing %s, every byte checked on the host; MB/s by the guest's clock; "
+             "runvm --vconsole stdio vs QEMU virtio-serial-device + virtconsole to a "
+             "file; same kernel and init; interleaved runs" % (
+                 "%d MiB" % (int(load(R("console_g2h.bytes"))[0]) >> 20)
+                 if load(R("console_g2h.bytes")) else "the pattern"),
+             "QEMU -M microvm,acpi=off virtconsole", True)):
+        r, q = stats(load(R(name + ".runvm.vms" if unit == "VMs/s" else name + ".runvm.mbs")), unit), \
+            stats(load(R(name + ".peer.vms" if unit == "VMs/s" else name + ".peer.mbs")), unit)
+        if r:
+            figs[name] = {"what": what, "runvm": r, "peer": q, "peer_name": peer_name,
+                          "ratio": ratio(r, q),
+                          "ratio_means": "runvm / peer; > 1: runvm faster",
+                          "where": where}
+    langs = sorted({fn.split("_")[1] for fn in os.listdir(raw)
+                    if fn.startswith("snippet_") and fn.endswith(".runvm.s")})
+    for lang in langs:
+        for kind, what in (
+                ("booted", "hello world (examples/hello.*), POST /start to the run's exit "
+                           "event on a booted VM (runvm --lang %s --api-sock; one untimed "
+                           "warm-up request)"),
+                ("cold", "hello world, `runvm --lang %s FILE` from launch to exit (boot, "
+                         "build, run, power-off)")):
+            name = "snippet_%s_%s" % (lang, kind)
+            r = stats(load(R(name + ".runvm.s")), "s")
+            q = stats(load(R(name + ".peer.s")), "s")
+            if r:
+                figs[name] = {
+                    "what": (what % lang) + ", against the same build and run natively "
+                            "in the same host (the image's rootfs chrooted, its lang.conf "
+                            "ENV, BUILD, RUN; warm caches); interleaved runs",
+                    "runvm": r, "peer": q, "peer_name": "native build+run, same host",
+                    "ratio": ratio(r, q), "ratio_means": "runvm / peer; < 1: runvm faster",
+                    "target": "<= 1.3" if kind == "booted" else "–", "where": where}
+
+    # KVM exits per boot phase, from runvm --boot-timer in the boot runs.
+    src = None
+    try:
+        with open(R("exits.source")) as f:
+            src = f.read().strip()
+    except FileNotFoundError:
+        pass
+    if src is not None:
+        if src.startswith("unavailable"):
+            figs["exits"] = {"unavailable": src, "where": where}
+        for phase, what in (
+                ("kernel", "KVM exits from the first KVM_RUN (where the guest enters "
+                           "the kernel; none happen before it) to testinit's boot-timer "
+                           "mark: kernel boot"),
+                ("init", "KVM exits from testinit's boot-timer mark to the VM's end: "
+                         "init (console output, sentinel, reboot)")):
+            r = stats(load(R("exits_%s.exits.n" % phase)), "exits")
+            if r and not src.startswith("unavailable"):
+                figs["exits_" + phase] = {
+                    "what": what + ", all vCPUs, runvm only (source: %s)" % src,
+                    "runvm": r, "source": src, "where": where,
+                    "detail": {k: v for k, v in (
+                        (c, stats(load(R("exits_%s.%s.n" % (phase, c))), "exits"))
+                        for c in ("io_exits", "mmio_exits", "halt_exits")) if v}}
+    notes = []
+    try:
+        with open(R("notes")) as f:
+            notes = [x for x in f.read().splitlines() if x]
+    except FileNotFoundError:
+        pass
+    if notes:
+        figs["notes"] = notes
+
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(figs, f, indent=2)
@@ -116,7 +205,7 @@ def main():
     def cell(s):
         if not s:
             return "–"
-        fmt = "%.0f" if s["unit"] == "KiB" else "%.1f" if s["median"] >= 10 else "%.3f"
+        fmt = "%.0f" if s["unit"] in ("KiB", "exits") else "%.1f" if s["median"] >= 10 else "%.3f"
         return ("%s %s (%s–%s, n=%d)" % (fmt, s["unit"], fmt, fmt, s["n"])) % (
             s["median"], s["min"], s["max"])
 
@@ -128,10 +217,14 @@ def main():
            "| figure | runvm | peer | runvm / peer | target |",
            "|---|---|---|---|---|"]
     for name, fig in figs.items():
+        if "runvm" not in fig:
+            continue
         peer = cell(fig.get("peer"))
         if fig.get("peer"):
             peer += " " + fig["peer_name"]
         rt = "%.3f" % fig["ratio"] if fig.get("ratio") is not None else "–"
+        if fig.get("ratio_means") and fig.get("ratio") is not None:
+            rt += " (%s)" % fig["ratio_means"].split("; ")[1]
         md.append("| %s | %s | %s | %s | %s |" % (name, cell(fig["runvm"]), peer, rt,
                                                  fig.get("target", "–")))
     if "boot" in figs:
@@ -148,9 +241,26 @@ def main():
         p = figs["rss"]["peak_rss"]
         md += ["", "peak RSS including guest RAM: runvm %s; QEMU %s" % (
             cell(p.get("runvm")), cell(p.get("peer")))]
+    ex = [k for k in ("exits_kernel", "exits_init") if k in figs]
+    if ex:
+        md += ["", "runvm KVM exits per boot phase (%s; median (min–max, n)):" %
+               figs[ex[0]]["source"], "",
+               "| phase | exits | io_exits | mmio_exits | halt_exits |", "|---|---|---|---|---|",
+               "| before the kernel (VMM set-up) | 0: the guest's first instruction is "
+               "the kernel's, at the first KVM_RUN | | | |"]
+        for k in ex:
+            d = figs[k]["detail"]
+            md.append("| %s | %s | %s | %s | %s |" % (
+                k[len("exits_"):], cell(figs[k]["runvm"]), cell(d.get("io_exits")),
+                cell(d.get("mmio_exits")), cell(d.get("halt_exits"))))
+    elif "exits" in figs:
+        md += ["", "runvm KVM exits per boot phase: %s" % figs["exits"]["unavailable"]]
+    if figs.get("notes"):
+        md += ["", "Notes:", ""] + ["- " + n for n in figs["notes"]]
     md += ["", "What each figure measures:", ""]
     for name, fig in figs.items():
-        md.append("- **%s**: %s." % (name, fig["what"]))
+        if isinstance(fig, dict) and "what" in fig:
+            md.append("- **%s**: %s." % (name, fig["what"]))
     text = "\n".join(md) + "\n"
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(text)
