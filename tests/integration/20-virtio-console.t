@@ -70,7 +70,8 @@ h2g() {
     run h2g --timeout 120 <"$T/h2g.in" >"$T/h2g.out" 2>"$T/h2g.err" || rc=$?
     wait
     line=$(grep -a "^HVC-RESULT h2g" "$T/h2g.out") ||
-        { tail -5 "$T/h2g.err"; echo "h2g: no result line from the guest (rc $rc)"; return 1; }
+        { tail -5 "$T/h2g.err"; grep -a 'runvm: virtio-console: \(status\|queue\)' "$T/h2g.err";
+          echo "h2g: no result line from the guest (rc $rc)"; return 1; }
     echo "$line"
     grep -q "ok=1" <<<"$line" || { echo "h2g: guest saw wrong bytes: $line"; return 1; }
     [ "$rc" = 0 ] || { echo "h2g: exit status $rc"; return 1; }

@@ -39,6 +39,7 @@ echo "ok: compile error 126 with the compiler's message"
 
 lang loop examples/infinite_loop.go --timeout 3
 want loop 124
+grep -q 'run step stopped at its time limit' "$T/loop.err" || { tail "$T/loop.err"; fail "loop: 124 not from runvm's own limit"; }
 echo "ok: infinite loop stopped with 124"
 
 lang panic examples/panic.go --json

@@ -2,7 +2,8 @@
 # API mode through real clients: runvm --lang go --api-sock PATH, driven
 # with curl --unix-socket. A malformed request, an oversized body and an
 # unknown path get their 4xx with a JSON error while the VM stays usable;
-# POST /start streams NDJSON events from the output socket; several runs
+# POST /start streams NDJSON events from the output socket (a second one
+# meanwhile gets 409); several runs
 # follow on one VM (examples/client.py: build once, three stdin cases);
 # PUT /shutdown ends runvm with 0 and leaves no socket file behind.
 set -euo pipefail
@@ -44,6 +45,10 @@ code=$(c -H 'Content-Type: text/plain' --data-binary @examples/hello.go http://r
 [ "$code" = 200 ] || fail "POST /start: $code $(cat "$T/body")"
 sock=$(jq -r .output_socket "$T/body")
 case $sock in "$XDG_RUNTIME_DIR"/runvm.*/*.sock) ;; *) fail "output socket $sock not in runvm's runtime dir" ;; esac
+# One run at a time: a second /start while this one waits is refused.
+code=$(c -H 'Content-Type: text/plain' --data-binary @examples/hello.go http://runvm/start)
+[ "$code" = 409 ] || fail "second /start during a run: $code, want 409"
+jq -e .error "$T/body" >/dev/null || fail "409 body not JSON: $(cat "$T/body")"
 read_events "$sock" >"$T/hello.ndjson"
 echo "FIGURE api go hello request to exit event on a booted VM (nested KVM, boot overlapped if first): $(echo "$(date +%s.%N) - $start" | bc) s"
 jq -s -e '(map(select(.type=="output" and .stream=="stdout") | .data) | join("")) == "hello, world\n"
