@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -441,6 +442,29 @@ static void print_boot_timer(const struct vm *vm)
     if (n == 0)
         fputs(", no guest marker", stderr);
     fputc('\n', stderr);
+    /* KVM exits so far at each mark and at the end (none happen before
+     * the first KVM_RUN, where the guest enters the kernel). */
+    uint64_t end[KVM_STAT_COUNT];
+    if (kvm_stats_read(&vm->exit_stats, end) < 0) {
+        fprintf(stderr, "runvm: boot-timer: kvm-exits %s\n",
+                vm->exit_stats.why ? vm->exit_stats.why : "unavailable");
+    } else {
+        fprintf(stderr, "runvm: boot-timer: kvm-exits from %s, all vCPUs, "
+                "cumulative:", kvm_stats_source_name(&vm->exit_stats));
+        for (unsigned int i = 0; i < n && i < BOOT_TIMER_MAX_MARKS; i++) {
+            if (!vm->timer.marks[i].have_counters)
+                continue;
+            fprintf(stderr, " guest-marker 0x%02x", vm->timer.marks[i].value);
+            for (int c = 0; c < KVM_STAT_COUNT; c++)
+                fprintf(stderr, " %s %" PRIu64, kvm_stat_names[c],
+                        vm->timer.marks[i].counters[c]);
+            fputc(';', stderr);
+        }
+        fputs(" stop", stderr);
+        for (int c = 0; c < KVM_STAT_COUNT; c++)
+            fprintf(stderr, " %s %" PRIu64, kvm_stat_names[c], end[c]);
+        fputc('\n', stderr);
+    }
     fprintf(stderr, "runvm: stopped: %s\n",
             vm->stop_why ? vm->stop_why : "unknown");
     fprintf(stderr, "runvm: memory: peak RSS %llu KiB, guest RAM resident "
@@ -647,6 +671,8 @@ static int add_devices(struct runvm *r, const struct options *o, char *err,
     r->i8042 = (struct i8042){.reset = i8042_reset, .opaque = r};
     ret = vm_add_pio(vm, LAYOUT_PORT_I8042_DATA, I8042_NR_PORTS,
                      &i8042_bus_ops, &r->i8042);
+    if (o->boot_timer)
+        vm_count_exits(vm); /* exits per boot phase, best effort */
     if (ret == 0)
         ret = vm_add_pio(vm, LAYOUT_PORT_BOOT_TIMER, 1, &boot_timer_bus_ops,
                          &vm->timer);
@@ -779,6 +805,12 @@ int main(int argc, char **argv)
     if (o.boot_timer) {
         print_boot_timer(&r.vm);
         print_virtio_stats(&r);
+        /* A guest that never finished may be waiting on a device: show
+         * where each queue stands. */
+        if (stop == VM_STOP_TIMEOUT && r.vcon)
+            virtio_mmio_dump(&r.vcon->vdev, stderr);
+        if (stop == VM_STOP_TIMEOUT && r.vnet)
+            virtio_mmio_dump(&r.vnet->vdev, stderr);
     }
 out:
     cli_job_free(job); /* before vm_destroy: it frees the event loop */
