@@ -16,12 +16,12 @@
 #include "api/event.h"
 #include "api/server.h"
 #include "vmm/agent_exec.h"
+#include "vmm/args.h"
 
 #ifndef RUNVM_VERSION
 #define RUNVM_VERSION "0.1.0"
 #endif
 
-#define EXIT_USAGE 2
 #define DEFAULT_RUN_TIMEOUT_S 10
 #define DEFAULT_BUILD_TIMEOUT_S 60
 /* Boot and unpacking allowance in the whole-VM watchdog. */
@@ -77,20 +77,6 @@ static const char cli_usage[] =
     "runvm, the VM or the agent failed; 126 the build failed; 128+N a\n"
     "signal N killed the program; 2 bad command line. See docs/cli.md.\n";
 
-static void cli_usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void cli_usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("runvm: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs(" (see runvm --help)\n", stderr);
-    exit(EXIT_USAGE);
-}
-
 static void fail_infra(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 
@@ -103,18 +89,6 @@ static void fail_infra(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     exit(RUNVM_EXIT_INFRA);
-}
-
-static unsigned long number(const char *flag, const char *s,
-                            unsigned long min, unsigned long max)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = (*s >= '0' && *s <= '9') ? strtoul(s, &end, 10) : 0;
-    if (*s < '0' || *s > '9' || *end || errno || v < min || v > max)
-        cli_usage_error("%s %s: want a number from %lu to %lu", flag, s, min,
-                        max);
-    return v;
 }
 
 /* ---- finding the kernel and images ------------------------------------ */
@@ -339,13 +313,13 @@ int cli_parse(int argc, char **argv, struct cli_boot *boot,
         case O_LANG: lang = optarg; break;
         case O_STDIN: stdin_path = optarg; break;
         case O_TIMEOUT:
-            run_s = number("--timeout", optarg, 1, MAX_TIMEOUT_S);
+            run_s = args_number("--timeout", optarg, 1, MAX_TIMEOUT_S);
             break;
         case O_BTIMEOUT:
-            build_s = number("--build-timeout", optarg, 1, MAX_TIMEOUT_S);
+            build_s = args_number("--build-timeout", optarg, 1, MAX_TIMEOUT_S);
             break;
-        case O_MEM: mem = number("--mem", optarg, 128, 65536); break;
-        case O_CPUS: cpus = number("--cpus", optarg, 1, 32); break;
+        case O_MEM: mem = args_number("--mem", optarg, 128, 65536); break;
+        case O_CPUS: cpus = args_number("--cpus", optarg, 1, 32); break;
         case O_JSON: json = true; break;
         case O_CONSOLE: console = 1; break;
         case O_API: api = optarg; break;
@@ -357,9 +331,9 @@ int cli_parse(int argc, char **argv, struct cli_boot *boot,
             fputs(cli_usage, stdout);
             exit(0);
         case ':':
-            cli_usage_error("%s needs a value", argv[optind - 1]);
+            args_usage_error("%s needs a value", argv[optind - 1]);
         default:
-            cli_usage_error("unknown option %s",
+            args_usage_error("unknown option %s",
                             argv[prev < argc ? prev : argc - 1]);
         }
     }
@@ -379,19 +353,19 @@ int cli_parse(int argc, char **argv, struct cli_boot *boot,
     }
     if (!lang) {
         fputs(cli_usage, stderr);
-        exit(EXIT_USAGE);
+        exit(ARGS_EXIT_USAGE);
     }
     const char *file = optind < argc ? argv[optind] : NULL;
     if (optind + 1 < argc)
-        cli_usage_error("unexpected argument %s", argv[optind + 1]);
+        args_usage_error("unexpected argument %s", argv[optind + 1]);
     if (api && (file || stdin_path || json))
-        cli_usage_error("--api-sock takes its programs from requests, not "
+        args_usage_error("--api-sock takes its programs from requests, not "
                         "FILE, --stdin or --json");
     if (!api && !file)
-        cli_usage_error("--lang %s needs a FILE to run (or --api-sock PATH)",
+        args_usage_error("--lang %s needs a FILE to run (or --api-sock PATH)",
                         lang);
     if (!lang_name_ok(lang))
-        cli_usage_error("--lang %s: not a language name", lang);
+        args_usage_error("--lang %s: not a language name", lang);
 
     static char kernel_path[PATH_MAX], image_path[PATH_MAX];
     if (!kernel) {

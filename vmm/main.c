@@ -25,6 +25,7 @@
 #include "devices/serial.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_net.h"
+#include "vmm/args.h"
 #include "vmm/cli.h"
 #include "vmm/vm.h"
 #include "vmm/vm_virtio.h"
@@ -32,9 +33,9 @@
 /* Exit statuses (also in --help). */
 #define EXIT_GUEST_DONE 0   /* the guest rebooted, shut down or panicked */
 #define EXIT_FAILURE_RUN 1  /* set-up failed or KVM failed while running */
-#define EXIT_USAGE 2        /* bad command line */
 #define EXIT_TIMEOUT 124    /* --timeout passed, as timeout(1) */
 #define EXIT_SIGNAL_BASE 128 /* + signal number, as a shell reports */
+/* 2, a bad command line: ARGS_EXIT_USAGE (vmm/args.h). */
 
 #define DEFAULT_MEM_MIB 256
 #define MAX_MEM_MIB (64 * 1024)
@@ -122,35 +123,6 @@ struct runvm {
     int tap_fd;
 };
 
-static void usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("runvm: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs(" (see runvm --help)\n", stderr);
-    exit(EXIT_USAGE);
-}
-
-static unsigned long parse_number(const char *flag, const char *s,
-                                  unsigned long min, unsigned long max)
-{
-    char *end;
-    errno = 0;
-    if (*s < '0' || *s > '9')
-        usage_error("%s %s: not a number", flag, s);
-    unsigned long v = strtoul(s, &end, 10);
-    if (*end != '\0')
-        usage_error("%s %s: not a number", flag, s);
-    if (errno == ERANGE || v < min || v > max)
-        usage_error("%s %s: out of range (%lu to %lu)", flag, s, min, max);
-    return v;
-}
-
 static void parse_options(int argc, char **argv, struct options *o)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CPUS,
@@ -186,21 +158,21 @@ static void parse_options(int argc, char **argv, struct options *o)
         case OPT_INITRD: o->initrd = optarg; break;
         case OPT_CMDLINE: o->cmdline = optarg; break;
         case OPT_MEM:
-            o->mem_mib = parse_number("--mem", optarg, min_mem, MAX_MEM_MIB);
+            o->mem_mib = args_number("--mem", optarg, min_mem, MAX_MEM_MIB);
             break;
         case OPT_CPUS:
-            o->cpus = parse_number("--cpus", optarg, 1, arch_max_cpus());
+            o->cpus = args_number("--cpus", optarg, 1, arch_max_cpus());
             break;
         case OPT_CONSOLE: o->console = 1; break;
         case OPT_TIMEOUT:
-            o->timeout_s = parse_number("--timeout", optarg, 1,
+            o->timeout_s = args_number("--timeout", optarg, 1,
                                         MAX_TIMEOUT_S);
             break;
         case OPT_BOOT_TIMER: o->boot_timer = 1; break;
         case OPT_VCONSOLE:
             if (strcmp(optarg, "stdio") != 0 &&
                 (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0'))
-                usage_error("--vconsole %s: want stdio or unix:PATH", optarg);
+                args_usage_error("--vconsole %s: want stdio or unix:PATH", optarg);
             o->vconsole = optarg;
             break;
         case OPT_NET: o->net = optarg; break;
@@ -209,26 +181,26 @@ static void parse_options(int argc, char **argv, struct options *o)
             fputs(usage_text, stdout);
             exit(0);
         case ':':
-            usage_error("%s needs a value", argv[optind - 1]);
+            args_usage_error("%s needs a value", argv[optind - 1]);
         default:
-            usage_error("unknown option %s", argv[prev < argc ? prev : argc - 1]);
+            args_usage_error("unknown option %s", argv[prev < argc ? prev : argc - 1]);
         }
     }
     if (exec && optind >= argc)
-        usage_error("--exec needs the program to run: --exec -- ARGV...");
+        args_usage_error("--exec needs the program to run: --exec -- ARGV...");
     if (exec)
         o->exec_argv = &argv[optind];
     else if (optind < argc)
-        usage_error("unexpected argument %s", argv[optind]);
+        args_usage_error("unexpected argument %s", argv[optind]);
     if (exec && o->vconsole)
-        usage_error("--exec uses the virtio-console itself; drop "
+        args_usage_error("--exec uses the virtio-console itself; drop "
                     "--vconsole");
     if (!o->kernel)
-        usage_error("--kernel BZIMAGE is required");
+        args_usage_error("--kernel BZIMAGE is required");
     if (!o->initrd)
-        usage_error("--initrd CPIO is required");
+        args_usage_error("--initrd CPIO is required");
     if (o->console && o->vconsole && strcmp(o->vconsole, "stdio") == 0)
-        usage_error("--console and --vconsole stdio both want stdin and "
+        args_usage_error("--console and --vconsole stdio both want stdin and "
                     "stdout; use --vconsole unix:PATH");
 }
 

@@ -8,9 +8,10 @@ VMM_VM_SRCS := vmm/vm.c vmm/exit.c boot/cmdline.c \
                boot/x86_64/bootparams.c boot/x86_64/mptable.c \
                boot/x86_64/cpu.c devices/serial.c devices/i8042.c \
                devices/boot_timer.c vmm/kvm_stats.c
-RUNVM_SRCS += $(VMM_CORE_SRCS) $(VMM_VM_SRCS) vmm/main.c
+RUNVM_SRCS += $(VMM_CORE_SRCS) $(VMM_VM_SRCS) vmm/args.c vmm/main.c
 
-UNIT_TESTS += test_guest_mem test_bus test_evloop
+UNIT_TESTS += test_guest_mem test_bus test_evloop test_args
+test_args_SRCS := vmm/args.c
 test_guest_mem_SRCS := vmm/guest_mem.c
 test_bus_SRCS := vmm/bus.c
 test_evloop_SRCS := vmm/evloop.c
