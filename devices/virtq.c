@@ -308,14 +308,16 @@ int virtq_describe(struct virtq *vq, char *buf, size_t len)
                     vq->broken ? " broken" : "");
 }
 
-uint64_t virtq_elem_write(const struct virtq_elem *elem, uint64_t offset,
-                          const void *src, uint64_t len)
+/* Copies len bytes between the iovecs and a buffer, starting `offset`
+ * bytes into the iovecs: from `in` into them when in is set, else out of
+ * them into `out`. Returns the bytes copied (short where the iovecs end). */
+static uint64_t iov_copy(const struct iovec *iov, unsigned int count,
+                         uint64_t offset, uint8_t *out, const uint8_t *in,
+                         uint64_t len)
 {
-    const uint8_t *s = src;
     uint64_t done = 0;
-    for (unsigned int i = elem->out_num;
-         i < (unsigned int)elem->out_num + elem->in_num && done < len; i++) {
-        uint64_t seg = elem->iov[i].iov_len;
+    for (unsigned int i = 0; i < count && done < len; i++) {
+        uint64_t seg = iov[i].iov_len;
         if (offset >= seg) {
             offset -= seg;
             continue;
@@ -323,30 +325,27 @@ uint64_t virtq_elem_write(const struct virtq_elem *elem, uint64_t offset,
         uint64_t n = seg - offset;
         if (n > len - done)
             n = len - done;
-        memcpy((uint8_t *)elem->iov[i].iov_base + offset, s + done, n);
+        uint8_t *at = (uint8_t *)iov[i].iov_base + offset;
+        if (in)
+            memcpy(at, in + done, n);
+        else
+            memcpy(out + done, at, n);
         done += n;
         offset = 0;
     }
     return done;
 }
 
+uint64_t virtq_elem_write(const struct virtq_elem *elem, uint64_t offset,
+                          const void *src, uint64_t len)
+{
+    /* The device-writable part follows the readable one (virtq_pop). */
+    return iov_copy(&elem->iov[elem->out_num], elem->in_num, offset, NULL,
+                    src, len);
+}
+
 uint64_t virtq_elem_read(const struct virtq_elem *elem, uint64_t offset,
                          void *dst, uint64_t len)
 {
-    uint8_t *d = dst;
-    uint64_t done = 0;
-    for (unsigned int i = 0; i < elem->out_num && done < len; i++) {
-        uint64_t seg = elem->iov[i].iov_len;
-        if (offset >= seg) {
-            offset -= seg;
-            continue;
-        }
-        uint64_t n = seg - offset;
-        if (n > len - done)
-            n = len - done;
-        memcpy(d + done, (const uint8_t *)elem->iov[i].iov_base + offset, n);
-        done += n;
-        offset = 0;
-    }
-    return done;
+    return iov_copy(elem->iov, elem->out_num, offset, dst, NULL, len);
 }
