@@ -30,6 +30,10 @@ struct agent_exec {
     int status;       /* valid when done */
     char why[256];    /* failure reported by agent_exec_status */
     struct msg_buf events; /* --json output being written */
+    /* RUNVM_EXEC_STATS: where a run's time goes (docs/cli.md). */
+    bool stats;
+    uint64_t t_attach_ns, t_run_ns, t_first_output_ns, t_exit_ns;
+    uint64_t output_bytes, output_msgs;
 };
 
 /* Writes everything (blocking): stdout and stderr are runvm's own, and
@@ -146,6 +150,7 @@ static void on_hello(void *opaque, const struct agent_hello *h)
         x->file0.name = x->next_file0.name = h->source;
     }
     x->sent_ns = now_ns();
+    x->t_run_ns = x->sent_ns;
     int ret = agent_client_run(&x->client, &x->req, NULL);
     if (ret < 0) {
         char why[200];
@@ -161,6 +166,9 @@ static void on_output(void *opaque, const struct msg_output *o)
     struct agent_exec *x = opaque;
     if (x->cfg.next && !x->in_next && o->phase == MSG_PHASE_RUN)
         return; /* the placeholder run step */
+    if (!x->output_msgs++)
+        x->t_first_output_ns = now_ns();
+    x->output_bytes += o->data.len;
     if (x->cfg.json) {
         event_output(&x->events, o);
         flush_events(x);
@@ -198,6 +206,7 @@ static void on_exit_msg(void *opaque, const struct msg_exit *e)
     }
     if (!(e->status & MSG_EXIT_FINAL))
         return;
+    x->t_exit_ns = now_ns();
     int status = event_exit_status(e);
     if (status == 0 && repeat_run(x))
         return;
@@ -279,6 +288,8 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
         }
     }
     x->timer_fd = -1;
+    x->stats = getenv("RUNVM_EXEC_STATS") != NULL;
+    x->t_attach_ns = now_ns();
     if (cfg->repeat > 1)
         x->rtt_ms = calloc((size_t)cfg->repeat, sizeof(double));
     msg_buf_init(&x->events);
@@ -306,9 +317,41 @@ fail:
     return ret;
 }
 
+static double ms_between(uint64_t from_ns, uint64_t to_ns)
+{
+    return from_ns && to_ns >= from_ns ? (double)(to_ns - from_ns) / 1e6
+                                       : 0.0;
+}
+
+/* One line on stderr: the run's phases and what the channel carried. The
+ * transfer (first OUTPUT to final EXIT) is what the channel's throughput
+ * is judged on; the boot before it is not the channel's. */
+static void print_stats(const struct agent_exec *x)
+{
+    double xfer_ms = ms_between(x->t_first_output_ns, x->t_exit_ns);
+    double mib = (double)x->output_bytes / (1024.0 * 1024.0);
+    const struct virtio_dev *vdev = &x->ch.con.vdev;
+    fprintf(stderr, "runvm: exec-stats: attach to RUN %.1f ms, RUN to first "
+            "OUTPUT %.1f ms, first OUTPUT to EXIT %.1f ms; output %llu bytes "
+            "in %llu messages = %.2f MB/s; channel %llu bytes in, %llu "
+            "notifications, %llu interrupts (%.1f / %.1f per MiB)\n",
+            ms_between(x->t_attach_ns, x->t_run_ns),
+            ms_between(x->t_run_ns, x->t_first_output_ns), xfer_ms,
+            (unsigned long long)x->output_bytes,
+            (unsigned long long)x->output_msgs,
+            xfer_ms > 0 ? (double)x->output_bytes / xfer_ms / 1000.0 : 0.0,
+            (unsigned long long)x->client.bytes_in,
+            (unsigned long long)vdev->notifies,
+            (unsigned long long)vdev->interrupts,
+            mib > 0 ? (double)vdev->notifies / mib : 0.0,
+            mib > 0 ? (double)vdev->interrupts / mib : 0.0);
+}
+
 int agent_exec_status(struct agent_exec *x, enum vm_stop stop,
                       int vm_status)
 {
+    if (x->stats)
+        print_stats(x);
     if (x->done) {
         if (x->why[0] && !x->cfg.json)
             fprintf(stderr, "runvm: %s\n", x->why);
