@@ -1,5 +1,6 @@
 #include "devices/virtio_console.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,6 +44,12 @@ static void console_rx(struct virtio_console *con)
     struct virtq *vq = virtio_mmio_queue(&con->vdev, VIRTIO_CONSOLE_RXQ);
     if (!vq || con->in_eof || con->in.fd < 0)
         return;
+    /* The driver discards what reaches a generic port nobody has open
+     * (in_intr → discard_port_data): hold input until it is opened. */
+    if (con->multiport && !con->guest_open) {
+        con->want_input = false;
+        return;
+    }
     struct virtq_elem *e = &con->rx_elem;
     bool pushed = false;
     con->want_input = false;
@@ -169,6 +176,123 @@ static void console_tx(struct virtio_console *con)
         virtio_mmio_used(&con->vdev, VIRTIO_CONSOLE_TXQ);
 }
 
+/* ---- MULTIPORT control queues (§5.3.6.2) ------------------------------ */
+
+/* Control messages the device still owes the driver, sent in this order
+ * as the driver posts control receive buffers. */
+#define CTRL_PORT_ADD 0x1  /* after DEVICE_READY: port 0 exists */
+#define CTRL_PORT_NAME 0x2 /* after PORT_READY: its name */
+#define CTRL_PORT_OPEN 0x4 /* after PORT_READY: the host end is open */
+
+static void ctrl_put(struct virtio_console_control *c, uint32_t id,
+                     uint16_t event, uint16_t value)
+{
+    /* VERSION_1 devices are little-endian (§2.4). */
+    c->id = htole32(id);
+    c->event = htole16(event);
+    c->value = htole16(value);
+}
+
+/* Sends the pending control messages that fit the driver's buffers. */
+static void ctrl_send(struct virtio_console *con)
+{
+    struct virtq *vq = virtio_mmio_queue(&con->vdev, VIRTIO_CONSOLE_CTRL_RXQ);
+    if (!vq)
+        return;
+    bool pushed = false;
+    while (con->ctrl_pending) {
+        struct virtio_console_control c;
+        uint8_t msg[sizeof(c) + VIRTIO_CONSOLE_PORT_NAME_MAX];
+        size_t len = sizeof(c);
+        uint32_t bit;
+        if (con->ctrl_pending & CTRL_PORT_ADD) {
+            bit = CTRL_PORT_ADD;
+            ctrl_put(&c, 0, VIRTIO_CONSOLE_PORT_ADD, 0);
+        } else if (con->ctrl_pending & CTRL_PORT_NAME) {
+            bit = CTRL_PORT_NAME;
+            ctrl_put(&c, 0, VIRTIO_CONSOLE_PORT_NAME, 0);
+            size_t n = strlen(con->port_name);
+            memcpy(msg + sizeof(c), con->port_name, n);
+            len += n;
+        } else {
+            bit = CTRL_PORT_OPEN;
+            ctrl_put(&c, 0, VIRTIO_CONSOLE_PORT_OPEN, 1);
+        }
+        memcpy(msg, &c, sizeof(c));
+        struct virtq_elem *e = &con->ctrl_elem;
+        int ret = virtq_pop(vq, e);
+        if (ret == 0)
+            break; /* the rest goes when the driver posts buffers */
+        if (ret < 0 || e->out_num > 0 || e->in_len < len) {
+            virtio_mmio_fail(&con->vdev, "malformed control receive queue");
+            return;
+        }
+        virtq_push(vq, e, virtq_elem_write(e, 0, msg, len));
+        con->ctrl_pending &= ~bit;
+        pushed = true;
+    }
+    if (pushed)
+        virtio_mmio_used(&con->vdev, VIRTIO_CONSOLE_CTRL_RXQ);
+}
+
+/* Acts on one driver → device control message. Only port 0 exists; a
+ * message about any other port is ignored. */
+static void ctrl_handle(struct virtio_console *con,
+                        const struct virtio_console_control *c)
+{
+    uint32_t id = le32toh(c->id);
+    uint16_t event = le16toh(c->event), value = le16toh(c->value);
+    switch (event) {
+    case VIRTIO_CONSOLE_DEVICE_READY:
+        if (value)
+            con->ctrl_pending |= CTRL_PORT_ADD;
+        break;
+    case VIRTIO_CONSOLE_PORT_READY:
+        /* A generic port (no CONSOLE_PORT): the driver makes it a
+         * character device. The host end is always open: runvm holds its
+         * back-end from start to end. */
+        if (id == 0 && value)
+            con->ctrl_pending |= CTRL_PORT_NAME | CTRL_PORT_OPEN;
+        break;
+    case VIRTIO_CONSOLE_PORT_OPEN:
+        if (id == 0) {
+            con->guest_open = value != 0;
+            if (con->guest_open)
+                console_rx(con); /* input held until now */
+        }
+        break;
+    default:
+        break; /* RESIZE and the like concern console ports only */
+    }
+}
+
+static void ctrl_receive(struct virtio_console *con)
+{
+    struct virtq *vq = virtio_mmio_queue(&con->vdev, VIRTIO_CONSOLE_CTRL_TXQ);
+    if (!vq)
+        return;
+    bool pushed = false;
+    for (;;) {
+        struct virtq_elem *e = &con->ctrl_elem;
+        int ret = virtq_pop(vq, e);
+        if (ret == 0)
+            break;
+        if (ret < 0 || e->in_num > 0) {
+            virtio_mmio_fail(&con->vdev, "malformed control transmit queue");
+            return;
+        }
+        struct virtio_console_control c;
+        if (virtq_elem_read(e, 0, &c, sizeof(c)) == sizeof(c))
+            ctrl_handle(con, &c);
+        /* A short message is ignored, as the driver does with ours. */
+        virtq_push(vq, e, 0);
+        pushed = true;
+    }
+    if (pushed)
+        virtio_mmio_used(&con->vdev, VIRTIO_CONSOLE_CTRL_TXQ);
+    ctrl_send(con);
+}
+
 /* A hung-up or failed fd stays "ready" forever, even with no events asked
  * for, so it is no longer watched: from then on reads return data or EOF
  * and writes fail at once, without blocking, and each pass finds out. */
@@ -212,14 +336,20 @@ static void console_notify(struct virtio_dev *dev, unsigned int q)
     struct virtio_console *con = to_console(dev);
     if (q == VIRTIO_CONSOLE_RXQ)
         console_rx(con);
-    else
+    else if (q == VIRTIO_CONSOLE_TXQ)
         console_tx(con);
+    else if (q == VIRTIO_CONSOLE_CTRL_RXQ)
+        ctrl_send(con);
+    else if (q == VIRTIO_CONSOLE_CTRL_TXQ)
+        ctrl_receive(con);
     update_watch(con);
 }
 
 static int console_activate(struct virtio_dev *dev)
 {
     struct virtio_console *con = to_console(dev);
+    if (con->multiport)
+        ctrl_receive(con); /* DEVICE_READY may already be queued */
     console_tx(con);
     console_rx(con);
     update_watch(con);
@@ -232,6 +362,9 @@ static void console_reset(struct virtio_dev *dev)
     /* Popped chains belong to the old rings; forget them. */
     con->tx_pending = false;
     con->want_input = false;
+    /* The driver starts the port handshake again after a reset. */
+    con->ctrl_pending = 0;
+    con->guest_open = false;
     update_watch(con);
 }
 
@@ -239,6 +372,18 @@ static const struct virtio_dev_ops console_ops = {
     .name = "virtio-console",
     .device_id = 3, /* §5: console */
     .num_queues = 2,
+    .queue_max = VIRTIO_CONSOLE_QUEUE_SIZE,
+    .activate = console_activate,
+    .queue_notify = console_notify,
+    .reset = console_reset,
+};
+
+/* MULTIPORT with max_nr_ports 1: port 0's two queues and the control
+ * pair. */
+static const struct virtio_dev_ops console_multiport_ops = {
+    .name = "virtio-console",
+    .device_id = 3,
+    .num_queues = 4,
     .queue_max = VIRTIO_CONSOLE_QUEUE_SIZE,
     .activate = console_activate,
     .queue_notify = console_notify,
@@ -279,10 +424,10 @@ static void side_close(struct virtio_console *con,
     side->saved_flags = -1;
 }
 
-int virtio_console_init(struct virtio_console *con,
+static int console_init(struct virtio_console *con,
                         const struct guest_mem *mem, struct evloop *loop,
-                        int in_fd, int out_fd, virtio_irq_fn irq,
-                        void *irq_opaque)
+                        int in_fd, int out_fd, const char *port_name,
+                        virtio_irq_fn irq, void *irq_opaque)
 {
     memset(con, 0, sizeof(*con));
     con->loop = loop;
@@ -290,8 +435,23 @@ int virtio_console_init(struct virtio_console *con,
     con->in.saved_flags = con->out.saved_flags = -1;
     if ((in_fd < 0) != (out_fd < 0))
         return -EBADF;
-    int ret = virtio_mmio_init(&con->vdev, &console_ops, con, mem,
-                               VIRTIO_MMIO_RING_FEATURES,
+    uint64_t features = VIRTIO_MMIO_RING_FEATURES;
+    const struct virtio_dev_ops *ops = &console_ops;
+    if (port_name) {
+        size_t n = strlen(port_name);
+        if (n == 0 || n >= sizeof(con->port_name))
+            return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)port_name[i] <= ' ' ||
+                (unsigned char)port_name[i] >= 0x7f)
+                return -EINVAL;
+        memcpy(con->port_name, port_name, n + 1);
+        con->multiport = true;
+        con->config.max_nr_ports = htole32(1);
+        features |= 1ULL << VIRTIO_CONSOLE_F_MULTIPORT;
+        ops = &console_multiport_ops;
+    }
+    int ret = virtio_mmio_init(&con->vdev, ops, con, mem, features,
                                (uint8_t *)&con->config, sizeof(con->config),
                                irq, irq_opaque);
     if (ret < 0)
@@ -302,6 +462,26 @@ int virtio_console_init(struct virtio_console *con,
     if (ret < 0)
         virtio_mmio_free(&con->vdev);
     return ret;
+}
+
+int virtio_console_init(struct virtio_console *con,
+                        const struct guest_mem *mem, struct evloop *loop,
+                        int in_fd, int out_fd, virtio_irq_fn irq,
+                        void *irq_opaque)
+{
+    return console_init(con, mem, loop, in_fd, out_fd, NULL, irq,
+                        irq_opaque);
+}
+
+int virtio_console_init_port(struct virtio_console *con,
+                             const struct guest_mem *mem, struct evloop *loop,
+                             int in_fd, int out_fd, const char *port_name,
+                             virtio_irq_fn irq, void *irq_opaque)
+{
+    if (!port_name)
+        return -EINVAL;
+    return console_init(con, mem, loop, in_fd, out_fd, port_name, irq,
+                        irq_opaque);
 }
 
 int virtio_console_connect(struct virtio_console *con, int in_fd, int out_fd)

@@ -1,6 +1,15 @@
-/* virtio-console (virtio 1.2 §5.3), one port, no MULTIPORT: the guest's
- * /dev/hvc0. Its back-end is a pair of host fds (stdin/stdout, or one
- * connected socket for both) driven from the VMM's event loop.
+/* virtio-console (virtio 1.2 §5.3) with one port: either the console port
+ * (no MULTIPORT: the guest's /dev/hvc0), or a named generic port (MULTIPORT
+ * with one port: the guest's /dev/vportNp0, named in
+ * /sys/class/virtio-ports/vportNp0/name). Its back-end is a pair of host
+ * fds (stdin/stdout, or one connected socket for both) driven from the
+ * VMM's event loop.
+ *
+ * Why a generic port for bulk data: Linux's hvc layer writes a console
+ * port in 2 KiB pieces and spins in put_chars until the host has used each
+ * one (one notification and a full host round trip per 2 KiB), whereas a
+ * generic port's write() queues up to 32 KiB per buffer and returns without
+ * waiting (drivers/char/virtio_console.c, port_fops_write).
  *
  * Flow control, both ways, without dropping a byte: a guest buffer the host
  * fd cannot take yet stays pending (and the transmit queue is not consumed
@@ -18,6 +27,11 @@
 
 #define VIRTIO_CONSOLE_RXQ 0 /* receiveq: host → guest */
 #define VIRTIO_CONSOLE_TXQ 1 /* transmitq: guest → host */
+/* With MULTIPORT (§5.3.2): port 0 keeps queues 0 and 1; these carry
+ * struct virtio_console_control messages (§5.3.6.2). */
+#define VIRTIO_CONSOLE_CTRL_RXQ 2 /* control receiveq: device → driver */
+#define VIRTIO_CONSOLE_CTRL_TXQ 3 /* control transmitq: driver → device */
+#define VIRTIO_CONSOLE_PORT_NAME_MAX 64
 #define VIRTIO_CONSOLE_QUEUE_SIZE 256
 
 struct virtio_console_side {
@@ -38,9 +52,16 @@ struct virtio_console {
     bool want_input;   /* guest has RX buffers and input would block */
     bool tx_pending;   /* tx_elem popped, partly written */
     uint16_t tx_iov;   /* first iovec of tx_elem not fully written */
+    /* MULTIPORT only: port 0's name, the control messages still to send
+     * (VIRTIO_CONSOLE_CTRL_* bits) and whether the guest has it open. */
+    bool multiport;
+    char port_name[VIRTIO_CONSOLE_PORT_NAME_MAX];
+    uint32_t ctrl_pending;
+    bool guest_open;
     struct virtio_console_config config;
     struct virtq_elem rx_elem;
     struct virtq_elem tx_elem;
+    struct virtq_elem ctrl_elem;
     uint64_t bytes_to_guest;
     uint64_t bytes_to_host;
 };
@@ -58,6 +79,17 @@ int virtio_console_init(struct virtio_console *con,
                         const struct guest_mem *mem, struct evloop *loop,
                         int in_fd, int out_fd, virtio_irq_fn irq,
                         void *irq_opaque) __attribute__((warn_unused_result));
+
+/* As virtio_console_init, but port 0 is a generic port named port_name
+ * (1 to VIRTIO_CONSOLE_PORT_NAME_MAX - 1 printable bytes) instead of the
+ * console: the guest sees /dev/vportNp0, not /dev/hvc0. Host input waits
+ * until the guest opens the port (the driver drops data for a closed
+ * port). 0 or -errno (-EINVAL: bad name). */
+int virtio_console_init_port(struct virtio_console *con,
+                             const struct guest_mem *mem, struct evloop *loop,
+                             int in_fd, int out_fd, const char *port_name,
+                             virtio_irq_fn irq, void *irq_opaque)
+    __attribute__((warn_unused_result));
 
 /* Gives a console set up without a back-end its fds (e.g. once a client
  * connected to the socket runvm listens on). Guest output held until now

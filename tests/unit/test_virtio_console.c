@@ -25,13 +25,16 @@
 #define RAM   (4 * MiB)
 #define RXRING 0x10000ULL
 #define TXRING 0x20000ULL
+#define CRXRING 0x30000ULL
+#define CTXRING 0x40000ULL
+#define CBUF   0x300000ULL /* control buffers from here */
 #define BUF    0x100000ULL /* guest data buffers from here */
 
 struct fixture {
     struct guest_mem mem;
     struct evloop loop;
     struct virtio_console *con;
-    struct mock_vq rx, tx;
+    struct mock_vq rx, tx, crx, ctx;
     int host_in[2];  /* test writes [1] → console reads [0] */
     int host_out[2]; /* console writes [1] → test reads [0] */
     int irqs;
@@ -57,6 +60,31 @@ static void start(struct fixture *f, int in_fd, int out_fd)
     assert_true(st & VIRTIO_STATUS_FEATURES_OK);
     mock_queue_setup(dev, VIRTIO_CONSOLE_RXQ, &f->rx);
     mock_queue_setup(dev, VIRTIO_CONSOLE_TXQ, &f->tx);
+    mock_wr(dev, VIRTIO_MMIO_STATUS, st | VIRTIO_STATUS_DRIVER_OK);
+}
+
+/* As start, for a named generic port (MULTIPORT, four queues). */
+static void start_port(struct fixture *f, int in_fd, int out_fd,
+                       const char *name)
+{
+    f->con = calloc(1, sizeof(*f->con));
+    assert_non_null(f->con);
+    assert_int_equal(virtio_console_init_port(f->con, &f->mem, &f->loop,
+                                              in_fd, out_fd, name, count_irq,
+                                              f),
+                     0);
+    struct virtio_dev *dev = &f->con->vdev;
+    mock_vq_init(&f->rx, &f->mem, 16, RXRING);
+    mock_vq_init(&f->tx, &f->mem, 16, TXRING);
+    mock_vq_init(&f->crx, &f->mem, 16, CRXRING);
+    mock_vq_init(&f->ctx, &f->mem, 16, CTXRING);
+    uint32_t st = mock_negotiate(dev, (1ULL << VIRTIO_F_VERSION_1) |
+                                          (1ULL << VIRTIO_CONSOLE_F_MULTIPORT));
+    assert_true(st & VIRTIO_STATUS_FEATURES_OK);
+    mock_queue_setup(dev, VIRTIO_CONSOLE_RXQ, &f->rx);
+    mock_queue_setup(dev, VIRTIO_CONSOLE_TXQ, &f->tx);
+    mock_queue_setup(dev, VIRTIO_CONSOLE_CTRL_RXQ, &f->crx);
+    mock_queue_setup(dev, VIRTIO_CONSOLE_CTRL_TXQ, &f->ctx);
     mock_wr(dev, VIRTIO_MMIO_STATUS, st | VIRTIO_STATUS_DRIVER_OK);
 }
 
@@ -435,6 +463,178 @@ static void rx_streams_with_event_idx_kicks(void **state)
     assert_int_equal(got, TOTAL);
 }
 
+/* ---- MULTIPORT: one named generic port --------------------------------- */
+
+/* Driver → device control message from slot. */
+static void ctrl_to_device(struct fixture *f, uint16_t slot, uint32_t id,
+                           uint16_t event, uint16_t value)
+{
+    struct virtio_console_control c = {.id = id, .event = event,
+                                       .value = value};
+    uint64_t gpa = CBUF + 0x100ULL * slot;
+    memcpy(host(f, gpa, sizeof(c)), &c, sizeof(c));
+    mock_desc(&f->ctx, slot, gpa, sizeof(c), 0, 0);
+    mock_publish(&f->ctx, slot);
+    virtio_mmio_notify(&f->con->vdev, VIRTIO_CONSOLE_CTRL_TXQ);
+}
+
+/* Posts a control receive buffer at slot. */
+static void ctrl_post(struct fixture *f, uint16_t slot)
+{
+    mock_desc(&f->crx, slot, CBUF + 0x8000ULL + 0x100ULL * slot, 0x100,
+              VRING_DESC_F_WRITE, 0);
+    mock_publish(&f->crx, slot);
+    virtio_mmio_notify(&f->con->vdev, VIRTIO_CONSOLE_CTRL_RXQ);
+}
+
+/* The next device → driver control message: 1 and its fields, or 0. */
+static int ctrl_from_device(struct fixture *f, struct virtio_console_control *c,
+                            char *extra, size_t extra_len)
+{
+    uint32_t id, len;
+    if (mock_used(&f->crx, &id, &len) != 1)
+        return 0;
+    assert_true(len >= sizeof(*c) && len - sizeof(*c) < extra_len);
+    const uint8_t *p = host(f, CBUF + 0x8000ULL + 0x100ULL * id, len);
+    memcpy(c, p, sizeof(*c));
+    memcpy(extra, p + sizeof(*c), len - sizeof(*c));
+    extra[len - sizeof(*c)] = '\0';
+    return 1;
+}
+
+static void expect_ctrl(struct fixture *f, uint16_t event, uint16_t value,
+                        const char *extra)
+{
+    struct virtio_console_control c;
+    char got[128];
+    assert_int_equal(ctrl_from_device(f, &c, got, sizeof(got)), 1);
+    assert_int_equal(c.id, 0);
+    assert_int_equal(c.event, event);
+    assert_int_equal(c.value, value);
+    assert_string_equal(got, extra);
+}
+
+static void port_offers_multiport_with_one_port(void **state)
+{
+    struct fixture *f = *state;
+    start_port(f, f->host_in[0], f->host_out[1], "runvm.agent");
+    struct virtio_dev *dev = &f->con->vdev;
+    mock_wr(dev, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    assert_true(mock_rd(dev, VIRTIO_MMIO_DEVICE_FEATURES) &
+                (1u << VIRTIO_CONSOLE_F_MULTIPORT));
+    /* max_nr_ports, config offset 4. */
+    assert_int_equal(mock_rd(dev, 0x100 + 4), 1);
+    assert_int_equal(mock_rd(dev, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
+    /* A console without a name keeps the plain one-port layout. */
+    struct virtio_console plain;
+    assert_int_equal(virtio_console_init(&plain, &f->mem, &f->loop, -1, -1,
+                                         count_irq, f), 0);
+    mock_wr(&plain.vdev, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    assert_false(mock_rd(&plain.vdev, VIRTIO_MMIO_DEVICE_FEATURES) &
+                 (1u << VIRTIO_CONSOLE_F_MULTIPORT));
+    virtio_console_free(&plain);
+}
+
+static void port_rejects_bad_names(void **state)
+{
+    struct fixture *f = *state;
+    struct virtio_console c;
+    const char *bad[] = {"", "has space", "tab\t", "\x7f",
+                         "0123456789012345678901234567890123456789"
+                         "012345678901234567890123456789"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(virtio_console_init_port(&c, &f->mem, &f->loop, -1,
+                                                  -1, bad[i], count_irq, f),
+                         -EINVAL);
+    assert_int_equal(virtio_console_init_port(&c, &f->mem, &f->loop, -1, -1,
+                                              NULL, count_irq, f),
+                     -EINVAL);
+}
+
+static void port_handshake_names_and_opens_port_0(void **state)
+{
+    struct fixture *f = *state;
+    start_port(f, f->host_in[0], f->host_out[1], "runvm.agent");
+    struct virtio_console_control c;
+    char extra[128];
+    /* DEVICE_READY before any control buffer: PORT_ADD waits for one. */
+    ctrl_to_device(f, 0, 0, VIRTIO_CONSOLE_DEVICE_READY, 1);
+    uint32_t id, len;
+    assert_int_equal(mock_used(&f->ctx, &id, &len), 1);
+    assert_int_equal(ctrl_from_device(f, &c, extra, sizeof(extra)), 0);
+    ctrl_post(f, 0);
+    expect_ctrl(f, VIRTIO_CONSOLE_PORT_ADD, 0, "");
+    /* A port the device never added is ignored. */
+    ctrl_post(f, 1);
+    ctrl_to_device(f, 1, 5, VIRTIO_CONSOLE_PORT_READY, 1);
+    assert_int_equal(ctrl_from_device(f, &c, extra, sizeof(extra)), 0);
+    /* Port 0 ready: its name, then the host end open; never CONSOLE_PORT
+     * (that would make it hvc0). */
+    ctrl_post(f, 2);
+    ctrl_to_device(f, 2, 0, VIRTIO_CONSOLE_PORT_READY, 1);
+    expect_ctrl(f, VIRTIO_CONSOLE_PORT_NAME, 0, "runvm.agent");
+    expect_ctrl(f, VIRTIO_CONSOLE_PORT_OPEN, 1, "");
+    assert_int_equal(ctrl_from_device(f, &c, extra, sizeof(extra)), 0);
+    /* A short control message is consumed and ignored. */
+    mock_desc(&f->ctx, 3, CBUF, 4, 0, 0);
+    mock_publish(&f->ctx, 3);
+    virtio_mmio_notify(&f->con->vdev, VIRTIO_CONSOLE_CTRL_TXQ);
+    assert_false(mock_rd(&f->con->vdev, VIRTIO_MMIO_STATUS) &
+                 VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
+static void port_holds_input_until_the_guest_opens_it(void **state)
+{
+    struct fixture *f = *state;
+    start_port(f, f->host_in[0], f->host_out[1], "runvm.agent");
+    ctrl_post(f, 0);
+    ctrl_to_device(f, 0, 0, VIRTIO_CONSOLE_DEVICE_READY, 1);
+    guest_post_rx(f, 0, 64);
+    assert_int_equal(write(f->host_in[1], "RUN", 3), 3);
+    run_loop(f, 20);
+    uint32_t id, len;
+    /* The driver would discard it: nothing delivered yet. */
+    assert_int_equal(mock_used(&f->rx, &id, &len), 0);
+    ctrl_to_device(f, 1, 0, VIRTIO_CONSOLE_PORT_OPEN, 1);
+    assert_int_equal(mock_used(&f->rx, &id, &len), 1);
+    assert_int_equal(len, 3);
+    assert_memory_equal(host(f, BUF + 0x200000ULL, 3), "RUN", 3);
+    /* Output flows on port 0's transmit queue as before. */
+    guest_send(f, 1, "OUT", 3);
+    char buf[8];
+    assert_int_equal(read(f->host_out[0], buf, sizeof(buf)), 3);
+    assert_memory_equal(buf, "OUT", 3);
+    /* Closed again: further input waits. */
+    ctrl_to_device(f, 2, 0, VIRTIO_CONSOLE_PORT_OPEN, 0);
+    guest_post_rx(f, 1, 64);
+    assert_int_equal(write(f->host_in[1], "more", 4), 4);
+    run_loop(f, 20);
+    assert_int_equal(mock_used(&f->rx, &id, &len), 0);
+}
+
+static void port_control_queue_misuse_needs_reset(void **state)
+{
+    struct fixture *f = *state;
+    start_port(f, f->host_in[0], f->host_out[1], "runvm.agent");
+    /* A device-writable buffer on the driver → device queue. */
+    mock_desc(&f->ctx, 0, CBUF, 8, VRING_DESC_F_WRITE, 0);
+    mock_publish(&f->ctx, 0);
+    virtio_mmio_notify(&f->con->vdev, VIRTIO_CONSOLE_CTRL_TXQ);
+    assert_true(mock_rd(&f->con->vdev, VIRTIO_MMIO_STATUS) &
+                VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
+static void port_control_buffer_too_small_needs_reset(void **state)
+{
+    struct fixture *f = *state;
+    start_port(f, f->host_in[0], f->host_out[1], "runvm.agent");
+    mock_desc(&f->crx, 0, CBUF + 0x8000ULL, 4, VRING_DESC_F_WRITE, 0);
+    mock_publish(&f->crx, 0);
+    ctrl_to_device(f, 0, 0, VIRTIO_CONSOLE_DEVICE_READY, 1);
+    assert_true(mock_rd(&f->con->vdev, VIRTIO_MMIO_STATUS) &
+                VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup_pipes, teardown)
@@ -453,6 +653,12 @@ int main(void)
         T(reset_drops_pending_chain),
         TB(connect_later_holds_output),
         T(rx_streams_with_event_idx_kicks),
+        TB(port_offers_multiport_with_one_port),
+        TB(port_rejects_bad_names),
+        TB(port_handshake_names_and_opens_port_0),
+        TB(port_holds_input_until_the_guest_opens_it),
+        TB(port_control_queue_misuse_needs_reset),
+        TB(port_control_buffer_too_small_needs_reset),
     };
     return cmocka_run_group_tests_name("virtio_console", tests, NULL, NULL);
 }
