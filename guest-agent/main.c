@@ -1,6 +1,6 @@
 /* runvm-agent: the guest's /init, or a plain process on a host for tests.
  *
- *   runvm-agent                          as PID 1: mounts, /dev/hvc0
+ *   runvm-agent                          as PID 1: mounts, the channel port
  *   runvm-agent --host --fd N            serve fd N (socketpair, pipe)
  *   runvm-agent --host --channel PATH    serve a tty or socket path
  *
@@ -22,6 +22,8 @@
 
 #include "guest-agent/agent.h"
 #include "guest-agent/pid1.h"
+#include "guest-agent/port.h"
+#include "protocol/msg.h"
 
 #define DEFAULT_LANG_CONF "/etc/runvm/lang.conf"
 
@@ -33,9 +35,10 @@ static void usage(FILE *f)
             "[--cgroup DIR]\n"
             "                   [--uid N] [--gid N]\n"
             "As PID 1 (the guest's /init) it needs no options and serves "
-            "%s.\n"
+            "the virtio-serial\nport named %s (or %s where there is "
+            "none).\n"
             "On a host, --host with --fd or --channel serves that channel.\n",
-            PID1_CHANNEL);
+            MSG_CHANNEL_PORT_NAME, PID1_CHANNEL);
 }
 
 /* Opens the channel; a tty is put in raw mode so every byte passes as is. */
@@ -160,6 +163,17 @@ int main(int argc, char **argv)
         cfg.cgroup_root = cgroup ? cgroup
                                  : (have_cgroup ? PID1_CGROUP_ROOT : NULL);
         cfg.kill_uid = true;
+        char port[64];
+        if (fd < 0 && !channel) {
+            /* The port runvm names; /dev/hvc0 from a runvm without one. */
+            int pr = port_wait("/sys", MSG_CHANNEL_PORT_NAME,
+                               PID1_PORT_WAIT_MS, port, sizeof(port));
+            if (pr == 0)
+                channel = port;
+            else if (pr != -ENOENT)
+                fprintf(stderr, "runvm-agent: port %s: %s; trying %s\n",
+                        MSG_CHANNEL_PORT_NAME, strerror(-pr), PID1_CHANNEL);
+        }
         fd = fd >= 0 ? fd : open_channel(channel ? channel : PID1_CHANNEL,
                                          true);
         if (fd < 0)

@@ -5,7 +5,11 @@
 
 #define PID1_WORK_ROOT "/work"
 #define PID1_CGROUP_ROOT "/sys/fs/cgroup"
+/* The channel where no virtio-serial port is named MSG_CHANNEL_PORT_NAME. */
 #define PID1_CHANNEL "/dev/hvc0"
+/* How long to wait for the named port to show up once a MULTIPORT console
+ * exists (its ports are announced after the driver probes). */
+#define PID1_PORT_WAIT_MS 10000
 
 /* Mounts /proc, /sys, /dev (devtmpfs), /tmp and /work (tmpfs) and cgroup2
  * with the memory and pids controllers enabled for children. Failures are

@@ -22,6 +22,9 @@
 #define MSG_CRC_SIZE 4
 #define MSG_MAX_PAYLOAD (8u << 20)
 #define MSG_MAX_FRAME (MSG_HEADER_SIZE + MSG_MAX_PAYLOAD + MSG_CRC_SIZE)
+/* The virtio-serial port name runvm gives the agent channel: the agent
+ * finds its port by this name in /sys/class/virtio-ports/ (docs/protocol.md). */
+#define MSG_CHANNEL_PORT_NAME "runvm.agent"
 /* OUTPUT and STDIN senders split data into chunks of at most this size. */
 #define MSG_CHUNK 65536
 

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "protocol/msg.h"
+
 int agent_channel_attach(struct agent_channel *ch, struct vm *vm, char *err,
                          size_t err_len)
 {
@@ -25,8 +27,12 @@ int agent_channel_attach(struct agent_channel *ch, struct vm *vm, char *err,
     int size = 1 << 20;
     (void)setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
     (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-    int ret = virtio_console_init(&ch->con, &vm->mem, &vm->loop, ch->guest_fd,
-                                  ch->guest_fd, vm_virtio_irq, &ch->slot);
+    /* A named generic port, not the console port: the guest writes it in
+     * 32 KiB buffers without waiting for each (devices/virtio_console.h). */
+    int ret = virtio_console_init_port(&ch->con, &vm->mem, &vm->loop,
+                                       ch->guest_fd, ch->guest_fd,
+                                       MSG_CHANNEL_PORT_NAME, vm_virtio_irq,
+                                       &ch->slot);
     if (ret < 0) {
         snprintf(err, err_len, "agent channel: virtio-console: %s",
                  strerror(-ret));
