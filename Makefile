@@ -174,7 +174,7 @@ fuzz-regress: fuzz
 
 # Language images the integration tests boot (rootfs cached by inputs in
 # $RUNVM_CACHE, so only the first run on a machine pays for mmdebstrap).
-TEST_IMAGE_LANGS ?= go
+TEST_IMAGE_LANGS ?= go rust
 .PHONY: test-images
 test-images: all
 	$(Q)$(MAKE) --no-print-directory images IMAGE_LANGS="$(TEST_IMAGE_LANGS)"
