@@ -4,8 +4,10 @@ every vCPU's registers a few times and names the kernel function each RIP
 is in, from the outer kernel's /proc/kallsyms (copied out at boot). For kvmhost's timeout report.
 
 usage: where.py MONITOR_SOCKET KALLSYMS [SAMPLES]
-       where.py --after SECONDS PID MONITOR_SOCKET KALLSYMS
-         (a watchdog: waits, reports, then kills PID with SIGTERM)"""
+       where.py --after SECONDS PID MONITOR_SOCKET KALLSYMS [FILE STALE_S]
+         (a watchdog: after SECONDS, or once FILE exists and has not been
+         touched for STALE_S seconds, reports and kills PID with SIGTERM;
+         its first line says which: "timed out" or "wedged")"""
 import bisect
 import os
 import re
@@ -54,18 +56,36 @@ def load_map(path):
 def main():
     args = sys.argv[1:]
     victim = None
+    samples = 3
     if args[0] == "--after":
-        time.sleep(float(args[1]))
         victim = int(args[2])
-        args = args[3:]
-        print("kvmhost: timed out", flush=True)
+        beat, stale = (args[5], float(args[6])) if len(args) > 6 else (None, 0)
+        print(watch(float(args[1]), beat, stale), flush=True)
+        args = args[3:5]
+    elif len(args) > 2:
+        samples = int(args[2])
     mon, smap = args[0], args[1]
-    samples = int(args[2]) if len(args) > 2 else 3
     try:
         report(mon, smap, samples)
     finally:
         if victim:
             os.kill(victim, signal.SIGTERM)
+
+
+def watch(limit, beat, stale):
+    """Waits for the time limit or a stale heartbeat; says which."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        time.sleep(min(5.0, max(0.0, end - time.monotonic())))
+        if not beat:
+            continue
+        try:
+            age = time.time() - os.stat(beat).st_mtime
+        except OSError:
+            continue  # not started yet
+        if age > stale:
+            return f"kvmhost: wedged: {beat} not touched for {age:.0f} s"
+    return "kvmhost: timed out"
 
 
 def report(mon, smap, samples):
