@@ -43,6 +43,7 @@ fail() { echo "console.sh: $1" >&2; tail -20 "$2" >&2; exit 1; }
 
 mkdir -p "$OUT"
 : >"$OUT/console_g2h.runvm.mbs"; : >"$OUT/console_g2h.peer.mbs"
+echo "$BYTES" >"$OUT/console_g2h.bytes"
 for i in $(seq "$N"); do
     rc=0
     timeout -k 10 600 "$B/bin/runvm" --kernel "$T/bzImage" --initrd "$T/hvc.cpio.gz" \
@@ -70,4 +71,3 @@ for i in $(seq "$N"); do
     echo "console.sh: run $i: runvm $(tail -1 "$OUT/console_g2h.runvm.mbs")" \
         "qemu $(tail -1 "$OUT/console_g2h.peer.mbs") MB/s" >&2
 done
-echo "$BYTES" >"$OUT/console_g2h.bytes"
