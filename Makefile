@@ -5,11 +5,14 @@
 #   make kernel     guest kernel -> build/kernel/bzImage (cached in $RUNVM_CACHE)
 #   make check      unit tests under ASan+UBSan
 #   make demo       boot the guest under runvm (nested host if no /dev/kvm)
-#   make test       check, then integration tests on real KVM (nested host if
-#                   /dev/kvm is missing; RUNVM_NESTED=1 forces it)
-#   make bench      benchmarks vs QEMU microvm on real KVM (nested host if
-#                   /dev/kvm is missing): build/bench/results.{json,md};
-#                   BENCH_N=5 runs each
+#   make test       check, fuzz corpora, then integration tests on real KVM
+#                   (nested host if /dev/kvm is missing; RUNVM_NESTED=1
+#                   forces it); TEST_IMAGE_LANGS (go rust) images first
+#   make bench      benchmarks on real KVM (nested host if /dev/kvm is
+#                   missing), each beside its peer (QEMU microvm, native):
+#                   boot, rss, create rate, exec, console, snippets, exits
+#                   per boot phase -> build/bench/results.{json,md};
+#                   BENCH_N=5 runs each (docs/bench.md)
 #   make clean
 #
 # V=1 shows commands; SANITIZE=address,undefined builds the main binaries
