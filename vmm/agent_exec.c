@@ -360,6 +360,7 @@ int agent_exec_status(struct agent_exec *x, enum vm_stop stop,
     /* No outcome from the agent: the VM stopped first. A timeout or a
      * signal keeps the status a bare boot has (124, 128+N). */
     const char *why;
+    char buf[200];
     int status;
     switch (stop) {
     case VM_STOP_TIMEOUT:
@@ -371,9 +372,13 @@ int agent_exec_status(struct agent_exec *x, enum vm_stop stop,
         status = vm_status;
         break;
     case VM_STOP_GUEST:
-        why = x->hello ? "the guest stopped before the run ended"
-                       : "the guest stopped before its agent said HELLO "
-                         "(is /init runvm-agent? try --console)";
+        /* Say how it stopped (reset, panic, triple fault, ...). */
+        snprintf(buf, sizeof(buf), "%s (%s)",
+                 x->hello ? "the guest stopped before the run ended"
+                          : "the guest stopped before its agent said HELLO; "
+                            "is /init runvm-agent? try --console",
+                 x->vm->stop_why ? x->vm->stop_why : "no reason given");
+        why = buf;
         status = RUNVM_EXIT_INFRA;
         break;
     default:
