@@ -54,11 +54,11 @@ g2h_line=$line
 # host → guest. The host sends once the guest says HVC-READY (hvc0 in raw
 # mode): bytes reaching a tty still in canonical mode meet line editing.
 #
-# KNOWN BUG (issue 4, open): over --vconsole stdio this transfer stalls in
-# the nested host: runvm counts every byte into the guest's receive ring,
-# but the guest reader never finishes. Until it is found, the result is
-# reported (with runvm's device counters) and does not fail the suite;
-# RUNVM_H2G_STRICT=1 makes it fail as it should.
+# A stall here (every byte counted into the guest's receive ring, the guest
+# reader never done) was seen now and then in the nested host, then not in
+# 37 runs in a row (the outer VM's own wedges, since pinned by
+# tests/kvmhost/kvm-pin.py, are a suspect); should it come back, the
+# failure shows the console's ring indices (virtio_mmio_dump).
 h2g() {
     local rc=0 line
     mkfifo "$T/h2g.in"
@@ -77,10 +77,7 @@ h2g() {
     [ "$rc" = 0 ] || { echo "h2g: exit status $rc"; return 1; }
     figures "host->guest" "$line" "$T/h2g.err"
 }
-if ! h2g; then
-    [ "${RUNVM_H2G_STRICT:-0}" = 1 ] && fail "h2g: host -> guest over --vconsole stdio failed"
-    echo "FIGURE virtio-console host->guest over --vconsole stdio: KNOWN BUG, stalled (issue 4)"
-fi
+h2g || fail "h2g: host -> guest over --vconsole stdio failed"
 
 # The peer: QEMU microvm's virtio-console (virtio-serial-device +
 # virtconsole) on the same kernel, init and size, guest -> host. A ratio
