@@ -4,12 +4,12 @@
 #   make deps       install the Debian packages the project needs
 #   make kernel     guest kernel -> build/kernel/bzImage (cached in $RUNVM_CACHE)
 #   make check      unit tests under ASan+UBSan
-#   make demo       boot the guest under runvm (nested host if no /dev/kvm)
+#   make demo       boot the guest under runvm (nested host if no usable /dev/kvm)
 #   make test       check, fuzz corpora, then integration tests on real KVM
-#                   (nested host if /dev/kvm is missing; RUNVM_NESTED=1
+#                   (nested host without a usable /dev/kvm; RUNVM_NESTED=1
 #                   forces it); TEST_IMAGE_LANGS (go rust) images first
-#   make bench      benchmarks on real KVM (nested host if /dev/kvm is
-#                   missing), each beside its peer (QEMU microvm, native):
+#   make bench      benchmarks on real KVM (nested host without a
+#                   usable /dev/kvm), each beside its peer (QEMU microvm, native):
 #                   boot, rss, create rate, exec, console, snippets, exits
 #                   per boot phase -> build/bench/results.{json,md};
 #                   BENCH_N=5 runs each (docs/bench.md)
@@ -187,7 +187,7 @@ integration: all test-progs kernel test-images
 
 test: check fuzz-regress integration
 
-# Boots the guest kernel under runvm (nested host where /dev/kvm is missing)
+# Boots the guest kernel under runvm (nested host where /dev/kvm is not usable)
 # to the test init, showing the kernel log and the boot timer's phases.
 DEMO_INITRD := $(B)/demo/initrd.cpio.gz
 $(DEMO_INITRD): $(B)/tests/testinit

@@ -105,6 +105,9 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
     if (ret < 0)
         return ret;
     vm->kvm_fd = ret;
+    ret = arch_check_kvm(err, err_len);
+    if (ret < 0)
+        goto fail;
     int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
     if (api != KVM_API_VERSION) {
         snprintf(err, err_len, KVM_DEVICE ": KVM API version %d, runvm "

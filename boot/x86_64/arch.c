@@ -1,5 +1,6 @@
 #include "boot/arch.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,21 @@ int arch_vcpu_init(struct arch_vm *arch, int vcpu_fd, unsigned int index,
 {
     return cpu_setup_vcpu(vcpu_fd, index, nr_cpus, arch->cpuid, arch->entry,
                           what);
+}
+
+int arch_check_kvm(char *err, size_t err_len)
+{
+    unsigned int a, b, c1 = 0, c2 = 0, d;
+    __get_cpuid(1, &a, &b, &c1, &d);
+    __get_cpuid(0x80000001, &a, &b, &c2, &d);
+    if (cpu_has_hw_virt(c1, c2))
+        return 0;
+    snprintf(err, err_len, "/dev/kvm: this CPU has neither VT-x nor AMD-V, "
+             "so this KVM is a software one (kvm-pvm?) that cannot boot an "
+             "unmodified Linux guest — run runvm where hardware "
+             "virtualization is on, or in the nested host: "
+             "scripts/with-kvm runvm ...");
+    return -ENOTSUP;
 }
 
 unsigned int arch_max_cpus(void)

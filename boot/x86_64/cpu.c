@@ -46,6 +46,8 @@
 /* CPUID bits. */
 #define CPUID_1_ECX_HYPERVISOR (1U << 31)
 #define CPUID_1_EDX_HTT        (1U << 28)
+#define CPUID_1_ECX_VMX        (1U << 5)
+#define CPUID_80000001_ECX_SVM (1U << 2)
 
 #define FPU_CONTROL_DEFAULT 0x37f  /* x87 FNINIT value */
 #define MXCSR_DEFAULT       0x1f80 /* all SSE exceptions masked */
@@ -144,6 +146,11 @@ void cpu_regs_fill(struct kvm_regs *regs, uint64_t entry, uint64_t zero_page)
     regs->rip = entry;
     regs->rsp = regs->rbp = LAYOUT_BOOT_STACK;
     regs->rsi = zero_page; /* boot.rst: %rsi holds the boot_params base */
+}
+
+bool cpu_has_hw_virt(uint32_t leaf1_ecx, uint32_t ext1_ecx)
+{
+    return (leaf1_ecx & CPUID_1_ECX_VMX) || (ext1_ecx & CPUID_80000001_ECX_SVM);
 }
 
 void cpu_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned int apic_id,

@@ -5,6 +5,7 @@
 #ifndef RUNVM_CPU_H
 #define RUNVM_CPU_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <linux/kvm.h>
@@ -31,6 +32,10 @@ void cpu_regs_fill(struct kvm_regs *regs, uint64_t entry,
 
 /* Adjusts a copy of KVM_GET_SUPPORTED_CPUID for vCPU apic_id of nr_cpus:
  * initial and x2APIC ids, logical-processor count, hypervisor bit. */
+/* True when CPUID leaf 1 ECX and leaf 0x80000001 ECX, as this process sees
+ * them, show hardware virtualization (VMX or SVM). */
+bool cpu_has_hw_virt(uint32_t leaf1_ecx, uint32_t ext1_ecx);
+
 void cpu_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned int apic_id,
                      unsigned int nr_cpus);
 

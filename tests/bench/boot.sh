@@ -37,7 +37,7 @@ for a in "$@"; do
     esac
 done
 case $B in /*) ;; *) B=$top/$B ;; esac
-if [ ! -c /dev/kvm ]; then
+if ! scripts/kvm-usable -q; then
     exec tests/kvmhost/kvmhost --mem 2048 --smp 2 --timeout 1800 -- \
         "$top/tests/bench/boot.sh" "B=$B" "N=$N" ${OUT:+"OUT=$OUT"}
 fi

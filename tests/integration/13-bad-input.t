@@ -43,7 +43,7 @@ check not-bzimage 1 'too short to be a bzImage' -- --kernel "$T/small" --initrd 
 check elf 1 'not a Linux bzImage' -- --kernel /bin/sh --initrd "$T/initrd"
 check truncated 1 'truncated' -- --kernel "$T/truncated" --initrd "$T/initrd"
 check initrd-too-big 1 'does not fit' -- "${K[@]}" --initrd "$T/big.cpio" --mem 256
-if [ -c /dev/kvm ]; then
+if scripts/kvm-usable -q; then
     # Fits in RAM, but not above the decompressing kernel: caught at load.
     truncate -s 30M "$T/mid.cpio"
     check initrd-above-kernel 1 'raise --mem' -- "${K[@]}" --initrd "$T/mid.cpio" --mem 48

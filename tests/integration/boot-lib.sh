@@ -9,7 +9,7 @@ boot_require() {
     for f in "$RUNVM" "$KERNEL" "$B/tests/testinit"; do
         [ -e "$f" ] || { echo "skip: $f missing (make all test-progs kernel)"; exit 77; }
     done
-    [ -c /dev/kvm ] || { echo "skip: no /dev/kvm"; exit 77; }
+    scripts/kvm-usable -q || { echo "skip: $(scripts/kvm-usable 2>&1)"; exit 77; }
 }
 
 # Packs testinit as /init into $T/initrd.cpio.gz (or the name given).

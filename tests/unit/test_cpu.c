@@ -101,6 +101,14 @@ static void cpuid_patch(void **state)
     free(c);
 }
 
+static void hw_virt(void **state)
+{
+    (void)state;
+    assert_true(cpu_has_hw_virt(1U << 5, 0));  /* Intel VT-x */
+    assert_true(cpu_has_hw_virt(0, 1U << 2));  /* AMD-V */
+    assert_false(cpu_has_hw_virt(~(1U << 5), ~(1U << 2)));
+}
+
 static void lapic_virtual_wire(void **state)
 {
     (void)state;
@@ -131,6 +139,7 @@ int main(void)
         cmocka_unit_test(page_tables_identity_map_4gib),
         cmocka_unit_test(long_mode_sregs),
         cmocka_unit_test(cpuid_patch),
+        cmocka_unit_test(hw_virt),
         cmocka_unit_test(lapic_virtual_wire),
         cmocka_unit_test(msrs),
     };
