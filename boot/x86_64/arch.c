@@ -59,6 +59,9 @@ int arch_vm_init(struct arch_vm *arch, int kvm_fd, int vm_fd,
         arch_vm_free(arch);
         return ret;
     }
+    cpu_cpuid_filter(arch->cpuid,
+                     ioctl(kvm_fd, KVM_CHECK_EXTENSION,
+                           KVM_CAP_TSC_DEADLINE_TIMER) > 0);
     return 0;
 }
 

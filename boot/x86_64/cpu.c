@@ -47,6 +47,7 @@
 #define CPUID_1_ECX_HYPERVISOR (1U << 31)
 #define CPUID_1_EDX_HTT        (1U << 28)
 #define CPUID_1_ECX_VMX        (1U << 5)
+#define CPUID_1_ECX_TSC_DEADLINE (1U << 24)
 #define CPUID_80000001_ECX_SVM (1U << 2)
 
 #define FPU_CONTROL_DEFAULT 0x37f  /* x87 FNINIT value */
@@ -151,6 +152,32 @@ void cpu_regs_fill(struct kvm_regs *regs, uint64_t entry, uint64_t zero_page)
 bool cpu_has_hw_virt(uint32_t leaf1_ecx, uint32_t ext1_ecx)
 {
     return (leaf1_ecx & CPUID_1_ECX_VMX) || (ext1_ecx & CPUID_80000001_ECX_SVM);
+}
+
+void cpu_cpuid_filter(struct kvm_cpuid2 *cpuid, bool tsc_deadline)
+{
+    for (uint32_t i = 0; i < cpuid->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+        switch (e->function) {
+        case 1:
+            /* No nested virtualization for a hostile guest: KVM's nested
+             * code is attack surface a snippet never needs. */
+            e->ecx &= ~CPUID_1_ECX_VMX;
+            /* KVM emulates the TSC-deadline timer but leaves the bit to
+             * us (KVM_CAP_TSC_DEADLINE_TIMER). With it the guest arms its
+             * timer with one WRMSR, which KVM handles on its fast path;
+             * without it, with an APIC-register write that KVM must
+             * decode and emulate, at every timer event. */
+            if (tsc_deadline)
+                e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
+            break;
+        case 0x80000001:
+            e->ecx &= ~CPUID_80000001_ECX_SVM;
+            break;
+        default:
+            break;
+        }
+    }
 }
 
 void cpu_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned int apic_id,

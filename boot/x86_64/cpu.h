@@ -30,6 +30,10 @@ void cpu_sregs_fill(struct kvm_sregs *sregs);
 void cpu_regs_fill(struct kvm_regs *regs, uint64_t entry,
                    uint64_t zero_page);
 
+/* Adjusts KVM_GET_SUPPORTED_CPUID to what every vCPU of the VM offers: no
+ * VMX or SVM, the TSC-deadline timer where KVM has it. */
+void cpu_cpuid_filter(struct kvm_cpuid2 *cpuid, bool tsc_deadline);
+
 /* Adjusts a copy of KVM_GET_SUPPORTED_CPUID for vCPU apic_id of nr_cpus:
  * initial and x2APIC ids, logical-processor count, hypervisor bit. */
 /* True when CPUID leaf 1 ECX and leaf 0x80000001 ECX, as this process sees

@@ -101,6 +101,27 @@ static void cpuid_patch(void **state)
     free(c);
 }
 
+static void cpuid_filter(void **state)
+{
+    (void)state;
+    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 3 * sizeof(c->entries[0]));
+    assert_non_null(c);
+    c->nent = 3;
+    /* Leaf 1 with VMX (ECX bit 5) and SSE3 (bit 0); 0x80000001 with SVM
+     * (ECX bit 2) and LAHF (bit 0); an unrelated leaf. */
+    c->entries[0] = (struct kvm_cpuid_entry2){.function = 1, .ecx = 0x21};
+    c->entries[1] = (struct kvm_cpuid_entry2){.function = 0x80000001,
+                                              .ecx = 0x5};
+    c->entries[2] = (struct kvm_cpuid_entry2){.function = 7, .ecx = 0x24};
+    cpu_cpuid_filter(c, false);
+    assert_int_equal(c->entries[0].ecx, 0x1); /* no VMX, no TSC deadline */
+    assert_int_equal(c->entries[1].ecx, 0x1); /* no SVM */
+    assert_int_equal(c->entries[2].ecx, 0x24);
+    cpu_cpuid_filter(c, true);
+    assert_int_equal(c->entries[0].ecx, 0x1 | (1U << 24));
+    free(c);
+}
+
 static void hw_virt(void **state)
 {
     (void)state;
@@ -139,6 +160,7 @@ int main(void)
         cmocka_unit_test(page_tables_identity_map_4gib),
         cmocka_unit_test(long_mode_sregs),
         cmocka_unit_test(cpuid_patch),
+        cmocka_unit_test(cpuid_filter),
         cmocka_unit_test(hw_virt),
         cmocka_unit_test(lapic_virtual_wire),
         cmocka_unit_test(msrs),
