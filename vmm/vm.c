@@ -347,6 +347,37 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
     vm_kick_vcpus(vm);
 }
 
+/* Where a vCPU was when KVM gave up on it, for the user's report: the
+ * registers that place it (mode, paging, instruction) and KVM's own data
+ * of an internal error (for an emulation failure, the instruction bytes
+ * where the kernel supplies them). */
+static void vcpu_report_error(const struct vcpu *v)
+{
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0 &&
+        ioctl(v->fd, KVM_GET_SREGS, &sregs) == 0)
+        fprintf(stderr,
+                "runvm: vCPU %u: rip 0x%llx rsp 0x%llx cs 0x%x cr0 0x%llx "
+                "cr3 0x%llx cr4 0x%llx efer 0x%llx\n",
+                v->index, (unsigned long long)regs.rip,
+                (unsigned long long)regs.rsp, sregs.cs.selector,
+                (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
+                (unsigned long long)sregs.cr4,
+                (unsigned long long)sregs.efer);
+    if (v->run->exit_reason != KVM_EXIT_INTERNAL_ERROR)
+        return;
+    unsigned int n = v->run->internal.ndata;
+    if (n > sizeof(v->run->internal.data) / sizeof(v->run->internal.data[0]))
+        n = sizeof(v->run->internal.data) / sizeof(v->run->internal.data[0]);
+    fprintf(stderr, "runvm: vCPU %u: internal error %u, data:", v->index,
+            v->run->internal.suberror);
+    for (unsigned int i = 0; i < n; i++)
+        fprintf(stderr, " 0x%llx",
+                (unsigned long long)v->run->internal.data[i]);
+    fputc('\n', stderr);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -372,6 +403,7 @@ static void *vcpu_thread(void *arg)
             break;
         }
         if (res.action == EXIT_ERROR) {
+            vcpu_report_error(v);
             vm_request_stop(vm, VM_STOP_ERROR, res.why, res.detail);
             break;
         }
