@@ -58,6 +58,25 @@ static struct virtio_net *to_net(struct virtio_dev *dev)
     return dev->opaque;
 }
 
+/* Points dst at src[0, n) past its first `skip` bytes, however they are
+ * split. Returns the entries written (at most n). */
+static unsigned int iov_after(struct iovec *dst, const struct iovec *src,
+                              unsigned int n, size_t skip)
+{
+    unsigned int out = 0;
+    for (unsigned int i = 0; i < n; i++) {
+        if (skip >= src[i].iov_len) {
+            skip -= src[i].iov_len;
+            continue;
+        }
+        dst[out].iov_base = (uint8_t *)src[i].iov_base + skip;
+        dst[out].iov_len = src[i].iov_len - skip;
+        out++;
+        skip = 0;
+    }
+    return out;
+}
+
 static void update_watch(struct virtio_net *net)
 {
     uint32_t ev = (net->want_rx ? EPOLLIN : 0) |
@@ -65,6 +84,57 @@ static void update_watch(struct virtio_net *net)
     if (net->polled && ev != net->events &&
         evloop_mod(net->loop, net->tap_fd, ev) == 0)
         net->events = ev;
+}
+
+/* The tap offloads (TUN_F_*) matching what the driver negotiated. TSO
+ * without GUEST_CSUM is not a valid negotiation (§5.1.3.1) and the tap
+ * refuses it too, so it is not asked for. */
+static unsigned int wanted_offloads(const struct virtio_dev *dev)
+{
+    if (!virtio_mmio_has_feature(dev, VIRTIO_NET_F_GUEST_CSUM))
+        return 0;
+    unsigned int off = TUN_F_CSUM;
+    if (virtio_mmio_has_feature(dev, VIRTIO_NET_F_GUEST_TSO4))
+        off |= TUN_F_TSO4;
+    if (virtio_mmio_has_feature(dev, VIRTIO_NET_F_GUEST_TSO6))
+        off |= TUN_F_TSO6;
+    return off;
+}
+
+static int set_tap_offloads(struct virtio_net *net, unsigned int off)
+{
+    if (off == net->tap_offloads)
+        return 0;
+    if (ioctl(net->tap_fd, TUNSETOFFLOAD, (unsigned long)off) < 0) {
+        int ret = -errno;
+        fprintf(stderr, "runvm: virtio-net: tap offloads 0x%x: %s\n", off,
+                strerror(-ret));
+        return ret;
+    }
+    net->tap_offloads = off;
+    return 0;
+}
+
+/* §5.1.6.4.1: the header of a received frame may ask only for what the
+ * driver negotiated. The tap follows TUNSETOFFLOAD; this is the check
+ * that a frame the driver cannot take never reaches it. */
+static bool rx_hdr_ok(const struct virtio_net *net,
+                      const struct virtio_net_hdr_v1 *h)
+{
+    if (h->flags & ~(VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID))
+        return false;
+    if (h->flags && !(net->tap_offloads & TUN_F_CSUM))
+        return false;
+    switch (h->gso_type) {
+    case VIRTIO_NET_HDR_GSO_NONE:
+        return true;
+    case VIRTIO_NET_HDR_GSO_TCPV4:
+        return net->tap_offloads & TUN_F_TSO4;
+    case VIRTIO_NET_HDR_GSO_TCPV6:
+        return net->tap_offloads & TUN_F_TSO6;
+    default:
+        return false; /* UDP, ECN: not offered */
+    }
 }
 
 /* Tap frames → guest receive buffers, one frame per chain (no
@@ -90,7 +160,14 @@ static void net_rx(struct virtio_net *net)
                              "receive buffer not writable or too small");
             return;
         }
-        ssize_t n = readv(net->tap_fd, &e->iov[0], e->in_num);
+        /* The tap's header into our copy, the frame into the chain past
+         * the header's bytes: what is checked is what the guest cannot
+         * change under us. */
+        net->rx_iov[0].iov_base = &net->rx_hdr;
+        net->rx_iov[0].iov_len = sizeof(net->rx_hdr);
+        unsigned int cnt = 1 + iov_after(&net->rx_iov[1], e->iov, e->in_num,
+                                         sizeof(net->rx_hdr));
+        ssize_t n = readv(net->tap_fd, net->rx_iov, (int)cnt);
         if (n < 0) {
             virtq_unpop(vq);
             if (errno == EINTR)
@@ -102,14 +179,23 @@ static void net_rx(struct virtio_net *net)
                         strerror(errno));
             break;
         }
-        /* The header the driver sees is ours, not the tap's. With tap
-         * offloads off there is no GSO and no partial checksum, but the
-         * tap still marks DATA_VALID on a frame a NIC verified, and
-         * §5.1.6.4.1 wants flags zero without GUEST_CSUM (not offered).
-         * Without MRG_RXBUF a frame fills exactly one buffer:
-         * num_buffers is 1 (the tap leaves those bytes untouched). */
-        static const struct virtio_net_hdr_v1 rx_hdr = {.num_buffers = 1};
-        virtq_elem_write(e, 0, &rx_hdr, sizeof(rx_hdr));
+        /* With offloads on, the driver gets the tap's header, checked;
+         * without, a plain one of ours: the tap marks DATA_VALID on a
+         * frame a NIC verified even then, and §5.1.6.4.1 wants flags zero
+         * without GUEST_CSUM. Without MRG_RXBUF a frame fills exactly one
+         * buffer: num_buffers is 1 (the tap leaves those bytes alone). */
+        struct virtio_net_hdr_v1 hdr = {0};
+        if (net->tap_offloads) {
+            if ((size_t)n < sizeof(hdr) || !rx_hdr_ok(net, &net->rx_hdr)) {
+                /* The frame is gone; the buffer goes back for the next. */
+                virtq_unpop(vq);
+                net->rx_dropped++;
+                continue;
+            }
+            hdr = net->rx_hdr;
+        }
+        hdr.num_buffers = 1;
+        virtq_elem_write(e, 0, &hdr, sizeof(hdr));
         virtq_push(vq, e, (uint64_t)n);
         net->rx_frames++;
         pushed = true;
@@ -153,20 +239,8 @@ static bool tx_prepare(struct virtio_net *net, const struct virtq_elem *e)
         return false;
     net->tx_iov[0].iov_base = &net->tx_hdr;
     net->tx_iov[0].iov_len = sizeof(net->tx_hdr);
-    unsigned int n = 1;
-    size_t skip = sizeof(net->tx_hdr);
-    for (unsigned int i = 0; i < e->out_num; i++) {
-        const struct iovec *v = &e->iov[i];
-        if (skip >= v->iov_len) {
-            skip -= v->iov_len;
-            continue;
-        }
-        net->tx_iov[n].iov_base = (uint8_t *)v->iov_base + skip;
-        net->tx_iov[n].iov_len = v->iov_len - skip;
-        n++;
-        skip = 0;
-    }
-    net->tx_iovcnt = n;
+    net->tx_iovcnt = 1 + iov_after(&net->tx_iov[1], e->iov, e->out_num,
+                                   sizeof(net->tx_hdr));
     return true;
 }
 
@@ -249,6 +323,9 @@ static void net_notify(struct virtio_dev *dev, unsigned int q)
 static int net_activate(struct virtio_dev *dev)
 {
     struct virtio_net *net = to_net(dev);
+    int ret = set_tap_offloads(net, wanted_offloads(dev));
+    if (ret < 0)
+        return ret;
     net_tx(net);
     net_rx(net);
     update_watch(net);
@@ -260,6 +337,8 @@ static void net_reset(struct virtio_dev *dev)
     struct virtio_net *net = to_net(dev);
     net->tx_pending = false;
     net->want_rx = false;
+    /* The next driver may take fewer offloads: none until it says. */
+    (void)set_tap_offloads(net, 0);
     update_watch(net);
 }
 

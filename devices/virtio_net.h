@@ -3,8 +3,13 @@
  * the tap through IFF_VNET_HDR, MAC in config space. Transmit offloads
  * (CSUM, HOST_TSO4/6) are offered: the tap checksums and segments what the
  * guest hands it, and a header asking for an offload the driver did not
- * negotiate is dropped. No receive offloads: the tap's are off, and the
- * driver sees a plain header. Back-end I/O runs on the VMM's event loop. */
+ * negotiate is dropped. Receive offloads (GUEST_CSUM, GUEST_TSO4/6) are
+ * offered too: the tap is told (TUNSETOFFLOAD) which ones the driver took,
+ * so it hands over partly checksummed frames and TCP segments of up to
+ * 64 KiB instead of MTU-sized frames, and the driver (no MRG_RXBUF: one
+ * frame per buffer) posts buffers that big. A tap header that asks for
+ * anything else is not passed on. Back-end I/O runs on the VMM's event
+ * loop. */
 #ifndef RUNVM_VIRTIO_NET_H
 #define RUNVM_VIRTIO_NET_H
 
@@ -24,7 +29,9 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == VIRTIO_NET_HDR_LEN,
 /* Device-specific features offered. */
 #define VIRTIO_NET_FEATURES                                                    \
     ((1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_CSUM) |               \
-     (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6))
+     (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |    \
+     (1ULL << VIRTIO_NET_F_GUEST_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) |  \
+     (1ULL << VIRTIO_NET_F_GUEST_TSO6))
 
 struct virtio_net {
     struct virtio_dev vdev;
@@ -34,6 +41,7 @@ struct virtio_net {
     uint32_t events;
     bool want_rx;    /* guest has buffers and the tap had no frame */
     bool tx_pending; /* tx_elem popped, tap would block */
+    unsigned int tap_offloads; /* TUN_F_* the tap was last told */
     struct virtio_net_config config;
     struct virtq_elem rx_elem;
     struct virtq_elem tx_elem;
@@ -42,7 +50,11 @@ struct virtio_net {
     struct virtio_net_hdr_v1 tx_hdr;
     struct iovec tx_iov[VIRTQ_MAX_IOV + 1];
     unsigned int tx_iovcnt;
-    uint64_t rx_frames, tx_frames, tx_dropped;
+    /* rx_elem as the tap fills it: the tap's header into rx_hdr, then the
+     * frame into the chain past the header's bytes. */
+    struct virtio_net_hdr_v1 rx_hdr;
+    struct iovec rx_iov[VIRTQ_MAX_IOV + 1];
+    uint64_t rx_frames, rx_dropped, tx_frames, tx_dropped;
 };
 
 /* Opens the EXISTING tap interface `name` (IFF_TAP | IFF_NO_PI |

@@ -605,9 +605,11 @@ static void print_virtio_stats(const struct runvm *r)
                 (unsigned long long)r->vcon->vdev.notifies,
                 (unsigned long long)r->vcon->vdev.interrupts);
     if (r->vnet)
-        fprintf(stderr, "runvm: virtio-net: rx %llu frames, tx %llu frames "
-                "(%llu dropped), %llu notifications, %llu interrupts\n",
+        fprintf(stderr, "runvm: virtio-net: rx %llu frames (%llu dropped), "
+                "tx %llu frames (%llu dropped), %llu notifications, %llu "
+                "interrupts\n",
                 (unsigned long long)r->vnet->rx_frames,
+                (unsigned long long)r->vnet->rx_dropped,
                 (unsigned long long)r->vnet->tx_frames,
                 (unsigned long long)r->vnet->tx_dropped,
                 (unsigned long long)r->vnet->vdev.notifies,

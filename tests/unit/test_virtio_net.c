@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +36,27 @@ struct fixture {
     int sv[2]; /* sv[0] is the "tap", sv[1] the world behind it */
     int irqs;
 };
+
+/* The fake tap is a socket, which has no TUNSETOFFLOAD: the device's
+ * ioctl is wrapped (-Wl,--wrap=ioctl) and what it asks for is recorded. */
+static int offload_calls;
+static unsigned long last_offloads;
+
+int __real_ioctl(int fd, unsigned long request, ...);
+int __wrap_ioctl(int fd, unsigned long request, ...);
+int __wrap_ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    va_start(ap, request);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (request == TUNSETOFFLOAD) {
+        offload_calls++;
+        last_offloads = (unsigned long)arg;
+        return 0;
+    }
+    return __real_ioctl(fd, request, arg);
+}
 
 static const uint8_t test_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
 
@@ -81,6 +104,15 @@ static int setup_csum_tso4(void **state)
 {
     return setup_with(state, (1ULL << VIRTIO_NET_F_CSUM) |
                                  (1ULL << VIRTIO_NET_F_HOST_TSO4));
+}
+
+/* A driver that takes receive checksum and TCPv4 segmentation offload. */
+static int setup_guest_csum_tso4(void **state)
+{
+    offload_calls = 0;
+    last_offloads = ~0UL;
+    return setup_with(state, (1ULL << VIRTIO_NET_F_GUEST_CSUM) |
+                                 (1ULL << VIRTIO_NET_F_GUEST_TSO4));
 }
 
 static int teardown(void **state)
@@ -237,10 +269,13 @@ static void offloads_offered(void **state)
     assert_true(feat & (1u << VIRTIO_NET_F_CSUM));
     assert_true(feat & (1u << VIRTIO_NET_F_HOST_TSO4));
     assert_true(feat & (1u << VIRTIO_NET_F_HOST_TSO6));
-    /* Nothing the tap (offloads off) would not deliver. */
-    assert_false(feat & (1u << VIRTIO_NET_F_GUEST_CSUM));
-    assert_false(feat & (1u << VIRTIO_NET_F_GUEST_TSO4));
+    assert_true(feat & (1u << VIRTIO_NET_F_GUEST_CSUM));
+    assert_true(feat & (1u << VIRTIO_NET_F_GUEST_TSO4));
+    assert_true(feat & (1u << VIRTIO_NET_F_GUEST_TSO6));
+    /* One frame per buffer; no UDP or ECN offloads. */
     assert_false(feat & (1u << VIRTIO_NET_F_MRG_RXBUF));
+    assert_false(feat & (1u << VIRTIO_NET_F_GUEST_UFO));
+    assert_false(feat & (1u << VIRTIO_NET_F_GUEST_ECN));
 }
 
 /* Without CSUM/TSO negotiated, a header asking for them is refused: the
@@ -331,6 +366,93 @@ static void tx_short_header_needs_reset(void **state)
     assert_true(needs_reset(f));
 }
 
+/* Receives one frame of header h and 64 bytes into a fresh 64 KiB buffer
+ * at descriptor i; returns the used length (0: nothing came back). */
+static uint32_t rx_one(struct fixture *f, uint16_t i,
+                       const struct virtio_net_hdr_v1 *h)
+{
+    mock_desc(&f->rx, i, BUF + 0x10000 * i, 0x10000, VRING_DESC_F_WRITE, 0);
+    mock_publish(&f->rx, i);
+    virtio_mmio_notify(&f->net->vdev, VIRTIO_NET_RXQ);
+    uint8_t frame[12 + 64];
+    memcpy(frame, h, 12);
+    memset(frame + 12, 0, 64);
+    memcpy(frame + 12, "segment", 7);
+    assert_int_equal(send(f->sv[1], frame, sizeof(frame), 0), sizeof(frame));
+    run_loop(f, 20);
+    uint32_t id, len;
+    if (mock_used(&f->rx, &id, &len) != 1)
+        return 0;
+    assert_int_equal(id, i);
+    return len;
+}
+
+/* The tap is told exactly the offloads the driver took, and its header of
+ * a segmented, partly checksummed frame reaches the driver as it was, but
+ * with num_buffers 1. */
+static void rx_negotiated_offload_passes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(offload_calls, 1);
+    assert_int_equal(last_offloads, TUN_F_CSUM | TUN_F_TSO4);
+    struct virtio_net_hdr_v1 tso4 = {.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                                     .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+                                     .hdr_len = 54,
+                                     .gso_size = 1448,
+                                     .csum_start = 34,
+                                     .csum_offset = 16,
+                                     .num_buffers = 0xeeee};
+    assert_int_equal(rx_one(f, 0, &tso4), 12 + 64);
+    struct virtio_net_hdr_v1 want = tso4;
+    want.num_buffers = 1;
+    assert_memory_equal(host(f, BUF, 12), &want, 12);
+    assert_memory_equal(host(f, BUF + 12, 7), "segment", 7);
+    assert_int_equal(f->net->rx_frames, 1);
+}
+
+/* A tap header asking for what the driver did not take (TCPv6
+ * segmentation, ECN, an unknown flag) is dropped, its buffer reused. */
+static void rx_unnegotiated_offload_dropped(void **state)
+{
+    struct fixture *f = *state;
+    struct virtio_net_hdr_v1 tso6 = {.gso_type = VIRTIO_NET_HDR_GSO_TCPV6,
+                                     .gso_size = 1448};
+    struct virtio_net_hdr_v1 ecn = {.gso_type = VIRTIO_NET_HDR_GSO_TCPV4 |
+                                                VIRTIO_NET_HDR_GSO_ECN,
+                                    .gso_size = 1448};
+    struct virtio_net_hdr_v1 odd = {.flags = 0x80};
+    assert_int_equal(rx_one(f, 0, &tso6), 0);
+    struct virtio_net_hdr_v1 plain = {.flags = VIRTIO_NET_HDR_F_DATA_VALID};
+    uint8_t frame[12 + 64] = {0};
+    for (int i = 0; i < 2; i++) {
+        memcpy(frame, i ? (void *)&odd : (void *)&ecn, 12);
+        assert_int_equal(send(f->sv[1], frame, sizeof(frame), 0),
+                         sizeof(frame));
+    }
+    memcpy(frame, &plain, 12);
+    memcpy(frame + 12, "after", 5);
+    assert_int_equal(send(f->sv[1], frame, sizeof(frame), 0), sizeof(frame));
+    run_loop(f, 20);
+    /* The one buffer took the frame that was fit to pass. */
+    uint32_t id, len;
+    assert_int_equal(mock_used(&f->rx, &id, &len), 1);
+    assert_int_equal(id, 0);
+    assert_memory_equal(host(f, BUF + 12, 5), "after", 5);
+    assert_int_equal(*host(f, BUF, 1), VIRTIO_NET_HDR_F_DATA_VALID);
+    assert_int_equal(f->net->rx_dropped, 3);
+    assert_int_equal(f->net->rx_frames, 1);
+    assert_false(needs_reset(f));
+}
+
+/* A reset turns the tap's offloads off again. */
+static void reset_turns_offloads_off(void **state)
+{
+    struct fixture *f = *state;
+    mock_wr(&f->net->vdev, VIRTIO_MMIO_STATUS, 0);
+    assert_int_equal(offload_calls, 2);
+    assert_int_equal(last_offloads, 0);
+}
+
 static void parse_mac(void **state)
 {
     (void)state;
@@ -371,6 +493,12 @@ int main(void)
         T(tx_short_header_needs_reset),
         cmocka_unit_test_setup_teardown(tx_negotiated_offload_passes,
                                         setup_csum_tso4, teardown),
+        cmocka_unit_test_setup_teardown(rx_negotiated_offload_passes,
+                                        setup_guest_csum_tso4, teardown),
+        cmocka_unit_test_setup_teardown(rx_unnegotiated_offload_dropped,
+                                        setup_guest_csum_tso4, teardown),
+        cmocka_unit_test_setup_teardown(reset_turns_offloads_off,
+                                        setup_guest_csum_tso4, teardown),
         cmocka_unit_test(parse_mac),
         cmocka_unit_test(open_missing_tap_is_enodev),
     };
