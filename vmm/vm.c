@@ -359,13 +359,12 @@ static void vcpu_report_error(const struct vcpu *v)
         ioctl(v->fd, KVM_GET_SREGS, &sregs) == 0)
         fprintf(stderr,
                 "runvm: vCPU %u: rip 0x%llx rsp 0x%llx cs 0x%x cr0 0x%llx "
-                "cr2 0x%llx cr3 0x%llx cr4 0x%llx efer 0x%llx idt 0x%llx\n",
+                "cr3 0x%llx cr4 0x%llx efer 0x%llx\n",
                 v->index, (unsigned long long)regs.rip,
                 (unsigned long long)regs.rsp, sregs.cs.selector,
-                (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr2,
-                (unsigned long long)sregs.cr3, (unsigned long long)sregs.cr4,
-                (unsigned long long)sregs.efer,
-                (unsigned long long)sregs.idt.base);
+                (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
+                (unsigned long long)sregs.cr4,
+                (unsigned long long)sregs.efer);
     if (v->run->exit_reason != KVM_EXIT_INTERNAL_ERROR)
         return;
     unsigned int n = v->run->internal.ndata;
@@ -400,10 +399,6 @@ static void *vcpu_thread(void *arg)
         }
         struct exit_result res = exit_handle(&ctx, v->run);
         if (res.action == EXIT_STOP) {
-            /* A triple fault is a guest crash too deep to print: say
-             * where its CPU was. */
-            if (v->run->exit_reason == KVM_EXIT_SHUTDOWN)
-                vcpu_report_error(v);
             vm_request_stop(vm, VM_STOP_GUEST, res.why, res.detail);
             break;
         }
