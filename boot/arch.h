@@ -53,8 +53,8 @@ int arch_vcpu_init(struct arch_vm *arch, int vcpu_fd, unsigned int index,
                    unsigned int nr_cpus, const char **what)
     __attribute__((warn_unused_result));
 
-/* Checks that the KVM behind kvm_fd can boot a Linux guest: on x86, that
- * the CPU has VMX or SVM, without which /dev/kvm is a software KVM
+/* Checks that this host's KVM can boot a Linux guest: on x86, that the
+ * CPU has VMX or SVM, without which /dev/kvm is a software KVM
  * (kvm-pvm) that cannot run an unmodified kernel. 0, or -ENOTSUP with a
  * one-line message in err. */
 int arch_check_kvm(char *err, size_t err_len)

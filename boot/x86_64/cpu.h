@@ -34,12 +34,12 @@ void cpu_regs_fill(struct kvm_regs *regs, uint64_t entry,
  * VMX or SVM, the TSC-deadline timer where KVM has it. */
 void cpu_cpuid_filter(struct kvm_cpuid2 *cpuid, bool tsc_deadline);
 
-/* Adjusts a copy of KVM_GET_SUPPORTED_CPUID for vCPU apic_id of nr_cpus:
- * initial and x2APIC ids, logical-processor count, hypervisor bit. */
 /* True when CPUID leaf 1 ECX and leaf 0x80000001 ECX, as this process sees
  * them, show hardware virtualization (VMX or SVM). */
 bool cpu_has_hw_virt(uint32_t leaf1_ecx, uint32_t ext1_ecx);
 
+/* Adjusts a copy of KVM_GET_SUPPORTED_CPUID for vCPU apic_id of nr_cpus:
+ * initial and x2APIC ids, logical-processor count, hypervisor bit. */
 void cpu_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned int apic_id,
                      unsigned int nr_cpus);
 
