@@ -19,12 +19,14 @@ command -v ip >/dev/null || fail "ip missing (iproute2, scripts/deps.sh)"
 command -v ping >/dev/null || fail "ping missing (iputils-ping, scripts/deps.sh)"
 [ -c /dev/net/tun ] || modprobe tun 2>/dev/null || true
 [ -c /dev/net/tun ] || { echo "skip: no /dev/net/tun"; exit 77; }
-# 64 MiB on real hardware, 8 MiB under a hypervisor: the nested host runs
-# under TCG, where TCP on a tap moves 1-5 MB/s depending on what else the
-# machine runs, and both VMMs must fit the suite's 300 s per test. The
-# rates swing 2-3x run to run there with the load of whatever else runs
-# on the machine, and so does the ratio: read either from several runs.
-# NET_BYTES overrides.
+# 64 MiB on real hardware, 8 MiB under a hypervisor. In the nested host
+# 64 MiB guest -> host hangs the guest or makes it triple-fault, every
+# run: with runvm, and with QEMU microvm on the same kernel and init (with
+# and without its offloads), while the same QEMU guest under plain TCG
+# moves the 64 MiB each way: the nested KVM under TCG, not either VMM;
+# 8 MiB passes there. TCP on a tap there moves 1-5 MB/s and swings 2-3x
+# with the load of the machine, and so does the ratio: read either from
+# several runs. NET_BYTES overrides.
 if grep -qw hypervisor /proc/cpuinfo; then N=${NET_BYTES:-8388608}; else N=${NET_BYTES:-67108864}; fi
 MIB=$((N / 1048576))
 
