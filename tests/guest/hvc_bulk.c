@@ -8,7 +8,10 @@
  *          "HVC-RESULT g2h bytes=N ns=T ok=1"
  *   h2g:N  write "HVC-READY", read N bytes from hvc0, compare with the
  *          pattern, then write "HVC-RESULT h2g bytes=N ns=T ok=0|1"
- * and reboots. T is the guest's own time for the transfer.
+ * and reboots. T is the guest's own time for the transfer, which it also
+ * marks on runvm's boot timer (MARK_START, MARK_END): with --boot-timer
+ * runvm prints its KVM exit counts at both, so a test can count the
+ * transfer's exits.
  *
  * On the host:
  *   hvc_bulk gen N     writes N pattern bytes to stdout
@@ -21,13 +24,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/io.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "boot/x86_64/layout.h"
+
 #define BLOCK 65536
+
+/* Boot-timer marker bytes around the transfer. */
+#define MARK_START 0x10
+#define MARK_END 0x11
 
 struct pattern {
     uint64_t state;
@@ -176,6 +186,16 @@ static int host_main(int argc, char **argv)
     return bad >= 0;
 }
 
+/* ioperm once (CONFIG_X86_IOPL_IOPERM); without it, no marks. */
+static void mark(uint8_t value)
+{
+    static int allowed = -1;
+    if (allowed < 0)
+        allowed = ioperm(LAYOUT_PORT_BOOT_TIMER, 1, 1) == 0;
+    if (allowed)
+        outb(value, LAYOUT_PORT_BOOT_TIMER);
+}
+
 static int guest_main(void)
 {
     mount("proc", "/proc", "proc", 0, NULL);
@@ -200,8 +220,10 @@ static int guest_main(void)
     char line[160];
     uint64_t t0 = now_ns();
     if (strcmp(dir, "g2h") == 0) {
+        mark(MARK_START);
         int ok = send_pattern(fd, total) == 0;
         tcdrain(fd);
+        mark(MARK_END);
         snprintf(line, sizeof(line),
                  "HVC-RESULT g2h bytes=%llu ns=%llu ok=%d\n", total,
                  (unsigned long long)(now_ns() - t0), ok);
@@ -212,7 +234,9 @@ static int guest_main(void)
         const char ready[] = "HVC-READY\n";
         write_all(fd, (const uint8_t *)ready, sizeof(ready) - 1);
         t0 = now_ns();
+        mark(MARK_START);
         long long bad = check_pattern(fd, total);
+        mark(MARK_END);
         snprintf(line, sizeof(line),
                  "HVC-RESULT h2g bytes=%llu ns=%llu ok=%d bad_at=%lld\n",
                  total, (unsigned long long)(now_ns() - t0), bad < 0, bad);

@@ -25,17 +25,24 @@ run() { # MODE [RUNVM-OPTION...], stdin/stdout as given
         --boot-timer "$@"
 }
 
-# Reports one direction: guest-timed MB/s and virtio events per MiB.
+# Reports one direction: guest-timed MB/s, virtio events per MiB and KVM
+# exits per MiB (all of them, between hvc_bulk's boot-timer marks 0x10
+# and 0x11 around the transfer).
 figures() { # NAME RESULT-LINE STDERR-FILE
-    local ns stats notes irqs
+    local ns stats notes irqs exits e0 e1 per=?
     ns=$(sed -n 's/.* ns=\([0-9]*\).*/\1/p' <<<"$2")
     stats=$(grep -a 'virtio-console:' "$3" || true)
     notes=$(sed -n 's/.* \([0-9]*\) notifications.*/\1/p' <<<"$stats")
     irqs=$(sed -n 's/.* \([0-9]*\) interrupts.*/\1/p' <<<"$stats")
+    exits=$(grep -a 'boot-timer: kvm-exits from' "$3" || true)
+    e0=$(sed -n 's/.*guest-marker 0x10 exits \([0-9]*\).*/\1/p' <<<"$exits")
+    e1=$(sed -n 's/.*guest-marker 0x11 exits \([0-9]*\).*/\1/p' <<<"$exits")
+    [ -n "$e0" ] && [ -n "$e1" ] && per=$(echo "scale=1; ($e1 - $e0) / $MIB" | bc)
     echo "FIGURE virtio-console $1: $MIB MiB in $(echo "scale=3; $ns / 1000000000" | bc) s" \
          "= $(echo "scale=1; $N * 1000 / $ns" | bc) MB/s (guest clock)," \
          "$(echo "scale=1; ${notes:-0} / $MIB" | bc) notifications/MiB," \
-         "$(echo "scale=1; ${irqs:-0} / $MIB" | bc) interrupts/MiB"
+         "$(echo "scale=1; ${irqs:-0} / $MIB" | bc) interrupts/MiB," \
+         "$per KVM exits/MiB"
 }
 
 # guest → host, into a file as QEMU's peer below does, so that both VMMs
