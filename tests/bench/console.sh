@@ -67,11 +67,17 @@ for i in $(seq "$N"); do
         -device virtio-serial-device -chardev "file,id=vc,path=$T/qemu.bin" \
         -device virtconsole,chardev=vc </dev/null >"$T/qemu.log" 2>&1 || true
     "$BULK" check "$BYTES" <"$T/qemu.bin" >"$T/qemu.out" 2>&1 || true
-    grep -q "^CHECK ok bytes=$BYTES" "$T/qemu.out" ||
-        fail "qemu run $i: pattern not intact" "$T/qemu.log"
-    line=$(grep -a '^HVC-RESULT g2h' "$T/qemu.out" | grep 'ok=1') ||
-        fail "qemu run $i: no ok result line" "$T/qemu.out"
-    mbs "$line" >>"$OUT/console_g2h.peer.mbs" || fail "qemu run $i: bad line $line" "$T/qemu.out"
-    echo "console.sh: run $i: runvm $(tail -1 "$OUT/console_g2h.runvm.mbs")" \
-        "qemu $(tail -1 "$OUT/console_g2h.peer.mbs") MB/s" >&2
+    # A failed peer run is no figure of runvm's: it is left out, with a
+    # note in the report, and the other runs still count.
+    qemu=failed
+    if grep -q "^CHECK ok bytes=$BYTES" "$T/qemu.out" &&
+        line=$(grep -a '^HVC-RESULT g2h' "$T/qemu.out" | grep 'ok=1') &&
+        mbs "$line" >>"$OUT/console_g2h.peer.mbs"; then
+        qemu="$(tail -1 "$OUT/console_g2h.peer.mbs") MB/s"
+    else
+        echo "console_g2h: QEMU run $i of $N did not deliver the pattern and its" \
+            "result line; left out" >>"$OUT/notes"
+        tail -5 "$T/qemu.log" >&2
+    fi
+    echo "console.sh: run $i: runvm $(tail -1 "$OUT/console_g2h.runvm.mbs") MB/s, qemu $qemu" >&2
 done
