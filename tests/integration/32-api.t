@@ -19,19 +19,21 @@ trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 600); do [ -S "$S" ] && break; sleep 0.1; done
 [ -S "$S" ] || { cat "$T/runvm.err"; fail "no API socket"; }
 [ "$(stat -c %a "$S")" = 600 ] || fail "socket mode $(stat -c %a "$S"), want 600"
-c() { curl -s --max-time 300 --unix-socket "$S" -o "$T/body" -w '%{http_code}' "$@"; }
+echo "ok: API socket up"
+# MAX=S caps a request: the error replies come at once, a run may take long.
+c() { curl -s --max-time "${MAX:-300}" --unix-socket "$S" -o "$T/body" -w '%{http_code}' "$@"; }
 
-code=$(c http://runvm/nope); [ "$code" = 404 ] || fail "unknown path: $code"
+code=$(MAX=60 c http://runvm/nope); [ "$code" = 404 ] || fail "unknown path: $code"
 jq -e .error "$T/body" >/dev/null || fail "404 body not JSON: $(cat "$T/body")"
-code=$(c -X DELETE http://runvm/start); [ "$code" = 405 ] || fail "DELETE /start: $code"
+code=$(MAX=60 c -X DELETE http://runvm/start); [ "$code" = 405 ] || fail "DELETE /start: $code"
 head -c $((5 << 20)) /dev/zero | tr '\0' x >"$T/big"
-code=$(c -H 'Content-Type: text/plain' --data-binary @"$T/big" http://runvm/start)
+code=$(MAX=60 c -H 'Content-Type: text/plain' --data-binary @"$T/big" http://runvm/start)
 [ "$code" = 413 ] || fail "oversized body: $code"
 code=$(printf 'GARBAGE\r\n\r\n' | python3 -c 'import socket,sys
-s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
+s=socket.socket(socket.AF_UNIX); s.settimeout(60); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
 print(s.recv(4096).split(b" ")[1].decode())' "$S")
 [ "$code" = 400 ] || fail "malformed request: $code"
-code=$(c -H 'Content-Type: application/json' --data-binary '{"code": 5}' http://runvm/start)
+code=$(MAX=60 c -H 'Content-Type: application/json' --data-binary '{"code": 5}' http://runvm/start)
 [ "$code" = 400 ] || fail "bad JSON field: $code"
 echo "ok: 404, 405, 413, 400, 400 with JSON errors"
 
