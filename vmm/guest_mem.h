@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #define GM_MAX_REGIONS 2
+/* Each region's host mapping starts on this boundary (a huge page). */
+#define GM_HUGE_ALIGN (2ULL * 1024 * 1024)
 
 struct gm_region {
     uint64_t gpa;  /* first guest-physical address */
@@ -21,7 +23,8 @@ struct guest_mem {
 };
 
 /* Lays out ram_size bytes of RAM around the MMIO hole (below it, then above
- * 4 GiB) and maps it anonymously. 0 or -errno. */
+ * 4 GiB) and maps it anonymously, each region GM_HUGE_ALIGN-aligned and
+ * advised for transparent huge pages. 0 or -errno. */
 int gm_init(struct guest_mem *mem, uint64_t ram_size)
     __attribute__((warn_unused_result));
 

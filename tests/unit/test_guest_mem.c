@@ -5,7 +5,10 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "boot/x86_64/layout.h"
 #include "vmm/guest_mem.h"
@@ -91,6 +94,50 @@ static void read_write_roundtrip(void **state)
     gm_free(&m); /* idempotent */
 }
 
+/* Whether the VmFlags of the mapping that starts at p (/proc/self/smaps)
+ * list flag: 1, 0, or -1 when the mapping is not found. */
+static int has_vm_flag(const void *p, const char *flag)
+{
+    char start[32], line[512], word[8];
+    snprintf(start, sizeof(start), "%lx-", (unsigned long)(uintptr_t)p);
+    snprintf(word, sizeof(word), " %s", flag);
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    int in = 0, ret = -1;
+    while (fgets(line, sizeof(line), f)) {
+        char *dash = strchr(line, '-'), *space = strchr(line, ' ');
+        if (dash && space && dash < space) /* a mapping's first line */
+            in = strncmp(line, start, strlen(start)) == 0;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            ret = strstr(line, word) != NULL;
+            break;
+        }
+    }
+    fclose(f);
+    return ret;
+}
+
+static void ram_huge_page_aligned_and_advised(void **state)
+{
+    (void)state;
+    struct guest_mem m;
+    assert_int_equal(gm_init(&m, 8 * MiB), 0);
+    uint8_t *base = gm_ptr(&m, 0, 8 * MiB);
+    assert_non_null(base);
+    assert_int_equal((uintptr_t)base % GM_HUGE_ALIGN, 0);
+    base[0] = 1;
+    base[8 * MiB - 1] = 2; /* all of it is mapped */
+    /* madvise(MADV_HUGEPAGE) shows as "hg" where the kernel has THP. */
+    if (access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0) {
+        assert_int_equal(has_vm_flag(base, "hg"), 1);
+    }
+    gm_free(&m);
+    /* Nothing of it is left mapped. */
+    assert_int_equal(msync(base, 8 * MiB, MS_ASYNC), -1);
+    assert_int_equal(errno, ENOMEM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -100,6 +147,7 @@ int main(void)
         cmocka_unit_test(ptr_bounds),
         cmocka_unit_test(ptr_never_spans_hole),
         cmocka_unit_test(read_write_roundtrip),
+        cmocka_unit_test(ram_huge_page_aligned_and_advised),
     };
     return cmocka_run_group_tests_name("guest_mem", tests, NULL, NULL);
 }
