@@ -779,11 +779,13 @@ int main(int argc, char **argv)
     if (o.boot_timer) {
         print_boot_timer(&r.vm);
         print_virtio_stats(&r);
-        /* A guest that never finished may be waiting on a device: show
-         * where each queue stands. */
-        if (stop == VM_STOP_TIMEOUT && r.vcon)
+        /* A guest stopped from outside (its timeout, or a signal from a
+         * caller that gave up) may be waiting on a device: show where
+         * each queue stands. */
+        bool stopped = stop == VM_STOP_TIMEOUT || stop == VM_STOP_SIGNAL;
+        if (stopped && r.vcon)
             virtio_mmio_dump(&r.vcon->vdev, stderr);
-        if (stop == VM_STOP_TIMEOUT && r.vnet)
+        if (stopped && r.vnet)
             virtio_mmio_dump(&r.vnet->vdev, stderr);
     }
 out:
