@@ -10,7 +10,7 @@
 #include "vmm/bus.h"
 
 #define BOOT_TIMER_MAX_MARKS 8
-#define BOOT_TIMER_MAX_COUNTERS 4
+#define BOOT_TIMER_MAX_COUNTERS 5
 
 struct boot_timer_mark {
     uint64_t ns;   /* CLOCK_MONOTONIC */

@@ -16,6 +16,7 @@ const char *const kvm_stat_names[KVM_STAT_COUNT] = {
     [KVM_STAT_IO_EXITS] = "io_exits",
     [KVM_STAT_MMIO_EXITS] = "mmio_exits",
     [KVM_STAT_HALT_EXITS] = "halt_exits",
+    [KVM_STAT_PF_GUEST] = "pf_guest",
 };
 
 /* Bounds on what a statistics file may declare (Linux 6.x has about 80 x86

@@ -13,6 +13,12 @@ enum kvm_stat {
     KVM_STAT_IO_EXITS,   /* port I/O exits to userspace */
     KVM_STAT_MMIO_EXITS, /* MMIO exits to userspace */
     KVM_STAT_HALT_EXITS, /* HLT exits */
+    /* Page faults KVM injected into the guest (x86). With nested paging
+     * the guest takes its own faults, so KVM injects one only for an
+     * instruction it emulates: a handful per run. Thousands mean the
+     * guest is stuck re-taking a fault (the nested host's failure,
+     * tests/kvmhost/README.md). */
+    KVM_STAT_PF_GUEST,
     KVM_STAT_COUNT,
 };
 

@@ -69,6 +69,7 @@ static const struct stat_spec good[] = {
     {"exits", COUNTER, 1, 1000},
     {"halt_poll_fail_hist", KVM_STATS_TYPE_LOG_HIST, 32, 0},
     {"io_exits", COUNTER, 1, 200},
+    {"pf_guest", COUNTER, 1, 3},
     {"mmio_exits", COUNTER, 1, 30},
 };
 #define NGOOD (sizeof(good) / sizeof(good[0]))
@@ -88,6 +89,7 @@ static void finds_and_reads_counters(void **state)
     assert_int_equal(v[KVM_STAT_IO_EXITS], 400);
     assert_int_equal(v[KVM_STAT_MMIO_EXITS], 60);
     assert_int_equal(v[KVM_STAT_HALT_EXITS], 80);
+    assert_int_equal(v[KVM_STAT_PF_GUEST], 6);
     assert_string_equal(kvm_stats_source_name(&s), "binary-stats");
     close(fd);
 }
