@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -140,6 +141,10 @@ static __attribute__((noreturn)) void child_main(const struct step_spec *s)
     if (s->limits.max_procs && s->switch_user)
         set_limit(RLIMIT_NPROC, s->limits.max_procs, s->limits.max_procs,
                   "RLIMIT_NPROC");
+
+    if (s->timer_slack_ns &&
+        prctl(PR_SET_TIMERSLACK, (unsigned long)s->timer_slack_ns) < 0)
+        child_fail("prctl", "PR_SET_TIMERSLACK");
 
     if (chdir(s->workdir) < 0)
         child_fail("chdir", s->workdir);

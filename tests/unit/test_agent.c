@@ -695,6 +695,29 @@ static void build_then_runs_reusing_it(void **state)
     stop_agent(h);
 }
 
+/* The build step gets BUILD_TIMER_SLACK_NS (4 ms); the program keeps what
+ * the agent has. */
+static void build_has_coarse_timer_slack(void **state)
+{
+    (void)state;
+    char mine[32] = "";
+    FILE *f = fopen("/proc/self/timerslack_ns", "r");
+    assert_non_null(f);
+    assert_non_null(fgets(mine, sizeof(mine), f));
+    fclose(f);
+    assert_string_not_equal(mine, "4000000\n");
+    struct h *h = start_agent("BUILD=cat /proc/self/timerslack_ns\n"
+                              "RUN=cat /proc/self/timerslack_ns\n");
+    struct run_opts o = {0};
+    const struct msg_exit *e = run(h, 40, &o, 5000);
+    assert_non_null(e);
+    assert_int_equal(h->nexits, 2);
+    assert_int_equal(e->code, 0);
+    assert_true(out_is(h, 0, MSG_STREAM_STDOUT, "4000000\n"));
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT, mine));
+    stop_agent(h);
+}
+
 static void exec_failure_is_127(void **state)
 {
     (void)state;
@@ -746,6 +769,7 @@ int main(void)
         cmocka_unit_test(unknown_and_bad_messages_answered),
         cmocka_unit_test(busy_while_running),
         cmocka_unit_test(build_then_runs_reusing_it),
+        cmocka_unit_test(build_has_coarse_timer_slack),
         cmocka_unit_test(exec_failure_is_127),
         cmocka_unit_test(shutdown_ends_agent),
     };
