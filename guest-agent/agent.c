@@ -33,8 +33,7 @@
  * on when its timers fire; Go's runtime sleeps in 20 us steps while busy.
  * Measured nested, `go build` of hello world six times on one VM: KVM
  * exits 43 404 -> 14 448, median round trip 2.11 -> 1.30 s. The program
- * itself (RUN)
- * keeps the kernel's 50 us. */
+ * itself (RUN) keeps the kernel's 50 us. */
 #define BUILD_TIMER_SLACK_NS 4000000ULL
 #define STEP_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
