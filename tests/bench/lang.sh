@@ -3,8 +3,8 @@
 # to exit, runvm on a booted VM (API mode) and from a cold start
 # (`runvm --lang L FILE`), each beside the same build-and-run done natively
 # in the same host: the image's root filesystem unpacked and chrooted, its
-# lang.conf's ENV, BUILD and RUN, warm caches. N interleaved runs per
-# language (tests/bench/snippet.py). A language whose image is missing is
+# lang.conf's ENV, BUILD and RUN, warm caches. N native and booted runs
+# interleaved, then N cold runs, per language (tests/bench/snippet.py). A language whose image is missing is
 # skipped with a note in OUT/notes.
 # Writes seconds, one a line, to OUT/snippet_L_{booted,cold}.{runvm,peer}.s.
 #
@@ -41,7 +41,7 @@ for L in $LANGS; do
         continue
     fi
     [ -f "$src" ] || { echo "lang.sh: $src missing" >&2; exit 1; }
-    echo "bench: snippet $L: $N interleaved runs each of native, booted VM, cold runvm" >&2
+    echo "bench: snippet $L: $N interleaved runs each of native and booted VM, then $N cold runvm" >&2
     cleanup; mkdir -p "$W/root"
     case $IMG in
     *.lz4) lz4 -dc "$IMG" ;; *.gz) gzip -dc "$IMG" ;; *) cat "$IMG" ;;

@@ -146,12 +146,13 @@ def main():
     langs = sorted({fn.split("_")[1] for fn in os.listdir(raw)
                     if fn.startswith("snippet_") and fn.endswith(".runvm.s")})
     for lang in langs:
-        for kind, what in (
+        for kind, what, order in (
                 ("booted", "hello world (examples/hello.*), POST /start to the run's exit "
                            "event on a booted VM (runvm --lang %s --api-sock; one untimed "
-                           "warm-up request)"),
+                           "warm-up request)", "interleaved runs"),
                 ("cold", "hello world, `runvm --lang %s FILE` from launch to exit (boot, "
-                         "build, run, power-off)")):
+                         "build, run, power-off)",
+                 "the cold runs after the booted and native ones")):
             name = "snippet_%s_%s" % (lang, kind)
             r = stats(load(R(name + ".runvm.s")), "s")
             q = stats(load(R(name + ".peer.s")), "s")
@@ -160,7 +161,7 @@ def main():
                     "what": (what % lang) + ", against the same build and run natively "
                             "in the same host (the image's rootfs chrooted, its lang.conf "
                             "ENV, BUILD, RUN; warm caches; the build with the agent's 4 ms "
-                            "timer slack); interleaved runs",
+                            "timer slack); " + order,
                     "runvm": r, "peer": q, "peer_name": "native build+run, same host",
                     "ratio": ratio(r, q), "ratio_means": "runvm / peer; < 1: runvm faster",
                     "target": "<= 1.3" if kind == "booted" else "–", "where": where}
