@@ -4,8 +4,8 @@
 # (`runvm --lang L FILE`), each beside the same build-and-run done natively
 # in the same host: the image's root filesystem unpacked and chrooted, its
 # lang.conf's ENV, BUILD and RUN, warm caches. N native and booted runs
-# interleaved, then N cold runs, per language (tests/bench/snippet.py). A language whose image is missing is
-# skipped with a note in OUT/notes.
+# interleaved, then N cold runs, per language (tests/bench/snippet.py). A
+# language whose image is missing is skipped with a note in OUT/notes.
 # Writes seconds, one a line, to OUT/snippet_L_{booted,cold}.{runvm,peer}.s.
 #
 # usage: tests/bench/lang.sh B=BUILD_DIR N=RUNS OUT=DIR [LANGS="go rust c python"]
