@@ -3,7 +3,7 @@
 #   make            build runvm, runvm-agent, initramfs-builder
 #   make deps       install the Debian packages the project needs
 #   make kernel     guest kernel -> build/kernel/bzImage (cached in $RUNVM_CACHE)
-#   make check      unit tests under ASan+UBSan
+#   make check      layer check, unit tests under ASan+UBSan
 #   make demo       boot the guest under runvm (nested host if no usable /dev/kvm)
 #   make test       check, fuzz corpora, then integration tests on real KVM
 #                   (nested host without a usable /dev/kvm; RUNVM_NESTED=1
@@ -162,8 +162,13 @@ test-progs: $(addprefix $(B)/tests/,$(TEST_PROGS))
 
 # Unit tests: every binary runs even when one fails; the summary line counts
 # binaries.
-check: unit-bins
+check: unit-bins check-layers
 	$(Q)scripts/run-unit-tests.sh $(B)/unit $(UNIT_TESTS)
+
+# Includes point down the layers only (scripts/check-layers has the order).
+.PHONY: check-layers
+check-layers:
+	$(Q)scripts/check-layers
 
 fuzz: $(addprefix $(B)/fuzz/,$(FUZZ_TARGETS))
 

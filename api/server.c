@@ -17,10 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/event.h"
+#include "session/event.h"
 #include "api/http.h"
 #include "vmm/agent_channel.h"
-#include "vmm/agent_client.h"
+#include "session/agent_client.h"
 
 #define API_MAX_CONNS 16
 #define API_MAX_EVENTS_BUFFERED (64u << 20) /* output held for no reader */

@@ -1,7 +1,7 @@
 /* API mode (`runvm --lang LANG --api-sock PATH`): HTTP/1.1 on a Unix
  * socket, served from the VM's event loop. POST /start runs a program in
  * the booted VM and answers with the path of an output socket that
- * streams NDJSON events (api/event.h); GET /status; PUT /shutdown.
+ * streams NDJSON events (session/event.h); GET /status; PUT /shutdown.
  * docs/cli.md is the reference. */
 #ifndef RUNVM_API_SERVER_H
 #define RUNVM_API_SERVER_H

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "vmm/bus.h"
+#include "core/bus.h"
 
 #define BOOT_TIMER_MAX_MARKS 8
 #define BOOT_TIMER_MAX_COUNTERS 5

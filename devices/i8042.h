@@ -4,7 +4,7 @@
 #ifndef RUNVM_I8042_H
 #define RUNVM_I8042_H
 
-#include "vmm/bus.h"
+#include "core/bus.h"
 
 /* Offsets from the data port (0x60): data at 0, command/status at 4. */
 #define I8042_DATA_OFFSET 0

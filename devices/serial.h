@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/bus.h"
+#include "core/bus.h"
 
 #define SERIAL_NR_PORTS 8       /* registers at base+0 .. base+7 */
 #define SERIAL_RX_FIFO 64       /* input bytes buffered for the guest */

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "devices/virtio_mmio.h"
-#include "vmm/evloop.h"
+#include "core/evloop.h"
 
 #define VIRTIO_CONSOLE_RXQ 0 /* receiveq: host → guest */
 #define VIRTIO_CONSOLE_TXQ 1 /* transmitq: guest → host */

@@ -18,8 +18,8 @@
 #include <stdio.h>
 
 #include "devices/virtq.h"
-#include "vmm/bus.h"
-#include "vmm/guest_mem.h"
+#include "core/bus.h"
+#include "core/guest_mem.h"
 
 #define VIRTIO_MMIO_MAX_QUEUES 4
 

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "devices/virtio_mmio.h"
-#include "vmm/evloop.h"
+#include "core/evloop.h"
 
 #define VIRTIO_NET_RXQ 0
 #define VIRTIO_NET_TXQ 1

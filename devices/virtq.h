@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 /* Largest queue size a device may offer, and the longest chain (direct
  * descriptors, or entries of one indirect table) a device accepts. */

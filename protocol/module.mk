@@ -1,8 +1,8 @@
 # protocol/: SLIP framing and agent messages, compiled into both runvm and
-# runvm-agent. The VMM adds $(PROTOCOL_SRCS) to RUNVM_SRCS when it speaks to
-# the agent.
+# runvm-agent.
 PROTOCOL_SRCS := protocol/slip.c protocol/crc32.c protocol/msg.c
 AGENT_SRCS += $(PROTOCOL_SRCS)
+RUNVM_SRCS += $(PROTOCOL_SRCS)
 
 UNIT_TESTS += test_slip test_msg
 test_slip_SRCS := protocol/slip.c

@@ -7,7 +7,7 @@
 
 #include <linux/kvm.h>
 
-#include "vmm/bus.h"
+#include "core/bus.h"
 
 enum exit_action {
     EXIT_CONTINUE = 0, /* handled; run the vCPU again */

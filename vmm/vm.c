@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 #include "vmm/exit.h"
 
 #define KVM_DEVICE "/dev/kvm"
@@ -152,7 +152,11 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
         snprintf(err, err_len, "%s: %s", what, strerror(-ret));
         goto fail;
     }
-    ret = gm_init(&vm->mem, mem_size);
+    struct gm_region layout[GM_MAX_REGIONS];
+    unsigned int nr_regions;
+    ret = arch_ram_layout(mem_size, layout, &nr_regions);
+    if (ret == 0)
+        ret = gm_init_regions(&vm->mem, layout, nr_regions);
     if (ret < 0) {
         snprintf(err, err_len, "cannot map %llu MiB of guest RAM: %s",
                  (unsigned long long)(mem_size >> 20), strerror(-ret));

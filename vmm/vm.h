@@ -22,12 +22,12 @@
 
 #include <linux/kvm.h>
 
-#include "boot/arch.h"
-#include "boot/cmdline.h"
+#include "arch/arch.h"
+#include "arch/cmdline.h"
 #include "devices/boot_timer.h"
-#include "vmm/bus.h"
-#include "vmm/evloop.h"
-#include "vmm/guest_mem.h"
+#include "core/bus.h"
+#include "core/evloop.h"
+#include "core/guest_mem.h"
 #include "vmm/kvm_stats.h"
 
 #define VM_MAX_VCPUS 32

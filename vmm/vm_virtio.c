@@ -1,6 +1,6 @@
 #include "vmm/vm_virtio.h"
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "boot/x86_64/bzimage.h"
+#include "arch/x86_64/bzimage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

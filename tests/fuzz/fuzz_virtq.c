@@ -16,7 +16,7 @@
 
 #include "devices/virtio_mmio.h"
 #include "devices/virtq.h"
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 #define RAM_SIZE (64 * 1024)
 

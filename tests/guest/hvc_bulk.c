@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 
 #define BLOCK 65536
 

@@ -22,7 +22,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 
 /* Boot-timer marker bytes. */
 #define MARK_INIT 0x01

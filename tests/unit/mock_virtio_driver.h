@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "devices/virtio_mmio.h"
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 struct mock_vq {
     struct guest_mem *mem;

@@ -17,8 +17,8 @@
 
 #include "guest-agent/agent.h"
 #include "protocol/msg.h"
-#include "vmm/agent_client.h"
-#include "vmm/evloop.h"
+#include "session/agent_client.h"
+#include "core/evloop.h"
 
 struct t {
     struct evloop loop;

@@ -7,7 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 
-#include "vmm/args.h"
+#include "cli/args.h"
 
 static void parses_numbers_in_range(void **state)
 {

@@ -7,8 +7,18 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "boot/x86_64/bootparams.h"
-#include "boot/x86_64/layout.h"
+#include "arch/arch.h"
+#include "arch/x86_64/bootparams.h"
+#include "arch/x86_64/layout.h"
+
+/* The x86-64 RAM layout for ram_size, described (not mapped) in mem. */
+static int x86_layout(struct guest_mem *mem, uint64_t ram_size)
+{
+    struct gm_region r[GM_MAX_REGIONS];
+    unsigned int n;
+    int ret = arch_ram_layout(ram_size, r, &n);
+    return ret < 0 ? ret : gm_describe(mem, r, n);
+}
 
 static struct bzimage test_kernel(void)
 {
@@ -31,7 +41,7 @@ static void e820_256mib(void **state)
 {
     (void)state;
     struct guest_mem mem;
-    assert_int_equal(gm_layout(&mem, 256 * MiB), 0);
+    assert_int_equal(x86_layout(&mem, 256 * MiB), 0);
     struct boot_e820_entry tab[8];
     unsigned int n = bootparams_e820(&mem, tab, 8);
     assert_int_equal(n, 3);
@@ -50,7 +60,7 @@ static void e820_3584mib_skips_the_hole(void **state)
 {
     (void)state;
     struct guest_mem mem;
-    assert_int_equal(gm_layout(&mem, 3584 * MiB), 0);
+    assert_int_equal(x86_layout(&mem, 3584 * MiB), 0);
     struct boot_e820_entry tab[8];
     unsigned int n = bootparams_e820(&mem, tab, 8);
     assert_int_equal(n, 4);
@@ -77,7 +87,7 @@ static void zero_page_256mib(void **state)
 {
     (void)state;
     struct guest_mem mem;
-    assert_int_equal(gm_layout(&mem, 256 * MiB), 0);
+    assert_int_equal(x86_layout(&mem, 256 * MiB), 0);
     struct bzimage bz = test_kernel();
     uint64_t initrd;
     assert_int_equal(bootparams_initrd_addr(&bz, &mem, 5000000, &initrd), 0);
@@ -113,7 +123,7 @@ static void initrd_3584mib_obeys_initrd_addr_max(void **state)
 {
     (void)state;
     struct guest_mem mem;
-    assert_int_equal(gm_layout(&mem, 3584 * MiB), 0);
+    assert_int_equal(x86_layout(&mem, 3584 * MiB), 0);
     struct bzimage bz = test_kernel();
     uint64_t initrd;
     assert_int_equal(bootparams_initrd_addr(&bz, &mem, 3 * MiB + 1, &initrd),
@@ -131,7 +141,7 @@ static void initrd_too_big(void **state)
 {
     (void)state;
     struct guest_mem mem;
-    assert_int_equal(gm_layout(&mem, 64 * MiB), 0);
+    assert_int_equal(x86_layout(&mem, 64 * MiB), 0);
     struct bzimage bz = test_kernel();
     uint64_t initrd = 12345;
     /* 64 MiB - 48 MiB kernel = 16 MiB of room. */

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "vmm/bus.h"
+#include "core/bus.h"
 
 struct fake_dev {
     uint64_t last_offset;

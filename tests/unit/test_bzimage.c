@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "boot/x86_64/bzimage.h"
+#include "arch/x86_64/bzimage.h"
 
 #define LOAD 0x100000ULL
 #define IMG_SETUP_SECTS 4

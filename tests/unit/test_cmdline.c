@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "boot/cmdline.h"
+#include "arch/cmdline.h"
 
 static void builds_with_single_spaces(void **state)
 {

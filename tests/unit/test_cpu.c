@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "boot/x86_64/cpu.h"
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/layout.h"
 
 static void page_tables_identity_map_4gib(void **state)
 {

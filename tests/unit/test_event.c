@@ -1,4 +1,4 @@
-/* Exit statuses and NDJSON events: api/event.c. */
+/* Exit statuses and NDJSON events: session/event.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "api/event.h"
+#include "session/event.h"
 
 static void expect_text(struct msg_buf *b, const char *want)
 {

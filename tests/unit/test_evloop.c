@@ -8,7 +8,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "vmm/evloop.h"
+#include "core/evloop.h"
 
 struct pipe_ctx {
     struct evloop *loop;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 #include "devices/boot_timer.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"

@@ -10,14 +10,24 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "boot/x86_64/layout.h"
-#include "vmm/guest_mem.h"
+#include "arch/x86_64/layout.h"
+#include "arch/arch.h"
+#include "core/guest_mem.h"
+
+/* The x86-64 RAM layout for ram_size, described (not mapped) in mem. */
+static int x86_layout(struct guest_mem *mem, uint64_t ram_size)
+{
+    struct gm_region r[GM_MAX_REGIONS];
+    unsigned int n;
+    int ret = arch_ram_layout(ram_size, r, &n);
+    return ret < 0 ? ret : gm_describe(mem, r, n);
+}
 
 static void layout_small(void **state)
 {
     (void)state;
     struct guest_mem m;
-    assert_int_equal(gm_layout(&m, 256 * MiB), 0);
+    assert_int_equal(x86_layout(&m, 256 * MiB), 0);
     assert_int_equal(m.nr_regions, 1);
     assert_int_equal(m.regions[0].gpa, 0);
     assert_int_equal(m.regions[0].size, 256 * MiB);
@@ -28,7 +38,7 @@ static void layout_splits_around_hole(void **state)
 {
     (void)state;
     struct guest_mem m;
-    assert_int_equal(gm_layout(&m, 3584 * MiB), 0);
+    assert_int_equal(x86_layout(&m, 3584 * MiB), 0);
     assert_int_equal(m.nr_regions, 2);
     assert_int_equal(m.regions[0].size, LAYOUT_MMIO_HOLE_START);
     assert_int_equal(m.regions[1].gpa, LAYOUT_MMIO_HOLE_END);
@@ -40,8 +50,31 @@ static void layout_rejects_bad_sizes(void **state)
 {
     (void)state;
     struct guest_mem m;
-    assert_int_equal(gm_layout(&m, 0), -EINVAL);
-    assert_int_equal(gm_layout(&m, 4097), -EINVAL);
+    assert_int_equal(x86_layout(&m, 0), -EINVAL);
+    assert_int_equal(x86_layout(&m, 4097), -EINVAL);
+}
+
+static void describe_rejects_bad_layouts(void **state)
+{
+    (void)state;
+    struct guest_mem m;
+    struct gm_region two[2] = {{.gpa = 0, .size = 2 * MiB},
+                               {.gpa = MiB, .size = 2 * MiB}};
+    assert_int_equal(gm_describe(&m, two, 2), -EINVAL); /* overlap */
+    two[1].gpa = 2 * MiB + 1;
+    assert_int_equal(gm_describe(&m, two, 2), -EINVAL); /* unaligned gpa */
+    two[1].gpa = 4 * MiB;
+    two[1].size = 4097;
+    assert_int_equal(gm_describe(&m, two, 2), -EINVAL); /* unaligned size */
+    two[1].size = 0;
+    assert_int_equal(gm_describe(&m, two, 2), -EINVAL); /* empty region */
+    two[1] = (struct gm_region){.gpa = UINT64_MAX - 4095, .size = 8192};
+    assert_int_equal(gm_describe(&m, two, 2), -EINVAL); /* wraps */
+    assert_int_equal(gm_describe(&m, two, 0), -EINVAL);
+    assert_int_equal(gm_describe(&m, two, GM_MAX_REGIONS + 1), -EINVAL);
+    two[1] = (struct gm_region){.gpa = 4 * MiB, .size = MiB};
+    assert_int_equal(gm_describe(&m, two, 2), 0);
+    assert_int_equal(m.ram_size, 3 * MiB);
 }
 
 static void ptr_bounds(void **state)
@@ -66,7 +99,7 @@ static void ptr_never_spans_hole(void **state)
 {
     (void)state;
     struct guest_mem m;
-    assert_int_equal(gm_layout(&m, 3584 * MiB), 0);
+    assert_int_equal(x86_layout(&m, 3584 * MiB), 0);
     /* Regions unmapped (layout only): every lookup is NULL, but the
      * boundaries must be refused for the right reason too. */
     m.regions[0].hva = (uint8_t *)0x1000;
@@ -144,6 +177,7 @@ int main(void)
         cmocka_unit_test(layout_small),
         cmocka_unit_test(layout_splits_around_hole),
         cmocka_unit_test(layout_rejects_bad_sizes),
+        cmocka_unit_test(describe_rejects_bad_layouts),
         cmocka_unit_test(ptr_bounds),
         cmocka_unit_test(ptr_never_spans_hole),
         cmocka_unit_test(read_write_roundtrip),

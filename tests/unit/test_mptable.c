@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "boot/x86_64/layout.h"
-#include "boot/x86_64/mptable.h"
+#include "arch/x86_64/layout.h"
+#include "arch/x86_64/mptable.h"
 
 static uint8_t sum(const uint8_t *p, size_t len)
 {

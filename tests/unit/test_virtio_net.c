@@ -15,11 +15,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 #include "devices/virtio_net.h"
 #include "tests/unit/mock_virtio_driver.h"
-#include "vmm/evloop.h"
-#include "vmm/guest_mem.h"
+#include "core/evloop.h"
+#include "core/guest_mem.h"
 
 #define RAM    (4 * MiB)
 #define RXRING 0x10000ULL

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 #include "devices/virtq.h"
 #include "tests/unit/mock_virtio_driver.h"
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 #define RAM      (1 * MiB)
 #define RING     0x10000ULL /* rings of the mock queue */

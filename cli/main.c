@@ -18,15 +18,15 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "boot/arch.h"
-#include "boot/x86_64/layout.h"
+#include "arch/arch.h"
+#include "arch/x86_64/layout.h"
 #include "devices/boot_timer.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "devices/virtio_console.h"
 #include "devices/virtio_net.h"
-#include "vmm/args.h"
-#include "vmm/cli.h"
+#include "cli/args.h"
+#include "cli/cli.h"
 #include "vmm/vm.h"
 #include "vmm/vm_virtio.h"
 
@@ -35,7 +35,7 @@
 #define EXIT_FAILURE_RUN 1  /* set-up failed or KVM failed while running */
 #define EXIT_TIMEOUT 124    /* --timeout passed, as timeout(1) */
 #define EXIT_SIGNAL_BASE 128 /* + signal number, as a shell reports */
-/* 2, a bad command line: ARGS_EXIT_USAGE (vmm/args.h). */
+/* 2, a bad command line: ARGS_EXIT_USAGE (cli/args.h). */
 
 #define DEFAULT_MEM_MIB 256
 #define MAX_MEM_MIB (64 * 1024)

@@ -1,4 +1,4 @@
-#include "boot/arch.h"
+#include "arch/arch.h"
 
 #include <cpuid.h>
 #include <errno.h>
@@ -8,11 +8,11 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "boot/x86_64/bootparams.h"
-#include "boot/x86_64/bzimage.h"
-#include "boot/x86_64/cpu.h"
-#include "boot/x86_64/layout.h"
-#include "boot/x86_64/mptable.h"
+#include "arch/x86_64/bootparams.h"
+#include "arch/x86_64/bzimage.h"
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/layout.h"
+#include "arch/x86_64/mptable.h"
 
 /* Entries to ask KVM_GET_SUPPORTED_CPUID for; it says E2BIG if short. */
 #define CPUID_MAX_ENTRIES 256

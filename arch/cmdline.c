@@ -1,4 +1,4 @@
-#include "boot/cmdline.h"
+#include "arch/cmdline.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,27 +1,30 @@
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#include "boot/x86_64/layout.h"
-
-int gm_layout(struct guest_mem *mem, uint64_t ram_size)
+int gm_describe(struct guest_mem *mem, const struct gm_region *layout,
+                unsigned int n)
 {
     memset(mem, 0, sizeof(*mem));
-    if (ram_size == 0 || ram_size % (4 * KiB) != 0)
+    if (n == 0 || n > GM_MAX_REGIONS)
         return -EINVAL;
-    uint64_t low = ram_size < LAYOUT_MMIO_HOLE_START ? ram_size
-                                                     : LAYOUT_MMIO_HOLE_START;
-    mem->regions[0] = (struct gm_region){.gpa = 0, .size = low};
-    mem->nr_regions = 1;
-    if (ram_size > low) {
-        mem->regions[1] = (struct gm_region){.gpa = LAYOUT_MMIO_HOLE_END,
-                                             .size = ram_size - low};
-        mem->nr_regions = 2;
+    uint64_t total = 0, prev_end = 0;
+    for (unsigned int i = 0; i < n; i++) {
+        uint64_t gpa = layout[i].gpa, size = layout[i].size, end;
+        if (size == 0 || size % GM_PAGE_SIZE != 0 ||
+            gpa % GM_PAGE_SIZE != 0 ||
+            __builtin_add_overflow(gpa, size, &end) ||
+            (i > 0 && gpa < prev_end) ||
+            __builtin_add_overflow(total, size, &total))
+            return -EINVAL;
+        mem->regions[i] = (struct gm_region){.gpa = gpa, .size = size};
+        prev_end = end;
     }
-    mem->ram_size = ram_size;
+    mem->nr_regions = n;
+    mem->ram_size = total;
     return 0;
 }
 
@@ -51,7 +54,14 @@ static uint8_t *map_ram(uint64_t size)
 
 int gm_init(struct guest_mem *mem, uint64_t ram_size)
 {
-    int ret = gm_layout(mem, ram_size);
+    struct gm_region flat = {.gpa = 0, .size = ram_size};
+    return gm_init_regions(mem, &flat, 1);
+}
+
+int gm_init_regions(struct guest_mem *mem, const struct gm_region *layout,
+                    unsigned int n)
+{
+    int ret = gm_describe(mem, layout, n);
     if (ret < 0)
         return ret;
     for (unsigned int i = 0; i < mem->nr_regions; i++) {

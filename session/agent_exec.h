@@ -2,14 +2,14 @@
  * one-shot `runvm --lang LANG FILE`. Waits for the agent's HELLO, sends
  * the RUN, relays OUTPUT to runvm's stdout and stderr as it arrives (or as
  * NDJSON events on stdout with json), sends SHUTDOWN after the final EXIT
- * and turns the outcome into runvm's exit status (api/event.h). */
+ * and turns the outcome into runvm's exit status (session/event.h). */
 #ifndef RUNVM_AGENT_EXEC_H
 #define RUNVM_AGENT_EXEC_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "vmm/agent_client.h"
+#include "session/agent_client.h"
 #include "vmm/vm.h"
 
 struct agent_exec_config {

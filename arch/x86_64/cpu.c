@@ -1,11 +1,11 @@
-#include "boot/x86_64/cpu.h"
+#include "arch/x86_64/cpu.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 
 /* Page table entry bits (Intel SDM vol. 3 §4.5). */
 #define PTE_PRESENT  (1ULL << 0)

@@ -10,7 +10,7 @@
 
 #include <linux/kvm.h>
 
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 /* GDT selectors (entries at LAYOUT_GDT_ADDR): null, code64, data, TSS. */
 #define CPU_GDT_ENTRIES 4

@@ -1,4 +1,4 @@
-#include "vmm/agent_exec.h"
+#include "session/agent_exec.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/event.h"
+#include "session/event.h"
 #include "vmm/agent_channel.h"
 
 struct agent_exec {

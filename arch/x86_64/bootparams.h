@@ -7,8 +7,8 @@
 
 #include <asm/bootparam.h>
 
-#include "boot/x86_64/bzimage.h"
-#include "vmm/guest_mem.h"
+#include "arch/x86_64/bzimage.h"
+#include "core/guest_mem.h"
 
 /* e820 type codes (ACPI address range types). */
 #define E820_TYPE_RAM      1

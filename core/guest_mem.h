@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define GM_MAX_REGIONS 2
+#define GM_PAGE_SIZE 4096ULL
 /* Each region's host mapping starts on this boundary (a huge page). */
 #define GM_HUGE_ALIGN (2ULL * 1024 * 1024)
 
@@ -22,16 +23,21 @@ struct guest_mem {
     uint64_t ram_size; /* total bytes of RAM over all regions */
 };
 
-/* Lays out ram_size bytes of RAM around the MMIO hole (below it, then above
- * 4 GiB) and maps it anonymously, each region GM_HUGE_ALIGN-aligned and
- * advised for transparent huge pages. 0 or -errno. */
+/* Maps regions layout[0..n) (gpa and size set, in ascending order, page
+ * aligned, not overlapping; the arch decides where they go) anonymously,
+ * each GM_HUGE_ALIGN-aligned and advised for transparent huge pages.
+ * 0, -EINVAL for a bad layout, or -errno. */
+int gm_init_regions(struct guest_mem *mem, const struct gm_region *layout,
+                    unsigned int n) __attribute__((warn_unused_result));
+
+/* gm_init_regions with one region of ram_size bytes at guest address 0. */
 int gm_init(struct guest_mem *mem, uint64_t ram_size)
     __attribute__((warn_unused_result));
 
-/* Describes the regions for ram_size without mapping anything (hva NULL);
- * used by gm_init and by tests. 0 or -EINVAL. */
-int gm_layout(struct guest_mem *mem, uint64_t ram_size)
-    __attribute__((warn_unused_result));
+/* Checks layout as gm_init_regions does and describes it in mem without
+ * mapping anything (hva NULL); for tests and planning. 0 or -EINVAL. */
+int gm_describe(struct guest_mem *mem, const struct gm_region *layout,
+                unsigned int n) __attribute__((warn_unused_result));
 
 /* Unmaps what gm_init mapped. Safe on a zeroed struct. */
 void gm_free(struct guest_mem *mem);
@@ -46,7 +52,7 @@ int gm_read(const struct guest_mem *mem, void *dst, uint64_t gpa,
 int gm_write(const struct guest_mem *mem, uint64_t gpa, const void *src,
              uint64_t len);
 
-/* Bytes of RAM below the MMIO hole (the low region's size). */
+/* Bytes of the first region (on x86, the RAM below the MMIO hole). */
 uint64_t gm_low_size(const struct guest_mem *mem);
 
 #endif

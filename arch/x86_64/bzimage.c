@@ -1,4 +1,4 @@
-#include "boot/x86_64/bzimage.h"
+#include "arch/x86_64/bzimage.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-#include "vmm/args.h"
+#include "cli/args.h"
 
 #include <errno.h>
 #include <stdarg.h>

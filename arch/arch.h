@@ -1,6 +1,6 @@
-/* The architecture interface: what vmm/ asks of boot/<arch>/ to create a
- * VM, load a kernel and set up vCPUs. x86-64 implements it in
- * boot/x86_64/arch.c; an aarch64 port adds boot/aarch64/ with the same
+/* The architecture interface: what vmm/ asks of arch/<arch>/ to lay out
+ * RAM, create a VM, load a kernel and set up vCPUs. x86-64 implements it
+ * in arch/x86_64/; an aarch64 port adds arch/aarch64/ with the same
  * functions and its own struct arch_vm. */
 #ifndef RUNVM_ARCH_H
 #define RUNVM_ARCH_H
@@ -8,10 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/guest_mem.h"
+#include "core/guest_mem.h"
 
 #if defined(__x86_64__)
-#include "boot/x86_64/arch_x86.h"
+#include "arch/x86_64/arch_x86.h"
 #else
 #error "runvm supports x86-64 only for now"
 #endif
@@ -27,6 +27,12 @@ struct arch_boot_files {
     const char *cmdline;
     unsigned int nr_cpus;
 };
+
+/* Where ram_size bytes of guest RAM go: fills out[0..*n) (at most
+ * GM_MAX_REGIONS) in ascending order, around the platform's MMIO holes.
+ * 0 or -EINVAL (a size that is zero or not page-aligned). */
+int arch_ram_layout(uint64_t ram_size, struct gm_region *out,
+                    unsigned int *n) __attribute__((warn_unused_result));
 
 /* Per-VM set-up before memory and vCPUs: in-kernel interrupt controllers,
  * timers and whatever else the arch needs. 0 or -errno, *what naming the

@@ -1,5 +1,5 @@
-/* Command-line helpers shared by runvm's two front ends (vmm/main.c for
- * --kernel/--initrd, vmm/cli.c for --lang), so that both word their
+/* Command-line helpers shared by runvm's two front ends (cli/main.c for
+ * --kernel/--initrd, cli/cli.c for --lang), so that both word their
  * errors the same way and exit with the same status. */
 #ifndef RUNVM_ARGS_H
 #define RUNVM_ARGS_H

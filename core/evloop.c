@@ -1,4 +1,4 @@
-#include "vmm/evloop.h"
+#include "core/evloop.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "vmm/agent_client.h"
+#include "session/agent_client.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "api/event.h"
+#include "session/event.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

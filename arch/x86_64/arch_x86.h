@@ -1,4 +1,4 @@
-/* x86-64 state behind boot/arch.h. */
+/* x86-64 state behind arch/arch.h. */
 #ifndef RUNVM_ARCH_X86_H
 #define RUNVM_ARCH_X86_H
 

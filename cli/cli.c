@@ -1,4 +1,4 @@
-#include "vmm/cli.h"
+#include "cli/cli.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,10 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api/event.h"
+#include "session/event.h"
 #include "api/server.h"
-#include "vmm/agent_exec.h"
-#include "vmm/args.h"
+#include "session/agent_exec.h"
+#include "cli/args.h"
 
 #ifndef RUNVM_VERSION
 #define RUNVM_VERSION "0.1.0"

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "protocol/msg.h"
-#include "vmm/evloop.h"
+#include "core/evloop.h"
 
 /* Longest HELLO string kept (agent version, language, toolchain, source). */
 #define AGENT_CLIENT_STR_MAX 128

@@ -1,9 +1,9 @@
-#include "boot/x86_64/bootparams.h"
+#include "arch/x86_64/bootparams.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 
 #define PAGE_SIZE 4096ULL
 /* boot.rst: type_of_loader 0xff means "undefined" boot loader. */

@@ -1,9 +1,9 @@
-#include "boot/x86_64/mptable.h"
+#include "arch/x86_64/mptable.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "boot/x86_64/layout.h"
+#include "arch/x86_64/layout.h"
 
 /* MP spec 1.4 §4.1: MP floating pointer structure, 16 bytes. */
 struct mpf_intel {

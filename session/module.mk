@@ -1,0 +1,14 @@
+# session/: the host side of the agent protocol: the agent client, the
+# exchange of one run, and what an outcome means to callers (exit status,
+# NDJSON events).
+SESSION_SRCS := session/agent_client.c session/agent_exec.c session/event.c
+RUNVM_SRCS += $(SESSION_SRCS)
+RUNVM_LIBS += -ljansson
+
+UNIT_TESTS += test_agent_client
+test_agent_client_SRCS = session/agent_client.c core/evloop.c \
+                         $(PROTOCOL_SRCS) $(AGENT_CORE_SRCS)
+
+UNIT_TESTS += test_event
+test_event_SRCS = session/event.c $(PROTOCOL_SRCS)
+test_event_LIBS := -lz
