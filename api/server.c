@@ -45,7 +45,7 @@ struct conn {
 struct api_server {
     struct vm *vm;
     struct api_server_config cfg;
-    struct agent_channel ch;
+    struct agent_channel *ch; /* the machine's */
     struct agent_client client;
     bool client_up;
     enum api_state state;
@@ -795,6 +795,7 @@ static void api_accept(void *opaque, uint32_t events)
 /* ---- set-up ------------------------------------------------------------- */
 
 int api_server_attach(struct api_server **out, struct vm *vm,
+                      struct agent_channel *ch,
                       const struct api_server_config *cfg, char *err,
                       size_t err_len)
 {
@@ -825,10 +826,8 @@ int api_server_attach(struct api_server **out, struct vm *vm,
         s->rundir[0] = '\0';
         return ret;
     }
-    int ret = agent_channel_attach(&s->ch, vm, err, err_len);
-    if (ret < 0)
-        return ret;
-    ret = agent_client_init(&s->client, &vm->loop, s->ch.host_fd,
+    s->ch = ch;
+    int ret = agent_client_init(&s->client, &vm->loop, ch->host_fd,
                             &api_agent_ops, s);
     if (ret < 0) {
         snprintf(err, err_len, "API: agent channel: %s", strerror(-ret));
@@ -889,7 +888,6 @@ void api_server_free(struct api_server *s)
     }
     if (s->client.loop)
         agent_client_free(&s->client);
-    agent_channel_free(&s->ch);
     free_request(s);
     msg_buf_free(&s->events);
     free(s);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vmm/agent_channel.h"
 #include "vmm/vm.h"
 
 struct api_server_config {
@@ -20,9 +21,10 @@ struct api_server_config {
 
 struct api_server;
 
-/* Adds the agent channel to vm and listens on the socket (before
- * vm_load). 0 or -errno with a message in err. */
+/* Serves the agent on vm's agent channel ch and listens on the socket
+ * (before vm_run). 0 or -errno with a message in err. */
 int api_server_attach(struct api_server **out, struct vm *vm,
+                      struct agent_channel *ch,
                       const struct api_server_config *cfg, char *err,
                       size_t err_len) __attribute__((warn_unused_result));
 

@@ -7,7 +7,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "arch/cmdline.h"
 #include "core/guest_mem.h"
 
 #if defined(__x86_64__)
@@ -27,6 +29,55 @@ struct arch_boot_files {
     const char *cmdline;
     unsigned int nr_cpus;
 };
+
+/* A KVM capability the platform cannot do without. */
+struct arch_kvm_cap {
+    long cap;
+    const char *name;
+};
+
+enum arch_bus { ARCH_BUS_NONE = 0, ARCH_BUS_PIO, ARCH_BUS_MMIO };
+
+/* Where a device sits: a range on one of the buses and its interrupt
+ * line (0: none). */
+struct arch_place {
+    enum arch_bus bus;
+    uint64_t base;
+    uint64_t size;
+    unsigned int irq;
+};
+
+/* The platform's own devices, which vmm/ creates from devices/' models.
+ * A place whose bus is ARCH_BUS_NONE does not exist on this arch. */
+struct arch_platform {
+    struct arch_place uart;       /* 16550A-compatible, the kernel log */
+    struct arch_place reset;      /* i8042: the guest's reset line */
+    struct arch_place boot_timer; /* a guest write records a timestamp */
+    const char *console_param;    /* kernel parameter for the UART */
+};
+
+/* The KVM capabilities arch_vm_init and arch_vcpu_init rely on, ended by
+ * a {0, NULL} entry (the generic ones are vmm/'s to check). */
+const struct arch_kvm_cap *arch_kvm_caps(void);
+
+/* This platform's devices. */
+const struct arch_platform *arch_platform(void);
+
+/* The window and interrupt of the nth virtio-mmio device (from 0). 0, or
+ * -ENOSPC past the last one. */
+int arch_virtio_slot(unsigned int n, struct arch_place *out)
+    __attribute__((warn_unused_result));
+
+/* Tells the guest kernel of the virtio-mmio device at slot: on x86 a
+ * virtio_mmio.device= parameter on cmdline; a device-tree arch records it
+ * in arch for arch_load instead. Before arch_load. 0 or -ENOSPC. */
+int arch_virtio_announce(struct arch_vm *arch, struct cmdline *cmdline,
+                         const struct arch_place *slot)
+    __attribute__((warn_unused_result));
+
+/* One line on f placing a vCPU that KVM gave up on (mode, paging,
+ * instruction pointer), read through its fd. Nothing if unreadable. */
+void arch_vcpu_dump(int vcpu_fd, unsigned int index, FILE *f);
 
 /* Where ram_size bytes of guest RAM go: fills out[0..*n) (at most
  * GM_MAX_REGIONS) in ascending order, around the platform's MMIO holes.

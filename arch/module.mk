@@ -2,6 +2,7 @@
 # the bzImage loader, boot_params/e820, MP tables, vCPU set-up and the
 # in-kernel irqchip and PIT; arch/cmdline.c builds kernel command lines.
 ARCH_SRCS := arch/cmdline.c arch/x86_64/arch.c arch/x86_64/ram.c \
+             arch/x86_64/platform.c \
              arch/x86_64/bzimage.c \
              arch/x86_64/bootparams.c arch/x86_64/mptable.c \
              arch/x86_64/cpu.c

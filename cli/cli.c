@@ -466,13 +466,14 @@ struct cli_job *cli_exec_job(char **argv, unsigned long timeout_s)
     return job;
 }
 
-int cli_job_attach(struct cli_job *job, struct vm *vm, char *err,
-                   size_t err_len)
+int cli_job_attach(struct cli_job *job, struct vm *vm,
+                   struct agent_channel *ch, char *err, size_t err_len)
 {
     if (job->kind == JOB_API)
-        return api_server_attach(&job->api, vm, &job->api_cfg, err,
+        return api_server_attach(&job->api, vm, ch, &job->api_cfg, err,
                                  err_len);
-    return agent_exec_attach(&job->exec, vm, &job->exec_cfg, err, err_len);
+    return agent_exec_attach(&job->exec, vm, ch, &job->exec_cfg, err,
+                             err_len);
 }
 
 int cli_job_status(struct cli_job *job, enum vm_stop stop, int vm_status)

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "vmm/agent_channel.h"
 #include "vmm/vm.h"
 
 /* What main.c needs to boot for a --lang command line. */
@@ -34,10 +35,11 @@ int cli_parse(int argc, char **argv, struct cli_boot *boot,
  * (0: the agent's default). NULL on ENOMEM. */
 struct cli_job *cli_exec_job(char **argv, unsigned long timeout_s);
 
-/* Adds the agent channel to vm (before vm_load). 0 or -errno, message in
- * err. */
-int cli_job_attach(struct cli_job *job, struct vm *vm, char *err,
-                   size_t err_len) __attribute__((warn_unused_result));
+/* Serves the agent on vm's agent channel ch (before vm_run). 0 or -errno,
+ * message in err. */
+int cli_job_attach(struct cli_job *job, struct vm *vm,
+                   struct agent_channel *ch, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 /* runvm's exit status once vm_run returned (see agent_exec_status). */
 int cli_job_status(struct cli_job *job, enum vm_stop stop, int vm_status);

@@ -19,16 +19,10 @@
 #include <unistd.h>
 
 #include "arch/arch.h"
-#include "arch/x86_64/layout.h"
-#include "devices/boot_timer.h"
-#include "devices/i8042.h"
-#include "devices/serial.h"
-#include "devices/virtio_console.h"
-#include "devices/virtio_net.h"
 #include "cli/args.h"
 #include "cli/cli.h"
-#include "vmm/vm.h"
-#include "vmm/vm_virtio.h"
+#include "devices/boot_timer.h"
+#include "vmm/machine.h"
 
 /* Exit statuses (also in --help). */
 #define EXIT_GUEST_DONE 0   /* the guest rebooted, shut down or panicked */
@@ -103,9 +97,7 @@ struct options {
 };
 
 struct runvm {
-    struct vm vm;
-    struct serial serial;
-    struct i8042 i8042;
+    struct machine *m;
     int console;
     int stdin_tty;
     int stdin_watched;
@@ -113,14 +105,8 @@ struct runvm {
     int signal_fd;
     int got_signal;
     int saw_escape;
+    int termios_saved;
     struct termios saved_termios;
-    struct virtio_console *vcon;
-    struct vm_virtio vcon_slot;
-    int vcon_listen_fd;
-    const char *vcon_path; /* socket to unlink at exit */
-    struct virtio_net *vnet;
-    struct vm_virtio vnet_slot;
-    int tap_fd;
 };
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -241,13 +227,7 @@ static void console_out(void *opaque, const uint8_t *data, size_t len)
     }
 }
 
-static void serial_irq(void *opaque, int level)
-{
-    struct runvm *r = opaque;
-    (void)vm_irq_line(&r->vm, LAYOUT_IRQ_COM1, level);
-}
-
-static void serial_rx_empty(void *opaque)
+static void uart_rx_ready(void *opaque)
 {
     struct runvm *r = opaque;
     uint64_t one = 1;
@@ -259,10 +239,10 @@ static void stdin_ready(void *opaque, uint32_t events)
 {
     struct runvm *r = opaque;
     (void)events;
-    size_t space = serial_rx_space(&r->serial);
+    size_t space = serial_rx_space(&r->m->serial);
     if (space == 0) {
         /* Wait for the guest to drain the FIFO (rx_event_fd). */
-        (void)evloop_mod(&r->vm.loop, STDIN_FILENO, 0);
+        (void)evloop_mod(&r->m->vm.loop, STDIN_FILENO, 0);
         return;
     }
     uint8_t buf[SERIAL_RX_FIFO];
@@ -271,7 +251,7 @@ static void stdin_ready(void *opaque, uint32_t events)
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
     if (n <= 0) {
-        evloop_del(&r->vm.loop, STDIN_FILENO);
+        evloop_del(&r->m->vm.loop, STDIN_FILENO);
         r->stdin_watched = 0;
         return;
     }
@@ -283,7 +263,7 @@ static void stdin_ready(void *opaque, uint32_t events)
             if (r->saw_escape) {
                 r->saw_escape = 0;
                 if (buf[i] == 'x') {
-                    vm_request_stop(&r->vm, VM_STOP_SIGNAL,
+                    vm_request_stop(&r->m->vm, VM_STOP_SIGNAL,
                                     "console escape (Ctrl-A x)", 0);
                     return;
                 }
@@ -297,7 +277,7 @@ static void stdin_ready(void *opaque, uint32_t events)
         }
         len = out;
     }
-    (void)serial_input(&r->serial, buf, len);
+    (void)serial_input(&r->m->serial, buf, len);
 }
 
 static void rx_event(void *opaque, uint32_t events)
@@ -308,15 +288,14 @@ static void rx_event(void *opaque, uint32_t events)
     ssize_t n = read(r->rx_event_fd, &v, sizeof(v));
     (void)n;
     if (r->stdin_watched)
-        (void)evloop_mod(&r->vm.loop, STDIN_FILENO, EPOLLIN);
+        (void)evloop_mod(&r->m->vm.loop, STDIN_FILENO, EPOLLIN);
 }
 
-static struct termios *saved_termios_for_exit;
-
-static void restore_terminal(void)
+static void restore_terminal(struct runvm *r)
 {
-    if (saved_termios_for_exit)
-        tcsetattr(STDIN_FILENO, TCSANOW, saved_termios_for_exit);
+    if (r->termios_saved)
+        tcsetattr(STDIN_FILENO, TCSANOW, &r->saved_termios);
+    r->termios_saved = 0;
 }
 
 static void console_stdin_setup(struct runvm *r)
@@ -328,13 +307,11 @@ static void console_stdin_setup(struct runvm *r)
         /* Keep output processing: the guest's bytes go out as they are
          * either way, but runvm's own messages need \n -> \r\n. */
         raw.c_oflag |= OPOST;
-        if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) {
-            saved_termios_for_exit = &r->saved_termios;
-            atexit(restore_terminal);
-        }
+        if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+            r->termios_saved = 1;
     }
     /* A regular file or /dev/null cannot be polled (EPERM): no input. */
-    if (evloop_add(&r->vm.loop, STDIN_FILENO, EPOLLIN, stdin_ready, r) == 0)
+    if (evloop_add(&r->m->vm.loop, STDIN_FILENO, EPOLLIN, stdin_ready, r) == 0)
         r->stdin_watched = 1;
 }
 
@@ -348,7 +325,7 @@ static void signal_ready(void *opaque, uint32_t events)
     if (read(r->signal_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
         return;
     r->got_signal = (int)si.ssi_signo;
-    vm_request_stop(&r->vm, VM_STOP_SIGNAL, "runvm got a signal",
+    vm_request_stop(&r->m->vm, VM_STOP_SIGNAL, "runvm got a signal",
                     si.ssi_signo);
 }
 
@@ -444,229 +421,12 @@ static void print_boot_timer(const struct vm *vm)
             (long long)hwm - (long long)guest);
 }
 
-/* ---- virtio devices ---------------------------------------------------- */
-
-/* A client connected to the --vconsole socket: it becomes the console's
- * back-end, and runvm stops listening (one client per VM). */
-static void vcon_accept(void *opaque, uint32_t events)
-{
-    struct runvm *r = opaque;
-    (void)events;
-    int fd = accept4(r->vcon_listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0)
-        return;
-    int ret = virtio_console_connect(r->vcon, fd, fd);
-    if (ret < 0) {
-        fprintf(stderr, "runvm: --vconsole: client: %s\n", strerror(-ret));
-        close(fd);
-        return;
-    }
-    evloop_del(&r->vm.loop, r->vcon_listen_fd);
-    close(r->vcon_listen_fd);
-    r->vcon_listen_fd = -1;
-}
-
-static int vcon_listen(struct runvm *r, const char *path, char *err,
-                       size_t err_len)
-{
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        snprintf(err, err_len, "--vconsole unix:%s: path too long", path);
-        return -ENAMETOOLONG;
-    }
-    memcpy(addr.sun_path, path, strlen(path));
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        listen(fd, 1) < 0) {
-        int ret = -errno;
-        snprintf(err, err_len, "--vconsole unix:%s: %s%s", path,
-                 strerror(-ret), ret == -EADDRINUSE ? " (remove the stale "
-                 "socket or pick another path)" : "");
-        if (fd >= 0)
-            close(fd);
-        return ret;
-    }
-    r->vcon_listen_fd = fd;
-    r->vcon_path = path;
-    int ret = evloop_add(&r->vm.loop, fd, EPOLLIN, vcon_accept, r);
-    if (ret < 0)
-        snprintf(err, err_len, "--vconsole: event loop: %s", strerror(-ret));
-    return ret;
-}
-
-static int add_vconsole(struct runvm *r, const char *spec, char *err,
-                        size_t err_len)
-{
-    struct vm *vm = &r->vm;
-    r->vcon = calloc(1, sizeof(*r->vcon));
-    if (!r->vcon) {
-        snprintf(err, err_len, "--vconsole: out of memory");
-        return -ENOMEM;
-    }
-    vm_virtio_prepare(&r->vcon_slot, vm);
-    int stdio = strcmp(spec, "stdio") == 0;
-    int ret = virtio_console_init(r->vcon, &vm->mem, &vm->loop,
-                                  stdio ? STDIN_FILENO : -1,
-                                  stdio ? STDOUT_FILENO : -1, vm_virtio_irq,
-                                  &r->vcon_slot);
-    if (ret < 0) {
-        free(r->vcon);
-        r->vcon = NULL;
-        snprintf(err, err_len, "--vconsole %s: %s", spec, strerror(-ret));
-        return ret;
-    }
-    ret = vm_virtio_attach(&r->vcon_slot, &r->vcon->vdev, err, err_len);
-    if (ret == 0 && !stdio)
-        ret = vcon_listen(r, spec + 5, err, err_len);
-    return ret;
-}
-
-static int add_net(struct runvm *r, const char *spec, char *err,
-                   size_t err_len)
-{
-    struct vm *vm = &r->vm;
-    char name[64];
-    /* A locally administered unicast default, as QEMU's 52:54:00:... */
-    uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
-    const char *comma = strchr(spec, ',');
-    size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
-    if (len == 0 || len >= sizeof(name)) {
-        snprintf(err, err_len, "--net %s: want TAP[,mac=MAC]", spec);
-        return -EINVAL;
-    }
-    memcpy(name, spec, len);
-    name[len] = '\0';
-    if (comma && (strncmp(comma + 1, "mac=", 4) != 0 ||
-                  virtio_net_parse_mac(comma + 5, mac) < 0)) {
-        snprintf(err, err_len, "--net %s: want TAP[,mac=52:54:00:xx:xx:xx] "
-                 "(a unicast MAC)", spec);
-        return -EINVAL;
-    }
-    r->tap_fd = virtio_net_open_tap(name);
-    if (r->tap_fd < 0) {
-        int ret = r->tap_fd;
-        const char *hint = ret == -ENODEV ? " (create it first: ip tuntap "
-                           "add NAME mode tap)" : ret == -EPERM ||
-                           ret == -EACCES ? " (needs CAP_NET_ADMIN or a tap "
-                           "owned by this user)" : "";
-        snprintf(err, err_len, "--net: tap %s: %s%s", name,
-                 ret == -ENODEV ? "no such device" : strerror(-ret), hint);
-        return ret;
-    }
-    r->vnet = calloc(1, sizeof(*r->vnet));
-    if (!r->vnet) {
-        snprintf(err, err_len, "--net: out of memory");
-        return -ENOMEM;
-    }
-    vm_virtio_prepare(&r->vnet_slot, vm);
-    int ret = virtio_net_init(r->vnet, &vm->mem, &vm->loop, r->tap_fd, mac,
-                              vm_virtio_irq, &r->vnet_slot);
-    if (ret < 0) {
-        free(r->vnet);
-        r->vnet = NULL;
-        snprintf(err, err_len, "--net %s: %s", spec, strerror(-ret));
-        return ret;
-    }
-    return vm_virtio_attach(&r->vnet_slot, &r->vnet->vdev, err, err_len);
-}
-
-static void free_virtio(struct runvm *r)
-{
-    if (r->vcon) {
-        vm_virtio_detach(&r->vcon_slot);
-        virtio_console_free(r->vcon);
-        free(r->vcon);
-        r->vcon = NULL;
-    }
-    if (r->vcon_listen_fd >= 0)
-        close(r->vcon_listen_fd);
-    r->vcon_listen_fd = -1;
-    if (r->vcon_path)
-        unlink(r->vcon_path);
-    r->vcon_path = NULL;
-    if (r->vnet) {
-        vm_virtio_detach(&r->vnet_slot);
-        virtio_net_free(r->vnet);
-        free(r->vnet);
-        r->vnet = NULL;
-    }
-    if (r->tap_fd >= 0)
-        close(r->tap_fd);
-    r->tap_fd = -1;
-}
-
-static void print_virtio_stats(const struct runvm *r)
-{
-    if (r->vcon)
-        fprintf(stderr, "runvm: virtio-console: to guest %llu bytes, to "
-                "host %llu bytes, %llu notifications, %llu interrupts\n",
-                (unsigned long long)r->vcon->bytes_to_guest,
-                (unsigned long long)r->vcon->bytes_to_host,
-                (unsigned long long)r->vcon->vdev.notifies,
-                (unsigned long long)r->vcon->vdev.interrupts);
-    if (r->vnet)
-        fprintf(stderr, "runvm: virtio-net: rx %llu frames (%llu dropped), "
-                "tx %llu frames (%llu dropped), %llu notifications, %llu "
-                "interrupts\n",
-                (unsigned long long)r->vnet->rx_frames,
-                (unsigned long long)r->vnet->rx_dropped,
-                (unsigned long long)r->vnet->tx_frames,
-                (unsigned long long)r->vnet->tx_dropped,
-                (unsigned long long)r->vnet->vdev.notifies,
-                (unsigned long long)r->vnet->vdev.interrupts);
-}
-
 /* ---- main -------------------------------------------------------------- */
-
-static void i8042_reset(void *opaque)
-{
-    struct runvm *r = opaque;
-    vm_request_stop(&r->vm, VM_STOP_GUEST, "guest reset (i8042)", 0);
-}
-
-static int add_devices(struct runvm *r, const struct options *o, char *err,
-                       size_t err_len)
-{
-    struct vm *vm = &r->vm;
-    struct serial_callbacks cb = {
-        .out = r->console ? console_out : NULL,
-        .set_irq = serial_irq,
-        .rx_empty = serial_rx_empty,
-        .opaque = r,
-    };
-    int ret = serial_init(&r->serial, &cb);
-    if (ret == 0)
-        ret = vm_add_pio(vm, LAYOUT_PORT_COM1, SERIAL_NR_PORTS,
-                         &serial_bus_ops, &r->serial);
-    if (ret < 0) {
-        snprintf(err, err_len, "serial port: %s", strerror(-ret));
-        return ret;
-    }
-    r->i8042 = (struct i8042){.reset = i8042_reset, .opaque = r};
-    ret = vm_add_pio(vm, LAYOUT_PORT_I8042_DATA, I8042_NR_PORTS,
-                     &i8042_bus_ops, &r->i8042);
-    if (o->boot_timer)
-        vm_count_exits(vm); /* exits per boot phase, best effort */
-    if (ret == 0)
-        ret = vm_add_pio(vm, LAYOUT_PORT_BOOT_TIMER, 1, &boot_timer_bus_ops,
-                         &vm->timer);
-    if (ret < 0) {
-        snprintf(err, err_len, "legacy devices: %s", strerror(-ret));
-        return ret;
-    }
-    if (o->vconsole && (ret = add_vconsole(r, o->vconsole, err, err_len)) < 0)
-        return ret;
-    if (o->net && (ret = add_net(r, o->net, err, err_len)) < 0)
-        return ret;
-    return 0;
-}
 
 int main(int argc, char **argv)
 {
-    static struct runvm r; /* large (buses, vCPUs): not on the stack */
-    r.vm.t_start = boot_timer_now_ns();
-    r.rx_event_fd = r.signal_fd = -1;
-    r.vcon_listen_fd = r.tap_fd = -1;
+    uint64_t t_start = boot_timer_now_ns();
+    struct runvm r = {.rx_event_fd = -1, .signal_fd = -1};
     struct options o;
     struct cli_boot cb;
     struct cli_job *job = NULL; /* --lang or --exec: the agent's exchange */
@@ -712,21 +472,29 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     r.console = o.console;
-    int ret = vm_create(&r.vm, mem, (unsigned int)o.cpus, err, sizeof(err));
+    struct machine_desc desc = {
+        .mem_bytes = mem,
+        .cpus = (unsigned int)o.cpus,
+        .cmdline = o.cmdline,
+        .console = o.console,
+        .uart_out = console_out,
+        .uart_rx_ready = uart_rx_ready,
+        .uart_opaque = &r,
+        .count_exits = o.boot_timer,
+        .vconsole = o.vconsole,
+        .net = o.net,
+        .agent_channel = job != NULL,
+    };
+    int ret = machine_create(&r.m, &desc, t_start, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "runvm: %s\n", err);
         return cli_failure_status(job, EXIT_FAILURE_RUN);
     }
+    struct vm *vm = &r.m->vm;
     int status = cli_failure_status(job, EXIT_FAILURE_RUN);
-    if ((o.console && cmdline_append(&r.vm.cmdline, "console=ttyS0") < 0) ||
-        cmdline_append(&r.vm.cmdline, o.cmdline) < 0) {
-        fprintf(stderr, "runvm: --cmdline: too long or has control "
-                "characters\n");
-        goto out;
-    }
-    if (add_devices(&r, &o, err, sizeof(err)) < 0 ||
-        (job && cli_job_attach(job, &r.vm, err, sizeof(err)) < 0) ||
-        vm_load(&r.vm, &files, err, sizeof(err)) < 0) {
+    if ((job && cli_job_attach(job, vm, machine_agent(r.m), err,
+                               sizeof(err)) < 0) ||
+        vm_load(vm, &files, err, sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s\n", err);
         goto out;
     }
@@ -736,8 +504,8 @@ int main(int argc, char **argv)
     r.signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
     r.rx_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r.signal_fd < 0 || r.rx_event_fd < 0 ||
-        evloop_add(&r.vm.loop, r.signal_fd, EPOLLIN, signal_ready, &r) < 0 ||
-        evloop_add(&r.vm.loop, r.rx_event_fd, EPOLLIN, rx_event, &r) < 0) {
+        evloop_add(&vm->loop, r.signal_fd, EPOLLIN, signal_ready, &r) < 0 ||
+        evloop_add(&vm->loop, r.rx_event_fd, EPOLLIN, rx_event, &r) < 0) {
         fprintf(stderr, "runvm: event loop set-up: %s\n", strerror(errno));
         goto out;
     }
@@ -748,12 +516,12 @@ int main(int argc, char **argv)
     int timeout_ms = -1;
     if (o.timeout_s) {
         int64_t left = (int64_t)o.timeout_s * 1000 -
-                       (int64_t)((boot_timer_now_ns() - r.vm.t_start) /
+                       (int64_t)((boot_timer_now_ns() - vm->t_start) /
                                  1000000);
         timeout_ms = left > 0 ? (int)left : 0;
     }
-    enum vm_stop stop = vm_run(&r.vm, timeout_ms);
-    restore_terminal();
+    enum vm_stop stop = vm_run(vm, timeout_ms);
+    restore_terminal(&r);
     switch (stop) {
     case VM_STOP_GUEST:
         status = EXIT_GUEST_DONE;
@@ -769,30 +537,26 @@ int main(int argc, char **argv)
         break;
     default:
         fprintf(stderr, "runvm: guest stopped: %s (0x%llx)\n",
-                r.vm.stop_why ? r.vm.stop_why : "unknown error",
-                r.vm.stop_detail);
+                vm->stop_why ? vm->stop_why : "unknown error",
+                vm->stop_detail);
         status = EXIT_FAILURE_RUN;
         break;
     }
     if (job)
         status = cli_job_status(job, stop, status);
     if (o.boot_timer) {
-        print_boot_timer(&r.vm);
-        print_virtio_stats(&r);
+        print_boot_timer(vm);
+        machine_print_stats(r.m, stderr);
         /* A guest stopped from outside (its timeout, or a signal from a
          * caller that gave up) may be waiting on a device: show where
          * each queue stands. */
-        bool stopped = stop == VM_STOP_TIMEOUT || stop == VM_STOP_SIGNAL;
-        if (stopped && r.vcon)
-            virtio_mmio_dump(&r.vcon->vdev, stderr);
-        if (stopped && r.vnet)
-            virtio_mmio_dump(&r.vnet->vdev, stderr);
+        if (stop == VM_STOP_TIMEOUT || stop == VM_STOP_SIGNAL)
+            machine_dump_queues(r.m, stderr);
     }
 out:
-    cli_job_free(job); /* before vm_destroy: it frees the event loop */
-    free_virtio(&r); /* before vm_destroy: it frees the event loop */
-    vm_destroy(&r.vm);
-    serial_free(&r.serial);
+    restore_terminal(&r);
+    cli_job_free(job); /* before the machine: it frees the event loop */
+    machine_destroy(r.m);
     if (r.signal_fd >= 0)
         close(r.signal_fd);
     if (r.rx_event_fd >= 0)

@@ -15,7 +15,7 @@
 struct agent_exec {
     struct vm *vm;
     struct agent_exec_config cfg;
-    struct agent_channel ch;
+    struct agent_channel *ch; /* the machine's */
     struct agent_client client;
     bool client_up;
     struct agent_request req, next; /* copies, first file renamed */
@@ -262,6 +262,7 @@ static const struct agent_client_ops exec_ops = {
 };
 
 int agent_exec_attach(struct agent_exec **out, struct vm *vm,
+                      struct agent_channel *ch,
                       const struct agent_exec_config *cfg, char *err,
                       size_t err_len)
 {
@@ -293,10 +294,8 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
     if (cfg->repeat > 1)
         x->rtt_ms = calloc((size_t)cfg->repeat, sizeof(double));
     msg_buf_init(&x->events);
-    int ret = agent_channel_attach(&x->ch, vm, err, err_len);
-    if (ret < 0)
-        goto fail;
-    ret = agent_client_init(&x->client, &vm->loop, x->ch.host_fd, &exec_ops,
+    x->ch = ch;
+    int ret = agent_client_init(&x->client, &vm->loop, ch->host_fd, &exec_ops,
                             x);
     if (ret < 0) {
         snprintf(err, err_len, "agent channel: %s", strerror(-ret));
@@ -330,7 +329,7 @@ static void print_stats(const struct agent_exec *x)
 {
     double xfer_ms = ms_between(x->t_first_output_ns, x->t_exit_ns);
     double mib = (double)x->output_bytes / (1024.0 * 1024.0);
-    const struct virtio_dev *vdev = &x->ch.con.vdev;
+    const struct virtio_dev *vdev = &x->ch->con.vdev;
     fprintf(stderr, "runvm: exec-stats: attach to RUN %.1f ms, RUN to first "
             "OUTPUT %.1f ms, first OUTPUT to EXIT %.1f ms; output %llu bytes "
             "in %llu messages = %.2f MB/s; channel %llu bytes in, %llu "
@@ -405,7 +404,6 @@ void agent_exec_free(struct agent_exec *x)
     }
     if (x->client_up || x->client.loop)
         agent_client_free(&x->client);
-    agent_channel_free(&x->ch);
     msg_buf_free(&x->events);
     free(x->rtt_ms);
     free(x);

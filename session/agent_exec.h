@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "session/agent_client.h"
+#include "vmm/agent_channel.h"
 #include "vmm/vm.h"
 
 struct agent_exec_config {
@@ -32,9 +33,10 @@ struct agent_exec_config {
 
 struct agent_exec;
 
-/* Adds the agent channel to vm and arms the exchange (before vm_load).
- * 0, or -errno with a message in err (*out is then freed and NULL). */
+/* Arms the exchange on vm's agent channel ch (before vm_run). 0, or
+ * -errno with a message in err (*out is then freed and NULL). */
 int agent_exec_attach(struct agent_exec **out, struct vm *vm,
+                      struct agent_channel *ch,
                       const struct agent_exec_config *cfg, char *err,
                       size_t err_len) __attribute__((warn_unused_result));
 

@@ -2,6 +2,7 @@
 # the glue that attaches device models to it (virtio-mmio slots, the agent
 # channel's console).
 VMM_SRCS := vmm/vm.c vmm/exit.c vmm/kvm_stats.c vmm/vm_virtio.c \
+            vmm/machine.c \
             vmm/agent_channel.c
 RUNVM_SRCS += $(VMM_SRCS)
 

@@ -10,27 +10,34 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "arch/x86_64/layout.h"
 #include "vmm/exit.h"
 
 #define KVM_DEVICE "/dev/kvm"
 /* Signal that kicks a vCPU thread out of KVM_RUN. */
 #define VCPU_KICK_SIGNAL SIGUSR1
 
-static const struct {
-    long cap;
-    const char *name;
-} required_caps[] = {
+/* What any runvm VM needs; the arch adds its own (arch_kvm_caps). */
+static const struct arch_kvm_cap generic_caps[] = {
     {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
-    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
     {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
     {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
     {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {0, NULL},
 };
+
+/* 0, or -ENOTSUP with the first missing capability named in err. */
+static int check_caps(int kvm_fd, const struct arch_kvm_cap *caps, char *err,
+                      size_t err_len)
+{
+    for (; caps->name; caps++) {
+        if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, caps->cap) <= 0) {
+            snprintf(err, err_len, KVM_DEVICE ": the host kernel lacks %s; "
+                     "runvm needs a newer KVM", caps->name);
+            return -ENOTSUP;
+        }
+    }
+    return 0;
+}
 
 static int open_kvm(char *err, size_t err_len)
 {
@@ -115,16 +122,11 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
         ret = -ENOTSUP;
         goto fail;
     }
-    for (size_t i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]);
-         i++) {
-        if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <=
-            0) {
-            snprintf(err, err_len, KVM_DEVICE ": the host kernel lacks %s; "
-                     "runvm needs a newer KVM", required_caps[i].name);
-            ret = -ENOTSUP;
-            goto fail;
-        }
-    }
+    ret = check_caps(vm->kvm_fd, generic_caps, err, err_len);
+    if (ret == 0)
+        ret = check_caps(vm->kvm_fd, arch_kvm_caps(), err, err_len);
+    if (ret < 0)
+        goto fail;
     int max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
     if (max_vcpus > 0 && nr_cpus > (unsigned int)max_vcpus) {
         snprintf(err, err_len, "%u vCPUs: this host's KVM allows at most %d",
@@ -272,23 +274,14 @@ int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t size,
     return bus_register(&vm->mmio, base, size, ops, opaque);
 }
 
-int vm_virtio_mmio_slot(struct vm *vm, uint64_t *base, unsigned int *irq)
+int vm_virtio_mmio_slot(struct vm *vm, struct arch_place *slot)
 {
-    unsigned int n = vm->nr_virtio;
-    if (n >= LAYOUT_VIRTIO_MMIO_MAX ||
-        LAYOUT_IRQ_VIRTIO_BASE + n > LAYOUT_IRQ_MAX)
-        return -ENOSPC;
-    uint64_t b = LAYOUT_VIRTIO_MMIO_BASE + n * LAYOUT_VIRTIO_MMIO_SIZE;
-    unsigned int i = LAYOUT_IRQ_VIRTIO_BASE + n;
-    /* Linux's virtio_mmio.device=<size>@<base>:<irq> (virtio_mmio.c). */
-    int ret = cmdline_appendf(&vm->cmdline, "virtio_mmio.device=%lluK@0x%llx:%u",
-                              (unsigned long long)(LAYOUT_VIRTIO_MMIO_SIZE >> 10),
-                              (unsigned long long)b, i);
+    int ret = arch_virtio_slot(vm->nr_virtio, slot);
+    if (ret == 0)
+        ret = arch_virtio_announce(&vm->arch, &vm->cmdline, slot);
     if (ret < 0)
-        return -ENOSPC;
-    vm->nr_virtio = n + 1;
-    *base = b;
-    *irq = i;
+        return ret;
+    vm->nr_virtio++;
     return 0;
 }
 
@@ -352,23 +345,12 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
 }
 
 /* Where a vCPU was when KVM gave up on it, for the user's report: the
- * registers that place it (mode, paging, instruction) and KVM's own data
- * of an internal error (for an emulation failure, the instruction bytes
- * where the kernel supplies them). */
+ * arch's register summary and KVM's own data of an internal error (for an
+ * emulation failure, the instruction bytes where the kernel supplies
+ * them). */
 static void vcpu_report_error(const struct vcpu *v)
 {
-    struct kvm_regs regs;
-    struct kvm_sregs sregs;
-    if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0 &&
-        ioctl(v->fd, KVM_GET_SREGS, &sregs) == 0)
-        fprintf(stderr,
-                "runvm: vCPU %u: rip 0x%llx rsp 0x%llx cs 0x%x cr0 0x%llx "
-                "cr3 0x%llx cr4 0x%llx efer 0x%llx\n",
-                v->index, (unsigned long long)regs.rip,
-                (unsigned long long)regs.rsp, sregs.cs.selector,
-                (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
-                (unsigned long long)sregs.cr4,
-                (unsigned long long)sregs.efer);
+    arch_vcpu_dump(v->fd, v->index, stderr);
     if (v->run->exit_reason != KVM_EXIT_INTERNAL_ERROR)
         return;
     unsigned int n = v->run->internal.ndata;

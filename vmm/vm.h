@@ -7,10 +7,10 @@
  *   - port I/O or MMIO range: vm_add_pio / vm_add_mmio with bus_dev_ops.
  *     Handlers run on vCPU threads, possibly on several at once: a device
  *     guards its own state.
- *   - a virtio-mmio device: vm_virtio_mmio_slot gives it a 4 KiB window and
- *     an interrupt line, and puts "virtio_mmio.device=4K@BASE:IRQ" on the
- *     kernel command line; then vm_add_mmio the window, vm_irqfd its
- *     interrupt eventfd and vm_ioeventfd its QueueNotify register.
+ *   - a virtio-mmio device: vm_virtio_mmio_slot gives it a window and an
+ *     interrupt line and tells the guest of it (vmm/vm_virtio.c does the
+ *     rest: vm_add_mmio the window, vm_irqfd its interrupt eventfd and
+ *     vm_ioeventfd its QueueNotify register).
  *   - other kernel parameters: cmdline_append(&vm->cmdline, "...").
  *   - back-ends: evloop_add(&vm->loop, fd, ...), run on the main thread.
  */
@@ -23,7 +23,6 @@
 #include <linux/kvm.h>
 
 #include "arch/arch.h"
-#include "arch/cmdline.h"
 #include "devices/boot_timer.h"
 #include "core/bus.h"
 #include "core/evloop.h"
@@ -106,12 +105,11 @@ int vm_add_mmio(struct vm *vm, uint64_t base, uint64_t size,
                 const struct bus_dev_ops *ops, void *opaque)
     __attribute__((warn_unused_result));
 
-/* Hands out the next virtio-mmio window (LAYOUT_VIRTIO_MMIO_BASE +
- * n * LAYOUT_VIRTIO_MMIO_SIZE) and interrupt line (LAYOUT_IRQ_VIRTIO_BASE +
- * n), and adds the matching virtio_mmio.device= parameter to vm->cmdline.
+/* Hands out the next virtio-mmio window and interrupt line
+ * (arch_virtio_slot) and tells the guest of it (arch_virtio_announce).
  * Does not register the window. 0, -ENOSPC when all are used or the
  * command line is full. */
-int vm_virtio_mmio_slot(struct vm *vm, uint64_t *base, unsigned int *irq)
+int vm_virtio_mmio_slot(struct vm *vm, struct arch_place *slot)
     __attribute__((warn_unused_result));
 
 /* Every write of a nonzero count to eventfd fd raises interrupt line gsi

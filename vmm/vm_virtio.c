@@ -1,7 +1,5 @@
 #include "vmm/vm_virtio.h"
 
-#include "arch/x86_64/layout.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,12 +43,16 @@ int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev,
     struct vm *vm = slot->vm;
     const char *name = dev->ops->name;
     slot->dev = dev;
-    int ret = vm_virtio_mmio_slot(vm, &slot->base, &slot->irq);
+    struct arch_place place;
+    int ret = vm_virtio_mmio_slot(vm, &place);
     if (ret < 0) {
-        snprintf(err, err_len, "%s: no free virtio-mmio slot (at most %u "
-                 "devices)", name, (unsigned int)LAYOUT_VIRTIO_MMIO_MAX);
+        snprintf(err, err_len, "%s: no free virtio-mmio slot (%u in use, "
+                 "or the kernel command line is full)", name, vm->nr_virtio);
         return ret;
     }
+    slot->base = place.base;
+    slot->size = place.size;
+    slot->irq = place.irq;
     slot->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (slot->irq_fd < 0) {
         ret = -errno;
@@ -63,7 +65,7 @@ int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev,
                  slot->irq, strerror(-ret));
         return ret;
     }
-    ret = vm_add_mmio(vm, slot->base, LAYOUT_VIRTIO_MMIO_SIZE,
+    ret = vm_add_mmio(vm, slot->base, slot->size,
                       &virtio_mmio_bus_ops, dev);
     if (ret < 0) {
         snprintf(err, err_len, "%s: MMIO window 0x%llx: %s", name,

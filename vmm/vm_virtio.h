@@ -24,6 +24,7 @@ struct vm_virtio {
     struct vm *vm;
     struct virtio_dev *dev;
     uint64_t base;
+    uint64_t size;
     unsigned int irq;
     int irq_fd; /* eventfd bound to the interrupt line by KVM_IRQFD */
     struct vm_virtio_queue queues[VIRTIO_MMIO_MAX_QUEUES];

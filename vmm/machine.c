@@ -1,0 +1,363 @@
+#include "vmm/machine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "devices/boot_timer.h"
+#include "devices/virtio_console.h"
+#include "devices/virtio_net.h"
+
+static void add_dev(struct machine *m, enum machine_dev_kind kind,
+                    const char *name, void *model, struct vm_virtio *slot)
+{
+    /* Sized for every kind once: a full list is a bug here, not input. */
+    if (m->nr_devs < MACHINE_MAX_DEVICES)
+        m->devs[m->nr_devs++] =
+            (struct machine_dev){kind, name, model, slot};
+}
+
+/* Registers a platform device at place on its bus (absent: nothing). */
+static int add_platform(struct machine *m, const struct arch_place *place,
+                        const struct bus_dev_ops *ops, void *model)
+{
+    switch (place->bus) {
+    case ARCH_BUS_NONE:
+        return 0;
+    case ARCH_BUS_PIO:
+        return vm_add_pio(&m->vm, (uint16_t)place->base,
+                          (uint16_t)place->size, ops, model);
+    case ARCH_BUS_MMIO:
+        return vm_add_mmio(&m->vm, place->base, place->size, ops, model);
+    }
+    return -EINVAL;
+}
+
+/* The UART's interrupt is the machine's; its output and flow control are
+ * the front end's (machine_desc). */
+static void uart_irq(void *opaque, int level)
+{
+    struct machine *m = opaque;
+    (void)vm_irq_line(&m->vm, arch_platform()->uart.irq, level);
+}
+
+static void uart_out(void *opaque, const uint8_t *data, size_t len)
+{
+    struct machine *m = opaque;
+    m->uart_out(m->uart_opaque, data, len);
+}
+
+static void uart_rx_ready(void *opaque)
+{
+    struct machine *m = opaque;
+    m->uart_rx_ready(m->uart_opaque);
+}
+
+static void reset_requested(void *opaque)
+{
+    struct machine *m = opaque;
+    vm_request_stop(&m->vm, VM_STOP_GUEST, "guest reset (i8042)", 0);
+}
+
+static int add_platform_devices(struct machine *m,
+                                const struct machine_desc *d, char *err,
+                                size_t err_len)
+{
+    const struct arch_platform *p = arch_platform();
+    m->uart_out = d->console ? d->uart_out : NULL;
+    m->uart_rx_ready = d->uart_rx_ready;
+    m->uart_opaque = d->uart_opaque;
+    struct serial_callbacks cb = {
+        .out = m->uart_out ? uart_out : NULL,
+        .set_irq = uart_irq,
+        .rx_empty = m->uart_rx_ready ? uart_rx_ready : NULL,
+        .opaque = m,
+    };
+    int ret = serial_init(&m->serial, &cb);
+    if (ret < 0) {
+        snprintf(err, err_len, "serial port: %s", strerror(-ret));
+        return ret;
+    }
+    ret = add_platform(m, &p->uart, &serial_bus_ops, &m->serial);
+    if (ret < 0) {
+        snprintf(err, err_len, "serial port: %s", strerror(-ret));
+        return ret;
+    }
+    add_dev(m, MACHINE_DEV_UART, "uart", &m->serial, NULL);
+    m->i8042 = (struct i8042){.reset = reset_requested, .opaque = m};
+    ret = add_platform(m, &p->reset, &i8042_bus_ops, &m->i8042);
+    if (ret == 0)
+        add_dev(m, MACHINE_DEV_RESET, "i8042", &m->i8042, NULL);
+    if (d->count_exits)
+        vm_count_exits(&m->vm); /* exits per boot phase, best effort */
+    if (ret == 0)
+        ret = add_platform(m, &p->boot_timer, &boot_timer_bus_ops,
+                           &m->vm.timer);
+    if (ret < 0) {
+        snprintf(err, err_len, "legacy devices: %s", strerror(-ret));
+        return ret;
+    }
+    add_dev(m, MACHINE_DEV_BOOT_TIMER, "boot-timer", &m->vm.timer, NULL);
+    return 0;
+}
+
+/* ---- virtio devices ---------------------------------------------------- */
+
+/* A client connected to the vconsole's socket: it becomes the console's
+ * back-end, and the machine stops listening (one client per VM). */
+static void vcon_accept(void *opaque, uint32_t events)
+{
+    struct machine *m = opaque;
+    (void)events;
+    int fd = accept4(m->vcon_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    int ret = virtio_console_connect(m->vcon, fd, fd);
+    if (ret < 0) {
+        fprintf(stderr, "runvm: --vconsole: client: %s\n", strerror(-ret));
+        close(fd);
+        return;
+    }
+    evloop_del(&m->vm.loop, m->vcon_listen_fd);
+    close(m->vcon_listen_fd);
+    m->vcon_listen_fd = -1;
+}
+
+static int vcon_listen(struct machine *m, const char *path, char *err,
+                       size_t err_len)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        snprintf(err, err_len, "--vconsole unix:%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    memcpy(addr.sun_path, path, strlen(path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+        listen(fd, 1) < 0) {
+        int ret = -errno;
+        snprintf(err, err_len, "--vconsole unix:%s: %s%s", path,
+                 strerror(-ret), ret == -EADDRINUSE ? " (remove the stale "
+                 "socket or pick another path)" : "");
+        if (fd >= 0)
+            close(fd);
+        return ret;
+    }
+    m->vcon_listen_fd = fd;
+    m->vcon_path = path;
+    int ret = evloop_add(&m->vm.loop, fd, EPOLLIN, vcon_accept, m);
+    if (ret < 0)
+        snprintf(err, err_len, "--vconsole: event loop: %s", strerror(-ret));
+    return ret;
+}
+
+static int add_vconsole(struct machine *m, const char *spec, char *err,
+                        size_t err_len)
+{
+    struct vm *vm = &m->vm;
+    m->vcon = calloc(1, sizeof(*m->vcon));
+    if (!m->vcon) {
+        snprintf(err, err_len, "--vconsole: out of memory");
+        return -ENOMEM;
+    }
+    vm_virtio_prepare(&m->vcon_slot, vm);
+    int stdio = strcmp(spec, "stdio") == 0;
+    int ret = virtio_console_init(m->vcon, &vm->mem, &vm->loop,
+                                  stdio ? STDIN_FILENO : -1,
+                                  stdio ? STDOUT_FILENO : -1, vm_virtio_irq,
+                                  &m->vcon_slot);
+    if (ret < 0) {
+        free(m->vcon);
+        m->vcon = NULL;
+        snprintf(err, err_len, "--vconsole %s: %s", spec, strerror(-ret));
+        return ret;
+    }
+    add_dev(m, MACHINE_DEV_VCONSOLE, "virtio-console", m->vcon,
+            &m->vcon_slot);
+    ret = vm_virtio_attach(&m->vcon_slot, &m->vcon->vdev, err, err_len);
+    if (ret == 0 && !stdio)
+        ret = vcon_listen(m, spec + 5, err, err_len);
+    return ret;
+}
+
+static int add_net(struct machine *m, const char *spec, char *err,
+                   size_t err_len)
+{
+    struct vm *vm = &m->vm;
+    char name[64];
+    /* A locally administered unicast default, as QEMU's 52:54:00:... */
+    uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    const char *comma = strchr(spec, ',');
+    size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
+    if (len == 0 || len >= sizeof(name)) {
+        snprintf(err, err_len, "--net %s: want TAP[,mac=MAC]", spec);
+        return -EINVAL;
+    }
+    memcpy(name, spec, len);
+    name[len] = '\0';
+    if (comma && (strncmp(comma + 1, "mac=", 4) != 0 ||
+                  virtio_net_parse_mac(comma + 5, mac) < 0)) {
+        snprintf(err, err_len, "--net %s: want TAP[,mac=52:54:00:xx:xx:xx] "
+                 "(a unicast MAC)", spec);
+        return -EINVAL;
+    }
+    m->tap_fd = virtio_net_open_tap(name);
+    if (m->tap_fd < 0) {
+        int ret = m->tap_fd;
+        const char *hint = ret == -ENODEV ? " (create it first: ip tuntap "
+                           "add NAME mode tap)" : ret == -EPERM ||
+                           ret == -EACCES ? " (needs CAP_NET_ADMIN or a tap "
+                           "owned by this user)" : "";
+        snprintf(err, err_len, "--net: tap %s: %s%s", name,
+                 ret == -ENODEV ? "no such device" : strerror(-ret), hint);
+        return ret;
+    }
+    m->vnet = calloc(1, sizeof(*m->vnet));
+    if (!m->vnet) {
+        snprintf(err, err_len, "--net: out of memory");
+        return -ENOMEM;
+    }
+    vm_virtio_prepare(&m->vnet_slot, vm);
+    int ret = virtio_net_init(m->vnet, &vm->mem, &vm->loop, m->tap_fd, mac,
+                              vm_virtio_irq, &m->vnet_slot);
+    if (ret < 0) {
+        free(m->vnet);
+        m->vnet = NULL;
+        snprintf(err, err_len, "--net %s: %s", spec, strerror(-ret));
+        return ret;
+    }
+    add_dev(m, MACHINE_DEV_NET, "virtio-net", m->vnet, &m->vnet_slot);
+    return vm_virtio_attach(&m->vnet_slot, &m->vnet->vdev, err, err_len);
+}
+
+/* ---- the machine ------------------------------------------------------- */
+
+int machine_create(struct machine **out, const struct machine_desc *d,
+                   uint64_t t_start, char *err, size_t err_len)
+{
+    *out = NULL;
+    /* Large (buses, vCPUs): on the heap. */
+    struct machine *m = calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    m->vcon_listen_fd = m->tap_fd = -1;
+    m->agent.host_fd = m->agent.guest_fd = -1;
+    m->vm.t_start = t_start;
+    int ret = vm_create(&m->vm, d->mem_bytes, d->cpus, err, err_len);
+    if (ret < 0) {
+        free(m);
+        return ret;
+    }
+    const char *console = arch_platform()->console_param;
+    if ((d->console && console &&
+         cmdline_append(&m->vm.cmdline, console) < 0) ||
+        (d->cmdline && cmdline_append(&m->vm.cmdline, d->cmdline) < 0)) {
+        snprintf(err, err_len, "--cmdline: too long or has control "
+                 "characters");
+        ret = -EINVAL;
+        goto fail;
+    }
+    ret = add_platform_devices(m, d, err, err_len);
+    if (ret == 0 && d->vconsole)
+        ret = add_vconsole(m, d->vconsole, err, err_len);
+    if (ret == 0 && d->net)
+        ret = add_net(m, d->net, err, err_len);
+    if (ret == 0 && d->agent_channel) {
+        ret = agent_channel_attach(&m->agent, &m->vm, err, err_len);
+        add_dev(m, MACHINE_DEV_AGENT, "agent channel", &m->agent,
+                &m->agent.slot);
+    }
+    if (ret < 0)
+        goto fail;
+    *out = m;
+    return 0;
+fail:
+    machine_destroy(m);
+    return ret;
+}
+
+struct agent_channel *machine_agent(struct machine *m)
+{
+    for (unsigned int i = 0; i < m->nr_devs; i++)
+        if (m->devs[i].kind == MACHINE_DEV_AGENT)
+            return m->devs[i].model;
+    return NULL;
+}
+
+void machine_print_stats(const struct machine *m, FILE *f)
+{
+    if (m->vcon)
+        fprintf(f, "runvm: virtio-console: to guest %llu bytes, to "
+                "host %llu bytes, %llu notifications, %llu interrupts\n",
+                (unsigned long long)m->vcon->bytes_to_guest,
+                (unsigned long long)m->vcon->bytes_to_host,
+                (unsigned long long)m->vcon->vdev.notifies,
+                (unsigned long long)m->vcon->vdev.interrupts);
+    if (m->vnet)
+        fprintf(f, "runvm: virtio-net: rx %llu frames (%llu dropped), "
+                "tx %llu frames (%llu dropped), %llu notifications, %llu "
+                "interrupts\n",
+                (unsigned long long)m->vnet->rx_frames,
+                (unsigned long long)m->vnet->rx_dropped,
+                (unsigned long long)m->vnet->tx_frames,
+                (unsigned long long)m->vnet->tx_dropped,
+                (unsigned long long)m->vnet->vdev.notifies,
+                (unsigned long long)m->vnet->vdev.interrupts);
+}
+
+void machine_dump_queues(const struct machine *m, FILE *f)
+{
+    for (unsigned int i = 0; i < m->nr_devs; i++)
+        if (m->devs[i].kind == MACHINE_DEV_VCONSOLE ||
+            m->devs[i].kind == MACHINE_DEV_NET)
+            virtio_mmio_dump(m->devs[i].slot->dev, f);
+}
+
+void machine_destroy(struct machine *m)
+{
+    if (!m)
+        return;
+    /* Devices first, newest first: they use the VM's event loop, which
+     * vm_destroy frees. */
+    for (unsigned int i = m->nr_devs; i-- > 0;) {
+        struct machine_dev *d = &m->devs[i];
+        switch (d->kind) {
+        case MACHINE_DEV_AGENT:
+            agent_channel_free(&m->agent);
+            break;
+        case MACHINE_DEV_NET:
+            vm_virtio_detach(&m->vnet_slot);
+            virtio_net_free(m->vnet);
+            free(m->vnet);
+            m->vnet = NULL;
+            break;
+        case MACHINE_DEV_VCONSOLE:
+            vm_virtio_detach(&m->vcon_slot);
+            virtio_console_free(m->vcon);
+            free(m->vcon);
+            m->vcon = NULL;
+            break;
+        case MACHINE_DEV_UART:
+            serial_free(&m->serial);
+            break;
+        case MACHINE_DEV_RESET:
+        case MACHINE_DEV_BOOT_TIMER:
+            break;
+        }
+    }
+    m->nr_devs = 0;
+    if (m->vcon_listen_fd >= 0)
+        close(m->vcon_listen_fd);
+    if (m->vcon_path)
+        unlink(m->vcon_path);
+    if (m->tap_fd >= 0)
+        close(m->tap_fd);
+    vm_destroy(&m->vm);
+    free(m);
+}
