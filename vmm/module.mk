@@ -2,7 +2,7 @@
 # the glue that attaches device models to it (virtio-mmio slots, the agent
 # channel's console).
 VMM_SRCS := vmm/vm.c vmm/exit.c vmm/kvm_stats.c vmm/vm_virtio.c \
-            vmm/machine.c \
+            vmm/vcpu.c vmm/kvm.c vmm/machine.c \
             vmm/agent_channel.c
 RUNVM_SRCS += $(VMM_SRCS)
 
@@ -13,3 +13,10 @@ test_exit_LIBS := -lpthread
 test_kvm_stats_SRCS := vmm/kvm_stats.c
 
 TEST_PROGS += testinit
+
+# VM and vCPU set-up against a fake KVM (open and ioctl wrapped).
+UNIT_TESTS += test_vm
+test_vm_SRCS = vmm/vm.c vmm/vcpu.c vmm/kvm.c vmm/exit.c vmm/kvm_stats.c \
+               devices/boot_timer.c $(CORE_SRCS) $(ARCH_SRCS)
+test_vm_LIBS := -lpthread
+test_vm_LDFLAGS := -Wl,--wrap=open,--wrap=ioctl,--wrap=arch_check_kvm

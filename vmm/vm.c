@@ -1,71 +1,12 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "vmm/exit.h"
-
-#define KVM_DEVICE "/dev/kvm"
-/* Signal that kicks a vCPU thread out of KVM_RUN. */
-#define VCPU_KICK_SIGNAL SIGUSR1
-
-/* What any runvm VM needs; the arch adds its own (arch_kvm_caps). */
-static const struct arch_kvm_cap generic_caps[] = {
-    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
-    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
-    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
-    {0, NULL},
-};
-
-/* 0, or -ENOTSUP with the first missing capability named in err. */
-static int check_caps(int kvm_fd, const struct arch_kvm_cap *caps, char *err,
-                      size_t err_len)
-{
-    for (; caps->name; caps++) {
-        if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, caps->cap) <= 0) {
-            snprintf(err, err_len, KVM_DEVICE ": the host kernel lacks %s; "
-                     "runvm needs a newer KVM", caps->name);
-            return -ENOTSUP;
-        }
-    }
-    return 0;
-}
-
-static int open_kvm(char *err, size_t err_len)
-{
-    int fd = open(KVM_DEVICE, O_RDWR | O_CLOEXEC);
-    if (fd >= 0)
-        return fd;
-    int e = errno;
-    switch (e) {
-    case ENOENT:
-    case ENODEV:
-    case ENXIO:
-        snprintf(err, err_len, KVM_DEVICE ": %s — KVM is not available: "
-                 "enable hardware virtualization (VT-x/AMD-V, or nested "
-                 "virtualization in a VM) and load kvm_intel or kvm_amd",
-                 strerror(e));
-        break;
-    case EACCES:
-    case EPERM:
-        snprintf(err, err_len, KVM_DEVICE ": permission denied — add "
-                 "yourself to the kvm group (sudo usermod -aG kvm $USER, "
-                 "then log in again)");
-        break;
-    default:
-        snprintf(err, err_len, KVM_DEVICE ": %s", strerror(e));
-        break;
-    }
-    return -e;
-}
+#include "vmm/kvm.h"
 
 static int vm_set_memory(struct vm *vm, char *err, size_t err_len)
 {
@@ -108,40 +49,13 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
                  VM_MAX_VCPUS);
         return -EINVAL;
     }
-    ret = open_kvm(err, err_len);
+    ret = kvm_open(err, err_len);
     if (ret < 0)
         return ret;
     vm->kvm_fd = ret;
-    ret = arch_check_kvm(err, err_len);
+    ret = kvm_check(vm->kvm_fd, nr_cpus, &vm->run_size, err, err_len);
     if (ret < 0)
         goto fail;
-    int api = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
-    if (api != KVM_API_VERSION) {
-        snprintf(err, err_len, KVM_DEVICE ": KVM API version %d, runvm "
-                 "needs %d", api, KVM_API_VERSION);
-        ret = -ENOTSUP;
-        goto fail;
-    }
-    ret = check_caps(vm->kvm_fd, generic_caps, err, err_len);
-    if (ret == 0)
-        ret = check_caps(vm->kvm_fd, arch_kvm_caps(), err, err_len);
-    if (ret < 0)
-        goto fail;
-    int max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
-    if (max_vcpus > 0 && nr_cpus > (unsigned int)max_vcpus) {
-        snprintf(err, err_len, "%u vCPUs: this host's KVM allows at most %d",
-                 nr_cpus, max_vcpus);
-        ret = -EINVAL;
-        goto fail;
-    }
-    int run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-    if (run_size < (int)sizeof(struct kvm_run)) {
-        snprintf(err, err_len, "KVM_GET_VCPU_MMAP_SIZE: %s",
-                 run_size < 0 ? strerror(errno) : "too small");
-        ret = -EINVAL;
-        goto fail;
-    }
-    vm->run_size = (size_t)run_size;
 
     vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
     if (vm->vm_fd < 0) {
@@ -168,26 +82,11 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
     if (ret < 0)
         goto fail;
     for (unsigned int i = 0; i < nr_cpus; i++) {
-        struct vcpu *v = &vm->vcpus[i];
-        v->vm = vm;
-        v->index = i;
-        v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
-        if (v->fd < 0) {
-            ret = -errno;
-            snprintf(err, err_len, "KVM_CREATE_VCPU %u: %s", i,
-                     strerror(-ret));
-            goto fail;
-        }
         vm->nr_vcpus = i + 1;
-        void *run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE,
-                         MAP_SHARED, v->fd, 0);
-        if (run == MAP_FAILED) {
-            ret = -errno;
-            snprintf(err, err_len, "mmap of vCPU %u's kvm_run: %s", i,
-                     strerror(-ret));
+        ret = vcpu_create(&vm->vcpus[i], vm, vm->vm_fd, i, vm->run_size, err,
+                          err_len);
+        if (ret < 0)
             goto fail;
-        }
-        v->run = run;
     }
     ret = evloop_init(&vm->loop);
     if (ret < 0) {
@@ -310,24 +209,6 @@ int vm_irq_line(struct vm *vm, unsigned int irq, int level)
     return ioctl(vm->vm_fd, KVM_IRQ_LINE, &line) < 0 ? -errno : 0;
 }
 
-static int vm_stopping(const struct vm *vm)
-{
-    return __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_RUNNING;
-}
-
-static void vm_kick_vcpus(struct vm *vm)
-{
-    for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-        struct vcpu *v = &vm->vcpus[i];
-        if (!__atomic_load_n(&v->thread_started, __ATOMIC_ACQUIRE))
-            continue;
-        /* immediate_exit covers a thread about to enter KVM_RUN; the
-         * signal one already inside it. */
-        __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
-        pthread_kill(v->thread, VCPU_KICK_SIGNAL);
-    }
-}
-
 void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
                      unsigned long long detail)
 {
@@ -341,97 +222,26 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
     vm->stop_why = why;
     vm->stop_detail = detail;
     evloop_stop(&vm->loop);
-    vm_kick_vcpus(vm);
+    for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+        vcpu_kick(&vm->vcpus[i]);
 }
 
-/* Where a vCPU was when KVM gave up on it, for the user's report: the
- * arch's register summary and KVM's own data of an internal error (for an
- * emulation failure, the instruction bytes where the kernel supplies
- * them). */
-static void vcpu_report_error(const struct vcpu *v)
+int vm_stopped(const struct vm *vm)
 {
-    arch_vcpu_dump(v->fd, v->index, stderr);
-    if (v->run->exit_reason != KVM_EXIT_INTERNAL_ERROR)
-        return;
-    unsigned int n = v->run->internal.ndata;
-    if (n > sizeof(v->run->internal.data) / sizeof(v->run->internal.data[0]))
-        n = sizeof(v->run->internal.data) / sizeof(v->run->internal.data[0]);
-    fprintf(stderr, "runvm: vCPU %u: internal error %u, data:", v->index,
-            v->run->internal.suberror);
-    for (unsigned int i = 0; i < n; i++)
-        fprintf(stderr, " 0x%llx",
-                (unsigned long long)v->run->internal.data[i]);
-    fputc('\n', stderr);
-}
-
-static void *vcpu_thread(void *arg)
-{
-    struct vcpu *v = arg;
-    struct vm *vm = v->vm;
-    struct exit_ctx ctx = {&vm->pio, &vm->mmio, vm->run_size};
-    sigset_t kick;
-    sigemptyset(&kick);
-    sigaddset(&kick, VCPU_KICK_SIGNAL);
-    pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
-    while (!vm_stopping(vm)) {
-        if (v->index == 0 && vm->t_first_run == 0)
-            vm->t_first_run = boot_timer_now_ns();
-        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            vm_request_stop(vm, VM_STOP_ERROR, "KVM_RUN failed",
-                            (unsigned long long)errno);
-            break;
-        }
-        struct exit_result res = exit_handle(&ctx, v->run);
-        if (res.action == EXIT_STOP) {
-            vm_request_stop(vm, VM_STOP_GUEST, res.why, res.detail);
-            break;
-        }
-        if (res.action == EXIT_ERROR) {
-            vcpu_report_error(v);
-            vm_request_stop(vm, VM_STOP_ERROR, res.why, res.detail);
-            break;
-        }
-    }
-    return NULL;
-}
-
-static void vcpu_kick_handler(int sig)
-{
-    (void)sig; /* only there to make KVM_RUN return EINTR */
+    return __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_RUNNING;
 }
 
 enum vm_stop vm_run(struct vm *vm, int timeout_ms)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = vcpu_kick_handler; /* no SA_RESTART: interrupt ioctls */
-    sigemptyset(&sa.sa_mask);
-    sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
-    /* Threads start with the kick blocked and unblock it themselves. */
-    sigset_t kick, old;
-    sigemptyset(&kick);
-    sigaddset(&kick, VCPU_KICK_SIGNAL);
-    pthread_sigmask(SIG_BLOCK, &kick, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    /* vCPU threads run little C; keep their stacks small. */
-    pthread_attr_setstacksize(&attr, 256 * 1024);
     for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-        struct vcpu *v = &vm->vcpus[i];
-        int ret = pthread_create(&v->thread, &attr, vcpu_thread, v);
-        if (ret != 0) {
+        int ret = vcpu_start(&vm->vcpus[i]);
+        if (ret < 0) {
             vm_request_stop(vm, VM_STOP_ERROR, "cannot start vCPU thread",
-                            (unsigned long long)ret);
+                            (unsigned long long)-ret);
             break;
         }
-        __atomic_store_n(&v->thread_started, 1, __ATOMIC_RELEASE);
     }
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-
-    if (!vm_stopping(vm)) {
+    if (!vm_stopped(vm)) {
         int ret = evloop_run(&vm->loop, timeout_ms);
         if (ret == -ETIMEDOUT)
             vm_request_stop(vm, VM_STOP_TIMEOUT, "--timeout passed",
@@ -440,43 +250,18 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms)
             vm_request_stop(vm, VM_STOP_ERROR, "event loop failed",
                             (unsigned long long)-ret);
     }
-    /* A thread started after the stop was requested was not kicked. A
-     * halted vCPU has been seen (nested KVM) to sleep through one kick, so
-     * keep kicking until each thread is gone rather than trusting one. */
-    vm_kick_vcpus(vm);
-    for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-        struct vcpu *v = &vm->vcpus[i];
-        if (!v->thread_started)
-            continue;
-        for (;;) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 50 * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            if (pthread_timedjoin_np(v->thread, NULL, &until) != ETIMEDOUT)
-                break;
-            vm_kick_vcpus(vm);
-        }
-        v->thread_started = 0;
-    }
+    /* A thread started after the stop was requested was not kicked:
+     * vcpu_join kicks until each is gone. */
+    for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+        vcpu_join(&vm->vcpus[i]);
     return (enum vm_stop)__atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE);
 }
 
 void vm_destroy(struct vm *vm)
 {
     kvm_stats_close(&vm->exit_stats);
-    for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-        struct vcpu *v = &vm->vcpus[i];
-        if (v->run)
-            munmap(v->run, vm->run_size);
-        if (v->fd >= 0)
-            close(v->fd);
-        v->run = NULL;
-        v->fd = -1;
-    }
+    for (unsigned int i = 0; i < vm->nr_vcpus; i++)
+        vcpu_destroy(&vm->vcpus[i]);
     vm->nr_vcpus = 0;
     evloop_free(&vm->loop);
     arch_vm_free(&vm->arch);

@@ -27,6 +27,7 @@
 #include "core/bus.h"
 #include "core/evloop.h"
 #include "core/guest_mem.h"
+#include "vmm/vcpu.h"
 #include "vmm/kvm_stats.h"
 
 #define VM_MAX_VCPUS 32
@@ -38,17 +39,6 @@ enum vm_stop {
     VM_STOP_TIMEOUT, /* --timeout passed */
     VM_STOP_SIGNAL,  /* SIGINT/SIGTERM to runvm, or console escape */
     VM_STOP_ERROR,   /* KVM or runvm failed while the guest ran */
-};
-
-struct vm;
-
-struct vcpu {
-    struct vm *vm;
-    unsigned int index;
-    int fd;
-    struct kvm_run *run; /* mmap'ed, vm->run_size bytes */
-    pthread_t thread;
-    int thread_started;
 };
 
 struct vm {
@@ -131,6 +121,9 @@ int vm_irq_line(struct vm *vm, unsigned int irq, int level);
  * until the VM stops or timeout_ms passes (-1: none), then stops and joins
  * every vCPU. Returns the enum vm_stop reason. */
 enum vm_stop vm_run(struct vm *vm, int timeout_ms);
+
+/* Whether a stop was requested. Thread-safe. */
+int vm_stopped(const struct vm *vm);
 
 /* Asks the VM to stop; thread- and async-signal-safe apart from the
  * signal kicks. The first reason given is kept. */
