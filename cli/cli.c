@@ -16,20 +16,13 @@
 #include "session/event.h"
 #include "api/server.h"
 #include "session/agent_exec.h"
-#include "cli/args.h"
+#include "cli/options.h"
 
-#ifndef RUNVM_VERSION
-#define RUNVM_VERSION "0.1.0"
-#endif
 
-#define DEFAULT_RUN_TIMEOUT_S 10
-#define DEFAULT_BUILD_TIMEOUT_S 60
 /* Boot and unpacking allowance in the whole-VM watchdog. */
 #define WATCHDOG_SLACK_S 120
-#define MAX_TIMEOUT_S 86400
 #define MAX_SOURCE_BYTES (4u << 20)
 #define MAX_STDIN_BYTES (4u << 20)
-#define DEFAULT_CMDLINE "reboot=k panic=-1 quiet"
 #define MAX_DIRS 3
 
 enum job_kind { JOB_EXEC, JOB_ONESHOT, JOB_API };
@@ -45,37 +38,11 @@ struct cli_job {
     char *source, *stdin_data;
     size_t source_len, stdin_len;
     const char *const *argv;
+    char kernel_path[PATH_MAX], image_path[PATH_MAX];
 };
 
 static const char *const empty_argv[] = {NULL};
 static const char *const true_argv[] = {"true", NULL};
-
-static const char cli_usage[] =
-    "usage: runvm --lang LANG FILE [options]     build and run FILE in a VM\n"
-    "       runvm --lang LANG --api-sock PATH    serve the HTTP API\n"
-    "       runvm --list-langs | --version | --help\n"
-    "       runvm --kernel K --initrd I [--exec -- ARGV...]  (runvm "
-    "--kernel x --help)\n"
-    "\n"
-    "  --stdin FILE         the program's standard input (default: none)\n"
-    "  --timeout S          run-step time limit (default 10)\n"
-    "  --build-timeout S    build-step time limit (default 60)\n"
-    "  --mem MiB            guest RAM (default: from the image size)\n"
-    "  --cpus N             vCPUs (default 1)\n"
-    "  --json               print the event stream (NDJSON) instead of the\n"
-    "                       program's output\n"
-    "  --console            show the guest kernel's log on stdout\n"
-    "  --api-sock PATH      API mode: HTTP/1.1 on a Unix socket (mode 0600)\n"
-    "  --kernel PATH, --initrd PATH   use these instead of searching\n"
-    "\n"
-    "The kernel and images are searched for in the build tree next to the\n"
-    "binary (BIN/../kernel/bzImage, BIN/../images/LANG.cpio.gz), then the\n"
-    "installed prefix (BIN/../share/runvm/), then $RUNVM_KERNEL and\n"
-    "$RUNVM_IMAGES.\n"
-    "\n"
-    "Exit status: the program's own; 124 a time limit stopped it; 125\n"
-    "runvm, the VM or the agent failed; 126 the build failed; 128+N a\n"
-    "signal N killed the program; 2 bad command line. See docs/cli.md.\n";
 
 static void fail_infra(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
@@ -152,18 +119,6 @@ static int find_image(const struct search *s, const char *lang, char *out)
     return 0;
 }
 
-static bool lang_name_ok(const char *l)
-{
-    size_t n = strlen(l);
-    if (n == 0 || n > 32)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((l[i] >= 'a' && l[i] <= 'z') || (l[i] >= '0' && l[i] <= '9') ||
-              l[i] == '-' || l[i] == '_' || l[i] == '+'))
-            return false;
-    return true;
-}
-
 /* Prints every language with an image, one per line, each once. */
 static int list_langs(const struct search *s, FILE *f, const char *indent)
 {
@@ -182,7 +137,7 @@ static int list_langs(const struct search *s, FILE *f, const char *indent)
                 continue;
             memcpy(name, e->d_name, n);
             name[n] = '\0';
-            if (!lang_name_ok(name))
+            if (!cli_lang_name_ok(name))
                 continue;
             char path[PATH_MAX];
             if (!find_image(s, name, path))
@@ -252,123 +207,28 @@ static char *read_file(const char *flag, const char *path, size_t max,
     return buf;
 }
 
-/* ---- parsing ---------------------------------------------------------- */
+/* ---- jobs ------------------------------------------------------------- */
 
-static bool wants_cli(int argc, char **argv)
+int cli_list_langs(void)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            return false;
-        if (strcmp(argv[i], "--lang") == 0 ||
-            strncmp(argv[i], "--lang=", 7) == 0 ||
-            strcmp(argv[i], "--list-langs") == 0 ||
-            strcmp(argv[i], "--version") == 0)
-            return true;
-    }
-    /* A bare `runvm` or `runvm --help` gets the product's usage. */
-    return argc == 1 ||
-           (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
-                          strcmp(argv[1], "-h") == 0));
-}
-
-int cli_parse(int argc, char **argv, struct cli_boot *boot,
-              struct cli_job **jobp)
-{
-    enum { O_LANG = 256, O_STDIN, O_TIMEOUT, O_BTIMEOUT, O_MEM, O_CPUS,
-           O_JSON, O_CONSOLE, O_API, O_LIST, O_VERSION, O_KERNEL, O_INITRD };
-    static const struct option opts[] = {
-        {"lang", required_argument, NULL, O_LANG},
-        {"stdin", required_argument, NULL, O_STDIN},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"build-timeout", required_argument, NULL, O_BTIMEOUT},
-        {"mem", required_argument, NULL, O_MEM},
-        {"cpus", required_argument, NULL, O_CPUS},
-        {"json", no_argument, NULL, O_JSON},
-        {"console", no_argument, NULL, O_CONSOLE},
-        {"api-sock", required_argument, NULL, O_API},
-        {"list-langs", no_argument, NULL, O_LIST},
-        {"version", no_argument, NULL, O_VERSION},
-        {"kernel", required_argument, NULL, O_KERNEL},
-        {"initrd", required_argument, NULL, O_INITRD},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    if (!wants_cli(argc, argv))
-        return 0;
-    const char *lang = NULL, *stdin_path = NULL, *api = NULL;
-    const char *kernel = NULL, *initrd = NULL;
-    unsigned long run_s = DEFAULT_RUN_TIMEOUT_S;
-    unsigned long build_s = DEFAULT_BUILD_TIMEOUT_S;
-    unsigned long mem = 0, cpus = 1;
-    bool json = false, list = false, version = false;
-    int console = 0;
-    opterr = 0;
-    optind = 1;
-    for (;;) {
-        int prev = optind;
-        int c = getopt_long(argc, argv, ":h", opts, NULL);
-        if (c == -1)
-            break;
-        switch (c) {
-        case O_LANG: lang = optarg; break;
-        case O_STDIN: stdin_path = optarg; break;
-        case O_TIMEOUT:
-            run_s = args_number("--timeout", optarg, 1, MAX_TIMEOUT_S);
-            break;
-        case O_BTIMEOUT:
-            build_s = args_number("--build-timeout", optarg, 1, MAX_TIMEOUT_S);
-            break;
-        case O_MEM: mem = args_number("--mem", optarg, 128, 65536); break;
-        case O_CPUS: cpus = args_number("--cpus", optarg, 1, 32); break;
-        case O_JSON: json = true; break;
-        case O_CONSOLE: console = 1; break;
-        case O_API: api = optarg; break;
-        case O_LIST: list = true; break;
-        case O_VERSION: version = true; break;
-        case O_KERNEL: kernel = optarg; break;
-        case O_INITRD: initrd = optarg; break;
-        case 'h':
-            fputs(cli_usage, stdout);
-            exit(0);
-        case ':':
-            args_usage_error("%s needs a value", argv[optind - 1]);
-        default:
-            args_usage_error("unknown option %s",
-                            argv[prev < argc ? prev : argc - 1]);
-        }
-    }
-    if (version) {
-        printf("runvm %s (agent protocol %d)\n", RUNVM_VERSION, MSG_VERSION);
-        exit(0);
-    }
     struct search s;
     search_init(&s);
-    if (list) {
-        if (list_langs(&s, stdout, "") == 0) {
-            fprintf(stderr, "runvm: no language images found; build them "
-                    "with `make images`\n");
-            exit(RUNVM_EXIT_INFRA);
-        }
-        exit(0);
+    if (list_langs(&s, stdout, "") == 0) {
+        fprintf(stderr, "runvm: no language images found; build them "
+                "with `make images`\n");
+        return RUNVM_EXIT_INFRA;
     }
-    if (!lang) {
-        fputs(cli_usage, stderr);
-        exit(ARGS_EXIT_USAGE);
-    }
-    const char *file = optind < argc ? argv[optind] : NULL;
-    if (optind + 1 < argc)
-        args_usage_error("unexpected argument %s", argv[optind + 1]);
-    if (api && (file || stdin_path || json))
-        args_usage_error("--api-sock takes its programs from requests, not "
-                        "FILE, --stdin or --json");
-    if (!api && !file)
-        args_usage_error("--lang %s needs a FILE to run (or --api-sock PATH)",
-                        lang);
-    if (!lang_name_ok(lang))
-        args_usage_error("--lang %s: not a language name", lang);
+    return 0;
+}
 
-    static char kernel_path[PATH_MAX], image_path[PATH_MAX];
-    if (!kernel) {
+/* The kernel, image and memory a --lang command line leaves to runvm,
+ * found and filled into cfg; the paths live in job. */
+static void resolve_lang(struct cli_config *cfg, struct cli_job *job)
+{
+    struct search s;
+    search_init(&s);
+    const char *lang = cfg->lang;
+    if (!cfg->kernel) {
         int i;
         for (i = 0; i < s.nkernels && !is_file(s.kernels[i]); i++)
             ;
@@ -379,48 +239,81 @@ int cli_parse(int argc, char **argv, struct cli_boot *boot,
             fail_infra("build it with `make kernel` in the source tree, or "
                        "set RUNVM_KERNEL to a bzImage");
         }
-        snprintf(kernel_path, sizeof(kernel_path), "%s", s.kernels[i]);
-        kernel = kernel_path;
+        snprintf(job->kernel_path, sizeof(job->kernel_path), "%s",
+                 s.kernels[i]);
+        cfg->kernel = job->kernel_path;
     }
-    if (!initrd) {
-        if (!find_image(&s, lang, image_path))
+    if (!cfg->initrd) {
+        if (!find_image(&s, lang, job->image_path))
             image_hint(&s, lang);
-        initrd = image_path;
+        cfg->initrd = job->image_path;
     }
-    if (!mem) {
+    if (!cfg->mem_mib) {
         /* The initramfs is held twice at boot (the archive, then the
          * unpacked tmpfs, gzip shrinks about 3x) plus room to build. */
         struct stat st;
-        unsigned long long img = stat(initrd, &st) == 0
+        unsigned long long img = stat(cfg->initrd, &st) == 0
                                      ? (unsigned long long)st.st_size : 0;
-        mem = (unsigned long)((img * 4) >> 20) + 512;
-        if (mem > 16384)
-            mem = 16384;
+        unsigned long mem = (unsigned long)((img * 4) >> 20) + 512;
+        cfg->mem_mib = mem > 16384 ? 16384 : mem;
     }
+}
 
+static void exec_job(struct cli_job *job, char **argv,
+                     unsigned long timeout_s)
+{
+    job->kind = JOB_EXEC;
+    job->argv = (const char *const *)argv;
+    job->req = (struct agent_request){
+        .build_argv = empty_argv, .run_argv = job->argv,
+        /* A low-level tool: no output cap beyond the agent's maximum. */
+        .limits = {.wall_ms = timeout_s * 1000, .max_output = 1ull << 40},
+    };
+    /* RUNVM_EXEC_REPEAT=N: the round-trip benchmark (docs/cli.md). */
+    const char *repeat = getenv("RUNVM_EXEC_REPEAT");
+    job->exec_cfg = (struct agent_exec_config){
+        .req = &job->req, .shutdown_grace_ms = 1000,
+        .repeat = repeat ? atoi(repeat) : 0,
+    };
+    if (job->exec_cfg.repeat > 100000)
+        job->exec_cfg.repeat = 100000;
+}
+
+struct cli_job *cli_job_new(struct cli_config *cfg)
+{
+    if (cfg->mode == CLI_BOOT)
+        return NULL;
     struct cli_job *job = calloc(1, sizeof(*job));
     if (!job)
         fail_infra("out of memory");
-    *boot = (struct cli_boot){
-        .kernel = kernel, .initrd = initrd, .cmdline = DEFAULT_CMDLINE,
-        .mem_mib = mem, .cpus = cpus, .console = console,
-    };
-    if (api) {
+    if (cfg->mode == CLI_EXEC) {
+        exec_job(job, cfg->exec_argv, cfg->timeout_s);
+        return job;
+    }
+    resolve_lang(cfg, job);
+    const char *lang = cfg->lang;
+    unsigned long run_s = cfg->timeout_s, build_s = cfg->build_timeout_s;
+    bool json = cfg->json;
+    /* The agent modes keep the kernel quiet unless its log was asked
+     * for: nothing reads it. */
+    if (!cfg->cmdline_given && !cfg->console)
+        cfg->cmdline = CLI_DEFAULT_CMDLINE " quiet";
+    if (cfg->mode == CLI_API) {
         job->kind = JOB_API;
         job->api_cfg = (struct api_server_config){
-            .sock_path = api, .lang = lang,
+            .sock_path = cfg->api_sock, .lang = lang,
             .default_run_ms = run_s * 1000,
             .default_build_ms = build_s * 1000,
         };
-        *jobp = job;
-        return 1;
+        cfg->timeout_s = 0; /* runs have their own limits */
+        return job;
     }
     job->kind = JOB_ONESHOT;
-    job->source = read_file("FILE", file, MAX_SOURCE_BYTES,
+    job->source = read_file("FILE", cfg->file, MAX_SOURCE_BYTES,
                             &job->source_len);
-    if (stdin_path)
-        job->stdin_data = read_file("--stdin", stdin_path, MAX_STDIN_BYTES,
-                                    &job->stdin_len);
+    if (cfg->stdin_path)
+        job->stdin_data = read_file("--stdin", cfg->stdin_path,
+                                    MAX_STDIN_BYTES, &job->stdin_len);
     job->file = (struct agent_file){.data = job->source,
                                     .len = job->source_len};
     /* First RUN: the build under its own limit, then `true`; second: the
@@ -438,31 +331,8 @@ int cli_parse(int argc, char **argv, struct cli_boot *boot,
         .req = &job->req, .next = &job->next, .file_from_hello = true,
         .json = json, .lang = lang, .shutdown_grace_ms = 1000,
     };
-    boot->timeout_s = build_s + run_s + WATCHDOG_SLACK_S;
-    *jobp = job;
-    return 1;
-}
-
-struct cli_job *cli_exec_job(char **argv, unsigned long timeout_s)
-{
-    struct cli_job *job = calloc(1, sizeof(*job));
-    if (!job)
-        return NULL;
-    job->kind = JOB_EXEC;
-    job->argv = (const char *const *)argv;
-    job->req = (struct agent_request){
-        .build_argv = empty_argv, .run_argv = job->argv,
-        /* A low-level tool: no output cap beyond the agent's maximum. */
-        .limits = {.wall_ms = timeout_s * 1000, .max_output = 1ull << 40},
-    };
-    /* RUNVM_EXEC_REPEAT=N: the round-trip benchmark (docs/cli.md). */
-    const char *repeat = getenv("RUNVM_EXEC_REPEAT");
-    job->exec_cfg = (struct agent_exec_config){
-        .req = &job->req, .shutdown_grace_ms = 1000,
-        .repeat = repeat ? atoi(repeat) : 0,
-    };
-    if (job->exec_cfg.repeat > 100000)
-        job->exec_cfg.repeat = 100000;
+    /* The whole VM's watchdog. */
+    cfg->timeout_s = build_s + run_s + WATCHDOG_SLACK_S;
     return job;
 }
 
@@ -483,11 +353,6 @@ int cli_job_status(struct cli_job *job, enum vm_stop stop, int vm_status)
     if (job->exec)
         return agent_exec_status(job->exec, stop, vm_status);
     return RUNVM_EXIT_INFRA;
-}
-
-int cli_failure_status(const struct cli_job *job, int bare_status)
-{
-    return job ? RUNVM_EXIT_INFRA : bare_status;
 }
 
 void cli_job_free(struct cli_job *job)

@@ -1,4 +1,9 @@
-/* runvm's command line: boot a kernel and initramfs in a KVM microVM. */
+/* runvm's main(): parse the command line, build the machine, run it and
+ * turn how it ended into runvm's exit status. The front end decides where
+ * the UART's output and runvm's own reports go. */
+#ifndef RUNVM_VERSION
+#define RUNVM_VERSION "0.1.0"
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -19,82 +24,69 @@
 #include <unistd.h>
 
 #include "arch/arch.h"
-#include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "devices/boot_timer.h"
+#include "protocol/msg.h"
+#include "session/event.h"
 #include "vmm/machine.h"
 
-/* Exit statuses (also in --help). */
-#define EXIT_GUEST_DONE 0   /* the guest rebooted, shut down or panicked */
-#define EXIT_FAILURE_RUN 1  /* set-up failed or KVM failed while running */
-#define EXIT_TIMEOUT 124    /* --timeout passed, as timeout(1) */
-#define EXIT_SIGNAL_BASE 128 /* + signal number, as a shell reports */
-/* 2, a bad command line: ARGS_EXIT_USAGE (cli/args.h). */
-
-#define DEFAULT_MEM_MIB 256
-#define MAX_MEM_MIB (64 * 1024)
-#define DEFAULT_CMDLINE "reboot=k panic=-1"
-#define MAX_TIMEOUT_S (7 * 24 * 3600)
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A, then 'x' quits (as QEMU) */
 
 static const char usage_text[] =
-    "usage: runvm --kernel BZIMAGE --initrd CPIO[.gz|.lz4] [options]\n"
-    "           [--exec -- ARGV...]\n"
-    "       runvm --lang LANG FILE ...   (runvm --help: the one-shot CLI)\n"
+    "usage: runvm --lang LANG FILE [options]     build and run FILE in a VM\n"
+    "       runvm --lang LANG --api-sock PATH    serve the HTTP API\n"
+    "       runvm --kernel BZIMAGE --initrd CPIO [options] [--exec -- ARGV]\n"
+    "       runvm --list-langs | --version | --help\n"
     "\n"
-    "Boots a Linux bzImage with a standalone initramfs in a KVM microVM.\n"
+    "Snippets (--lang):\n"
+    "  --stdin FILE       the program's standard input (default: none)\n"
+    "  --timeout S        run-step time limit (default 10)\n"
+    "  --build-timeout S  build-step time limit (default 60)\n"
+    "  --json             print the event stream (NDJSON) instead of the\n"
+    "                     program's output\n"
+    "  --api-sock PATH    API mode: HTTP/1.1 on a Unix socket (mode 0600)\n"
+    "  The kernel and image are searched for next to the binary\n"
+    "  (BIN/../kernel/bzImage, BIN/../images/LANG.cpio.*), then in\n"
+    "  BIN/../share/runvm/, then $RUNVM_KERNEL and $RUNVM_IMAGES.\n"
     "\n"
-    "  --kernel PATH    x86-64 bzImage (Linux boot protocol 2.06 or newer)\n"
-    "  --initrd PATH    initramfs (cpio newc, optionally gzip or lz4; the\n"
-    "                   kernel must support the compression)\n"
-    "  --cmdline STR    kernel command line (default \"" DEFAULT_CMDLINE "\")\n"
-    "  --mem MiB        guest RAM, 32 to 65536 (default 256); above 3072\n"
-    "                   the rest is mapped above 4 GiB\n"
-    "  --cpus N         vCPUs, 1 to 32 (default 1)\n"
-    "  --console        connect the guest's ttyS0 (8250 UART on COM1, IRQ 4)\n"
-    "                   to stdout/stdin and add console=ttyS0; on a terminal\n"
-    "                   stdin is raw and Ctrl-A x quits. Without it the\n"
-    "                   kernel log goes nowhere\n"
+    "Any kernel (--kernel, --initrd):\n"
+    "  --kernel PATH      x86-64 bzImage (boot protocol 2.06 or newer)\n"
+    "  --initrd PATH      initramfs (cpio newc, optionally gzip or lz4)\n"
+    "  --timeout S        stop the guest after S seconds (status 124)\n"
+    "  --exec -- ARGV     the initramfs's /init is runvm-agent: run ARGV in\n"
+    "                     the guest, relay its output, exit with its status\n"
+    "\n"
+    "Both:\n"
+    "  --cmdline STR      kernel command line (default \"" CLI_DEFAULT_CMDLINE
+    "\";\n"
+    "                     --lang adds quiet unless --console)\n"
+    "  --mem MiB          guest RAM, 32 to 65536 (default 256; --lang: from\n"
+    "                     the image's size); above 3072 the rest is mapped\n"
+    "                     above 4 GiB\n"
+    "  --cpus N           vCPUs, 1 to 32 (default 1)\n"
+    "  --console          the guest's ttyS0 (8250 UART) on stdout and stdin,\n"
+    "                     with console=ttyS0; on a terminal stdin is raw and\n"
+    "                     Ctrl-A x quits\n"
     "  --vconsole stdio|unix:PATH\n"
-    "                   a virtio-console (the guest's /dev/hvc0) on runvm's\n"
-    "                   stdin and stdout, or on a Unix socket runvm listens\n"
-    "                   on at PATH (one client; guest output waits for it)\n"
+    "                     a virtio-console (the guest's /dev/hvc0) on stdin\n"
+    "                     and stdout, or on a Unix socket runvm listens on\n"
     "  --net TAP[,mac=MAC]\n"
-    "                   a virtio-net card on the existing tap device TAP\n"
-    "                   (give the guest an address with ip= in --cmdline)\n"
-    "  --timeout S      stop the guest after S seconds (exit status 124)\n"
-    "  --boot-timer     on exit, print to stderr the boot timeline in ms since\n"
-    "                   runvm started (KVM ready, first KVM_RUN, each guest\n"
-    "                   write to port 0x440), how the guest stopped, and\n"
-    "                   runvm's peak RSS beside the guest RAM it touched\n"
-    "  --exec -- ARGV   the initramfs's /init is runvm-agent: run ARGV in\n"
-    "                   the guest through it (on a virtio-console of its\n"
-    "                   own), relay its stdout and stderr, power off, and\n"
-    "                   exit with ARGV's status: 128+N for signal N, 124\n"
-    "                   for --timeout (also ARGV's time limit), 125 when\n"
-    "                   the agent or the VM failed\n"
-    "  -h, --help       this text\n"
+    "                     a virtio-net card on the existing tap device TAP\n"
+    "  --boot-timer       on exit, print the boot timeline (ms since runvm\n"
+    "                     started, each guest write to port 0x440), KVM\n"
+    "                     exits per phase, how the guest stopped, and\n"
+    "                     runvm's peak RSS beside the guest RAM it touched\n"
+    "  -h, --help         this text\n"
     "\n"
-    "The VM ends when the guest reboots (reboot=k: i8042 reset), triple\n"
-    "faults, or panics with panic=-1; guest power-off without ACPI halts, so\n"
-    "use --timeout for guests that may hang.\n"
+    "A bare boot ends when the guest reboots (reboot=k), triple faults or\n"
+    "panics with panic=-1; use --timeout for guests that may hang.\n"
     "\n"
-    "Exit status: 0 the guest ended itself; 1 set-up or KVM failure;\n"
-    "2 bad command line; 124 --timeout passed; 128+N runvm got signal N.\n";
-
-struct options {
-    const char *kernel;
-    const char *initrd;
-    const char *cmdline;
-    unsigned long mem_mib;
-    unsigned long cpus;
-    unsigned long timeout_s;
-    int console;
-    int boot_timer;
-    const char *vconsole; /* "stdio" or "unix:PATH" */
-    const char *net;      /* "TAP[,mac=MAC]" */
-    char **exec_argv;     /* --exec -- ARGV */
-};
+    "Exit status: the program's own (0 for a bare boot whose guest ended\n"
+    "itself); 124 a time limit stopped it; 125 runvm, the VM, the agent, a\n"
+    "kernel or an image failed or is missing; 126 the build failed; 128+N\n"
+    "a signal N killed the program (or runvm); 2 a bad command line.\n"
+    "See docs/cli.md.\n";
 
 struct runvm {
     struct machine *m;
@@ -109,103 +101,22 @@ struct runvm {
     struct termios saved_termios;
 };
 
-static void parse_options(int argc, char **argv, struct options *o)
-{
-    enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_CPUS,
-           OPT_CONSOLE, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_VCONSOLE, OPT_NET,
-           OPT_EXEC };
-    static const struct option longopts[] = {
-        {"kernel", required_argument, NULL, OPT_KERNEL},
-        {"initrd", required_argument, NULL, OPT_INITRD},
-        {"cmdline", required_argument, NULL, OPT_CMDLINE},
-        {"mem", required_argument, NULL, OPT_MEM},
-        {"cpus", required_argument, NULL, OPT_CPUS},
-        {"console", no_argument, NULL, OPT_CONSOLE},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
-        {"vconsole", required_argument, NULL, OPT_VCONSOLE},
-        {"net", required_argument, NULL, OPT_NET},
-        {"exec", no_argument, NULL, OPT_EXEC},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    *o = (struct options){.cmdline = DEFAULT_CMDLINE,
-                          .mem_mib = DEFAULT_MEM_MIB, .cpus = 1};
-    unsigned long min_mem = (unsigned long)(arch_min_mem() >> 20);
-    int exec = 0;
-    opterr = 0;
-    for (;;) {
-        int prev = optind;
-        int c = getopt_long(argc, argv, ":h", longopts, NULL);
-        if (c == -1)
-            break;
-        switch (c) {
-        case OPT_KERNEL: o->kernel = optarg; break;
-        case OPT_INITRD: o->initrd = optarg; break;
-        case OPT_CMDLINE: o->cmdline = optarg; break;
-        case OPT_MEM:
-            o->mem_mib = args_number("--mem", optarg, min_mem, MAX_MEM_MIB);
-            break;
-        case OPT_CPUS:
-            o->cpus = args_number("--cpus", optarg, 1, arch_max_cpus());
-            break;
-        case OPT_CONSOLE: o->console = 1; break;
-        case OPT_TIMEOUT:
-            o->timeout_s = args_number("--timeout", optarg, 1,
-                                        MAX_TIMEOUT_S);
-            break;
-        case OPT_BOOT_TIMER: o->boot_timer = 1; break;
-        case OPT_VCONSOLE:
-            if (strcmp(optarg, "stdio") != 0 &&
-                (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0'))
-                args_usage_error("--vconsole %s: want stdio or unix:PATH", optarg);
-            o->vconsole = optarg;
-            break;
-        case OPT_NET: o->net = optarg; break;
-        case OPT_EXEC: exec = 1; break;
-        case 'h':
-            fputs(usage_text, stdout);
-            exit(0);
-        case ':':
-            args_usage_error("%s needs a value", argv[optind - 1]);
-        default:
-            args_usage_error("unknown option %s", argv[prev < argc ? prev : argc - 1]);
-        }
-    }
-    if (exec && optind >= argc)
-        args_usage_error("--exec needs the program to run: --exec -- ARGV...");
-    if (exec)
-        o->exec_argv = &argv[optind];
-    else if (optind < argc)
-        args_usage_error("unexpected argument %s", argv[optind]);
-    if (exec && o->vconsole)
-        args_usage_error("--exec uses the virtio-console itself; drop "
-                    "--vconsole");
-    if (!o->kernel)
-        args_usage_error("--kernel BZIMAGE is required");
-    if (!o->initrd)
-        args_usage_error("--initrd CPIO is required");
-    if (o->console && o->vconsole && strcmp(o->vconsole, "stdio") == 0)
-        args_usage_error("--console and --vconsole stdio both want stdin and "
-                    "stdout; use --vconsole unix:PATH");
-}
-
 /* Opens a regular file for reading; exits with a clear line if it cannot. */
 static int open_input(const char *flag, const char *path, uint64_t *size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         fprintf(stderr, "runvm: %s %s: %s\n", flag, path, strerror(errno));
-        exit(EXIT_FAILURE_RUN);
+        exit(RUNVM_EXIT_INFRA);
     }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         fprintf(stderr, "runvm: %s %s: not a regular file\n", flag, path);
-        exit(EXIT_FAILURE_RUN);
+        exit(RUNVM_EXIT_INFRA);
     }
     if (st.st_size == 0) {
         fprintf(stderr, "runvm: %s %s: file is empty\n", flag, path);
-        exit(EXIT_FAILURE_RUN);
+        exit(RUNVM_EXIT_INFRA);
     }
     *size = (uint64_t)st.st_size;
     return fd;
@@ -427,39 +338,47 @@ int main(int argc, char **argv)
 {
     uint64_t t_start = boot_timer_now_ns();
     struct runvm r = {.rx_event_fd = -1, .signal_fd = -1};
-    struct options o;
-    struct cli_boot cb;
-    struct cli_job *job = NULL; /* --lang or --exec: the agent's exchange */
-    if (cli_parse(argc, argv, &cb, &job)) {
-        o = (struct options){.kernel = cb.kernel, .initrd = cb.initrd,
-                             .cmdline = cb.cmdline, .mem_mib = cb.mem_mib,
-                             .cpus = cb.cpus, .timeout_s = cb.timeout_s,
-                             .console = cb.console};
-    } else {
-        parse_options(argc, argv, &o);
-        if (o.exec_argv && !(job = cli_exec_job(o.exec_argv, o.timeout_s))) {
-            fprintf(stderr, "runvm: out of memory\n");
-            return EXIT_FAILURE_RUN;
-        }
+    struct cli_config o;
+    char err[512];
+    if (argc <= 1) {
+        fputs(usage_text, stderr);
+        return RUNVM_EXIT_USAGE;
     }
+    if (cli_parse_args(argc, argv, &o, err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: %s (see runvm --help)\n", err);
+        return RUNVM_EXIT_USAGE;
+    }
+    switch (o.mode) {
+    case CLI_HELP:
+        fputs(usage_text, stdout);
+        return 0;
+    case CLI_VERSION:
+        printf("runvm %s (agent protocol %d)\n", RUNVM_VERSION, MSG_VERSION);
+        return 0;
+    case CLI_LIST_LANGS:
+        return cli_list_langs();
+    default:
+        break;
+    }
+    /* --lang or --exec: the agent's exchange. */
+    struct cli_job *job = cli_job_new(&o);
     signal(SIGPIPE, SIG_IGN);
 
     struct arch_boot_files files = {.kernel_path = o.kernel,
                                     .initrd_path = o.initrd};
     files.kernel_fd = open_input("--kernel", o.kernel, &files.kernel_size);
     files.initrd_fd = open_input("--initrd", o.initrd, &files.initrd_size);
-    char err[512];
     if (arch_check_kernel(files.kernel_fd, files.kernel_size, o.kernel, err,
                           sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s\n", err);
-        return cli_failure_status(job, EXIT_FAILURE_RUN);
+        return RUNVM_EXIT_INFRA;
     }
     uint64_t mem = (uint64_t)o.mem_mib << 20;
     if (files.initrd_size >= mem) {
         fprintf(stderr, "runvm: --initrd %s: %llu MiB does not fit in "
                 "--mem %lu MiB of guest RAM; raise --mem\n", o.initrd,
                 (unsigned long long)(files.initrd_size >> 20), o.mem_mib);
-        return cli_failure_status(job, EXIT_FAILURE_RUN);
+        return RUNVM_EXIT_INFRA;
     }
 
     /* SIGINT/SIGTERM become events on the loop; every thread created
@@ -488,10 +407,10 @@ int main(int argc, char **argv)
     int ret = machine_create(&r.m, &desc, t_start, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "runvm: %s\n", err);
-        return cli_failure_status(job, EXIT_FAILURE_RUN);
+        return RUNVM_EXIT_INFRA;
     }
     struct vm *vm = &r.m->vm;
-    int status = cli_failure_status(job, EXIT_FAILURE_RUN);
+    int status = RUNVM_EXIT_INFRA;
     if ((job && cli_job_attach(job, vm, machine_agent(r.m), err,
                                sizeof(err)) < 0) ||
         vm_load(vm, &files, err, sizeof(err)) < 0) {
@@ -524,22 +443,21 @@ int main(int argc, char **argv)
     restore_terminal(&r);
     switch (stop) {
     case VM_STOP_GUEST:
-        status = EXIT_GUEST_DONE;
+        status = 0; /* the guest ended itself */
         break;
     case VM_STOP_TIMEOUT:
         fprintf(stderr, "runvm: guest still running after --timeout %lu s; "
                 "stopped it\n", o.timeout_s);
-        status = EXIT_TIMEOUT;
+        status = RUNVM_EXIT_TIMEOUT;
         break;
     case VM_STOP_SIGNAL:
-        status = r.got_signal ? EXIT_SIGNAL_BASE + r.got_signal
-                              : EXIT_GUEST_DONE;
+        status = r.got_signal ? RUNVM_EXIT_SIGNAL_BASE + r.got_signal : 0;
         break;
     default:
         fprintf(stderr, "runvm: guest stopped: %s (0x%llx)\n",
                 vm->stop_why ? vm->stop_why : "unknown error",
                 vm->stop_detail);
-        status = EXIT_FAILURE_RUN;
+        status = RUNVM_EXIT_INFRA;
         break;
     }
     if (job)

@@ -1,9 +1,11 @@
 # cli/: runvm's command line: main(), the one-shot and low-level modes,
 # option parsing.
-RUNVM_SRCS += cli/args.c cli/cli.c cli/main.c
+RUNVM_SRCS += cli/options.c cli/cli.c cli/main.c
 
-UNIT_TESTS += test_args
-test_args_SRCS := cli/args.c
+# The parser against every flag and bad value; arch_max_cpus and
+# arch_min_mem come from the arch.
+UNIT_TESTS += test_options
+test_options_SRCS = cli/options.c $(ARCH_SRCS) core/guest_mem.c
 
 # `make hello`: the product's first command on a fresh machine. Builds
 # runvm, the kernel and the Go image, then runs examples/hello.go in a VM

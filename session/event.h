@@ -10,7 +10,10 @@
 
 #include "protocol/msg.h"
 
-/* Exit statuses beside the program's own 0..255 (docs/cli.md). */
+/* runvm's exit statuses, one table for every mode and for the API's
+ * exit events (docs/cli.md). Besides these, a program's own 0..255, and
+ * 0 for a bare boot whose guest ended itself. */
+#define RUNVM_EXIT_USAGE 2         /* a bad command line */
 #define RUNVM_EXIT_TIMEOUT 124     /* a time limit stopped it (timeout(1)) */
 #define RUNVM_EXIT_INFRA 125       /* runvm, the VM or the agent failed */
 #define RUNVM_EXIT_BUILD_FAILED 126 /* the build step failed */

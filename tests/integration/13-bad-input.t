@@ -36,17 +36,17 @@ check mem-negative 2 'not a number' -- "${K[@]}" --initrd "$T/initrd" --mem -5
 check cpus-zero 2 'out of range' -- "${K[@]}" --initrd "$T/initrd" --cpus 0
 check cpus-high 2 'out of range' -- "${K[@]}" --initrd "$T/initrd" --cpus 33
 check timeout-zero 2 'out of range' -- "${K[@]}" --initrd "$T/initrd" --timeout 0
-check missing-kernel 1 'No such file' -- --kernel "$T/nope" --initrd "$T/initrd"
-check missing-initrd 1 'No such file' -- "${K[@]}" --initrd "$T/nope"
-check directory 1 'not a regular file' -- --kernel "$T" --initrd "$T/initrd"
-check not-bzimage 1 'too short to be a bzImage' -- --kernel "$T/small" --initrd "$T/initrd"
-check elf 1 'not a Linux bzImage' -- --kernel /bin/sh --initrd "$T/initrd"
-check truncated 1 'truncated' -- --kernel "$T/truncated" --initrd "$T/initrd"
-check initrd-too-big 1 'does not fit' -- "${K[@]}" --initrd "$T/big.cpio" --mem 256
+check missing-kernel 125 'No such file' -- --kernel "$T/nope" --initrd "$T/initrd"
+check missing-initrd 125 'No such file' -- "${K[@]}" --initrd "$T/nope"
+check directory 125 'not a regular file' -- --kernel "$T" --initrd "$T/initrd"
+check not-bzimage 125 'too short to be a bzImage' -- --kernel "$T/small" --initrd "$T/initrd"
+check elf 125 'not a Linux bzImage' -- --kernel /bin/sh --initrd "$T/initrd"
+check truncated 125 'truncated' -- --kernel "$T/truncated" --initrd "$T/initrd"
+check initrd-too-big 125 'does not fit' -- "${K[@]}" --initrd "$T/big.cpio" --mem 256
 if scripts/kvm-usable -q; then
     # Fits in RAM, but not above the decompressing kernel: caught at load.
     truncate -s 30M "$T/mid.cpio"
-    check initrd-above-kernel 1 'raise --mem' -- "${K[@]}" --initrd "$T/mid.cpio" --mem 48
+    check initrd-above-kernel 125 'raise --mem' -- "${K[@]}" --initrd "$T/mid.cpio" --mem 48
 fi
 "$RUNVM" --kernel "$KERNEL" --help >"$T/help" && grep -q -- --boot-timer "$T/help" || { echo "FAIL: --help"; exit 1; }
 
@@ -55,7 +55,7 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v setpriv >/d
     cp "$RUNVM" "$T/runvm"
     unshare -m sh -c "mount -t tmpfs none /dev && \"$T/runvm\" --kernel \"$KERNEL\" --initrd \"$T/initrd\"" \
         >"$T/out" 2>"$T/err"; rc=$?
-    grep -q 'KVM is not available' "$T/err" && [ $rc = 1 ] ||
+    grep -q 'KVM is not available' "$T/err" && [ $rc = 125 ] ||
         { echo "FAIL: no-kvm: status $rc"; cat "$T/err"; exit 1; }
     echo "ok: no-kvm: $(cat "$T/err")"
     chmod 755 "$T"
@@ -63,7 +63,7 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v setpriv >/d
     unshare -m sh -c "mount -t tmpfs none /dev && mknod -m 600 /dev/kvm c 10 232 && \
         setpriv --reuid=65534 --regid=65534 --clear-groups \"$T/runvm\" --kernel \"$T/k\" --initrd \"$T/initrd\"" \
         >"$T/out" 2>"$T/err"; rc=$?
-    grep -q 'permission denied — add yourself to the kvm group' "$T/err" && [ $rc = 1 ] ||
+    grep -q 'permission denied — add yourself to the kvm group' "$T/err" && [ $rc = 125 ] ||
         { echo "FAIL: kvm-eacces: status $rc"; cat "$T/err"; exit 1; }
     echo "ok: kvm-eacces: $(cat "$T/err")"
 else

@@ -1,0 +1,233 @@
+#include "cli/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch/arch.h"
+
+int cli_parse_number(const char *s, unsigned long min, unsigned long max,
+                     unsigned long *out)
+{
+    if (*s < '0' || *s > '9')
+        return -EINVAL; /* strtoul would take a sign or spaces */
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end != '\0')
+        return -EINVAL;
+    if (errno == ERANGE || v < min || v > max)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+bool cli_lang_name_ok(const char *l)
+{
+    size_t n = strlen(l);
+    if (n == 0 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((l[i] >= 'a' && l[i] <= 'z') || (l[i] >= '0' && l[i] <= '9') ||
+              l[i] == '-' || l[i] == '_' || l[i] == '+'))
+            return false;
+    return true;
+}
+
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static int number(const char *flag, const char *s, unsigned long min,
+                  unsigned long max, unsigned long *out, char *err,
+                  size_t err_len)
+{
+    int ret = cli_parse_number(s, min, max, out);
+    if (ret == -EINVAL)
+        return fail(err, err_len, "%s %s: not a number", flag, s);
+    if (ret < 0)
+        return fail(err, err_len, "%s %s: out of range (%lu to %lu)", flag,
+                    s, min, max);
+    return 0;
+}
+
+enum {
+    O_LANG = 256, O_STDIN, O_TIMEOUT, O_BTIMEOUT, O_MEM, O_CPUS, O_JSON,
+    O_CONSOLE, O_API, O_LIST, O_VERSION, O_KERNEL, O_INITRD, O_CMDLINE,
+    O_BOOT_TIMER, O_VCONSOLE, O_NET, O_EXEC,
+};
+
+static const struct option longopts[] = {
+    {"lang", required_argument, NULL, O_LANG},
+    {"stdin", required_argument, NULL, O_STDIN},
+    {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"build-timeout", required_argument, NULL, O_BTIMEOUT},
+    {"mem", required_argument, NULL, O_MEM},
+    {"cpus", required_argument, NULL, O_CPUS},
+    {"json", no_argument, NULL, O_JSON},
+    {"console", no_argument, NULL, O_CONSOLE},
+    {"api-sock", required_argument, NULL, O_API},
+    {"list-langs", no_argument, NULL, O_LIST},
+    {"version", no_argument, NULL, O_VERSION},
+    {"kernel", required_argument, NULL, O_KERNEL},
+    {"initrd", required_argument, NULL, O_INITRD},
+    {"cmdline", required_argument, NULL, O_CMDLINE},
+    {"boot-timer", no_argument, NULL, O_BOOT_TIMER},
+    {"vconsole", required_argument, NULL, O_VCONSOLE},
+    {"net", required_argument, NULL, O_NET},
+    {"exec", no_argument, NULL, O_EXEC},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The options only a --lang command line takes, for a clear error. */
+static int lang_only(const struct cli_config *c, char *err, size_t err_len)
+{
+    const char *flag = c->stdin_path ? "--stdin" : c->json ? "--json"
+                       : c->api_sock ? "--api-sock"
+                       : c->build_timeout_s ? "--build-timeout" : NULL;
+    if (flag)
+        return fail(err, err_len, "%s goes with --lang LANG", flag);
+    return 0;
+}
+
+static int check_lang(struct cli_config *c, int nargs, char **args,
+                      bool exec, char *err, size_t err_len)
+{
+    if (!cli_lang_name_ok(c->lang))
+        return fail(err, err_len, "--lang %s: not a language name", c->lang);
+    if (exec)
+        return fail(err, err_len, "--exec runs ARGV in a bare initramfs; "
+                    "it does not go with --lang");
+    if (nargs > 1)
+        return fail(err, err_len, "unexpected argument %s", args[1]);
+    if (c->api_sock) {
+        if (nargs || c->stdin_path || c->json)
+            return fail(err, err_len, "--api-sock takes its programs from "
+                        "requests, not FILE, --stdin or --json");
+        c->mode = CLI_API;
+    } else {
+        if (!nargs)
+            return fail(err, err_len, "--lang %s needs a FILE to run (or "
+                        "--api-sock PATH)", c->lang);
+        c->file = args[0];
+        c->mode = CLI_ONESHOT;
+    }
+    if (!c->timeout_s)
+        c->timeout_s = CLI_DEFAULT_RUN_TIMEOUT_S;
+    if (!c->build_timeout_s)
+        c->build_timeout_s = CLI_DEFAULT_BUILD_TIMEOUT_S;
+    return 0;
+}
+
+static int check_boot(struct cli_config *c, int nargs, char **args,
+                      bool exec, char *err, size_t err_len)
+{
+    int ret = lang_only(c, err, err_len);
+    if (ret < 0)
+        return ret;
+    if (exec && !nargs)
+        return fail(err, err_len, "--exec needs the program to run: "
+                    "--exec -- ARGV...");
+    if (!exec && nargs)
+        return fail(err, err_len, "unexpected argument %s", args[0]);
+    if (!c->kernel)
+        return fail(err, err_len, "--kernel BZIMAGE is required (or "
+                    "--lang LANG FILE)");
+    if (!c->initrd)
+        return fail(err, err_len, "--initrd CPIO is required");
+    if (!c->mem_mib)
+        c->mem_mib = CLI_DEFAULT_BOOT_MEM_MIB;
+    c->exec_argv = exec ? args : NULL;
+    c->mode = exec ? CLI_EXEC : CLI_BOOT;
+    return 0;
+}
+
+int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
+                   size_t err_len)
+{
+    *c = (struct cli_config){.cmdline = CLI_DEFAULT_CMDLINE, .cpus = 1};
+    unsigned long min_mem = (unsigned long)(arch_min_mem() >> 20);
+    bool exec = false;
+    int ret = 0;
+    opterr = 0;
+    optind = 0; /* a full reset: the parser may run more than once */
+    for (;;) {
+        int prev = optind ? optind : 1;
+        int o = getopt_long(argc, argv, ":h", longopts, NULL);
+        if (o == -1)
+            break;
+        switch (o) {
+        case O_LANG: c->lang = optarg; break;
+        case O_STDIN: c->stdin_path = optarg; break;
+        case O_API: c->api_sock = optarg; break;
+        case O_JSON: c->json = true; break;
+        case O_KERNEL: c->kernel = optarg; break;
+        case O_INITRD: c->initrd = optarg; break;
+        case O_CMDLINE:
+            c->cmdline = optarg;
+            c->cmdline_given = true;
+            break;
+        case O_MEM:
+            ret = number("--mem", optarg, min_mem, CLI_MAX_MEM_MIB,
+                         &c->mem_mib, err, err_len);
+            break;
+        case O_CPUS:
+            ret = number("--cpus", optarg, 1, arch_max_cpus(), &c->cpus, err,
+                         err_len);
+            break;
+        case O_TIMEOUT:
+            ret = number("--timeout", optarg, 1, CLI_MAX_TIMEOUT_S,
+                         &c->timeout_s, err, err_len);
+            break;
+        case O_BTIMEOUT:
+            ret = number("--build-timeout", optarg, 1, CLI_MAX_TIMEOUT_S,
+                         &c->build_timeout_s, err, err_len);
+            break;
+        case O_CONSOLE: c->console = true; break;
+        case O_BOOT_TIMER: c->boot_timer = true; break;
+        case O_VCONSOLE:
+            if (strcmp(optarg, "stdio") != 0 &&
+                (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0'))
+                return fail(err, err_len, "--vconsole %s: want stdio or "
+                            "unix:PATH", optarg);
+            c->vconsole = optarg;
+            break;
+        case O_NET: c->net = optarg; break;
+        case O_EXEC: exec = true; break;
+        case O_LIST: c->mode = CLI_LIST_LANGS; return 0;
+        case O_VERSION: c->mode = CLI_VERSION; return 0;
+        case 'h': c->mode = CLI_HELP; return 0;
+        case ':':
+            return fail(err, err_len, "%s needs a value", argv[optind - 1]);
+        default:
+            return fail(err, err_len, "unknown option %s",
+                        argv[prev < argc ? prev : argc - 1]);
+        }
+        if (ret < 0)
+            return ret;
+    }
+    int nargs = argc - optind;
+    char **args = argv + optind;
+    /* "--" ends the options; what follows is ARGV (--exec) or FILE. */
+    if (c->console && c->vconsole && strcmp(c->vconsole, "stdio") == 0)
+        return fail(err, err_len, "--console and --vconsole stdio both want "
+                    "stdin and stdout; use --vconsole unix:PATH");
+    if (exec && c->vconsole)
+        return fail(err, err_len, "--exec uses the virtio-console itself; "
+                    "drop --vconsole");
+    if (c->lang)
+        return check_lang(c, nargs, args, exec, err, err_len);
+    return check_boot(c, nargs, args, exec, err, err_len);
+}

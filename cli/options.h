@@ -1,0 +1,69 @@
+/* runvm's command line: one parser and one configuration for every mode
+ * (the one-shot `--lang LANG FILE`, API mode, the low-level boot and
+ * `--exec`). Pure: argv in, a configuration or a one-line error out; no
+ * I/O and no exit, so every flag and every bad value is unit-tested.
+ * docs/cli.md is the user's reference. */
+#ifndef RUNVM_OPTIONS_H
+#define RUNVM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Bounds a user sees in --help and docs/cli.md. */
+#define CLI_MAX_MEM_MIB 65536
+#define CLI_MAX_TIMEOUT_S (7ul * 24 * 3600)
+#define CLI_DEFAULT_RUN_TIMEOUT_S 10
+#define CLI_DEFAULT_BUILD_TIMEOUT_S 60
+#define CLI_DEFAULT_BOOT_MEM_MIB 256
+/* Every mode's kernel command line unless --cmdline replaces it. */
+#define CLI_DEFAULT_CMDLINE "reboot=k panic=-1"
+
+enum cli_mode {
+    CLI_HELP,       /* --help: usage on stdout */
+    CLI_VERSION,    /* --version */
+    CLI_LIST_LANGS, /* --list-langs */
+    CLI_ONESHOT,    /* --lang LANG FILE */
+    CLI_API,        /* --lang LANG --api-sock PATH */
+    CLI_BOOT,       /* --kernel K --initrd I: boot, nothing else */
+    CLI_EXEC,       /* --kernel K --initrd I --exec -- ARGV */
+};
+
+struct cli_config {
+    enum cli_mode mode;
+    const char *lang;
+    const char *file;       /* the snippet (one-shot) */
+    const char *stdin_path; /* the program's stdin (one-shot) */
+    const char *api_sock;
+    bool json;
+    const char *kernel, *initrd; /* NULL with --lang: searched for */
+    const char *cmdline;         /* the kernel command line */
+    bool cmdline_given;          /* --cmdline replaced the default */
+    unsigned long mem_mib;       /* 0 with --lang: from the image's size */
+    unsigned long cpus;
+    /* --timeout: the run step's limit with --lang and --exec, else the
+     * whole VM's; 0 (not given) for a bare boot means none. */
+    unsigned long timeout_s;
+    unsigned long build_timeout_s;
+    bool console;
+    bool boot_timer;
+    const char *vconsole; /* "stdio" or "unix:PATH" */
+    const char *net;      /* "TAP[,mac=MAC]" */
+    char **exec_argv;     /* NULL-terminated, inside the caller's argv */
+};
+
+/* Parses argv into cfg. 0, or -EINVAL with a one-line message (without
+ * "runvm: ") in err: an unknown option, a missing or bad value, options
+ * that do not go together, a missing FILE, --kernel or --initrd. */
+int cli_parse_args(int argc, char **argv, struct cli_config *cfg, char *err,
+                   size_t err_len) __attribute__((warn_unused_result));
+
+/* Parses a decimal number in [min, max]: digits only (no sign, no spaces,
+ * no suffix). 0, -EINVAL (not a number) or -ERANGE. */
+int cli_parse_number(const char *s, unsigned long min, unsigned long max,
+                     unsigned long *out) __attribute__((warn_unused_result));
+
+/* Whether LANG is a language name (what --lang and image files use):
+ * 1 to 32 of a-z 0-9 - _ +. */
+bool cli_lang_name_ok(const char *lang);
+
+#endif

@@ -1,0 +1,210 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/options.h"
+
+static void parses_numbers_in_range(void **state)
+{
+    (void)state;
+    unsigned long v = 0;
+    assert_int_equal(cli_parse_number("256", 32, 65536, &v), 0);
+    assert_int_equal(v, 256);
+    assert_int_equal(cli_parse_number("32", 32, 65536, &v), 0);
+    assert_int_equal(v, 32);
+    assert_int_equal(cli_parse_number("65536", 32, 65536, &v), 0);
+    assert_int_equal(v, 65536);
+    assert_int_equal(cli_parse_number("007", 1, 10, &v), 0); /* decimal */
+    assert_int_equal(v, 7);
+}
+
+static void refuses_what_is_not_a_number(void **state)
+{
+    (void)state;
+    unsigned long v = 99;
+    const char *bad[] = {"", "-5", "+5", " 5", "5 ", "12abc", "0x10",
+                         "1e3", "abc", "5\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(cli_parse_number(bad[i], 0, ULONG_MAX, &v), -EINVAL);
+        assert_int_equal(v, 99); /* untouched */
+    }
+}
+
+static void refuses_out_of_range(void **state)
+{
+    (void)state;
+    unsigned long v = 99;
+    assert_int_equal(cli_parse_number("31", 32, 65536, &v), -ERANGE);
+    assert_int_equal(cli_parse_number("65537", 32, 65536, &v), -ERANGE);
+    assert_int_equal(cli_parse_number("0", 1, 32, &v), -ERANGE);
+    /* Past ULONG_MAX: strtoul saturates and says ERANGE. */
+    assert_int_equal(cli_parse_number("99999999999999999999999", 0, ULONG_MAX,
+                                   &v), -ERANGE);
+    assert_int_equal(v, 99);
+}
+
+/* Parses a command line given as one string of words (no quoting). */
+static int parse(struct cli_config *c, char *err, size_t len,
+                 const char *line)
+{
+    static char buf[1024];
+    static char *argv[64];
+    int argc = 0;
+    snprintf(buf, sizeof(buf), "runvm %s", line);
+    for (char *w = strtok(buf, " "); w && argc < 63; w = strtok(NULL, " "))
+        argv[argc++] = w;
+    argv[argc] = NULL;
+    err[0] = '\0';
+    return cli_parse_args(argc, argv, c, err, len);
+}
+
+static void modes(void **state)
+{
+    (void)state;
+    struct cli_config c;
+    char err[256];
+    assert_int_equal(parse(&c, err, sizeof(err), "--lang go a.go"), 0);
+    assert_int_equal(c.mode, CLI_ONESHOT);
+    assert_string_equal(c.lang, "go");
+    assert_string_equal(c.file, "a.go");
+    assert_null(c.kernel);
+    assert_int_equal(c.mem_mib, 0); /* sized from the image later */
+    assert_int_equal(c.timeout_s, CLI_DEFAULT_RUN_TIMEOUT_S);
+    assert_int_equal(c.build_timeout_s, CLI_DEFAULT_BUILD_TIMEOUT_S);
+    /* Options after FILE, as a user types them. */
+    assert_int_equal(parse(&c, err, sizeof(err),
+                           "--lang go a.go --stdin in.txt --json "
+                           "--timeout 5 --build-timeout 7 --mem 700 "
+                           "--cpus 2 --console --net tap0 --boot-timer"), 0);
+    assert_string_equal(c.stdin_path, "in.txt");
+    assert_true(c.json && c.console && c.boot_timer);
+    assert_int_equal(c.timeout_s, 5);
+    assert_int_equal(c.build_timeout_s, 7);
+    assert_int_equal(c.mem_mib, 700);
+    assert_int_equal(c.cpus, 2);
+    assert_string_equal(c.net, "tap0");
+    assert_int_equal(parse(&c, err, sizeof(err),
+                           "--lang python --api-sock /tmp/s"), 0);
+    assert_int_equal(c.mode, CLI_API);
+    assert_string_equal(c.api_sock, "/tmp/s");
+    assert_int_equal(parse(&c, err, sizeof(err), "--kernel k --initrd i"), 0);
+    assert_int_equal(c.mode, CLI_BOOT);
+    assert_int_equal(c.mem_mib, CLI_DEFAULT_BOOT_MEM_MIB);
+    assert_int_equal(c.timeout_s, 0); /* none */
+    assert_string_equal(c.cmdline, CLI_DEFAULT_CMDLINE);
+    assert_false(c.cmdline_given);
+    assert_int_equal(parse(&c, err, sizeof(err),
+                           "--kernel k --initrd i --cmdline quiet "
+                           "--vconsole unix:/tmp/v --timeout 9"), 0);
+    assert_string_equal(c.cmdline, "quiet");
+    assert_true(c.cmdline_given);
+    assert_string_equal(c.vconsole, "unix:/tmp/v");
+    assert_int_equal(c.timeout_s, 9);
+    assert_int_equal(parse(&c, err, sizeof(err),
+                           "--kernel k --initrd i --exec -- ls -l /"), 0);
+    assert_int_equal(c.mode, CLI_EXEC);
+    assert_string_equal(c.exec_argv[0], "ls");
+    assert_string_equal(c.exec_argv[1], "-l"); /* after --: not options */
+    assert_string_equal(c.exec_argv[2], "/");
+    assert_null(c.exec_argv[3]);
+    assert_int_equal(parse(&c, err, sizeof(err), "--version --frob"), 0);
+    assert_int_equal(c.mode, CLI_VERSION);
+    assert_int_equal(parse(&c, err, sizeof(err), "--list-langs"), 0);
+    assert_int_equal(c.mode, CLI_LIST_LANGS);
+    assert_int_equal(parse(&c, err, sizeof(err), "--kernel k -h"), 0);
+    assert_int_equal(c.mode, CLI_HELP);
+}
+
+static void bad_command_lines(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line, *want;
+    } cases[] = {
+        {"--frobnicate", "unknown option --frobnicate"},
+        {"--kernel k --initrd", "--initrd needs a value"},
+        {"--initrd i", "--kernel BZIMAGE is required"},
+        {"--kernel k", "--initrd CPIO is required"},
+        {"--kernel k --initrd i extra", "unexpected argument extra"},
+        {"--kernel k --initrd i --mem 31", "--mem 31: out of range (32 to"},
+        {"--kernel k --initrd i --mem 65537", "out of range"},
+        {"--kernel k --initrd i --mem 12abc", "--mem 12abc: not a number"},
+        {"--kernel k --initrd i --mem -5", "not a number"},
+        {"--kernel k --initrd i --cpus 0", "--cpus 0: out of range (1 to 32)"},
+        {"--kernel k --initrd i --cpus 33", "out of range"},
+        {"--kernel k --initrd i --timeout 0", "--timeout 0: out of range"},
+        {"--kernel k --initrd i --timeout 604801", "out of range"},
+        {"--lang go a.go --build-timeout 0", "out of range"},
+        {"--kernel k --initrd i --vconsole tcp:1", "want stdio or unix:PATH"},
+        {"--kernel k --initrd i --vconsole unix:", "want stdio or unix:PATH"},
+        {"--kernel k --initrd i --console --vconsole stdio",
+         "both want stdin and stdout"},
+        {"--kernel k --initrd i --exec", "--exec needs the program"},
+        {"--kernel k --initrd i --exec --vconsole stdio -- ls",
+         "drop --vconsole"},
+        {"--kernel k --initrd i --stdin x", "--stdin goes with --lang"},
+        {"--kernel k --initrd i --json", "--json goes with --lang"},
+        {"--kernel k --initrd i --api-sock s", "--api-sock goes with --lang"},
+        {"--kernel k --initrd i --build-timeout 5",
+         "--build-timeout goes with --lang"},
+        {"--lang go", "--lang go needs a FILE"},
+        {"--lang go a.go b.go", "unexpected argument b.go"},
+        {"--lang Go a.go", "--lang Go: not a language name"},
+        {"--lang ../x a.go", "not a language name"},
+        {"--lang go --api-sock s a.go", "--api-sock takes its programs"},
+        {"--lang go --api-sock s --json", "--api-sock takes its programs"},
+        {"--lang go a.go --exec -- ls", "does not go with --lang"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cli_config c;
+        char err[256];
+        int ret = parse(&c, err, sizeof(err), cases[i].line);
+        if (ret != -EINVAL || !strstr(err, cases[i].want))
+            fail_msg("\"%s\": %d \"%s\", want \"%s\"", cases[i].line, ret,
+                     err, cases[i].want);
+    }
+}
+
+static void reparse_starts_afresh(void **state)
+{
+    (void)state;
+    struct cli_config c;
+    char err[256];
+    assert_int_equal(parse(&c, err, sizeof(err), "--lang go a.go --json"), 0);
+    assert_int_equal(parse(&c, err, sizeof(err), "--lang go b.go"), 0);
+    assert_false(c.json);
+    assert_string_equal(c.file, "b.go");
+}
+
+static void language_names(void **state)
+{
+    (void)state;
+    assert_true(cli_lang_name_ok("go"));
+    assert_true(cli_lang_name_ok("c++"));
+    assert_true(cli_lang_name_ok("python3_12-x"));
+    assert_false(cli_lang_name_ok(""));
+    assert_false(cli_lang_name_ok("a/b"));
+    assert_false(cli_lang_name_ok("Go"));
+    assert_false(cli_lang_name_ok("go.1"));
+    assert_false(cli_lang_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 33 */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(parses_numbers_in_range),
+        cmocka_unit_test(refuses_what_is_not_a_number),
+        cmocka_unit_test(refuses_out_of_range),
+        cmocka_unit_test(modes),
+        cmocka_unit_test(bad_command_lines),
+        cmocka_unit_test(reparse_starts_afresh),
+        cmocka_unit_test(language_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
