@@ -651,6 +651,45 @@ static void spec_examples_decode(void **state)
     assert_int_equal(er.code, MSG_ERR_UNKNOWN_TYPE);
     assert_true(bytes_eq(er.message, "type 99"));
 
+    /* One RUN per snippet: an unnamed FILE and both steps' limits. */
+    doc_view("RUN-ONE", buf, sizeof(buf), &v);
+    assert_int_equal(v.id, 12);
+    assert_int_equal(msg_decode_run(&v, &r), 0);
+    assert_int_equal(r.flags, 0);
+    assert_int_equal(r.nfiles, 1);
+    assert_int_equal(r.files[0].name.len, 0);
+    assert_int_equal(r.files[0].mode, 0);
+    assert_true(bytes_eq(r.files[0].data, "print(6 * 7)\n"));
+    assert_false(r.build_argv.present);
+    assert_false(r.run_argv.present);
+    assert_int_equal(r.limits.wall_ms, 10000);
+    assert_true(r.has_build_limits);
+    assert_int_equal(r.build_limits.wall_ms, 60000);
+    assert_int_equal(r.build_limits.mem_bytes, 0);
+    /* The doc's bytes are what the builder makes of those fields. */
+    struct msg_buf m;
+    msg_buf_init(&m);
+    assert_int_equal(msg_build_run(&m, v.id, &r), 0);
+    assert_int_equal(m.len, 16 + v.len + 4);
+    assert_memory_equal(m.data, buf, m.len);
+    msg_buf_reset(&m);
+
+    doc_view("ANNOUNCE", buf, sizeof(buf), &v);
+    assert_int_equal(v.type, MSG_ANNOUNCE);
+    assert_int_equal(v.id, 13);
+    assert_int_equal(v.len, 0);
+    assert_int_equal(msg_build_announce(&m, 13), 0);
+    assert_memory_equal(m.data, buf, m.len);
+    msg_buf_free(&m);
+
+    doc_view("HELLO-ANNOUNCED", buf, sizeof(buf), &v);
+    assert_int_equal(v.id, 13);
+    assert_int_equal(msg_decode_hello(&v, &h), 0);
+    assert_true(bytes_eq(h.agent_version, "0.1.0"));
+    assert_true(bytes_eq(h.lang, "python"));
+    assert_true(bytes_eq(h.toolchain, "Python 3.11.2"));
+    assert_true(bytes_eq(h.source, "main.py"));
+
     doc_view("SHUTDOWN", buf, sizeof(buf), &v);
     assert_int_equal(v.type, MSG_SHUTDOWN);
     assert_int_equal(v.id, 10);
