@@ -28,8 +28,6 @@
 #define API_MAX_LIMIT_MS (600u * 1000)
 #define API_MAX_FILES 16
 
-static const char *const true_argv[] = {"true", NULL};
-
 enum api_state { API_BOOTING, API_READY, API_STOPPING };
 
 struct conn {
@@ -59,9 +57,7 @@ struct api_server {
     /* The current (or last) run. */
     uint32_t run_id;
     bool run_active;
-    bool in_run_step;  /* the second RUN (run step) is the current one */
-    bool two_runs;     /* build RUN (+ `true`), then run RUN */
-    struct agent_request build_req, run_req;
+    struct agent_request req; /* the one RUN of this start */
     struct agent_file files[API_MAX_FILES];
     size_t nfiles;
     json_t *json;      /* owns the strings the requests point to */
@@ -317,8 +313,6 @@ static void on_hello(void *opaque, const struct agent_hello *h)
 static void on_output(void *opaque, const struct msg_output *o)
 {
     struct api_server *s = opaque;
-    if (s->two_runs && !s->in_run_step && o->phase == MSG_PHASE_RUN)
-        return; /* the placeholder after the build */
     event_output(&s->events, o);
     emit(s);
 }
@@ -326,18 +320,6 @@ static void on_output(void *opaque, const struct msg_output *o)
 static void on_exit_msg(void *opaque, const struct msg_exit *e)
 {
     struct api_server *s = opaque;
-    if (s->two_runs && !s->in_run_step && e->phase == MSG_PHASE_RUN) {
-        s->in_run_step = true;
-        int ret = e->exited && e->code == 0
-                      ? agent_client_run(&s->client, &s->run_req, &s->run_id)
-                      : -ENOEXEC;
-        if (ret < 0) {
-            event_failure(&s->events, RUNVM_EXIT_INFRA,
-                          "could not start the run step");
-            run_over(s);
-        }
-        return;
-    }
     event_exit(&s->events, e);
     if (e->status & MSG_EXIT_FINAL)
         run_over(s);
@@ -448,7 +430,7 @@ static const char *parse_json(struct api_server *s, const char *body,
         return "give \"code\" or \"files\"";
     if (code) {
         s->files[s->nfiles++] = (struct agent_file){
-            .name = NULL, /* the image's SOURCE, filled at send time */
+            .name = NULL, /* the agent names it: the image's SOURCE */
             .data = json_string_value(code),
             .len = json_string_length(code)};
     }
@@ -473,16 +455,16 @@ static const char *parse_json(struct api_server *s, const char *body,
             s->argv_store[i] = json_string_value(v);
         }
         s->argv_store[json_array_size(args)] = NULL;
-        s->run_req.run_argv = s->argv_store;
+        s->req.run_argv = s->argv_store;
     }
     if (in) {
-        s->run_req.stdin_data = json_string_value(in);
-        s->run_req.stdin_len = json_string_length(in);
+        s->req.stdin_data = json_string_value(in);
+        s->req.stdin_len = json_string_length(in);
     }
-    struct msg_limits *rl = &s->run_req.limits;
+    struct msg_limits *rl = &s->req.limits;
     if (!get_limit(limits, "timeout_ms", API_MAX_LIMIT_MS, &rl->wall_ms) ||
         !get_limit(limits, "build_timeout_ms", API_MAX_LIMIT_MS,
-                   &s->build_req.limits.wall_ms) ||
+                   &s->req.build_limits.wall_ms) ||
         !get_limit(limits, "memory_bytes", 1ull << 40, &rl->mem_bytes) ||
         !get_limit(limits, "max_procs", 100000, &rl->max_procs) ||
         !get_limit(limits, "max_output_bytes", 1ull << 32, &rl->max_output))
@@ -506,13 +488,12 @@ static void start_run(struct api_server *s, struct conn *c)
     }
     free_request(s);
     out_close(s);
-    s->build_req = (struct agent_request){
-        .run_argv = true_argv,
-        .limits = {.wall_ms = s->cfg.default_build_ms},
-    };
-    s->run_req = (struct agent_request){
-        .flags = MSG_RUN_REUSE_WORKDIR | MSG_RUN_SKIP_BUILD,
+    /* The request's limits are the run step's; the build keeps the
+     * agent's defaults but for its time limit. */
+    s->req = (struct agent_request){
         .limits = {.wall_ms = s->cfg.default_run_ms},
+        .has_build_limits = true,
+        .build_limits = {.wall_ms = s->cfg.default_build_ms},
     };
     bool reuse = false;
     const char *ct = req.content_type;
@@ -545,18 +526,10 @@ static void start_run(struct api_server *s, struct conn *c)
                     "application/json");
         return;
     }
-    for (size_t i = 0; i < s->nfiles; i++)
-        if (!s->files[i].name)
-            s->files[i].name = s->client.hello.source;
-    s->build_req.files = s->files;
-    s->build_req.nfiles = s->nfiles;
-    if (reuse) {
-        /* Run step only, in the previous RUN's directory. */
-        s->run_req.files = s->files;
-        s->run_req.nfiles = s->nfiles;
-    }
-    s->two_runs = !reuse;
-    s->in_run_step = reuse;
+    s->req.files = s->files;
+    s->req.nfiles = s->nfiles;
+    if (reuse) /* run step only, in the previous RUN's directory */
+        s->req.flags = MSG_RUN_REUSE_WORKDIR | MSG_RUN_SKIP_BUILD;
 
     char err[256];
     snprintf(s->out_path, sizeof(s->out_path), "%.3000s/run-%" PRIu64 ".sock",
@@ -571,9 +544,7 @@ static void start_run(struct api_server *s, struct conn *c)
         reply_error(c, 500, "output socket: %s", err);
         return;
     }
-    int ret = agent_client_run(&s->client, reuse ? &s->run_req
-                                                 : &s->build_req,
-                               &s->run_id);
+    int ret = agent_client_run(&s->client, &s->req, &s->run_id);
     if (ret < 0) {
         out_close(s);
         reply_error(c, ret == -EMSGSIZE ? 413 : 500, "%s",

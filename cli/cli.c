@@ -33,7 +33,7 @@ struct cli_job {
     struct api_server *api;
     struct agent_exec_config exec_cfg;
     struct api_server_config api_cfg;
-    struct agent_request req, next;
+    struct agent_request req;
     struct agent_file file;
     char *source, *stdin_data;
     size_t source_len, stdin_len;
@@ -42,7 +42,6 @@ struct cli_job {
 };
 
 static const char *const empty_argv[] = {NULL};
-static const char *const true_argv[] = {"true", NULL};
 
 static void fail_infra(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
@@ -314,22 +313,21 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
     if (cfg->stdin_path)
         job->stdin_data = read_file("--stdin", cfg->stdin_path,
                                     MAX_STDIN_BYTES, &job->stdin_len);
+    /* No name: the agent writes it under the image's SOURCE. */
     job->file = (struct agent_file){.data = job->source,
                                     .len = job->source_len};
-    /* First RUN: the build under its own limit, then `true`; second: the
-     * program under --timeout in the same directory. */
+    /* One RUN: the build under --build-timeout, then the program under
+     * --timeout; the other limits are the agent's defaults for each. */
     job->req = (struct agent_request){
-        .files = &job->file, .nfiles = 1, .run_argv = true_argv,
-        .limits = {.wall_ms = build_s * 1000},
-    };
-    job->next = (struct agent_request){
-        .flags = MSG_RUN_REUSE_WORKDIR | MSG_RUN_SKIP_BUILD,
+        .files = &job->file, .nfiles = 1,
         .stdin_data = job->stdin_data, .stdin_len = job->stdin_len,
         .limits = {.wall_ms = run_s * 1000},
+        .has_build_limits = true,
+        .build_limits = {.wall_ms = build_s * 1000},
     };
     job->exec_cfg = (struct agent_exec_config){
-        .req = &job->req, .next = &job->next, .file_from_hello = true,
-        .json = json, .lang = lang, .shutdown_grace_ms = 1000,
+        .req = &job->req, .json = json, .lang = lang,
+        .shutdown_grace_ms = 1000,
     };
     /* The whole VM's watchdog. */
     cfg->timeout_s = build_s + run_s + WATCHDOG_SLACK_S;

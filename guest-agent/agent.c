@@ -47,7 +47,8 @@ struct job {
     const char *run_argv[MAX_ARGV];
     const char *env[MAX_ENV + 1];
     char *env_storage[MAX_ENV]; /* the HOME= string we made */
-    struct msg_limits limits;
+    struct msg_limits limits;       /* the run step's, defaults filled in */
+    struct msg_limits build_limits; /* the build step's */
     struct msg_buf stdin_pending;
     bool stdin_eof;
 
@@ -132,6 +133,26 @@ static void send_error(struct agent *a, uint32_t id, uint32_t code,
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     queue_scratch(a, msg_build_error(&a->scratch, id, code, text));
+}
+
+static struct msg_bytes opt_str(const char *s)
+{
+    return s ? (struct msg_bytes){(const uint8_t *)s, (uint32_t)strlen(s)}
+             : (struct msg_bytes){NULL, 0};
+}
+
+/* HELLO: at start with id 0, and answering ANNOUNCE with its id. SOURCE
+ * stays in it for the host's information; a FILE without a name gets it
+ * here anyway. */
+static void send_hello(struct agent *a, uint32_t id)
+{
+    struct msg_hello h = {
+        .agent_version = opt_str(AGENT_VERSION),
+        .lang = opt_str(a->lang.lang),
+        .toolchain = opt_str(a->lang.toolchain),
+        .source = opt_str(a->lang.source),
+    };
+    queue_scratch(a, msg_build_hello(&a->scratch, id, &h));
 }
 
 /* Writes what the channel takes now. */
@@ -259,6 +280,35 @@ static int write_file(struct agent *a, const struct msg_file *f)
 
 /* ---- job set-up --------------------------------------------------------- */
 
+/* Gives a FILE without a name the lang.conf SOURCE name (so the host need
+ * not learn it from HELLO first) and checks every name. 0, or -EINVAL
+ * with the ERROR sent. */
+static int name_files(struct agent *a, struct job *j)
+{
+    bool unnamed_seen = false;
+    for (size_t i = 0; i < j->run.nfiles; i++) {
+        struct msg_file *f = &j->run.files[i];
+        if (f->name.len == 0) {
+            if (unnamed_seen || !a->lang.source) {
+                send_error(a, j->id, MSG_ERR_BAD_REQUEST,
+                           "file %zu has no name and %s", i,
+                           unnamed_seen ? "another one has none either"
+                                        : "lang.conf names no SOURCE");
+                return -EINVAL;
+            }
+            unnamed_seen = true;
+            f->name = (struct msg_bytes){(const uint8_t *)a->lang.source,
+                                         (uint32_t)strlen(a->lang.source)};
+        }
+        if (!valid_file_name(f->name)) {
+            send_error(a, j->id, MSG_ERR_BAD_REQUEST,
+                       "file %zu: a name must be a plain file name", i);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 static void env_set(const char **env, const char *kv)
 {
     size_t kl = strcspn(kv, "=");
@@ -287,6 +337,23 @@ static void job_clear(struct job *j)
 static uint64_t or_default(uint64_t v, uint64_t def)
 {
     return v ? v : def;
+}
+
+/* A step's limits: the request's, the agent's default where it says 0. */
+static void fill_limits(struct msg_limits *out, const struct msg_limits *in)
+{
+    out->wall_ms = or_default(in->wall_ms, AGENT_DEFAULT_WALL_MS);
+    out->cpu_ms = in->cpu_ms;
+    out->mem_bytes = or_default(in->mem_bytes, AGENT_DEFAULT_MEM_BYTES);
+    out->max_procs = or_default(in->max_procs, AGENT_DEFAULT_MAX_PROCS);
+    out->max_output = or_default(in->max_output, AGENT_DEFAULT_MAX_OUTPUT);
+}
+
+/* The limits of a step of the job. */
+static const struct msg_limits *step_limits(const struct job *j,
+                                            uint8_t phase)
+{
+    return phase == MSG_PHASE_BUILD ? &j->build_limits : &j->limits;
 }
 
 /* Fills the job's argv and environment from the request and lang.conf.
@@ -354,14 +421,10 @@ static int resolve(struct agent *a, struct job *j)
         env_set(j->env, req_env[i]);
     }
 
-    j->limits.wall_ms = or_default(r->limits.wall_ms, AGENT_DEFAULT_WALL_MS);
-    j->limits.cpu_ms = r->limits.cpu_ms;
-    j->limits.mem_bytes =
-        or_default(r->limits.mem_bytes, AGENT_DEFAULT_MEM_BYTES);
-    j->limits.max_procs =
-        or_default(r->limits.max_procs, AGENT_DEFAULT_MAX_PROCS);
-    j->limits.max_output =
-        or_default(r->limits.max_output, AGENT_DEFAULT_MAX_OUTPUT);
+    /* Without BUILD_LIMITS the RUN's limits are each step's. */
+    fill_limits(&j->limits, &r->limits);
+    fill_limits(&j->build_limits,
+                r->has_build_limits ? &r->build_limits : &r->limits);
     return 0;
 
 bad_argv:
@@ -401,10 +464,11 @@ static int start_step(struct agent *a, uint8_t phase)
         (in[1] >= 0 && (r = set_nonblock(in[1])) < 0))
         goto fail;
 
+    const struct msg_limits *limits = step_limits(j, phase);
     struct step_limits lim = {
-        .cpu_ms = j->limits.cpu_ms,
-        .mem_bytes = j->limits.mem_bytes,
-        .max_procs = j->limits.max_procs,
+        .cpu_ms = limits->cpu_ms,
+        .mem_bytes = limits->mem_bytes,
+        .max_procs = limits->max_procs,
     };
     j->cgroup[0] = '\0';
     if (a->cfg.cgroup_root) {
@@ -448,7 +512,7 @@ static int start_step(struct agent *a, uint8_t phase)
     j->out_fd = out[0];
     j->err_fd = err[0];
     j->in_fd = in[1];
-    j->deadline_ms = j->start_ms + j->limits.wall_ms;
+    j->deadline_ms = j->start_ms + limits->wall_ms;
     j->reaped = false;
     j->output = 0;
     j->truncated = j->timed_out = false;
@@ -483,7 +547,7 @@ static int pump_output(struct agent *a, int fd, uint8_t stream)
         return 0;
     if (j->truncated)
         return 1;
-    uint64_t room = j->limits.max_output - j->output;
+    uint64_t room = step_limits(j, j->phase)->max_output - j->output;
     size_t send = (uint64_t)n > room ? (size_t)room : (size_t)n;
     if (send)
         queue_scratch(a, msg_build_output(&a->scratch, j->id, j->phase,
@@ -661,12 +725,8 @@ static void handle_run(struct agent *a, const struct msg_view *v)
         send_error(a, v->id, MSG_ERR_BAD_REQUEST, "malformed RUN payload");
         goto drop;
     }
-    for (size_t i = 0; i < j->run.nfiles; i++)
-        if (!valid_file_name(j->run.files[i].name)) {
-            send_error(a, v->id, MSG_ERR_BAD_REQUEST,
-                       "file %zu: a name must be a plain file name", i);
-            goto drop;
-        }
+    if (name_files(a, j) < 0)
+        goto drop;
     if (!(j->run.flags & MSG_RUN_REUSE_WORKDIR) || !a->workdir[0]) {
         r = make_workdir(a);
         if (r < 0) {
@@ -744,6 +804,10 @@ static void on_msg(void *opaque, const struct msg_view *v)
     case MSG_SHUTDOWN:
         a->shutdown = true;
         break;
+    case MSG_ANNOUNCE:
+        /* Whatever runs meanwhile goes on: HELLO says who we are. */
+        send_hello(a, v->id);
+        break;
     case MSG_ERROR:
         break; /* never answer an ERROR: no ping-pong */
     default:
@@ -804,20 +868,7 @@ struct agent *agent_new(const struct agent_config *cfg)
         goto fail;
     }
 
-    struct msg_hello h = {
-        .agent_version = {(const uint8_t *)AGENT_VERSION,
-                          sizeof(AGENT_VERSION) - 1},
-    };
-    if (a->lang.lang)
-        h.lang = (struct msg_bytes){(const uint8_t *)a->lang.lang,
-                                    (uint32_t)strlen(a->lang.lang)};
-    if (a->lang.toolchain)
-        h.toolchain = (struct msg_bytes){(const uint8_t *)a->lang.toolchain,
-                                         (uint32_t)strlen(a->lang.toolchain)};
-    if (a->lang.source)
-        h.source = (struct msg_bytes){(const uint8_t *)a->lang.source,
-                                      (uint32_t)strlen(a->lang.source)};
-    queue_scratch(a, msg_build_hello(&a->scratch, 0, &h));
+    send_hello(a, 0);
     if (a->fatal)
         goto fail;
     return a;

@@ -193,7 +193,8 @@ void msg_put_file(struct msg_buf *m, const char *name, uint32_t mode,
                   const void *data, size_t len)
 {
     size_t mark = msg_nest_begin(m, MSG_TAG_FILE);
-    msg_put_str(m, MSG_TAG_FILE_NAME, name);
+    if (name && name[0])
+        msg_put_str(m, MSG_TAG_FILE_NAME, name);
     msg_put_u64(m, MSG_TAG_FILE_MODE, mode);
     msg_put_bytes(m, MSG_TAG_FILE_DATA, data, len);
     msg_nest_end(m, mark);
@@ -392,9 +393,45 @@ static int decode_file(const uint8_t *p, uint32_t n, struct msg_file *f)
             break;
         }
     }
-    if (r < 0 || f->name.len == 0)
-        return -EBADMSG;
-    return 0;
+    /* No name (or an empty one) is allowed: the agent uses SOURCE. */
+    return r < 0 ? -EBADMSG : 0;
+}
+
+/* Points at the limit a tag sets, or NULL for another tag. */
+static uint64_t *limit_field(struct msg_limits *l, uint16_t tag)
+{
+    switch (tag) {
+    case MSG_TAG_WALL_MS:
+        return &l->wall_ms;
+    case MSG_TAG_CPU_MS:
+        return &l->cpu_ms;
+    case MSG_TAG_MEM_BYTES:
+        return &l->mem_bytes;
+    case MSG_TAG_MAX_PROCS:
+        return &l->max_procs;
+    case MSG_TAG_MAX_OUTPUT:
+        return &l->max_output;
+    }
+    return NULL;
+}
+
+/* The nested BUILD_LIMITS field: limit tags only, others skipped. */
+static int decode_limits(const uint8_t *p, uint32_t n, struct msg_limits *l)
+{
+    struct tlv_iter it;
+    uint16_t tag;
+    const uint8_t *val;
+    uint32_t len;
+    int r;
+
+    memset(l, 0, sizeof(*l));
+    tlv_iter_init(&it, p, n);
+    while ((r = tlv_next(&it, &tag, &val, &len)) > 0) {
+        uint64_t *field = limit_field(l, tag);
+        if (field && tlv_uint(val, len, field) < 0)
+            return -EBADMSG;
+    }
+    return r < 0 ? -EBADMSG : 0;
 }
 
 int msg_decode_run(const struct msg_view *v, struct msg_run *out)
@@ -412,7 +449,7 @@ int msg_decode_run(const struct msg_view *v, struct msg_run *out)
     FOR_EACH_FIELD(v, it, tag, val, len, r)
     {
         struct msg_strlist l = {true, val, len};
-        uint64_t *limit = NULL;
+        uint64_t *limit = limit_field(&out->limits, tag);
         switch (tag) {
         case MSG_TAG_FILE:
             if (out->nfiles == MSG_MAX_FILES)
@@ -433,20 +470,10 @@ int msg_decode_run(const struct msg_view *v, struct msg_run *out)
         case MSG_TAG_STDIN:
             out->stdin_data = (struct msg_bytes){val, len};
             break;
-        case MSG_TAG_WALL_MS:
-            limit = &out->limits.wall_ms;
-            break;
-        case MSG_TAG_CPU_MS:
-            limit = &out->limits.cpu_ms;
-            break;
-        case MSG_TAG_MEM_BYTES:
-            limit = &out->limits.mem_bytes;
-            break;
-        case MSG_TAG_MAX_PROCS:
-            limit = &out->limits.max_procs;
-            break;
-        case MSG_TAG_MAX_OUTPUT:
-            limit = &out->limits.max_output;
+        case MSG_TAG_BUILD_LIMITS:
+            if (decode_limits(val, len, &out->build_limits) < 0)
+                return -EBADMSG;
+            out->has_build_limits = true;
             break;
         }
         if (limit && tlv_uint(val, len, limit) < 0)
@@ -614,13 +641,31 @@ int msg_build_hello(struct msg_buf *m, uint32_t id, const struct msg_hello *h)
     return msg_end(m);
 }
 
+/* The limit fields that are set (0 means "the agent's default"). */
+static void put_limits(struct msg_buf *m, const struct msg_limits *l)
+{
+    if (l->wall_ms)
+        msg_put_u64(m, MSG_TAG_WALL_MS, l->wall_ms);
+    if (l->cpu_ms)
+        msg_put_u64(m, MSG_TAG_CPU_MS, l->cpu_ms);
+    if (l->mem_bytes)
+        msg_put_u64(m, MSG_TAG_MEM_BYTES, l->mem_bytes);
+    if (l->max_procs)
+        msg_put_u64(m, MSG_TAG_MAX_PROCS, l->max_procs);
+    if (l->max_output)
+        msg_put_u64(m, MSG_TAG_MAX_OUTPUT, l->max_output);
+}
+
 int msg_build_run(struct msg_buf *m, uint32_t id, const struct msg_run *r)
 {
     msg_begin(m, MSG_RUN, r->flags, id);
+    if (r->nfiles > MSG_MAX_FILES && !m->err)
+        m->err = -E2BIG; /* the receiver would refuse the RUN */
     for (size_t i = 0; i < r->nfiles && i < MSG_MAX_FILES; i++) {
         const struct msg_file *f = &r->files[i];
         size_t mark = msg_nest_begin(m, MSG_TAG_FILE);
-        msg_put_bytes(m, MSG_TAG_FILE_NAME, f->name.p, f->name.len);
+        if (f->name.len)
+            msg_put_bytes(m, MSG_TAG_FILE_NAME, f->name.p, f->name.len);
         msg_put_u64(m, MSG_TAG_FILE_MODE, f->mode);
         msg_put_bytes(m, MSG_TAG_FILE_DATA, f->data.p, f->data.len);
         msg_nest_end(m, mark);
@@ -633,17 +678,12 @@ int msg_build_run(struct msg_buf *m, uint32_t id, const struct msg_run *r)
     if (r->env.present)
         msg_put_bytes(m, MSG_TAG_ENV, r->env.p, r->env.len);
     put_opt_bytes(m, MSG_TAG_STDIN, r->stdin_data);
-    const struct msg_limits *l = &r->limits;
-    if (l->wall_ms)
-        msg_put_u64(m, MSG_TAG_WALL_MS, l->wall_ms);
-    if (l->cpu_ms)
-        msg_put_u64(m, MSG_TAG_CPU_MS, l->cpu_ms);
-    if (l->mem_bytes)
-        msg_put_u64(m, MSG_TAG_MEM_BYTES, l->mem_bytes);
-    if (l->max_procs)
-        msg_put_u64(m, MSG_TAG_MAX_PROCS, l->max_procs);
-    if (l->max_output)
-        msg_put_u64(m, MSG_TAG_MAX_OUTPUT, l->max_output);
+    put_limits(m, &r->limits);
+    if (r->has_build_limits) {
+        size_t mark = msg_nest_begin(m, MSG_TAG_BUILD_LIMITS);
+        put_limits(m, &r->build_limits);
+        msg_nest_end(m, mark);
+    }
     return msg_end(m);
 }
 
@@ -693,6 +733,12 @@ int msg_build_error(struct msg_buf *m, uint32_t id, uint32_t code,
 int msg_build_shutdown(struct msg_buf *m, uint32_t id)
 {
     msg_begin(m, MSG_SHUTDOWN, 0, id);
+    return msg_end(m);
+}
+
+int msg_build_announce(struct msg_buf *m, uint32_t id)
+{
+    msg_begin(m, MSG_ANNOUNCE, 0, id);
     return msg_end(m);
 }
 

@@ -36,6 +36,7 @@ enum msg_type {
     MSG_EXIT = 5,     /* agent -> host: a step ended */
     MSG_ERROR = 6,    /* either way: a request failed */
     MSG_SHUTDOWN = 7, /* host -> agent: sync and power off */
+    MSG_ANNOUNCE = 8, /* host -> agent: answer with a fresh HELLO */
 };
 
 /* Header flags, by message type. */
@@ -55,18 +56,23 @@ enum msg_tag {
     MSG_TAG_SOURCE = 0x04,        /* string: file name the language expects */
     /* RUN */
     MSG_TAG_FILE = 0x10,       /* nested TLV: FILE_NAME, FILE_MODE, FILE_DATA */
-    MSG_TAG_FILE_NAME = 0x11,  /* string */
+    MSG_TAG_FILE_NAME = 0x11,  /* string; absent or empty: lang.conf SOURCE */
     MSG_TAG_FILE_MODE = 0x12,  /* integer, permission bits */
     MSG_TAG_FILE_DATA = 0x13,  /* bytes */
     MSG_TAG_BUILD_ARGV = 0x14, /* string list; empty list: no build step */
     MSG_TAG_RUN_ARGV = 0x15,   /* string list */
     MSG_TAG_ENV = 0x16,        /* string list of KEY=VALUE */
     MSG_TAG_STDIN = 0x17,      /* bytes */
-    MSG_TAG_WALL_MS = 0x18,    /* integer, per step */
+    MSG_TAG_WALL_MS = 0x18,    /* integer, per step (see BUILD_LIMITS) */
     MSG_TAG_MEM_BYTES = 0x19,  /* integer */
     MSG_TAG_MAX_PROCS = 0x1A,  /* integer */
     MSG_TAG_MAX_OUTPUT = 0x1B, /* integer, stdout + stderr bytes per step */
     MSG_TAG_CPU_MS = 0x1C,     /* integer, per step */
+    /* Nested WALL_MS, CPU_MS, MEM_BYTES, MAX_PROCS, MAX_OUTPUT: the build
+     * step's limits. When present, the limits above are the run step's
+     * only; when absent, they are each step's (version 1 as first
+     * published, so older senders keep their meaning). */
+    MSG_TAG_BUILD_LIMITS = 0x1D,
     /* STDIN */
     MSG_TAG_DATA = 0x20, /* bytes */
     /* OUTPUT (and DATA) */
@@ -132,7 +138,7 @@ void msg_put_strv(struct msg_buf *m, uint16_t tag, const char *const *argv);
 /* A nested TLV: returns a mark to pass to msg_nest_end. */
 size_t msg_nest_begin(struct msg_buf *m, uint16_t tag);
 void msg_nest_end(struct msg_buf *m, size_t mark);
-/* One FILE field. */
+/* One FILE field; a NULL or empty name sends none (lang.conf SOURCE). */
 void msg_put_file(struct msg_buf *m, const char *name, uint32_t mode,
                   const void *data, size_t len);
 /* Patches the payload length, appends the CRC. 0, or the sticky error
@@ -200,7 +206,7 @@ struct msg_hello {
 #define MSG_MAX_FILES 64
 
 struct msg_file {
-    struct msg_bytes name;
+    struct msg_bytes name; /* len 0: the receiver's lang.conf SOURCE */
     struct msg_bytes data;
     uint32_t mode; /* 0 when absent: 0644 */
 };
@@ -220,7 +226,9 @@ struct msg_run {
     struct msg_file files[MSG_MAX_FILES];
     struct msg_strlist build_argv, run_argv, env;
     struct msg_bytes stdin_data;
-    struct msg_limits limits;
+    struct msg_limits limits; /* the run step's; the build's too unless: */
+    bool has_build_limits;    /* BUILD_LIMITS present */
+    struct msg_limits build_limits;
 };
 
 struct msg_stdin {
@@ -260,6 +268,8 @@ int msg_decode_error(const struct msg_view *v, struct msg_error *out);
 
 /* Typed builders: append one complete message to m. 0 or -errno. */
 int msg_build_hello(struct msg_buf *m, uint32_t id, const struct msg_hello *h);
+/* A file with an empty name goes without FILE_NAME; more than
+ * MSG_MAX_FILES files: -E2BIG. */
 int msg_build_run(struct msg_buf *m, uint32_t id, const struct msg_run *r);
 int msg_build_stdin(struct msg_buf *m, uint32_t id, const void *p, size_t n,
                     bool eof);
@@ -269,6 +279,7 @@ int msg_build_exit(struct msg_buf *m, uint32_t id, const struct msg_exit *e);
 int msg_build_error(struct msg_buf *m, uint32_t id, uint32_t code,
                     const char *message);
 int msg_build_shutdown(struct msg_buf *m, uint32_t id);
+int msg_build_announce(struct msg_buf *m, uint32_t id);
 
 /* ---- reading a channel ------------------------------------------------- */
 

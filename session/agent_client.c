@@ -76,11 +76,26 @@ static void on_msg(void *opaque, const struct msg_view *v)
             c->dropped++;
             return;
         }
+        /* Every HELLO replaces the last (agent_client.h). */
         copy_field(c->hello.agent_version, h.agent_version);
         copy_field(c->hello.lang, h.lang);
         copy_field(c->hello.toolchain, h.toolchain);
         copy_field(c->hello.source, h.source);
         c->have_hello = true;
+        c->hellos++;
+        if (v->id == 0 && c->run_active) {
+            /* Id 0 is an agent's first word: it started over, and the RUN
+             * we wait for went with its previous life. */
+            static const char why[] = "the agent started over during the "
+                                      "run";
+            struct msg_error e = {MSG_ERR_INTERNAL,
+                                  {(const uint8_t *)why, sizeof(why) - 1}};
+            c->run_active = false;
+            if (c->ops->error)
+                c->ops->error(c->opaque, &e);
+            if (c->closed)
+                return;
+        }
         if (c->ops->hello)
             c->ops->hello(c->opaque, &c->hello);
         return;
@@ -200,20 +215,36 @@ void agent_client_free(struct agent_client *c)
     msg_buf_free(&c->scratch);
 }
 
-/* SLIP-encodes the message in scratch onto the wire and tries to send. */
-static int queue_scratch(struct agent_client *c)
+/* Moves the message a msg_build_* call (returning built) left in scratch
+ * onto the wire, SLIP-encoded. 0 or -errno; scratch is empty after. */
+static int queue_built(struct agent_client *c, int built)
 {
-    int ret = msg_end(&c->scratch);
-    if (ret == 0)
-        ret = msg_slip_append(&c->wire, c->scratch.data, c->scratch.len);
+    if (built == 0)
+        built = msg_slip_append(&c->wire, c->scratch.data, c->scratch.len);
     msg_buf_reset(&c->scratch);
-    if (ret < 0)
-        return ret;
-    flush(c);
-    return 0;
+    return built;
 }
 
-static const char *const empty_argv[] = {NULL};
+static uint32_t new_id(struct agent_client *c)
+{
+    uint32_t id = c->next_id++;
+    if (c->next_id == 0)
+        c->next_id = 1; /* 0 means "no request" in ERROR and HELLO */
+    return id;
+}
+
+/* Appends argv to store as a string list (each string and its NUL) and
+ * returns the list's offset there; *len gets its length. The list's
+ * pointer is taken once store stops growing. */
+static size_t pack_argv(struct msg_buf *store, const char *const *argv,
+                        uint32_t *len)
+{
+    size_t off = store->len;
+    for (size_t i = 0; argv[i]; i++)
+        msg_buf_append(store, argv[i], strlen(argv[i]) + 1);
+    *len = (uint32_t)(store->len - off);
+    return off;
+}
 
 int agent_client_run(struct agent_client *c, const struct agent_request *req,
                      uint32_t *id)
@@ -224,41 +255,59 @@ int agent_client_run(struct agent_client *c, const struct agent_request *req,
         return -EAGAIN;
     if (c->run_active)
         return -EBUSY;
-    uint16_t flags = req->flags & (MSG_RUN_REUSE_WORKDIR | MSG_RUN_SKIP_BUILD);
+    if (req->nfiles > MSG_MAX_FILES)
+        return -E2BIG;
+    if (req->stdin_len > MSG_MAX_PAYLOAD)
+        return -EMSGSIZE;
+
+    /* The request in the form protocol/msg.c's RUN builder takes: the
+     * encoder the unit tests check is the one runvm sends with. */
+    struct msg_run run = {
+        .flags = req->flags & (MSG_RUN_REUSE_WORKDIR | MSG_RUN_SKIP_BUILD),
+        .nfiles = req->nfiles,
+        .limits = req->limits,
+        .has_build_limits = req->has_build_limits,
+        .build_limits = req->build_limits,
+    };
     if (req->stdin_open)
-        flags |= MSG_RUN_STDIN_OPEN;
-    uint32_t rid = c->next_id++;
-    if (c->next_id == 0)
-        c->next_id = 1; /* 0 means "no request" in ERROR */
-    msg_buf_reset(&c->scratch);
-    msg_begin(&c->scratch, MSG_RUN, flags, rid);
-    for (size_t i = 0; i < req->nfiles; i++)
-        msg_put_file(&c->scratch, req->files[i].name, req->files[i].mode,
-                     req->files[i].data, req->files[i].len);
-    if (req->build_argv)
-        msg_put_strv(&c->scratch, MSG_TAG_BUILD_ARGV,
-                     req->build_argv[0] ? req->build_argv : empty_argv);
-    if (req->run_argv)
-        msg_put_strv(&c->scratch, MSG_TAG_RUN_ARGV, req->run_argv);
-    if (req->env)
-        msg_put_strv(&c->scratch, MSG_TAG_ENV, req->env);
+        run.flags |= MSG_RUN_STDIN_OPEN;
+    for (size_t i = 0; i < req->nfiles; i++) {
+        const struct agent_file *f = &req->files[i];
+        size_t name_len = f->name ? strlen(f->name) : 0;
+        if (f->len > MSG_MAX_PAYLOAD || name_len > MSG_MAX_PAYLOAD)
+            return -EMSGSIZE;
+        run.files[i] = (struct msg_file){
+            .name = {(const uint8_t *)f->name, (uint32_t)name_len},
+            .data = {f->data, (uint32_t)f->len},
+            .mode = f->mode,
+        };
+    }
     if (req->stdin_len)
-        msg_put_bytes(&c->scratch, MSG_TAG_STDIN, req->stdin_data,
-                      req->stdin_len);
-    const struct msg_limits *l = &req->limits;
-    if (l->wall_ms)
-        msg_put_u64(&c->scratch, MSG_TAG_WALL_MS, l->wall_ms);
-    if (l->cpu_ms)
-        msg_put_u64(&c->scratch, MSG_TAG_CPU_MS, l->cpu_ms);
-    if (l->mem_bytes)
-        msg_put_u64(&c->scratch, MSG_TAG_MEM_BYTES, l->mem_bytes);
-    if (l->max_procs)
-        msg_put_u64(&c->scratch, MSG_TAG_MAX_PROCS, l->max_procs);
-    if (l->max_output)
-        msg_put_u64(&c->scratch, MSG_TAG_MAX_OUTPUT, l->max_output);
-    int ret = queue_scratch(c);
+        run.stdin_data = (struct msg_bytes){req->stdin_data,
+                                            (uint32_t)req->stdin_len};
+    /* The argv lists as string lists, packed in one buffer. */
+    const char *const *argvs[3] = {req->build_argv, req->run_argv, req->env};
+    struct msg_strlist *lists[3] = {&run.build_argv, &run.run_argv,
+                                    &run.env};
+    size_t offs[3] = {0};
+    struct msg_buf store;
+    msg_buf_init(&store);
+    for (int i = 0; i < 3; i++)
+        if (argvs[i])
+            offs[i] = pack_argv(&store, argvs[i], &lists[i]->len);
+    for (int i = 0; i < 3; i++)
+        if (argvs[i]) {
+            lists[i]->present = true;
+            lists[i]->p = store.data ? store.data + offs[i] : NULL;
+        }
+
+    uint32_t rid = new_id(c);
+    int ret = store.err ? store.err : msg_build_run(&c->scratch, rid, &run);
+    ret = queue_built(c, ret);
+    msg_buf_free(&store);
     if (ret < 0)
         return ret;
+    flush(c);
     c->run_active = true;
     c->run_id = rid;
     if (id)
@@ -279,13 +328,8 @@ int agent_client_stdin(struct agent_client *c, const void *p, size_t n,
     do {
         size_t chunk = n < MSG_CHUNK ? n : MSG_CHUNK;
         bool last = chunk == n;
-        msg_buf_reset(&c->scratch);
-        int ret = msg_build_stdin(&c->scratch, c->run_id, b, chunk,
-                                  last && eof);
-        if (ret == 0)
-            ret = msg_slip_append(&c->wire, c->scratch.data,
-                                  c->scratch.len);
-        msg_buf_reset(&c->scratch);
+        int ret = queue_built(c, msg_build_stdin(&c->scratch, c->run_id, b,
+                                                 chunk, last && eof));
         if (ret < 0)
             return ret;
         b += chunk;
@@ -299,14 +343,24 @@ int agent_client_shutdown(struct agent_client *c)
 {
     if (c->closed)
         return -EPIPE;
-    msg_buf_reset(&c->scratch);
-    int ret = msg_build_shutdown(&c->scratch, 0);
-    if (ret == 0)
-        ret = msg_slip_append(&c->wire, c->scratch.data, c->scratch.len);
-    msg_buf_reset(&c->scratch);
+    int ret = queue_built(c, msg_build_shutdown(&c->scratch, 0));
     if (ret < 0)
         return ret;
     flush(c);
+    return 0;
+}
+
+int agent_client_announce(struct agent_client *c, uint32_t *id)
+{
+    if (c->closed)
+        return -EPIPE;
+    uint32_t aid = new_id(c);
+    int ret = queue_built(c, msg_build_announce(&c->scratch, aid));
+    if (ret < 0)
+        return ret;
+    flush(c);
+    if (id)
+        *id = aid;
     return 0;
 }
 

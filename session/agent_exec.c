@@ -18,9 +18,6 @@ struct agent_exec {
     struct agent_channel *ch; /* the machine's */
     struct agent_client client;
     bool client_up;
-    struct agent_request req, next; /* copies, first file renamed */
-    struct agent_file file0, next_file0;
-    bool in_next;     /* the second RUN is the current one */
     int runs;         /* RUNs completed (repeat benchmark) */
     uint64_t sent_ns;
     double *rtt_ms;
@@ -107,7 +104,7 @@ static int repeat_run(struct agent_exec *x)
     x->rtt_ms[x->runs++] = (double)(now_ns() - x->sent_ns) / 1e6;
     if (x->runs < n) {
         x->sent_ns = now_ns();
-        if (agent_client_run(&x->client, &x->req, NULL) == 0)
+        if (agent_client_run(&x->client, x->cfg.req, NULL) == 0)
             return 1;
     }
     qsort(x->rtt_ms, (size_t)x->runs, sizeof(double), cmp_double);
@@ -141,17 +138,9 @@ static void on_hello(void *opaque, const struct agent_hello *h)
         finish(x, RUNVM_EXIT_INFRA, why);
         return;
     }
-    if (x->cfg.file_from_hello) {
-        if (!h->source[0]) {
-            finish(x, RUNVM_EXIT_INFRA, "the image's lang.conf names no "
-                   "SOURCE file");
-            return;
-        }
-        x->file0.name = x->next_file0.name = h->source;
-    }
     x->sent_ns = now_ns();
     x->t_run_ns = x->sent_ns;
-    int ret = agent_client_run(&x->client, &x->req, NULL);
+    int ret = agent_client_run(&x->client, x->cfg.req, NULL);
     if (ret < 0) {
         char why[200];
         snprintf(why, sizeof(why), "could not send the request to the "
@@ -164,8 +153,6 @@ static void on_hello(void *opaque, const struct agent_hello *h)
 static void on_output(void *opaque, const struct msg_output *o)
 {
     struct agent_exec *x = opaque;
-    if (x->cfg.next && !x->in_next && o->phase == MSG_PHASE_RUN)
-        return; /* the placeholder run step */
     if (!x->output_msgs++)
         x->t_first_output_ns = now_ns();
     x->output_bytes += o->data.len;
@@ -184,22 +171,6 @@ static void on_output(void *opaque, const struct msg_output *o)
 static void on_exit_msg(void *opaque, const struct msg_exit *e)
 {
     struct agent_exec *x = opaque;
-    if (x->cfg.next && !x->in_next && e->phase == MSG_PHASE_RUN) {
-        if (!e->exited || e->code != 0) {
-            finish(x, RUNVM_EXIT_INFRA, "the image cannot run `true` "
-                   "between the build and the run");
-            return;
-        }
-        x->in_next = true;
-        int ret = agent_client_run(&x->client, &x->next, NULL);
-        if (ret < 0) {
-            char why[160];
-            snprintf(why, sizeof(why), "could not send the run request: "
-                     "%s", strerror(-ret));
-            finish(x, RUNVM_EXIT_INFRA, why);
-        }
-        return;
-    }
     if (x->cfg.json) {
         event_exit(&x->events, e);
         flush_events(x);
@@ -274,20 +245,6 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
     }
     x->vm = vm;
     x->cfg = *cfg;
-    x->req = *cfg->req;
-    if (x->req.nfiles > 0) {
-        x->file0 = x->req.files[0];
-        x->req.files = &x->file0;
-        x->req.nfiles = 1; /* one-shot runs carry one file */
-    }
-    if (cfg->next) {
-        x->next = *cfg->next;
-        if (x->next.nfiles > 0) {
-            x->next_file0 = x->next.files[0];
-            x->next.files = &x->next_file0;
-            x->next.nfiles = 1;
-        }
-    }
     x->timer_fd = -1;
     x->stats = getenv("RUNVM_EXEC_STATS") != NULL;
     x->t_attach_ns = now_ns();

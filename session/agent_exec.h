@@ -14,15 +14,9 @@
 #include "vmm/vm.h"
 
 struct agent_exec_config {
-    const struct agent_request *req; /* must outlive the run */
-    /* Optional second RUN, sent when req's run step exits 0: lets the
-     * build and the run have their own time limits (the protocol has one
-     * per RUN). req's run step is then a placeholder whose output and
-     * EXIT are not reported. */
-    const struct agent_request *next;
-    /* Name req's (and next's) first file as HELLO's "source" (the file
-     * name the image's language expects). */
-    bool file_from_hello;
+    /* The one RUN (build and run step, each with its limits); must
+     * outlive the run. An unnamed file is the image's SOURCE. */
+    const struct agent_request *req;
     bool json;          /* NDJSON events on stdout instead of raw output */
     const char *lang;   /* expected HELLO language, or NULL */
     int shutdown_grace_ms; /* after SHUTDOWN, before stopping the VM */

@@ -37,7 +37,10 @@ static void on_msg(void *opaque, const struct msg_view *v)
                 struct msg_view v2;
                 struct msg_run r2;
                 if (msg_parse(m.data, m.len, &v2) != 0 ||
-                    msg_decode_run(&v2, &r2) != 0 || r2.nfiles != r.nfiles)
+                    msg_decode_run(&v2, &r2) != 0 || r2.nfiles != r.nfiles ||
+                    r2.has_build_limits != r.has_build_limits ||
+                    memcmp(&r2.build_limits, &r.build_limits,
+                           sizeof(r.build_limits)) != 0)
                     __builtin_trap();
             }
             msg_buf_free(&m);

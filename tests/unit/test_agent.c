@@ -36,6 +36,8 @@ struct h {
     struct msg_reader reader;
     /* What arrived: */
     bool hello;
+    int nhellos;
+    uint32_t hello_id;
     char lang[32], toolchain[32], source[32];
     struct msg_buf out[2][3]; /* [phase][stream] */
     int nexits;
@@ -75,6 +77,8 @@ static void on_msg(void *opaque, const struct msg_view *v)
     case MSG_HELLO:
         assert_int_equal(msg_decode_hello(v, &he), 0);
         h->hello = true;
+        h->nhellos++;
+        h->hello_id = v->id;
         copy_str(h->lang, sizeof(h->lang), he.lang);
         copy_str(h->toolchain, sizeof(h->toolchain), he.toolchain);
         copy_str(h->source, sizeof(h->source), he.source);
@@ -233,7 +237,9 @@ struct run_opts {
     size_t stdin_len;
     uint16_t flags;
     struct msg_limits limits;
-    const char *file_name;
+    bool has_build_limits;
+    struct msg_limits build_limits;
+    const char *file_name; /* NULL with file_data: unnamed */
     const void *file_data;
     size_t file_len;
 };
@@ -243,7 +249,7 @@ static void send_run(struct h *h, uint32_t id, const struct run_opts *o)
     struct msg_buf m;
     msg_buf_init(&m);
     msg_begin(&m, MSG_RUN, o->flags, id);
-    if (o->file_name)
+    if (o->file_name || o->file_data)
         msg_put_file(&m, o->file_name, 0644, o->file_data, o->file_len);
     if (o->build_argv)
         msg_put_strv(&m, MSG_TAG_BUILD_ARGV, o->build_argv);
@@ -259,6 +265,14 @@ static void send_run(struct h *h, uint32_t id, const struct run_opts *o)
         msg_put_u64(&m, MSG_TAG_MAX_PROCS, o->limits.max_procs);
     if (o->limits.max_output)
         msg_put_u64(&m, MSG_TAG_MAX_OUTPUT, o->limits.max_output);
+    if (o->has_build_limits) {
+        size_t mark = msg_nest_begin(&m, MSG_TAG_BUILD_LIMITS);
+        if (o->build_limits.wall_ms)
+            msg_put_u64(&m, MSG_TAG_WALL_MS, o->build_limits.wall_ms);
+        if (o->build_limits.max_output)
+            msg_put_u64(&m, MSG_TAG_MAX_OUTPUT, o->build_limits.max_output);
+        msg_nest_end(&m, mark);
+    }
     assert_int_equal(msg_end(&m), 0);
     send_msg(h, &m);
     msg_buf_free(&m);
@@ -721,6 +735,138 @@ static void build_has_coarse_timer_slack(void **state)
     stop_agent(h);
 }
 
+/* BUILD_LIMITS: a build that sleeps past its own limit times out in the
+ * build phase although the run limit would let it finish. */
+static void build_limit_stops_build(void **state)
+{
+    (void)state;
+    struct h *h = start_agent("BUILD=sleep 3\nRUN=echo ran\n");
+    struct run_opts o = {.limits = {.wall_ms = 10000},
+                         .has_build_limits = true,
+                         .build_limits = {.wall_ms = 300}};
+    uint64_t t0 = now_ms();
+    const struct msg_exit *e = run(h, 60, &o, 8000);
+    assert_non_null(e);
+    assert_true(now_ms() - t0 < 2500);
+    assert_int_equal(h->nexits, 1);
+    assert_int_equal(e->phase, MSG_PHASE_BUILD);
+    assert_true(e->status & MSG_EXIT_TIMED_OUT);
+    assert_true(e->status & MSG_EXIT_FINAL);
+    assert_true(e->wall_ms >= 300 && e->wall_ms < 2500);
+    assert_int_equal(h->out[1][MSG_STREAM_STDOUT].len, 0);
+
+    /* A RUN without BUILD_LIMITS (an older sender): its limits are each
+     * step's, so the build gets the 300 ms as well. */
+    struct run_opts old = {.limits = {.wall_ms = 300}};
+    e = run(h, 61, &old, 8000);
+    assert_non_null(e);
+    assert_int_equal(e->phase, MSG_PHASE_BUILD);
+    assert_true(e->status & MSG_EXIT_TIMED_OUT);
+    stop_agent(h);
+}
+
+/* ...and the run step keeps the RUN's own limits: a build longer than the
+ * run limit and louder than its output cap passes; the run times out. */
+static void run_limits_stay_the_run_steps(void **state)
+{
+    (void)state;
+    struct h *h = start_agent("BUILD=sh -c 'sleep 0.6; seq 1 100'\n"
+                              "RUN=sleep 3\n");
+    struct run_opts o = {.limits = {.wall_ms = 300, .max_output = 10},
+                         .has_build_limits = true,
+                         .build_limits = {.wall_ms = 5000}};
+    const struct msg_exit *e = run(h, 62, &o, 8000);
+    assert_non_null(e);
+    assert_int_equal(h->nexits, 2);
+    assert_int_equal(h->exits[0].phase, MSG_PHASE_BUILD);
+    assert_true(h->exits[0].exited);
+    assert_int_equal(h->exits[0].code, 0);
+    assert_int_equal(h->exits[0].status, 0); /* not timed out, not cut */
+    assert_int_equal(h->out[0][MSG_STREAM_STDOUT].len, 292);
+    assert_int_equal(e->phase, MSG_PHASE_RUN);
+    assert_true(e->status & MSG_EXIT_TIMED_OUT);
+    assert_true(e->wall_ms >= 300 && e->wall_ms < 2500);
+    stop_agent(h);
+}
+
+/* A FILE without a name is written under lang.conf's SOURCE. */
+static void unnamed_file_gets_source_name(void **state)
+{
+    (void)state;
+    struct h *h = start_agent("SOURCE=prog.sh\n"
+                              "RUN=sh -c 'ls; sh prog.sh'\n");
+    const char *src = "echo from prog\n";
+    struct run_opts o = {.file_data = src, .file_len = strlen(src)};
+    const struct msg_exit *e = run(h, 63, &o, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->code, 0);
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "prog.sh\nfrom prog\n"));
+
+    /* Two unnamed files would both be SOURCE: refused. */
+    reset_results(h);
+    h->current = 64;
+    struct msg_buf m;
+    msg_buf_init(&m);
+    msg_begin(&m, MSG_RUN, 0, 64);
+    msg_put_file(&m, NULL, 0, "a", 1);
+    msg_put_file(&m, "", 0, "b", 1);
+    assert_int_equal(msg_end(&m), 0);
+    send_msg(h, &m);
+    msg_buf_free(&m);
+    wait_for(h, &h->run_over, 5000);
+    assert_int_equal(h->nexits, 0);
+    assert_int_equal(h->error_codes[0], MSG_ERR_BAD_REQUEST);
+    stop_agent(h);
+
+    /* An image whose lang.conf names no SOURCE cannot name it. */
+    h = start_agent("RUN=true\n");
+    assert_null(run(h, 65, &o, 5000));
+    assert_int_equal(h->error_codes[0], MSG_ERR_BAD_REQUEST);
+    assert_non_null(strstr(h->error_text[0], "SOURCE"));
+    stop_agent(h);
+}
+
+/* ANNOUNCE is answered with a HELLO carrying its id, also while a RUN
+ * goes on, which it leaves alone. */
+static void announce_answered_with_hello(void **state)
+{
+    (void)state;
+    struct h *h = start_agent("LANG=shell\nTOOLCHAIN=dash\n"
+                              "SOURCE=main.sh\n");
+    assert_int_equal(h->nhellos, 1);
+    assert_int_equal(h->hello_id, 0);
+    memset(h->lang, 0, sizeof(h->lang));
+    memset(h->source, 0, sizeof(h->source));
+    struct msg_buf m;
+    msg_buf_init(&m);
+    h->hello = false;
+    assert_int_equal(msg_build_announce(&m, 70), 0);
+    send_msg(h, &m);
+    wait_for(h, &h->hello, 5000);
+    assert_int_equal(h->nhellos, 2);
+    assert_int_equal(h->hello_id, 70);
+    assert_string_equal(h->lang, "shell");
+    assert_string_equal(h->toolchain, "dash");
+    assert_string_equal(h->source, "main.sh");
+
+    struct run_opts slow = {.argv = ARGV("sh", "-c", "sleep 0.3; echo done")};
+    reset_results(h);
+    h->current = 71;
+    send_run(h, 71, &slow);
+    h->hello = false;
+    assert_int_equal(msg_build_announce(&m, 72), 0);
+    send_msg(h, &m);
+    wait_for(h, &h->hello, 5000);
+    assert_int_equal(h->hello_id, 72);
+    assert_false(h->run_over); /* answered before the step ended */
+    wait_for(h, &h->run_over, 5000);
+    assert_int_equal(h->nerrors, 0);
+    assert_int_equal(h->exits[0].code, 0);
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "done\n"));
+    msg_buf_free(&m);
+    stop_agent(h);
+}
+
 static void exec_failure_is_127(void **state)
 {
     (void)state;
@@ -773,6 +919,10 @@ int main(void)
         cmocka_unit_test(busy_while_running),
         cmocka_unit_test(build_then_runs_reusing_it),
         cmocka_unit_test(build_has_coarse_timer_slack),
+        cmocka_unit_test(build_limit_stops_build),
+        cmocka_unit_test(run_limits_stay_the_run_steps),
+        cmocka_unit_test(unnamed_file_gets_source_name),
+        cmocka_unit_test(announce_answered_with_hello),
         cmocka_unit_test(exec_failure_is_127),
         cmocka_unit_test(shutdown_ends_agent),
     };

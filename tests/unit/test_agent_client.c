@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct t {
     char work[64];
     char conf[96];
     bool hello, closed, run_over;
+    int nhellos;
     int close_err;
     struct msg_buf out[2][3];
     int nexits;
@@ -41,6 +43,7 @@ static void on_hello(void *o, const struct agent_hello *h)
     struct t *t = o;
     (void)h;
     t->hello = true;
+    t->nhellos++;
     evloop_stop(&t->loop);
 }
 
@@ -112,17 +115,45 @@ static struct t *setup_pair(void)
     return t;
 }
 
-/* The real agent core in a child, serving the peer end. */
-static struct t *setup_agent(void)
+#define DEFAULT_CONF "LANG=sh\nTOOLCHAIN=dash\nSOURCE=main.sh\nRUN=sh main.sh\n"
+
+/* Reads the peer end until one whole SLIP frame went by: the agent's
+ * first HELLO, which a client attached later never sees. */
+static void swallow_frame(int fd)
 {
-    struct t *t = setup_pair();
+    int ends = 0;
+    while (ends < 2) {
+        uint8_t b;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        assert_int_equal(read(fd, &b, 1), 1);
+        ends += b == SLIP_END;
+    }
+}
+
+/* The real agent core in a child, serving the peer end, with lang.conf
+ * conf. With late_client, the client is attached only after the agent's
+ * HELLO went by, as for a VM restored from a snapshot. */
+static struct t *setup_agent_conf(const char *conf, bool late_client)
+{
+    struct t *t = calloc(1, sizeof(*t));
+    int sv[2];
+    assert_non_null(t);
+    for (int p = 0; p < 2; p++)
+        for (int s = 0; s < 3; s++)
+            msg_buf_init(&t->out[p][s]);
+    assert_int_equal(evloop_init(&t->loop), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+                     0);
+    t->c.fd = sv[0];
+    t->peer = sv[1];
     strcpy(t->work, "/tmp/test_agent_client.XXXXXX");
     assert_non_null(mkdtemp(t->work));
     assert_int_equal(chmod(t->work, 0711), 0);
     snprintf(t->conf, sizeof(t->conf), "%s.conf", t->work);
     FILE *f = fopen(t->conf, "w");
     assert_non_null(f);
-    fputs("LANG=sh\nTOOLCHAIN=dash\nSOURCE=main.sh\nRUN=sh main.sh\n", f);
+    fputs(conf, f);
     fclose(f);
     fflush(NULL);
     t->agent = fork();
@@ -146,11 +177,21 @@ static struct t *setup_agent(void)
     }
     close(t->peer);
     t->peer = -1;
+    if (late_client)
+        swallow_frame(sv[0]);
+    assert_int_equal(agent_client_init(&t->c, &t->loop, sv[0], &ops, t), 0);
+    if (late_client)
+        return t;
     assert_int_equal(pump(t, 10000), 0);
     assert_true(t->hello);
     assert_string_equal(t->c.hello.lang, "sh");
     assert_string_equal(t->c.hello.source, "main.sh");
     return t;
+}
+
+static struct t *setup_agent(void)
+{
+    return setup_agent_conf(DEFAULT_CONF, false);
 }
 
 static void teardown(struct t *t)
@@ -271,6 +312,85 @@ static void test_signal_and_timeout(void **state)
     teardown(t);
 }
 
+/* One RUN carries the unnamed source, the build under its own limit and
+ * the run under another: the build sleeps past the run limit and passes,
+ * the agent names the file after SOURCE, stdin reaches the program. */
+static void test_one_run_build_and_run(void **state)
+{
+    (void)state;
+    struct t *t = setup_agent_conf(
+        "LANG=sh\nSOURCE=main.sh\n"
+        "BUILD=sh -c 'sleep 0.5; echo compiled; cp main.sh prog'\n"
+        "RUN=sh prog\n", false);
+    static const char src[] = "read x; echo \"got $x\"\n";
+    struct agent_file f = {.data = src, .len = sizeof(src) - 1};
+    struct agent_request req = {
+        .files = &f, .nfiles = 1, .stdin_data = "abc\n", .stdin_len = 4,
+        .limits = {.wall_ms = 300},
+        .has_build_limits = true, .build_limits = {.wall_ms = 5000},
+    };
+    uint32_t id;
+    assert_int_equal(agent_client_run(&t->c, &req, &id), 0);
+    run_until_over(t);
+    assert_int_equal(t->nerrors, 0);
+    assert_int_equal(t->nexits, 2); /* the build's, then the run's */
+    assert_int_equal(t->last_exit.phase, MSG_PHASE_RUN);
+    assert_true(t->last_exit.exited);
+    assert_int_equal(t->last_exit.code, 0);
+    assert_int_equal(t->last_exit.status, MSG_EXIT_FINAL);
+    assert_buf(&t->out[MSG_PHASE_BUILD][MSG_STREAM_STDOUT], "compiled\n");
+    assert_buf(&t->out[MSG_PHASE_RUN][MSG_STREAM_STDOUT], "got abc\n");
+    assert_int_equal(t->c.next_id, id + 1); /* no second request went */
+
+    /* The build limit is the build's: 200 ms stops that build. */
+    t->nexits = 0;
+    req.build_limits.wall_ms = 200;
+    req.limits.wall_ms = 5000;
+    assert_int_equal(agent_client_run(&t->c, &req, NULL), 0);
+    run_until_over(t);
+    assert_int_equal(t->nexits, 1);
+    assert_int_equal(t->last_exit.phase, MSG_PHASE_BUILD);
+    assert_true(t->last_exit.status & MSG_EXIT_TIMED_OUT);
+    teardown(t);
+}
+
+/* A client that missed the agent's HELLO (a VM restored from a snapshot)
+ * asks for it again; a client that had one gets a second, and RUNs go on
+ * either way. */
+static void test_reannounce(void **state)
+{
+    (void)state;
+    struct t *t = setup_agent_conf(DEFAULT_CONF, true);
+    assert_false(t->c.have_hello);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
+                                      NULL), -EAGAIN);
+    uint32_t id = 0;
+    assert_int_equal(agent_client_announce(&t->c, &id), 0);
+    assert_int_not_equal(id, 0);
+    while (!t->hello)
+        assert_int_equal(pump(t, 5000), 0);
+    assert_int_equal(t->nhellos, 1);
+    assert_string_equal(t->c.hello.lang, "sh");
+    assert_string_equal(t->c.hello.source, "main.sh");
+
+    static const char src[] = "echo restored\n";
+    struct agent_file f = {.data = src, .len = sizeof(src) - 1};
+    struct agent_request req = {.files = &f, .nfiles = 1};
+    assert_int_equal(agent_client_run(&t->c, &req, NULL), 0);
+    run_until_over(t);
+    assert_int_equal(t->last_exit.code, 0);
+    assert_buf(&t->out[1][1], "restored\n");
+
+    /* Again, with HELLO already known: replaced, reported once more. */
+    memset(t->c.hello.lang, 0, sizeof(t->c.hello.lang));
+    assert_int_equal(agent_client_announce(&t->c, NULL), 0);
+    while (t->nhellos < 2)
+        assert_int_equal(pump(t, 5000), 0);
+    assert_int_equal(t->c.hellos, 2);
+    assert_string_equal(t->c.hello.lang, "sh");
+    teardown(t);
+}
+
 static void test_shutdown_ends_agent(void **state)
 {
     (void)state;
@@ -318,6 +438,133 @@ static void peer_hello(struct t *t)
     assert_true(t->hello);
     /* Control characters from the guest do not reach a terminal. */
     assert_string_equal(t->c.hello.lang, "x?y");
+}
+
+struct sent_run {
+    int n;
+    uint32_t id;
+    struct msg_run run; /* pointers cleared: only counts and values */
+    uint32_t name_len[2], data_len[2];
+    char run_argv[32];
+};
+
+static void got_run(void *opaque, const struct msg_view *v)
+{
+    struct sent_run *s = opaque;
+    assert_int_equal(v->type, MSG_RUN);
+    assert_int_equal(msg_decode_run(v, &s->run), 0);
+    s->n++;
+    s->id = v->id;
+    for (size_t i = 0; i < s->run.nfiles && i < 2; i++) {
+        s->name_len[i] = s->run.files[i].name.len;
+        s->data_len[i] = s->run.files[i].data.len;
+    }
+    const char *argv[4];
+    assert_int_equal(msg_strlist_split(&s->run.run_argv, argv, 4), 2);
+    snprintf(s->run_argv, sizeof(s->run_argv), "%s %s", argv[0], argv[1]);
+}
+
+/* What the client puts on the wire decodes with the agent's decoder, field
+ * for field: the same encoder as the tests of protocol/msg.c. */
+static void test_run_encoding_decodes(void **state)
+{
+    (void)state;
+    struct t *t = setup_pair();
+    peer_hello(t);
+    static const char *const argv[] = {"./prog", "-v", NULL};
+    static const char *const none[] = {NULL};
+    struct agent_file files[2] = {
+        {.data = "src", .len = 3},
+        {.name = "in.txt", .data = "", .len = 0, .mode = 0600},
+    };
+    struct agent_request req = {
+        .files = files, .nfiles = 2, .build_argv = none, .run_argv = argv,
+        .stdin_data = "x", .stdin_len = 1, .stdin_open = true,
+        .flags = MSG_RUN_REUSE_WORKDIR | 0x8000, /* unknown bit dropped */
+        .limits = {.wall_ms = 10000, .mem_bytes = 1 << 28},
+        .has_build_limits = true,
+        .build_limits = {.wall_ms = 60000, .max_procs = 9},
+    };
+    /* More files than an agent takes never leave the client. */
+    static struct agent_file many[MSG_MAX_FILES + 1];
+    struct agent_request big = {.files = many, .nfiles = MSG_MAX_FILES + 1};
+    assert_int_equal(agent_client_run(&t->c, &big, NULL), -E2BIG);
+    uint32_t id;
+    assert_int_equal(agent_client_run(&t->c, &req, &id), 0);
+    struct sent_run sent = {0};
+    struct msg_reader rd;
+    assert_int_equal(msg_reader_init(&rd, got_run, NULL, &sent), 0);
+    while (sent.n == 0) {
+        uint8_t buf[4096];
+        ssize_t n = read(t->peer, buf, sizeof(buf));
+        assert_true(n > 0);
+        msg_reader_feed(&rd, buf, (size_t)n);
+    }
+    msg_reader_free(&rd);
+    assert_int_equal(sent.n, 1);
+    assert_int_equal(sent.id, id);
+    struct msg_run *r = &sent.run;
+    assert_int_equal(r->flags, MSG_RUN_REUSE_WORKDIR | MSG_RUN_STDIN_OPEN);
+    assert_int_equal(r->nfiles, 2);
+    assert_int_equal(sent.name_len[0], 0);
+    assert_int_equal(sent.data_len[0], 3);
+    assert_int_equal(sent.name_len[1], 6);
+    assert_int_equal(r->files[1].mode, 0600);
+    assert_true(r->build_argv.present);
+    assert_int_equal(r->build_argv.len, 0);
+    assert_string_equal(sent.run_argv, "./prog -v");
+    assert_false(r->env.present);
+    assert_int_equal(r->stdin_data.len, 1);
+    assert_int_equal(r->limits.wall_ms, 10000);
+    assert_int_equal(r->limits.mem_bytes, 1 << 28);
+    assert_true(r->has_build_limits);
+    assert_int_equal(r->build_limits.wall_ms, 60000);
+    assert_int_equal(r->build_limits.max_procs, 9);
+    teardown(t);
+}
+
+/* A HELLO answering ANNOUNCE leaves the RUN alone; one with id 0 (an
+ * agent that started over) ends it as lost. */
+static void test_second_hello_during_run(void **state)
+{
+    (void)state;
+    struct t *t = setup_pair();
+    peer_hello(t);
+    assert_int_equal(t->nhellos, 1);
+    uint32_t id, aid;
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
+                                      &id), 0);
+    assert_int_equal(agent_client_announce(&t->c, &aid), 0);
+    assert_int_not_equal(aid, id);
+    struct msg_buf m;
+    msg_buf_init(&m);
+    struct msg_hello h = {.lang = {(const uint8_t *)"go", 2}};
+    assert_int_equal(msg_build_hello(&m, aid, &h), 0);
+    peer_send(t, &m);
+    while (t->nhellos < 2)
+        assert_int_equal(pump(t, 2000), 0);
+    assert_string_equal(t->c.hello.lang, "go");
+    assert_true(t->c.run_active);
+    assert_int_equal(t->nerrors, 0);
+
+    assert_int_equal(msg_build_hello(&m, 0, &h), 0);
+    peer_send(t, &m);
+    while (t->nhellos < 3)
+        assert_int_equal(pump(t, 2000), 0);
+    assert_false(t->c.run_active);
+    assert_int_equal(t->nerrors, 1);
+    assert_int_equal(t->last_error, MSG_ERR_INTERNAL);
+    /* The new agent takes RUNs; the lost one's EXIT would be stale. */
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
+                                      NULL), 0);
+    assert_int_equal(msg_build_exit(&m, id, &(struct msg_exit){
+                                                .status = MSG_EXIT_FINAL}),
+                     0);
+    peer_send(t, &m);
+    assert_int_equal(pump(t, 200), -ETIMEDOUT); /* nothing to report */
+    assert_int_equal(t->nexits, 0);
+    msg_buf_free(&m);
+    teardown(t);
 }
 
 static void test_run_before_hello(void **state)
@@ -410,7 +657,11 @@ int main(void)
         cmocka_unit_test(test_exec_argv_output_and_status),
         cmocka_unit_test(test_file_stdin_and_second_run),
         cmocka_unit_test(test_signal_and_timeout),
+        cmocka_unit_test(test_one_run_build_and_run),
+        cmocka_unit_test(test_reannounce),
         cmocka_unit_test(test_shutdown_ends_agent),
+        cmocka_unit_test(test_run_encoding_decodes),
+        cmocka_unit_test(test_second_hello_during_run),
         cmocka_unit_test(test_run_before_hello),
         cmocka_unit_test(test_garbage_stale_and_error),
         cmocka_unit_test(test_peer_closes_mid_run),

@@ -223,9 +223,10 @@ static void bad_fields_rejected(void **state)
     assert_int_equal(msg_decode_run(&v, &r), -EBADMSG);
     msg_buf_reset(&m);
 
-    /* A FILE without a name; too many files. */
+    /* A FILE mode beyond permission bits; too many files. */
     msg_begin(&m, MSG_RUN, 0, 1);
     size_t mark = msg_nest_begin(&m, MSG_TAG_FILE);
+    msg_put_u64(&m, MSG_TAG_FILE_MODE, 010000);
     msg_put_bytes(&m, MSG_TAG_FILE_DATA, "x", 1);
     msg_nest_end(&m, mark);
     assert_int_equal(msg_end(&m), 0);
@@ -260,6 +261,172 @@ static void bad_fields_rejected(void **state)
     /* A string holding a NUL is not a C string. */
     struct msg_bytes b = {(const uint8_t *)"a\0b", 3};
     assert_null(msg_bytes_strdup(b));
+}
+
+/* Decodes the RUN built in m (reset afterwards); returns the decoder's
+ * answer. */
+static int decode_built_run(struct msg_buf *m, struct msg_run *r)
+{
+    struct msg_view v;
+    assert_int_equal(msg_end(m), 0);
+    parse_one(m, &v);
+    int ret = msg_decode_run(&v, r);
+    msg_buf_reset(m);
+    return ret;
+}
+
+/* BUILD_LIMITS and a FILE without a name, through the typed builder that
+ * runvm's agent client uses, and back. */
+static void build_limits_and_unnamed_file_round_trip(void **state)
+{
+    (void)state;
+    struct msg_buf m;
+    struct msg_view v;
+    struct msg_run in = {
+        .nfiles = 2,
+        .files = {{.data = {(const uint8_t *)"print(1)\n", 9}},
+                  {.name = {(const uint8_t *)"util.py", 7},
+                   .data = {(const uint8_t *)"", 0}, .mode = 0600}},
+        .limits = {.wall_ms = 10000, .mem_bytes = 64ull << 20},
+        .has_build_limits = true,
+        .build_limits = {.wall_ms = 60000, .max_output = 5ull << 32},
+    };
+    msg_buf_init(&m);
+    assert_int_equal(msg_build_run(&m, 11, &in), 0);
+    parse_one(&m, &v);
+    struct msg_run r;
+    assert_int_equal(msg_decode_run(&v, &r), 0);
+    assert_int_equal(r.nfiles, 2);
+    assert_int_equal(r.files[0].name.len, 0);
+    assert_int_equal(r.files[0].data.len, 9);
+    assert_int_equal(r.files[1].name.len, 7);
+    assert_int_equal(r.files[1].mode, 0600);
+    assert_int_equal(r.limits.wall_ms, 10000);
+    assert_int_equal(r.limits.mem_bytes, 64ull << 20);
+    assert_int_equal(r.limits.max_output, 0);
+    assert_true(r.has_build_limits);
+    assert_int_equal(r.build_limits.wall_ms, 60000);
+    assert_int_equal(r.build_limits.max_output, 5ull << 32);
+    assert_int_equal(r.build_limits.mem_bytes, 0);
+    /* The unnamed FILE carries no FILE_NAME field at all. */
+    uint16_t tag;
+    const uint8_t *val;
+    uint32_t len;
+    struct tlv_iter it, inner;
+    tlv_iter_init(&it, v.payload, v.len);
+    assert_int_equal(tlv_next(&it, &tag, &val, &len), 1);
+    assert_int_equal(tag, MSG_TAG_FILE);
+    tlv_iter_init(&inner, val, len);
+    while (tlv_next(&inner, &tag, &val, &len) > 0)
+        assert_int_not_equal(tag, MSG_TAG_FILE_NAME);
+    msg_buf_reset(&m);
+
+    /* Without the field the limits are each step's: nothing set. */
+    in.has_build_limits = false;
+    assert_int_equal(msg_build_run(&m, 12, &in), 0);
+    parse_one(&m, &v);
+    assert_int_equal(msg_decode_run(&v, &r), 0);
+    assert_false(r.has_build_limits);
+    assert_int_equal(r.build_limits.wall_ms, 0);
+    msg_buf_reset(&m);
+
+    /* An empty name is the same as none; msg_put_file says so too. */
+    msg_begin(&m, MSG_RUN, 0, 13);
+    msg_put_file(&m, NULL, 0, "a", 1);
+    msg_put_file(&m, "", 0, "b", 1);
+    size_t mark = msg_nest_begin(&m, MSG_TAG_FILE);
+    msg_put_bytes(&m, MSG_TAG_FILE_NAME, "", 0);
+    msg_nest_end(&m, mark);
+    assert_int_equal(decode_built_run(&m, &r), 0);
+    assert_int_equal(r.nfiles, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(r.files[i].name.len, 0);
+    msg_buf_free(&m);
+}
+
+/* Hostile BUILD_LIMITS: broken nesting and bad integers are refused,
+ * other tags inside are skipped, the last field wins. */
+static void build_limits_hostile(void **state)
+{
+    (void)state;
+    struct msg_buf m;
+    struct msg_run r;
+    msg_buf_init(&m);
+
+    /* Inner field running past the nested value. */
+    msg_begin(&m, MSG_RUN, 0, 1);
+    msg_put_bytes(&m, MSG_TAG_BUILD_LIMITS,
+                  "\x18\x00\x08\x00\x00\x00\x01\x02", 8);
+    assert_int_equal(decode_built_run(&m, &r), -EBADMSG);
+    /* Half an inner TLV header. */
+    msg_begin(&m, MSG_RUN, 0, 1);
+    msg_put_bytes(&m, MSG_TAG_BUILD_LIMITS, "\x18\x00\x04", 3);
+    assert_int_equal(decode_built_run(&m, &r), -EBADMSG);
+    /* A 9-byte and a 0-byte integer inside. */
+    msg_begin(&m, MSG_RUN, 0, 1);
+    size_t mark = msg_nest_begin(&m, MSG_TAG_BUILD_LIMITS);
+    msg_put_bytes(&m, MSG_TAG_WALL_MS, "123456789", 9);
+    msg_nest_end(&m, mark);
+    assert_int_equal(decode_built_run(&m, &r), -EBADMSG);
+    msg_begin(&m, MSG_RUN, 0, 1);
+    mark = msg_nest_begin(&m, MSG_TAG_BUILD_LIMITS);
+    msg_put_bytes(&m, MSG_TAG_MEM_BYTES, "", 0);
+    msg_nest_end(&m, mark);
+    assert_int_equal(decode_built_run(&m, &r), -EBADMSG);
+
+    /* Unknown tags, a nested BUILD_LIMITS and a RUN_ARGV inside are not
+     * limits: skipped, and they do not reach the RUN's own fields. The
+     * largest 8-byte value is taken as it is. */
+    msg_begin(&m, MSG_RUN, 0, 1);
+    mark = msg_nest_begin(&m, MSG_TAG_BUILD_LIMITS);
+    msg_put_u64(&m, 0x7777, 5);
+    msg_put_strv(&m, MSG_TAG_RUN_ARGV, (const char *const[]){"x", NULL});
+    size_t inner = msg_nest_begin(&m, MSG_TAG_BUILD_LIMITS);
+    msg_put_u64(&m, MSG_TAG_WALL_MS, 1);
+    msg_nest_end(&m, inner);
+    msg_put_u64(&m, MSG_TAG_MAX_PROCS, UINT64_MAX);
+    msg_nest_end(&m, mark);
+    assert_int_equal(decode_built_run(&m, &r), 0);
+    assert_true(r.has_build_limits);
+    assert_int_equal(r.build_limits.wall_ms, 0);
+    assert_int_equal(r.build_limits.max_procs, UINT64_MAX);
+    assert_false(r.run_argv.present);
+    assert_int_equal(r.limits.max_procs, 0);
+
+    /* Empty: present, every limit the agent's default. Repeated: the
+     * last one wins whole. */
+    msg_begin(&m, MSG_RUN, 0, 1);
+    mark = msg_nest_begin(&m, MSG_TAG_BUILD_LIMITS);
+    msg_put_u64(&m, MSG_TAG_CPU_MS, 7);
+    msg_nest_end(&m, mark);
+    msg_put_bytes(&m, MSG_TAG_BUILD_LIMITS, "", 0);
+    assert_int_equal(decode_built_run(&m, &r), 0);
+    assert_true(r.has_build_limits);
+    assert_int_equal(r.build_limits.cpu_ms, 0);
+
+    /* The builder refuses more files than a receiver takes. */
+    static struct msg_run many = {.nfiles = MSG_MAX_FILES + 1};
+    assert_int_equal(msg_build_run(&m, 1, &many), -E2BIG);
+    msg_buf_free(&m);
+}
+
+static void announce_round_trip(void **state)
+{
+    (void)state;
+    struct msg_buf m;
+    struct msg_view v;
+    msg_buf_init(&m);
+    assert_int_equal(msg_build_announce(&m, 0xfffffffe), 0);
+    parse_one(&m, &v);
+    assert_int_equal(v.type, MSG_ANNOUNCE);
+    assert_int_equal(v.type, 8);
+    assert_int_equal(v.id, 0xfffffffe);
+    assert_int_equal(v.flags, 0);
+    assert_int_equal(v.len, 0);
+    /* No typed decoder takes it for another type. */
+    struct msg_hello h;
+    assert_int_equal(msg_decode_hello(&v, &h), -EBADMSG);
+    msg_buf_free(&m);
 }
 
 static void frame_faults(void **state)
@@ -484,6 +651,45 @@ static void spec_examples_decode(void **state)
     assert_int_equal(er.code, MSG_ERR_UNKNOWN_TYPE);
     assert_true(bytes_eq(er.message, "type 99"));
 
+    /* One RUN per snippet: an unnamed FILE and both steps' limits. */
+    doc_view("RUN-ONE", buf, sizeof(buf), &v);
+    assert_int_equal(v.id, 12);
+    assert_int_equal(msg_decode_run(&v, &r), 0);
+    assert_int_equal(r.flags, 0);
+    assert_int_equal(r.nfiles, 1);
+    assert_int_equal(r.files[0].name.len, 0);
+    assert_int_equal(r.files[0].mode, 0);
+    assert_true(bytes_eq(r.files[0].data, "print(6 * 7)\n"));
+    assert_false(r.build_argv.present);
+    assert_false(r.run_argv.present);
+    assert_int_equal(r.limits.wall_ms, 10000);
+    assert_true(r.has_build_limits);
+    assert_int_equal(r.build_limits.wall_ms, 60000);
+    assert_int_equal(r.build_limits.mem_bytes, 0);
+    /* The doc's bytes are what the builder makes of those fields. */
+    struct msg_buf m;
+    msg_buf_init(&m);
+    assert_int_equal(msg_build_run(&m, v.id, &r), 0);
+    assert_int_equal(m.len, 16 + v.len + 4);
+    assert_memory_equal(m.data, buf, m.len);
+    msg_buf_reset(&m);
+
+    doc_view("ANNOUNCE", buf, sizeof(buf), &v);
+    assert_int_equal(v.type, MSG_ANNOUNCE);
+    assert_int_equal(v.id, 13);
+    assert_int_equal(v.len, 0);
+    assert_int_equal(msg_build_announce(&m, 13), 0);
+    assert_memory_equal(m.data, buf, m.len);
+    msg_buf_free(&m);
+
+    doc_view("HELLO-ANNOUNCED", buf, sizeof(buf), &v);
+    assert_int_equal(v.id, 13);
+    assert_int_equal(msg_decode_hello(&v, &h), 0);
+    assert_true(bytes_eq(h.agent_version, "0.1.0"));
+    assert_true(bytes_eq(h.lang, "python"));
+    assert_true(bytes_eq(h.toolchain, "Python 3.11.2"));
+    assert_true(bytes_eq(h.source, "main.py"));
+
     doc_view("SHUTDOWN", buf, sizeof(buf), &v);
     assert_int_equal(v.type, MSG_SHUTDOWN);
     assert_int_equal(v.id, 10);
@@ -509,6 +715,9 @@ int main(void)
         cmocka_unit_test(run_round_trip),
         cmocka_unit_test(small_types_round_trip),
         cmocka_unit_test(bad_fields_rejected),
+        cmocka_unit_test(build_limits_and_unnamed_file_round_trip),
+        cmocka_unit_test(build_limits_hostile),
+        cmocka_unit_test(announce_round_trip),
         cmocka_unit_test(frame_faults),
         cmocka_unit_test(oversize_payload_refused_by_builder),
         cmocka_unit_test(reader_counts_and_resyncs),
