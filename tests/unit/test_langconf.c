@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "guest-agent/langconf.h"
+#include "protocol/langconf.h"
 
 static int parse(const char *text, struct langconf *lc, char *err)
 {
