@@ -19,3 +19,5 @@ test_langconf_SRCS := $(LANGCONF_SRCS)
 
 FUZZ_TARGETS += fuzz_slip
 fuzz_slip_SRCS := $(PROTOCOL_SRCS)
+FUZZ_TARGETS += fuzz_langconf
+fuzz_langconf_SRCS := $(LANGCONF_SRCS)
