@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "guest-agent/langconf.h"
 #include "guest-agent/step.h"
+#include "protocol/langconf.h"
 
 #define MAX_ARGV 256
 #define MAX_ENV 256

@@ -1,11 +1,9 @@
 # guest-agent/: runvm-agent, the guest's /init (static), also runnable on a
 # host with --host for tests.
-AGENT_CORE_SRCS := guest-agent/agent.c guest-agent/step.c \
-                   guest-agent/langconf.c
+AGENT_CORE_SRCS := guest-agent/agent.c guest-agent/step.c
 AGENT_SRCS += $(AGENT_CORE_SRCS) guest-agent/pid1.c guest-agent/port.c \
               guest-agent/main.c
 
-UNIT_TESTS += test_agent test_langconf test_port
-test_agent_SRCS = $(AGENT_CORE_SRCS) $(PROTOCOL_SRCS)
-test_langconf_SRCS := guest-agent/langconf.c
+UNIT_TESTS += test_agent test_port
+test_agent_SRCS = $(AGENT_CORE_SRCS) $(PROTOCOL_SRCS) $(LANGCONF_SRCS)
 test_port_SRCS := guest-agent/port.c

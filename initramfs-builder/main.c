@@ -14,11 +14,11 @@
 
 #include "initramfs-builder/cpio.h"
 #include "initramfs-builder/image.h"
-#include "initramfs-builder/langconf.h"
 #include "initramfs-builder/layer.h"
 #include "initramfs-builder/progress.h"
 #include "initramfs-builder/registry.h"
 #include "initramfs-builder/tree.h"
+#include "protocol/langconf.h"
 
 #define BUILDER_VERSION "1"
 #define MAX_AGENT (64u << 20)
@@ -189,28 +189,44 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    char conf_path[PATH_MAX], agent_buf[PATH_MAX];
-    struct langconf lc;
-    if (find_lang_conf(lang_dir, lang, conf_path, sizeof(conf_path)) != 0 ||
-        langconf_load(&lc, conf_path) != 0) {
+    char conf_path[PATH_MAX], agent_buf[PATH_MAX], why[PATH_MAX + 200];
+    struct langconf_kv lc;
+    int found = find_lang_conf(lang_dir, lang, conf_path, sizeof(conf_path));
+    if (found == 0) {
+        found = langconf_kv_load(&lc, conf_path, why, sizeof(why));
+        if (found != 0)
+            progress_error("%s", why);
+    }
+    if (found != 0) {
         progress_error("no usable config for language %s (%s) — see "
                        "initramfs-builder/langs/ or pass --lang-dir",
                        lang, conf_path);
         return 1;
     }
     for (int i = 0; i < nsets; i++) {
-        if (langconf_set(&lc, sets[i]) != 0) {
+        if (langconf_kv_set(&lc, sets[i]) != 0) {
             progress_error("--set %s: expected KEY=VALUE", sets[i]);
-            langconf_free(&lc);
+            langconf_kv_free(&lc);
             return 2;
         }
     }
+    /* Split DROP before fetching anything, so that a bad glob line fails
+     * in a second rather than after the download. */
+    char **drops = NULL;
+    size_t ndrops = 0;
+    if (langconf_kv_words(&lc, "DROP", &drops, &ndrops, why, sizeof(why)) !=
+        0) {
+        progress_error("%s: %s", conf_path, why);
+        langconf_kv_free(&lc);
+        return 2;
+    }
     char from_buf[1024];
     if (!from) {
-        const char *img = langconf_get(&lc, "IMAGE");
+        const char *img = langconf_kv_get(&lc, "IMAGE");
         if (!img) {
             progress_error("%s: no IMAGE= and no --from", conf_path);
-            langconf_free(&lc);
+            langconf_free_words(drops);
+            langconf_kv_free(&lc);
             return 2;
         }
         snprintf(from_buf, sizeof(from_buf), "docker://%s", img);
@@ -231,15 +247,20 @@ int main(int argc, char **argv)
     if (err) {
         progress_error("agent %s: %s — build it (make) or pass --agent",
                        agent, strerror(-err));
-        langconf_free(&lc);
+        langconf_free_words(drops);
+        langconf_kv_free(&lc);
         return 1;
     }
 
     double t0 = now_s();
     struct tree t;
     struct cpio_stats st;
-    char **drops = NULL;
-    char *runtime = NULL;
+    char *runtime = langconf_kv_render_runtime(&lc);
+    if (!runtime) {
+        err = -ENOMEM;
+        progress_error("rendering /etc/runvm/lang.conf: %s", strerror(-err));
+        goto out;
+    }
     err = tree_init(&t, NULL);
     if (err) {
         progress_error("spool file: %s — set TMPDIR to a writable directory",
@@ -251,13 +272,6 @@ int main(int argc, char **argv)
     if (err)
         goto out_tree;
     double t1 = now_s();
-    size_t ndrops = 0;
-    drops = langconf_words(&lc, "DROP", &ndrops);
-    runtime = langconf_render_runtime(&lc);
-    if (!drops || !runtime) {
-        err = -ENOMEM;
-        goto out_tree;
-    }
     unsigned long dropped = tree_drop_globs(&t, drops, ndrops);
     progress("unpack: %.1f s, %zu entries kept, %lu dropped by DROP globs, "
              "%lu unsafe and %lu device entries skipped, %lu whiteouts",
@@ -287,6 +301,6 @@ out:
     langconf_free_words(drops);
     free(runtime);
     free(agent_bytes);
-    langconf_free(&lc);
+    langconf_kv_free(&lc);
     return err ? 1 : 0;
 }

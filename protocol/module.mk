@@ -1,13 +1,23 @@
 # protocol/: SLIP framing and agent messages, compiled into both runvm and
-# runvm-agent.
+# runvm-agent; the lang.conf parser, compiled into runvm-agent and
+# initramfs-builder.
 PROTOCOL_SRCS := protocol/slip.c protocol/crc32.c protocol/msg.c
 AGENT_SRCS += $(PROTOCOL_SRCS)
 RUNVM_SRCS += $(PROTOCOL_SRCS)
 
-UNIT_TESTS += test_slip test_msg
+# lang.conf (docs/lang-conf.md): one parser for the agent, which reads it at
+# boot, and the image builder, which writes it. runvm does not read it.
+LANGCONF_SRCS := protocol/langconf.c
+AGENT_SRCS += $(LANGCONF_SRCS)
+BUILDER_SRCS += $(LANGCONF_SRCS)
+
+UNIT_TESTS += test_slip test_msg test_langconf
 test_slip_SRCS := protocol/slip.c
 test_msg_SRCS := $(PROTOCOL_SRCS)
 test_msg_LIBS := -lz
+test_langconf_SRCS := $(LANGCONF_SRCS)
 
 FUZZ_TARGETS += fuzz_slip
 fuzz_slip_SRCS := $(PROTOCOL_SRCS)
+FUZZ_TARGETS += fuzz_langconf
+fuzz_langconf_SRCS := $(LANGCONF_SRCS)

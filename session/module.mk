@@ -7,7 +7,8 @@ RUNVM_LIBS += -ljansson
 
 UNIT_TESTS += test_agent_client
 test_agent_client_SRCS = session/agent_client.c core/evloop.c \
-                         $(PROTOCOL_SRCS) $(AGENT_CORE_SRCS)
+                         $(PROTOCOL_SRCS) $(AGENT_CORE_SRCS) \
+                         $(LANGCONF_SRCS)
 
 UNIT_TESTS += test_event
 test_event_SRCS = session/event.c $(PROTOCOL_SRCS)
