@@ -20,15 +20,13 @@
 #include "session/event.h"
 #include "api/http.h"
 #include "vmm/agent_channel.h"
-#include "session/agent_client.h"
+#include "session/session.h"
 
 #define API_MAX_CONNS 16
 #define API_MAX_EVENTS_BUFFERED (64u << 20) /* output held for no reader */
 #define API_SHUTDOWN_GRACE_MS 2000
 #define API_MAX_LIMIT_MS (600u * 1000)
 #define API_MAX_FILES 16
-
-enum api_state { API_BOOTING, API_READY, API_STOPPING };
 
 struct conn {
     struct api_server *s;
@@ -44,9 +42,8 @@ struct api_server {
     struct vm *vm;
     struct api_server_config cfg;
     struct agent_channel *ch; /* the machine's */
-    struct agent_client client;
-    bool client_up;
-    enum api_state state;
+    struct session session;
+    bool stopping; /* PUT /shutdown, or the agent is gone */
     bool shutdown_requested;
     int listen_fd;
     bool own_sock; /* we created cfg.sock_path */
@@ -55,8 +52,6 @@ struct api_server {
     struct conn conns[API_MAX_CONNS];
     struct conn *pending_start; /* POST /start waiting for HELLO */
     /* The current (or last) run. */
-    uint32_t run_id;
-    bool run_active;
     struct agent_request req; /* the one RUN of this start */
     struct agent_file files[API_MAX_FILES];
     size_t nfiles;
@@ -280,7 +275,6 @@ static void emit(struct api_server *s)
 
 static void run_over(struct api_server *s)
 {
-    s->run_active = false;
     s->events_done = true;
     emit(s);
 }
@@ -289,19 +283,12 @@ static void run_over(struct api_server *s)
 
 static void start_run(struct api_server *s, struct conn *c);
 
-static void on_hello(void *opaque, const struct agent_hello *h)
+static void on_ready(void *opaque, const struct agent_hello *h)
 {
     struct api_server *s = opaque;
-    if (s->state != API_BOOTING)
-        return;
-    if (s->cfg.lang && strcmp(h->lang, s->cfg.lang) != 0) {
-        fprintf(stderr, "runvm: the image's agent serves language "
-                "\"%s\", not \"%s\"\n", h->lang, s->cfg.lang);
-        s->state = API_STOPPING;
-        vm_request_stop(s->vm, VM_STOP_ERROR, "wrong language image", 0);
-        return;
-    }
-    s->state = API_READY;
+    (void)h;
+    if (s->t_hello_ns)
+        return; /* an ANNOUNCE's answer */
     s->t_hello_ns = now_ns();
     if (s->pending_start) {
         struct conn *c = s->pending_start;
@@ -321,20 +308,21 @@ static void on_exit_msg(void *opaque, const struct msg_exit *e)
 {
     struct api_server *s = opaque;
     event_exit(&s->events, e);
-    if (e->status & MSG_EXIT_FINAL)
-        run_over(s);
-    else
-        emit(s);
+    emit(s);
 }
 
-static void on_error(void *opaque, const struct msg_error *e)
+static void on_done(void *opaque, int status, const char *why)
 {
     struct api_server *s = opaque;
-    char why[256];
-    snprintf(why, sizeof(why), "agent error %u: %.*s", e->code,
-             (int)(e->message.len < 200 ? e->message.len : 200),
-             (const char *)e->message.p);
-    event_failure(&s->events, RUNVM_EXIT_INFRA, why);
+    if (s->session.state == SESSION_FAILED) {
+        /* No run: the image serves another language. */
+        fprintf(stderr, "runvm: %s\n", why);
+        s->stopping = true;
+        vm_request_stop(s->vm, VM_STOP_ERROR, "wrong language image", 0);
+        return;
+    }
+    if (why)
+        event_failure(&s->events, status, why);
     run_over(s);
 }
 
@@ -342,21 +330,15 @@ static void on_closed(void *opaque, int err)
 {
     struct api_server *s = opaque;
     (void)err;
-    s->client_up = false;
-    if (s->run_active) {
-        event_failure(&s->events, RUNVM_EXIT_INFRA,
-                      "the agent channel closed during the run");
-        run_over(s);
-    }
     if (!s->shutdown_requested) {
-        s->state = API_STOPPING;
+        s->stopping = true;
         vm_request_stop(s->vm, VM_STOP_ERROR, "agent channel closed", 0);
     }
 }
 
-static const struct agent_client_ops api_agent_ops = {
-    .hello = on_hello, .output = on_output, .exit = on_exit_msg,
-    .error = on_error, .closed = on_closed,
+static const struct session_sink api_sink = {
+    .ready = on_ready, .output = on_output, .exit = on_exit_msg,
+    .done = on_done, .closed = on_closed,
 };
 
 /* ---- requests ----------------------------------------------------------- */
@@ -481,7 +463,7 @@ static void start_run(struct api_server *s, struct conn *c)
         reply_error(c, 400, "malformed request");
         return;
     }
-    if (s->run_active) {
+    if (s->session.state == SESSION_RUNNING) {
         reply_error(c, 409, "a run is in progress; wait for its exit "
                     "event");
         return;
@@ -544,7 +526,7 @@ static void start_run(struct api_server *s, struct conn *c)
         reply_error(c, 500, "output socket: %s", err);
         return;
     }
-    int ret = agent_client_run(&s->client, &s->req, &s->run_id);
+    int ret = session_run(&s->session, &s->req);
     if (ret < 0) {
         out_close(s);
         reply_error(c, ret == -EMSGSIZE ? 413 : 500, "%s",
@@ -553,7 +535,6 @@ static void start_run(struct api_server *s, struct conn *c)
         return;
     }
     s->runs++;
-    s->run_active = true;
     s->events_done = false;
     s->events_dropped = false;
     struct msg_buf b;
@@ -581,15 +562,17 @@ static void shutdown_timer(void *opaque, uint32_t events)
 static void status_reply(struct api_server *s, struct conn *c)
 {
     const struct vm *vm = s->vm;
-    const char *state = s->state == API_BOOTING ? "booting"
-                        : s->state == API_STOPPING ? "stopping"
-                        : s->run_active ? "running" : "ready";
+    enum session_state st = s->session.state;
+    const char *state = s->stopping ? "stopping"
+                        : st == SESSION_BOOTING ? "booting"
+                        : st == SESSION_RUNNING ? "running" : "ready";
     struct msg_buf b;
     msg_buf_init(&b);
     char tmp[512];
     snprintf(tmp, sizeof(tmp), "{\"state\":\"%s\",\"lang\":", state);
     msg_buf_append(&b, tmp, strlen(tmp));
-    const struct agent_hello *h = &s->client.hello;
+    const struct agent_hello *h = session_hello(&s->session);
+    const struct agent_client *ac = &s->session.client;
     event_json_string(&b, h->lang, strlen(h->lang));
     msg_buf_append(&b, ",\"toolchain\":", 13);
     event_json_string(&b, h->toolchain, strlen(h->toolchain));
@@ -607,8 +590,8 @@ static void status_reply(struct api_server *s, struct conn *c)
                              : 0.0,
              s->t_hello_ns ? (double)(s->t_hello_ns - vm->t_start) / ms : 0.0,
              (double)(now_ns() - vm->t_start) / ms, s->runs, s->requests,
-             s->rejected, s->client.bytes_in, s->client.bytes_out,
-             s->client.dropped + msg_reader_dropped(&s->client.reader));
+             s->rejected, ac->bytes_in, ac->bytes_out,
+             ac->dropped + msg_reader_dropped(&ac->reader));
     msg_buf_append(&b, tmp, strlen(tmp) + 1);
     reply(c, 200, (const char *)b.data);
     msg_buf_free(&b);
@@ -627,12 +610,12 @@ static void route(struct api_server *s, struct conn *c,
             reply_error(c, 405, "use POST /start");
             return;
         }
-        if (s->state == API_STOPPING)
+        if (s->stopping)
             {
             reply_error(c, 503, "the VM is shutting down");
             return;
         }
-        if (s->state == API_BOOTING) {
+        if (s->session.state == SESSION_BOOTING) {
             if (s->pending_start)
                 {
             reply_error(c, 409, "a run is already waiting for "
@@ -666,9 +649,9 @@ static void route(struct api_server *s, struct conn *c,
             return;
         }
         s->shutdown_requested = true;
-        s->state = API_STOPPING;
+        s->stopping = true;
         reply(c, 200, "{\"state\":\"stopping\"}");
-        if (s->client_up && agent_client_shutdown(&s->client) == 0) {
+        if (session_shutdown(&s->session) == 0) {
             struct itimerspec its = {
                 .it_value = {API_SHUTDOWN_GRACE_MS / 1000,
                              (API_SHUTDOWN_GRACE_MS % 1000) * 1000000L}};
@@ -798,13 +781,12 @@ int api_server_attach(struct api_server **out, struct vm *vm,
         return ret;
     }
     s->ch = ch;
-    int ret = agent_client_init(&s->client, &vm->loop, ch->host_fd,
-                            &api_agent_ops, s);
+    int ret = session_init(&s->session, &vm->loop, ch->host_fd, cfg->lang,
+                           &api_sink, s);
     if (ret < 0) {
         snprintf(err, err_len, "API: agent channel: %s", strerror(-ret));
         return ret;
     }
-    s->client_up = true;
     s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (s->timer_fd < 0 ||
         evloop_add(&vm->loop, s->timer_fd, EPOLLIN, shutdown_timer, s) < 0) {
@@ -857,8 +839,7 @@ void api_server_free(struct api_server *s)
         evloop_del(&s->vm->loop, s->timer_fd);
         close(s->timer_fd);
     }
-    if (s->client.loop)
-        agent_client_free(&s->client);
+    session_free(&s->session);
     free_request(s);
     msg_buf_free(&s->events);
     free(s);

@@ -16,13 +16,11 @@ struct agent_exec {
     struct vm *vm;
     struct agent_exec_config cfg;
     struct agent_channel *ch; /* the machine's */
-    struct agent_client client;
-    bool client_up;
+    struct session session;
     int runs;         /* RUNs completed (repeat benchmark) */
     uint64_t sent_ns;
     double *rtt_ms;
     int timer_fd;
-    bool hello;
     bool done;        /* outcome known */
     int status;       /* valid when done */
     char why[256];    /* failure reported by agent_exec_status */
@@ -70,7 +68,7 @@ static void finish(struct agent_exec *x, int status, const char *why)
     }
     /* Power off through the agent; the timer stops the VM if it does not
      * reboot in time (it runs nothing the host still needs). */
-    if (x->client_up && agent_client_shutdown(&x->client) < 0)
+    if (session_shutdown(&x->session) < 0)
         vm_request_stop(x->vm, VM_STOP_GUEST, "agent channel closed", 0);
     struct itimerspec its = {
         .it_value = {x->cfg.shutdown_grace_ms / 1000,
@@ -104,7 +102,7 @@ static int repeat_run(struct agent_exec *x)
     x->rtt_ms[x->runs++] = (double)(now_ns() - x->sent_ns) / 1e6;
     if (x->runs < n) {
         x->sent_ns = now_ns();
-        if (agent_client_run(&x->client, x->cfg.req, NULL) == 0)
+        if (session_run(&x->session, x->cfg.req) == 0)
             return 1;
     }
     qsort(x->rtt_ms, (size_t)x->runs, sizeof(double), cmp_double);
@@ -125,22 +123,15 @@ static void on_timer(void *opaque, uint32_t events)
                     "power off in time", 0);
 }
 
-static void on_hello(void *opaque, const struct agent_hello *h)
+static void on_ready(void *opaque, const struct agent_hello *h)
 {
     struct agent_exec *x = opaque;
-    if (x->hello || x->done)
-        return;
-    x->hello = true;
-    if (x->cfg.lang && strcmp(h->lang, x->cfg.lang) != 0) {
-        char why[200];
-        snprintf(why, sizeof(why), "the image's agent serves language "
-                 "\"%.60s\", not \"%.60s\"", h->lang, x->cfg.lang);
-        finish(x, RUNVM_EXIT_INFRA, why);
-        return;
-    }
+    (void)h;
+    if (x->done || x->session.runs)
+        return; /* an ANNOUNCE's answer: the run is under way */
     x->sent_ns = now_ns();
     x->t_run_ns = x->sent_ns;
-    int ret = agent_client_run(&x->client, x->cfg.req, NULL);
+    int ret = session_run(&x->session, x->cfg.req);
     if (ret < 0) {
         char why[200];
         snprintf(why, sizeof(why), "could not send the request to the "
@@ -168,52 +159,49 @@ static void on_output(void *opaque, const struct msg_output *o)
     write_all(fd, o->data.p, o->data.len);
 }
 
+/* Says on stderr why a final EXIT is not a plain exit. */
+static void explain_exit(const struct msg_exit *e)
+{
+    if (e->status & MSG_EXIT_TIMED_OUT)
+        fprintf(stderr, "runvm: %s step stopped at its time limit "
+                "(%llu ms)\n", e->phase == MSG_PHASE_BUILD ? "build"
+                : "run", (unsigned long long)e->wall_ms);
+    else if (e->phase == MSG_PHASE_BUILD)
+        fprintf(stderr, "runvm: build failed (%s %u)\n",
+                e->signaled ? "signal" : "exit status",
+                e->signaled ? e->signal : e->code);
+    if (e->status & MSG_EXIT_OUTPUT_TRUNCATED)
+        fprintf(stderr, "runvm: output cap reached; the step was "
+                "stopped\n");
+    if (e->status & MSG_EXIT_OOM_KILLED)
+        fprintf(stderr, "runvm: memory limit reached; the step was "
+                "killed\n");
+}
+
 static void on_exit_msg(void *opaque, const struct msg_exit *e)
 {
     struct agent_exec *x = opaque;
     if (x->cfg.json) {
         event_exit(&x->events, e);
         flush_events(x);
+    } else if ((e->status & MSG_EXIT_FINAL) &&
+               (event_exit_status(e) != 0 || x->cfg.repeat <= 1)) {
+        explain_exit(e);
     }
-    if (!(e->status & MSG_EXIT_FINAL))
-        return;
-    x->t_exit_ns = now_ns();
-    int status = event_exit_status(e);
-    if (status == 0 && repeat_run(x))
-        return;
-    if (!x->cfg.json) {
-        if (e->status & MSG_EXIT_TIMED_OUT)
-            fprintf(stderr, "runvm: %s step stopped at its time limit "
-                    "(%llu ms)\n", e->phase == MSG_PHASE_BUILD ? "build"
-                    : "run", (unsigned long long)e->wall_ms);
-        else if (e->phase == MSG_PHASE_BUILD)
-            fprintf(stderr, "runvm: build failed (%s %u)\n",
-                    e->signaled ? "signal" : "exit status",
-                    e->signaled ? e->signal : e->code);
-        if (e->status & MSG_EXIT_OUTPUT_TRUNCATED)
-            fprintf(stderr, "runvm: output cap reached; the step was "
-                    "stopped\n");
-        if (e->status & MSG_EXIT_OOM_KILLED)
-            fprintf(stderr, "runvm: memory limit reached; the step was "
-                    "killed\n");
-    }
-    finish(x, status, NULL);
 }
 
-static void on_error(void *opaque, const struct msg_error *e)
+static void on_done(void *opaque, int status, const char *why)
 {
     struct agent_exec *x = opaque;
-    char why[256];
-    snprintf(why, sizeof(why), "agent error %u: %.*s", e->code,
-             (int)(e->message.len < 200 ? e->message.len : 200),
-             (const char *)e->message.p);
-    finish(x, RUNVM_EXIT_INFRA, why);
+    x->t_exit_ns = now_ns();
+    if (!why && status == 0 && repeat_run(x))
+        return;
+    finish(x, status, why);
 }
 
 static void on_closed(void *opaque, int err)
 {
     struct agent_exec *x = opaque;
-    x->client_up = false;
     if (x->done) {
         /* The agent closes the channel as it powers off. */
         return;
@@ -224,11 +212,11 @@ static void on_closed(void *opaque, int err)
     finish(x, RUNVM_EXIT_INFRA, why);
 }
 
-static const struct agent_client_ops exec_ops = {
-    .hello = on_hello,
+static const struct session_sink exec_sink = {
+    .ready = on_ready,
     .output = on_output,
     .exit = on_exit_msg,
-    .error = on_error,
+    .done = on_done,
     .closed = on_closed,
 };
 
@@ -252,13 +240,12 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
         x->rtt_ms = calloc((size_t)cfg->repeat, sizeof(double));
     msg_buf_init(&x->events);
     x->ch = ch;
-    int ret = agent_client_init(&x->client, &vm->loop, ch->host_fd, &exec_ops,
-                            x);
+    int ret = session_init(&x->session, &vm->loop, ch->host_fd, cfg->lang,
+                           &exec_sink, x);
     if (ret < 0) {
         snprintf(err, err_len, "agent channel: %s", strerror(-ret));
         goto fail;
     }
-    x->client_up = true;
     x->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (x->timer_fd < 0 ||
         evloop_add(&vm->loop, x->timer_fd, EPOLLIN, on_timer, x) < 0) {
@@ -296,7 +283,7 @@ static void print_stats(const struct agent_exec *x)
             (unsigned long long)x->output_bytes,
             (unsigned long long)x->output_msgs,
             xfer_ms > 0 ? (double)x->output_bytes / xfer_ms / 1000.0 : 0.0,
-            (unsigned long long)x->client.bytes_in,
+            (unsigned long long)x->session.client.bytes_in,
             (unsigned long long)vdev->notifies,
             (unsigned long long)vdev->interrupts,
             mib > 0 ? (double)vdev->notifies / mib : 0.0,
@@ -330,7 +317,8 @@ int agent_exec_status(struct agent_exec *x, enum vm_stop stop,
     case VM_STOP_GUEST:
         /* Say how it stopped (reset, panic, triple fault, ...). */
         snprintf(buf, sizeof(buf), "%s (%s)",
-                 x->hello ? "the guest stopped before the run ended"
+                 x->session.state != SESSION_BOOTING
+                     ? "the guest stopped before the run ended"
                           : "the guest stopped before its agent said HELLO; "
                             "is /init runvm-agent? try --console",
                  x->vm->stop_why ? x->vm->stop_why : "no reason given");
@@ -359,8 +347,7 @@ void agent_exec_free(struct agent_exec *x)
         evloop_del(&x->vm->loop, x->timer_fd);
         close(x->timer_fd);
     }
-    if (x->client_up || x->client.loop)
-        agent_client_free(&x->client);
+    session_free(&x->session);
     msg_buf_free(&x->events);
     free(x->rtt_ms);
     free(x);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "session/agent_client.h"
+#include "session/session.h"
 #include "vmm/agent_channel.h"
 #include "vmm/vm.h"
 

@@ -1,7 +1,8 @@
 # session/: the host side of the agent protocol: the agent client, the
 # exchange of one run, and what an outcome means to callers (exit status,
 # NDJSON events).
-SESSION_SRCS := session/agent_client.c session/agent_exec.c session/event.c
+SESSION_SRCS := session/agent_client.c session/session.c session/agent_exec.c \
+                session/event.c
 RUNVM_SRCS += $(SESSION_SRCS)
 RUNVM_LIBS += -ljansson
 
@@ -13,3 +14,10 @@ test_agent_client_SRCS = session/agent_client.c core/evloop.c \
 UNIT_TESTS += test_event
 test_event_SRCS = session/event.c $(PROTOCOL_SRCS)
 test_event_LIBS := -lz
+
+# The session state machine against the real agent core.
+UNIT_TESTS += test_session
+test_session_SRCS = session/session.c session/agent_client.c session/event.c \
+                    core/evloop.c $(PROTOCOL_SRCS) $(AGENT_CORE_SRCS) \
+                    $(LANGCONF_SRCS)
+test_session_LIBS := -lz

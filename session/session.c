@@ -1,0 +1,145 @@
+#include "session/session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "session/event.h"
+
+/* Ends the current run once, as a failure. */
+static void fail_run(struct session *s, const char *why)
+{
+    if (s->state != SESSION_RUNNING)
+        return;
+    s->state = s->client_up ? SESSION_READY : SESSION_CLOSED;
+    if (s->sink->done)
+        s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
+}
+
+static void on_hello(void *opaque, const struct agent_hello *h)
+{
+    struct session *s = opaque;
+    /* A later HELLO (an ANNOUNCE's answer) keeps the state it finds. */
+    if (s->state != SESSION_BOOTING)
+        return;
+    if (s->lang && strcmp(h->lang, s->lang) != 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "the image's agent serves language "
+                 "\"%.60s\", not \"%.60s\"", h->lang, s->lang);
+        s->state = SESSION_FAILED;
+        if (s->sink->done)
+            s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
+        return;
+    }
+    s->state = SESSION_READY;
+    if (s->sink->ready)
+        s->sink->ready(s->opaque, h);
+}
+
+static void on_output(void *opaque, const struct msg_output *o)
+{
+    struct session *s = opaque;
+    if (s->state == SESSION_RUNNING && s->sink->output)
+        s->sink->output(s->opaque, o);
+}
+
+static void on_exit_msg(void *opaque, const struct msg_exit *e)
+{
+    struct session *s = opaque;
+    if (s->state != SESSION_RUNNING)
+        return;
+    if (s->sink->exit)
+        s->sink->exit(s->opaque, e);
+    if (!(e->status & MSG_EXIT_FINAL))
+        return;
+    s->state = SESSION_READY;
+    if (s->sink->done)
+        s->sink->done(s->opaque, event_exit_status(e), NULL);
+}
+
+static void on_error(void *opaque, const struct msg_error *e)
+{
+    struct session *s = opaque;
+    char why[256];
+    snprintf(why, sizeof(why), "agent error %u: %.*s", e->code,
+             (int)(e->message.len < 200 ? e->message.len : 200),
+             (const char *)e->message.p);
+    fail_run(s, why);
+}
+
+static void on_closed(void *opaque, int err)
+{
+    struct session *s = opaque;
+    s->client_up = false;
+    char why[128];
+    snprintf(why, sizeof(why), "agent channel closed before the run "
+             "ended: %s", strerror(-err));
+    fail_run(s, why);
+    s->state = SESSION_CLOSED;
+    if (s->sink->closed)
+        s->sink->closed(s->opaque, err);
+}
+
+static const struct agent_client_ops session_ops = {
+    .hello = on_hello,
+    .output = on_output,
+    .exit = on_exit_msg,
+    .error = on_error,
+    .closed = on_closed,
+};
+
+int session_init(struct session *s, struct evloop *loop, int fd,
+                 const char *lang, const struct session_sink *sink,
+                 void *opaque)
+{
+    memset(s, 0, sizeof(*s));
+    s->lang = lang;
+    s->sink = sink;
+    s->opaque = opaque;
+    s->state = SESSION_BOOTING;
+    int ret = agent_client_init(&s->client, loop, fd, &session_ops, s);
+    if (ret < 0)
+        return ret;
+    s->client_up = true;
+    return 0;
+}
+
+int session_run(struct session *s, const struct agent_request *req)
+{
+    switch (s->state) {
+    case SESSION_BOOTING:
+        return -EAGAIN;
+    case SESSION_RUNNING:
+        return -EBUSY;
+    case SESSION_FAILED:
+    case SESSION_CLOSED:
+        return -EPIPE;
+    case SESSION_READY:
+        break;
+    }
+    int ret = agent_client_run(&s->client, req, &s->run_id);
+    if (ret < 0)
+        return ret;
+    s->state = SESSION_RUNNING;
+    s->runs++;
+    return 0;
+}
+
+int session_shutdown(struct session *s)
+{
+    if (!s->client_up)
+        return -EPIPE;
+    return agent_client_shutdown(&s->client);
+}
+
+const struct agent_hello *session_hello(const struct session *s)
+{
+    return &s->client.hello;
+}
+
+void session_free(struct session *s)
+{
+    if (s->client.loop)
+        agent_client_free(&s->client);
+    s->client_up = false;
+}

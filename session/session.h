@@ -1,0 +1,83 @@
+/* The host side of one agent session, once for every front end: the
+ * one-shot CLI and --exec (session/agent_exec.c) and API mode
+ * (api/server.c) only decide where its events go.
+ *
+ *   BOOTING --HELLO, right language--> READY --session_run--> RUNNING
+ *      |                                 ^                        |
+ *      |                                 +-- final EXIT, ERROR ---+
+ *      +--HELLO, wrong language--> FAILED
+ *   any state --channel closed--> CLOSED
+ *
+ * Each run ends exactly once: with a final EXIT (sink.exit, then
+ * sink.done with the exit status of session/event.h) or with a failure
+ * (sink.done with 125 and a reason: an agent ERROR, the channel closing,
+ * a request that could not be sent). Knows nothing of KVM. */
+#ifndef RUNVM_SESSION_H
+#define RUNVM_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/evloop.h"
+#include "session/agent_client.h"
+
+enum session_state {
+    SESSION_BOOTING,
+    SESSION_READY,
+    SESSION_RUNNING,
+    SESSION_FAILED, /* the agent serves another language */
+    SESSION_CLOSED,
+};
+
+/* Where a session's events go; all on the loop thread, any may be NULL.
+ * Byte fields are valid only during the call. */
+struct session_sink {
+    /* The agent announced itself (and serves the expected language). */
+    void (*ready)(void *opaque, const struct agent_hello *h);
+    /* A step's output, and every EXIT of the current run. */
+    void (*output)(void *opaque, const struct msg_output *o);
+    void (*exit)(void *opaque, const struct msg_exit *e);
+    /* The run ended: runvm's exit status, and why when it failed (NULL
+     * after a final EXIT). Also called with 125 when the agent turns out
+     * to serve another language. */
+    void (*done)(void *opaque, int status, const char *why);
+    /* The channel closed while no run was active (after done, if one
+     * was); err is -errno. */
+    void (*closed)(void *opaque, int err);
+};
+
+struct session {
+    struct agent_client client;
+    bool client_up;
+    enum session_state state;
+    const char *lang; /* expected in HELLO, or NULL */
+    const struct session_sink *sink;
+    void *opaque;
+    uint32_t run_id;
+    uint64_t runs; /* runs started */
+};
+
+/* Serves the agent on fd (a connected stream; not owned) from loop.
+ * lang, when not NULL, must outlive the session. 0 or -errno. */
+int session_init(struct session *s, struct evloop *loop, int fd,
+                 const char *lang, const struct session_sink *sink,
+                 void *opaque) __attribute__((warn_unused_result));
+
+/* Starts a run. 0, -EAGAIN before the agent is ready, -EBUSY while a run
+ * is active, -EPIPE once closed or failed, -EMSGSIZE (over 8 MiB),
+ * -E2BIG (too many files), -ENOMEM. Nothing is reported for a refused
+ * run. */
+int session_run(struct session *s, const struct agent_request *req)
+    __attribute__((warn_unused_result));
+
+/* Asks the agent to sync and power off. 0 or -EPIPE. */
+int session_shutdown(struct session *s) __attribute__((warn_unused_result));
+
+/* The agent's identity from its last HELLO (empty strings before). */
+const struct agent_hello *session_hello(const struct session *s);
+
+/* Stops serving; does not close the fd. */
+void session_free(struct session *s);
+
+#endif

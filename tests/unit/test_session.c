@@ -1,0 +1,320 @@
+/* The session state machine (session/session.c) driven by the real agent
+ * core, forked on a socketpair, and by a fake agent that breaks off: every
+ * run ends exactly once, with the status and reason the front ends
+ * report. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/evloop.h"
+#include "guest-agent/agent.h"
+#include "protocol/msg.h"
+#include "session/event.h"
+#include "session/session.h"
+
+struct t {
+    struct evloop loop;
+    struct session s;
+    int fd, peer;
+    pid_t agent;
+    char work[64], conf[96];
+    int nready, ndone, nclosed, nexits;
+    int status;
+    char why[256];
+    struct msg_buf out;
+};
+
+static void on_ready(void *o, const struct agent_hello *h)
+{
+    struct t *t = o;
+    (void)h;
+    t->nready++;
+    evloop_stop(&t->loop);
+}
+
+static void on_output(void *o, const struct msg_output *out)
+{
+    struct t *t = o;
+    msg_buf_append(&t->out, out->data.p, out->data.len);
+}
+
+static void on_exit_msg(void *o, const struct msg_exit *e)
+{
+    struct t *t = o;
+    (void)e;
+    t->nexits++;
+}
+
+static void on_done(void *o, int status, const char *why)
+{
+    struct t *t = o;
+    t->ndone++;
+    t->status = status;
+    snprintf(t->why, sizeof(t->why), "%s", why ? why : "");
+    evloop_stop(&t->loop);
+}
+
+static void on_closed(void *o, int err)
+{
+    struct t *t = o;
+    (void)err;
+    t->nclosed++;
+    evloop_stop(&t->loop);
+}
+
+static const struct session_sink sink = {
+    .ready = on_ready, .output = on_output, .exit = on_exit_msg,
+    .done = on_done, .closed = on_closed,
+};
+
+/* evloop_stop is final for a loop; the test restarts it between waits. */
+static void pump(struct t *t)
+{
+    uint64_t v;
+    t->loop.stopping = 0;
+    ssize_t n = read(t->loop.stop_fd, &v, sizeof(v));
+    (void)n;
+    assert_int_equal(evloop_run(&t->loop, 20000), 0);
+}
+
+#define CONF "LANG=sh\nTOOLCHAIN=dash\nSOURCE=main.sh\nRUN=sh main.sh\n"
+
+/* With conf: the real agent core in a child; NULL: a bare peer the test
+ * plays the agent on. */
+static struct t *setup(const char *conf, const char *lang)
+{
+    struct t *t = calloc(1, sizeof(*t));
+    int sv[2];
+    assert_non_null(t);
+    msg_buf_init(&t->out);
+    assert_int_equal(evloop_init(&t->loop), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+                     0);
+    t->fd = sv[0];
+    t->peer = sv[1];
+    t->agent = -1;
+    if (conf) {
+        strcpy(t->work, "/tmp/test_session.XXXXXX");
+        assert_non_null(mkdtemp(t->work));
+        assert_int_equal(chmod(t->work, 0711), 0);
+        snprintf(t->conf, sizeof(t->conf), "%s.conf", t->work);
+        FILE *f = fopen(t->conf, "w");
+        assert_non_null(f);
+        fputs(conf, f);
+        fclose(f);
+        fflush(NULL);
+        t->agent = fork();
+        assert_true(t->agent >= 0);
+        if (t->agent == 0) {
+            close(t->fd);
+            struct agent_config cfg = {
+                .channel_fd = t->peer, .lang_conf = t->conf,
+                .work_root = t->work, .switch_user = geteuid() == 0,
+                .uid = 1000, .gid = 1000,
+            };
+            struct agent *a = agent_new(&cfg);
+            if (!a)
+                _exit(100);
+            int r = agent_run(a);
+            agent_free(a);
+            _exit(r < 0 ? 101 : r);
+        }
+        close(t->peer);
+        t->peer = -1;
+    }
+    assert_int_equal(session_init(&t->s, &t->loop, t->fd, lang, &sink, t),
+                     0);
+    assert_int_equal(t->s.state, SESSION_BOOTING);
+    return t;
+}
+
+static void teardown(struct t *t)
+{
+    session_free(&t->s);
+    close(t->fd);
+    if (t->peer >= 0)
+        close(t->peer);
+    if (t->agent > 0) {
+        kill(t->agent, SIGKILL);
+        waitpid(t->agent, NULL, 0);
+        unlink(t->conf);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", t->work);
+        assert_int_equal(system(cmd), 0);
+    }
+    evloop_free(&t->loop);
+    msg_buf_free(&t->out);
+    free(t);
+}
+
+static const char *const none[] = {NULL};
+
+static void run_until_done(struct t *t)
+{
+    int before = t->ndone;
+    while (t->ndone == before && t->nclosed == 0)
+        pump(t);
+}
+
+static void ready_run_done_and_again(void **state)
+{
+    (void)state;
+    struct t *t = setup(CONF, "sh");
+    static const char *const argv[] = {"sh", "-c", "echo out; exit 3",
+                                       NULL};
+    struct agent_request req = {.run_argv = argv, .build_argv = none};
+    /* Before HELLO nothing goes out. */
+    assert_int_equal(session_run(&t->s, &req), -EAGAIN);
+    pump(t);
+    assert_int_equal(t->nready, 1);
+    assert_int_equal(t->s.state, SESSION_READY);
+    assert_string_equal(session_hello(&t->s)->source, "main.sh");
+    assert_int_equal(session_run(&t->s, &req), 0);
+    assert_int_equal(t->s.state, SESSION_RUNNING);
+    assert_int_equal(session_run(&t->s, &req), -EBUSY);
+    run_until_done(t);
+    assert_int_equal(t->ndone, 1);
+    assert_int_equal(t->status, 3);
+    assert_string_equal(t->why, "");
+    assert_int_equal(t->nexits, 1);
+    assert_int_equal(t->out.len, 4);
+    assert_memory_equal(t->out.data, "out\n", 4);
+    assert_int_equal(t->s.state, SESSION_READY);
+    /* The next run of the same session. */
+    static const char *const argv2[] = {"sh", "-c", "kill -9 $$", NULL};
+    req.run_argv = argv2;
+    assert_int_equal(session_run(&t->s, &req), 0);
+    run_until_done(t);
+    assert_int_equal(t->ndone, 2);
+    assert_int_equal(t->status, RUNVM_EXIT_SIGNAL_BASE + 9);
+    assert_int_equal(t->s.runs, 2);
+    teardown(t);
+}
+
+static void build_failure_and_snippet(void **state)
+{
+    (void)state;
+    struct t *t = setup("LANG=sh\nSOURCE=main.sh\nBUILD=sh -n main.sh\n"
+                        "RUN=sh main.sh\n", "sh");
+    pump(t);
+    /* A nameless file is the image's SOURCE; the build checks it. */
+    struct agent_file f = {.data = "if then\n", .len = 8};
+    struct agent_request req = {.files = &f, .nfiles = 1};
+    assert_int_equal(session_run(&t->s, &req), 0);
+    run_until_done(t);
+    assert_int_equal(t->status, RUNVM_EXIT_BUILD_FAILED);
+    assert_int_equal(t->nexits, 1);
+    f = (struct agent_file){.data = "echo fine\n", .len = 10};
+    assert_int_equal(session_run(&t->s, &req), 0);
+    run_until_done(t);
+    assert_int_equal(t->status, 0);
+    assert_int_equal(t->nexits, 3); /* the build's step, then the run's */
+    teardown(t);
+}
+
+static void agent_error_ends_the_run(void **state)
+{
+    (void)state;
+    /* No SOURCE: a nameless file is refused with an ERROR. */
+    struct t *t = setup("LANG=sh\nRUN=sh main.sh\n", "sh");
+    pump(t);
+    struct agent_file f = {.data = "x", .len = 1};
+    struct agent_request req = {.files = &f, .nfiles = 1};
+    assert_int_equal(session_run(&t->s, &req), 0);
+    run_until_done(t);
+    assert_int_equal(t->ndone, 1);
+    assert_int_equal(t->status, RUNVM_EXIT_INFRA);
+    assert_non_null(strstr(t->why, "agent error 3"));
+    assert_int_equal(t->s.state, SESSION_READY);
+    teardown(t);
+}
+
+static void wrong_language_fails_once(void **state)
+{
+    (void)state;
+    struct t *t = setup(CONF, "go");
+    run_until_done(t);
+    assert_int_equal(t->nready, 0);
+    assert_int_equal(t->ndone, 1);
+    assert_int_equal(t->status, RUNVM_EXIT_INFRA);
+    assert_non_null(strstr(t->why, "serves language \"sh\", not \"go\""));
+    assert_int_equal(t->s.state, SESSION_FAILED);
+    struct agent_request req = {.run_argv = none};
+    assert_int_equal(session_run(&t->s, &req), -EPIPE);
+    teardown(t);
+}
+
+static void peer_hello(struct t *t)
+{
+    struct msg_buf m, wire;
+    msg_buf_init(&m);
+    msg_buf_init(&wire);
+    struct msg_hello h = {.lang = {(const uint8_t *)"sh", 2}};
+    assert_int_equal(msg_build_hello(&m, 0, &h), 0);
+    assert_int_equal(msg_slip_append(&wire, m.data, m.len), 0);
+    assert_int_equal(write(t->peer, wire.data, wire.len), (ssize_t)wire.len);
+    msg_buf_free(&m);
+    msg_buf_free(&wire);
+}
+
+static void channel_closing_mid_run(void **state)
+{
+    (void)state;
+    struct t *t = setup(NULL, "sh");
+    peer_hello(t);
+    pump(t);
+    assert_int_equal(t->s.state, SESSION_READY);
+    static const char *const argv[] = {"true", NULL};
+    struct agent_request req = {.run_argv = argv};
+    assert_int_equal(session_run(&t->s, &req), 0);
+    close(t->peer); /* the agent dies with the run under way */
+    t->peer = -1;
+    run_until_done(t);
+    while (!t->nclosed)
+        pump(t);
+    assert_int_equal(t->ndone, 1); /* once, as a failure */
+    assert_int_equal(t->status, RUNVM_EXIT_INFRA);
+    assert_non_null(strstr(t->why, "closed before the run ended"));
+    assert_int_equal(t->nclosed, 1);
+    assert_int_equal(t->s.state, SESSION_CLOSED);
+    assert_int_equal(session_run(&t->s, &req), -EPIPE);
+    assert_int_equal(session_shutdown(&t->s), -EPIPE);
+    teardown(t);
+}
+
+static void closing_while_idle_is_no_run(void **state)
+{
+    (void)state;
+    struct t *t = setup(NULL, NULL);
+    close(t->peer);
+    t->peer = -1;
+    pump(t);
+    assert_int_equal(t->nclosed, 1);
+    assert_int_equal(t->ndone, 0);
+    assert_int_equal(t->s.state, SESSION_CLOSED);
+    teardown(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ready_run_done_and_again),
+        cmocka_unit_test(build_failure_and_snippet),
+        cmocka_unit_test(agent_error_ends_the_run),
+        cmocka_unit_test(wrong_language_fails_once),
+        cmocka_unit_test(channel_closing_mid_run),
+        cmocka_unit_test(closing_while_idle_is_no_run),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
