@@ -85,7 +85,7 @@ static void conn_close(struct conn *c)
         return;
     if (c->s->pending_start == c)
         c->s->pending_start = NULL;
-    evloop_del(&c->s->vm->loop, c->fd);
+    evloop_del(c->s->vm->loop, c->fd);
     close(c->fd);
     c->fd = -1;
     msg_buf_free(&c->in);
@@ -100,7 +100,7 @@ static void conn_flush(struct conn *c)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            (void)evloop_mod(&c->s->vm->loop, c->fd, EPOLLOUT);
+            (void)evloop_mod(c->s->vm->loop, c->fd, EPOLLOUT);
             return;
         }
         if (n <= 0)
@@ -113,7 +113,7 @@ static void conn_flush(struct conn *c)
          * discard what it still sends until it closes. */
         shutdown(c->fd, SHUT_WR);
         c->replying = false;
-        (void)evloop_mod(&c->s->vm->loop, c->fd, EPOLLIN);
+        (void)evloop_mod(c->s->vm->loop, c->fd, EPOLLIN);
         return;
     }
     conn_close(c); /* one request per connection */
@@ -162,7 +162,7 @@ static void reply_error(struct conn *c, int status, const char *fmt, ...)
 static void out_close(struct api_server *s)
 {
     if (s->out_listen_fd >= 0) {
-        evloop_del(&s->vm->loop, s->out_listen_fd);
+        evloop_del(s->vm->loop, s->out_listen_fd);
         close(s->out_listen_fd);
         s->out_listen_fd = -1;
     }
@@ -171,7 +171,7 @@ static void out_close(struct api_server *s)
         s->out_path[0] = '\0';
     }
     if (s->out_fd >= 0) {
-        evloop_del(&s->vm->loop, s->out_fd);
+        evloop_del(s->vm->loop, s->out_fd);
         close(s->out_fd);
         s->out_fd = -1;
     }
@@ -188,12 +188,12 @@ static void out_flush(struct api_server *s)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            (void)evloop_mod(&s->vm->loop, s->out_fd, EPOLLOUT);
+            (void)evloop_mod(s->vm->loop, s->out_fd, EPOLLOUT);
             return;
         }
         if (n <= 0) {
             /* The reader left: the run goes on, its events go nowhere. */
-            evloop_del(&s->vm->loop, s->out_fd);
+            evloop_del(s->vm->loop, s->out_fd);
             close(s->out_fd);
             s->out_fd = -1;
             msg_buf_reset(&s->events);
@@ -201,7 +201,7 @@ static void out_flush(struct api_server *s)
         }
         msg_buf_consume(&s->events, (size_t)n);
     }
-    (void)evloop_mod(&s->vm->loop, s->out_fd, 0);
+    (void)evloop_mod(s->vm->loop, s->out_fd, 0);
     if (s->events_done)
         out_close(s);
 }
@@ -221,13 +221,13 @@ static void out_accept(void *opaque, uint32_t events)
     if (fd < 0)
         return;
     /* One reader per run: stop listening and remove the path now. */
-    evloop_del(&s->vm->loop, s->out_listen_fd);
+    evloop_del(s->vm->loop, s->out_listen_fd);
     close(s->out_listen_fd);
     s->out_listen_fd = -1;
     unlink(s->out_path);
     s->out_path[0] = '\0';
     s->out_fd = fd;
-    if (evloop_add(&s->vm->loop, fd, 0, out_writable, s) < 0) {
+    if (evloop_add(s->vm->loop, fd, 0, out_writable, s) < 0) {
         close(fd);
         s->out_fd = -1;
         return;
@@ -518,7 +518,7 @@ static void start_run(struct api_server *s, struct conn *c)
              s->rundir, s->runs + 1);
     s->out_listen_fd = listen_unix(s->out_path, err, sizeof(err));
     if (s->out_listen_fd < 0 ||
-        evloop_add(&s->vm->loop, s->out_listen_fd, EPOLLIN, out_accept,
+        evloop_add(s->vm->loop, s->out_listen_fd, EPOLLIN, out_accept,
                    s) < 0) {
         if (s->out_listen_fd < 0)
             s->out_path[0] = '\0';
@@ -623,7 +623,7 @@ static void route(struct api_server *s, struct conn *c,
             return;
         }
             s->pending_start = c; /* answered at HELLO */
-            (void)evloop_mod(&s->vm->loop, c->fd, 0);
+            (void)evloop_mod(s->vm->loop, c->fd, 0);
             return;
         }
         {
@@ -739,7 +739,7 @@ static void api_accept(void *opaque, uint32_t events)
         *c = (struct conn){.s = s, .fd = fd};
         msg_buf_init(&c->in);
         msg_buf_init(&c->out);
-        if (evloop_add(&s->vm->loop, fd, EPOLLIN, conn_ready, c) < 0) {
+        if (evloop_add(s->vm->loop, fd, EPOLLIN, conn_ready, c) < 0) {
             close(fd);
             c->fd = -1;
         }
@@ -781,7 +781,7 @@ int api_server_attach(struct api_server **out, struct vm *vm,
         return ret;
     }
     s->ch = ch;
-    int ret = session_init(&s->session, &vm->loop, ch->host_fd, cfg->lang,
+    int ret = session_init(&s->session, vm->loop, ch->host_fd, cfg->lang,
                            &api_sink, s);
     if (ret < 0) {
         snprintf(err, err_len, "API: agent channel: %s", strerror(-ret));
@@ -789,7 +789,7 @@ int api_server_attach(struct api_server **out, struct vm *vm,
     }
     s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (s->timer_fd < 0 ||
-        evloop_add(&vm->loop, s->timer_fd, EPOLLIN, shutdown_timer, s) < 0) {
+        evloop_add(vm->loop, s->timer_fd, EPOLLIN, shutdown_timer, s) < 0) {
         ret = -errno;
         snprintf(err, err_len, "API: timer: %s", strerror(-ret));
         return ret;
@@ -801,7 +801,7 @@ int api_server_attach(struct api_server **out, struct vm *vm,
         return s->listen_fd;
     }
     s->own_sock = true;
-    ret = evloop_add(&vm->loop, s->listen_fd, EPOLLIN, api_accept, s);
+    ret = evloop_add(vm->loop, s->listen_fd, EPOLLIN, api_accept, s);
     if (ret < 0) {
         snprintf(err, err_len, "API: event loop: %s", strerror(-ret));
         return ret;
@@ -828,7 +828,7 @@ void api_server_free(struct api_server *s)
         conn_close(&s->conns[i]);
     out_close(s);
     if (s->listen_fd >= 0) {
-        evloop_del(&s->vm->loop, s->listen_fd);
+        evloop_del(s->vm->loop, s->listen_fd);
         close(s->listen_fd);
     }
     if (s->own_sock)
@@ -836,7 +836,7 @@ void api_server_free(struct api_server *s)
     if (s->rundir[0])
         rmdir(s->rundir);
     if (s->timer_fd >= 0) {
-        evloop_del(&s->vm->loop, s->timer_fd);
+        evloop_del(s->vm->loop, s->timer_fd);
         close(s->timer_fd);
     }
     session_free(&s->session);

@@ -153,7 +153,7 @@ static void stdin_ready(void *opaque, uint32_t events)
     size_t space = serial_rx_space(&r->m->serial);
     if (space == 0) {
         /* Wait for the guest to drain the FIFO (rx_event_fd). */
-        (void)evloop_mod(&r->m->vm.loop, STDIN_FILENO, 0);
+        (void)evloop_mod(r->m->vm.loop, STDIN_FILENO, 0);
         return;
     }
     uint8_t buf[SERIAL_RX_FIFO];
@@ -162,7 +162,7 @@ static void stdin_ready(void *opaque, uint32_t events)
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
     if (n <= 0) {
-        evloop_del(&r->m->vm.loop, STDIN_FILENO);
+        evloop_del(r->m->vm.loop, STDIN_FILENO);
         r->stdin_watched = 0;
         return;
     }
@@ -199,7 +199,7 @@ static void rx_event(void *opaque, uint32_t events)
     ssize_t n = read(r->rx_event_fd, &v, sizeof(v));
     (void)n;
     if (r->stdin_watched)
-        (void)evloop_mod(&r->m->vm.loop, STDIN_FILENO, EPOLLIN);
+        (void)evloop_mod(r->m->vm.loop, STDIN_FILENO, EPOLLIN);
 }
 
 static void restore_terminal(struct runvm *r)
@@ -222,7 +222,7 @@ static void console_stdin_setup(struct runvm *r)
             r->termios_saved = 1;
     }
     /* A regular file or /dev/null cannot be polled (EPERM): no input. */
-    if (evloop_add(&r->m->vm.loop, STDIN_FILENO, EPOLLIN, stdin_ready, r) == 0)
+    if (evloop_add(r->m->vm.loop, STDIN_FILENO, EPOLLIN, stdin_ready, r) == 0)
         r->stdin_watched = 1;
 }
 
@@ -404,8 +404,15 @@ int main(int argc, char **argv)
         .net = o.net,
         .agent_channel = job != NULL,
     };
-    int ret = machine_create(&r.m, &desc, t_start, err, sizeof(err));
+    struct evloop loop;
+    int ret = evloop_init(&loop);
     if (ret < 0) {
+        fprintf(stderr, "runvm: event loop: %s\n", strerror(-ret));
+        return RUNVM_EXIT_INFRA;
+    }
+    ret = machine_create(&r.m, &desc, &loop, t_start, err, sizeof(err));
+    if (ret < 0) {
+        evloop_free(&loop);
         fprintf(stderr, "runvm: %s\n", err);
         return RUNVM_EXIT_INFRA;
     }
@@ -423,8 +430,8 @@ int main(int argc, char **argv)
     r.signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
     r.rx_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r.signal_fd < 0 || r.rx_event_fd < 0 ||
-        evloop_add(&vm->loop, r.signal_fd, EPOLLIN, signal_ready, &r) < 0 ||
-        evloop_add(&vm->loop, r.rx_event_fd, EPOLLIN, rx_event, &r) < 0) {
+        evloop_add(vm->loop, r.signal_fd, EPOLLIN, signal_ready, &r) < 0 ||
+        evloop_add(vm->loop, r.rx_event_fd, EPOLLIN, rx_event, &r) < 0) {
         fprintf(stderr, "runvm: event loop set-up: %s\n", strerror(errno));
         goto out;
     }
@@ -473,8 +480,9 @@ int main(int argc, char **argv)
     }
 out:
     restore_terminal(&r);
-    cli_job_free(job); /* before the machine: it frees the event loop */
+    cli_job_free(job); /* before the machine: its channel serves the job */
     machine_destroy(r.m);
+    evloop_free(&loop);
     if (r.signal_fd >= 0)
         close(r.signal_fd);
     if (r.rx_event_fd >= 0)

@@ -240,7 +240,7 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
         x->rtt_ms = calloc((size_t)cfg->repeat, sizeof(double));
     msg_buf_init(&x->events);
     x->ch = ch;
-    int ret = session_init(&x->session, &vm->loop, ch->host_fd, cfg->lang,
+    int ret = session_init(&x->session, vm->loop, ch->host_fd, cfg->lang,
                            &exec_sink, x);
     if (ret < 0) {
         snprintf(err, err_len, "agent channel: %s", strerror(-ret));
@@ -248,7 +248,7 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
     }
     x->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (x->timer_fd < 0 ||
-        evloop_add(&vm->loop, x->timer_fd, EPOLLIN, on_timer, x) < 0) {
+        evloop_add(vm->loop, x->timer_fd, EPOLLIN, on_timer, x) < 0) {
         ret = -errno;
         snprintf(err, err_len, "agent: timer: %s", strerror(-ret));
         goto fail;
@@ -344,7 +344,7 @@ void agent_exec_free(struct agent_exec *x)
     if (!x)
         return;
     if (x->timer_fd >= 0) {
-        evloop_del(&x->vm->loop, x->timer_fd);
+        evloop_del(x->vm->loop, x->timer_fd);
         close(x->timer_fd);
     }
     session_free(&x->session);

@@ -29,7 +29,7 @@ int agent_channel_attach(struct agent_channel *ch, struct vm *vm, char *err,
     (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     /* A named generic port, not the console port: the guest writes it in
      * 32 KiB buffers without waiting for each (devices/virtio_console.h). */
-    int ret = virtio_console_init_port(&ch->con, &vm->mem, &vm->loop,
+    int ret = virtio_console_init_port(&ch->con, &vm->mem, vm->loop,
                                        ch->guest_fd, ch->guest_fd,
                                        MSG_CHANNEL_PORT_NAME, vm_virtio_irq,
                                        &ch->slot);

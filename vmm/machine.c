@@ -122,7 +122,7 @@ static void vcon_accept(void *opaque, uint32_t events)
         close(fd);
         return;
     }
-    evloop_del(&m->vm.loop, m->vcon_listen_fd);
+    evloop_del(m->vm.loop, m->vcon_listen_fd);
     close(m->vcon_listen_fd);
     m->vcon_listen_fd = -1;
 }
@@ -149,7 +149,7 @@ static int vcon_listen(struct machine *m, const char *path, char *err,
     }
     m->vcon_listen_fd = fd;
     m->vcon_path = path;
-    int ret = evloop_add(&m->vm.loop, fd, EPOLLIN, vcon_accept, m);
+    int ret = evloop_add(m->vm.loop, fd, EPOLLIN, vcon_accept, m);
     if (ret < 0)
         snprintf(err, err_len, "--vconsole: event loop: %s", strerror(-ret));
     return ret;
@@ -166,7 +166,7 @@ static int add_vconsole(struct machine *m, const char *spec, char *err,
     }
     vm_virtio_prepare(&m->vcon_slot, vm);
     int stdio = strcmp(spec, "stdio") == 0;
-    int ret = virtio_console_init(m->vcon, &vm->mem, &vm->loop,
+    int ret = virtio_console_init(m->vcon, &vm->mem, vm->loop,
                                   stdio ? STDIN_FILENO : -1,
                                   stdio ? STDOUT_FILENO : -1, vm_virtio_irq,
                                   &m->vcon_slot);
@@ -222,7 +222,7 @@ static int add_net(struct machine *m, const char *spec, char *err,
         return -ENOMEM;
     }
     vm_virtio_prepare(&m->vnet_slot, vm);
-    int ret = virtio_net_init(m->vnet, &vm->mem, &vm->loop, m->tap_fd, mac,
+    int ret = virtio_net_init(m->vnet, &vm->mem, vm->loop, m->tap_fd, mac,
                               vm_virtio_irq, &m->vnet_slot);
     if (ret < 0) {
         free(m->vnet);
@@ -237,7 +237,8 @@ static int add_net(struct machine *m, const char *spec, char *err,
 /* ---- the machine ------------------------------------------------------- */
 
 int machine_create(struct machine **out, const struct machine_desc *d,
-                   uint64_t t_start, char *err, size_t err_len)
+                   struct evloop *loop, uint64_t t_start, char *err,
+                   size_t err_len)
 {
     *out = NULL;
     /* Large (buses, vCPUs): on the heap. */
@@ -249,7 +250,7 @@ int machine_create(struct machine **out, const struct machine_desc *d,
     m->vcon_listen_fd = m->tap_fd = -1;
     m->agent.host_fd = m->agent.guest_fd = -1;
     m->vm.t_start = t_start;
-    int ret = vm_create(&m->vm, d->mem_bytes, d->cpus, err, err_len);
+    int ret = vm_create(&m->vm, loop, d->mem_bytes, d->cpus, err, err_len);
     if (ret < 0) {
         free(m);
         return ret;

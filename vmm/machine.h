@@ -75,11 +75,13 @@ struct machine {
 };
 
 /* Creates the VM and every device desc asks for, in a fixed order (the
- * platform's, then virtio: vconsole, net, agent channel). t_start is the
+ * platform's, then virtio: vconsole, net, agent channel), their back-ends
+ * on loop (the caller's; it must outlive the machine). t_start is the
  * VMM's start (CLOCK_MONOTONIC ns) for the boot timeline. 0, or -errno
  * with a one-line message in err; *out is NULL on failure. */
 int machine_create(struct machine **out, const struct machine_desc *desc,
-                   uint64_t t_start, char *err, size_t err_len)
+                   struct evloop *loop, uint64_t t_start, char *err,
+                   size_t err_len)
     __attribute__((warn_unused_result));
 
 /* The agent channel, or NULL when desc did not ask for one. */

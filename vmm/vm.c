@@ -30,14 +30,14 @@ static int vm_set_memory(struct vm *vm, char *err, size_t err_len)
     return 0;
 }
 
-int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
-              char *err, size_t err_len)
+int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size,
+              unsigned int nr_cpus, char *err, size_t err_len)
 {
     uint64_t t_start = vm->t_start;
     memset(vm, 0, sizeof(*vm));
     vm->t_start = t_start;
+    vm->loop = loop;
     vm->kvm_fd = vm->vm_fd = -1;
-    vm->loop.epfd = vm->loop.stop_fd = -1;
     for (unsigned int i = 0; i < VM_MAX_VCPUS; i++)
         vm->vcpus[i].fd = -1;
     cmdline_init(&vm->cmdline);
@@ -87,11 +87,6 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
                           err_len);
         if (ret < 0)
             goto fail;
-    }
-    ret = evloop_init(&vm->loop);
-    if (ret < 0) {
-        snprintf(err, err_len, "event loop: %s", strerror(-ret));
-        goto fail;
     }
     vm->t_kvm_ready = boot_timer_now_ns();
     return 0;
@@ -221,7 +216,10 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
      * is joined. */
     vm->stop_why = why;
     vm->stop_detail = detail;
-    evloop_stop(&vm->loop);
+    if (vm->on_stop)
+        vm->on_stop(vm->on_stop_opaque);
+    else
+        evloop_stop(vm->loop);
     for (unsigned int i = 0; i < vm->nr_vcpus; i++)
         vcpu_kick(&vm->vcpus[i]);
 }
@@ -242,7 +240,7 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms)
         }
     }
     if (!vm_stopped(vm)) {
-        int ret = evloop_run(&vm->loop, timeout_ms);
+        int ret = evloop_run(vm->loop, timeout_ms);
         if (ret == -ETIMEDOUT)
             vm_request_stop(vm, VM_STOP_TIMEOUT, "--timeout passed",
                             (unsigned long long)timeout_ms);
@@ -263,7 +261,6 @@ void vm_destroy(struct vm *vm)
     for (unsigned int i = 0; i < vm->nr_vcpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     vm->nr_vcpus = 0;
-    evloop_free(&vm->loop);
     arch_vm_free(&vm->arch);
     if (vm->vm_fd >= 0)
         close(vm->vm_fd);

@@ -1,6 +1,6 @@
-/* A KVM virtual machine: guest RAM, buses, vCPU threads and the main-thread
- * event loop. Devices attach to it before vm_run; the VM owns nothing a
- * device owns.
+/* A KVM virtual machine: guest RAM, buses and vCPU threads, served by an
+ * event loop the caller owns (so several VMs can share one). Devices
+ * attach to it before vm_run; the VM owns nothing a device owns.
  *
  * How a device joins (before vm_run; nothing here is thread-safe until
  * then):
@@ -12,7 +12,7 @@
  *     rest: vm_add_mmio the window, vm_irqfd its interrupt eventfd and
  *     vm_ioeventfd its QueueNotify register).
  *   - other kernel parameters: cmdline_append(&vm->cmdline, "...").
- *   - back-ends: evloop_add(&vm->loop, fd, ...), run on the main thread.
+ *   - back-ends: evloop_add(vm->loop, fd, ...), run on the loop's thread.
  */
 #ifndef RUNVM_VM_H
 #define RUNVM_VM_H
@@ -49,7 +49,11 @@ struct vm {
     struct guest_mem mem;
     struct bus pio;
     struct bus mmio;
-    struct evloop loop;
+    struct evloop *loop; /* the caller's; device back-ends run on it */
+    /* Called once when a stop is requested (any thread); NULL: stop the
+     * loop, for a loop that serves this VM alone. */
+    void (*on_stop)(void *opaque);
+    void *on_stop_opaque;
     struct cmdline cmdline;
     unsigned int nr_vcpus;
     struct vcpu vcpus[VM_MAX_VCPUS];
@@ -69,12 +73,14 @@ struct vm {
     struct kvm_stats exit_stats;
 };
 
-/* Opens /dev/kvm, checks its API and capabilities, creates the VM with
+/* Opens /dev/kvm, checks its API and capabilities, creates the VM (its
+ * back-ends served by loop, which must outlive it) with
  * mem_size bytes of RAM and nr_cpus vCPUs. 0, or -errno with a one-line
  * message (what failed and how to fix it) in err. On failure the VM is
  * cleaned up. */
-int vm_create(struct vm *vm, uint64_t mem_size, unsigned int nr_cpus,
-              char *err, size_t err_len) __attribute__((warn_unused_result));
+int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size,
+              unsigned int nr_cpus, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 /* Opens KVM's exit counters for this VM's vCPUs (kvm_stats_open: best
  * effort) and has the boot timer read them at each guest mark, so exits

@@ -83,7 +83,7 @@ int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev,
          * reaches virtio_mmio_write: slower, still correct. */
         if (vm_ioeventfd(vm, q->fd, slot->base + VIRTIO_MMIO_QUEUE_NOTIFY,
                          4, 1, i) < 0 ||
-            evloop_add(&vm->loop, q->fd, EPOLLIN, queue_kicked, q) < 0) {
+            evloop_add(vm->loop, q->fd, EPOLLIN, queue_kicked, q) < 0) {
             fprintf(stderr, "runvm: %s: queue %u notifications through "
                     "MMIO exits (no ioeventfd)\n", name, i);
             close(q->fd);
@@ -97,7 +97,7 @@ void vm_virtio_detach(struct vm_virtio *slot)
 {
     for (unsigned int i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
         if (slot->queues[i].fd >= 0) {
-            evloop_del(&slot->vm->loop, slot->queues[i].fd);
+            evloop_del(slot->vm->loop, slot->queues[i].fd);
             close(slot->queues[i].fd);
         }
         slot->queues[i].fd = -1;

@@ -21,6 +21,9 @@
 #include "arch/x86_64/layout.h"
 #include "vmm/vm.h"
 
+/* The VM only registers with it; nothing here runs it. */
+static struct evloop loop;
+
 #define MAX_FDS 64
 
 static struct {
@@ -137,7 +140,7 @@ static void create_follows_arch_layout(void **state)
     (void)state;
     static struct vm vm;
     char err[256] = "";
-    assert_int_equal(vm_create(&vm, 3584 * MiB, 2, err, sizeof(err)), 0);
+    assert_int_equal(vm_create(&vm, &loop, 3584 * MiB, 2, err, sizeof(err)), 0);
     assert_int_equal(vm.nr_vcpus, 2);
     assert_true(vm.vcpus[0].fd >= 0 && vm.vcpus[1].fd >= 0);
     assert_int_not_equal(vm.vcpus[0].fd, vm.vcpus[1].fd);
@@ -172,7 +175,7 @@ static void missing_capability_is_named(void **state)
         fake.missing_cap = caps[i].cap;
         static struct vm vm;
         char err[256] = "";
-        assert_int_equal(vm_create(&vm, 64 * MiB, 1, err, sizeof(err)),
+        assert_int_equal(vm_create(&vm, &loop, 64 * MiB, 1, err, sizeof(err)),
                          -ENOTSUP);
         assert_non_null(strstr(err, caps[i].name));
         assert_int_equal(fake.nr_slots, 0);
@@ -186,7 +189,7 @@ static void bad_api_version_refused(void **state)
     fake.api_version = 11;
     static struct vm vm;
     char err[256] = "";
-    assert_int_equal(vm_create(&vm, 64 * MiB, 1, err, sizeof(err)),
+    assert_int_equal(vm_create(&vm, &loop, 64 * MiB, 1, err, sizeof(err)),
                      -ENOTSUP);
     assert_non_null(strstr(err, "API version 11"));
     assert_all_closed();
@@ -198,11 +201,11 @@ static void more_vcpus_than_kvm_allows(void **state)
     fake.max_vcpus = 2;
     static struct vm vm;
     char err[256] = "";
-    assert_int_equal(vm_create(&vm, 64 * MiB, 4, err, sizeof(err)),
+    assert_int_equal(vm_create(&vm, &loop, 64 * MiB, 4, err, sizeof(err)),
                      -EINVAL);
     assert_non_null(strstr(err, "at most 2"));
     assert_all_closed();
-    assert_int_equal(vm_create(&vm, 64 * MiB, VM_MAX_VCPUS + 1, err,
+    assert_int_equal(vm_create(&vm, &loop, 64 * MiB, VM_MAX_VCPUS + 1, err,
                                sizeof(err)), -EINVAL);
 }
 
@@ -212,7 +215,7 @@ static void vcpu_failure_cleans_up(void **state)
     fake.fail_vcpu = 2;
     static struct vm vm;
     char err[256] = "";
-    assert_int_equal(vm_create(&vm, 64 * MiB, 4, err, sizeof(err)),
+    assert_int_equal(vm_create(&vm, &loop, 64 * MiB, 4, err, sizeof(err)),
                      -EMFILE);
     assert_non_null(strstr(err, "KVM_CREATE_VCPU 2"));
     assert_true(fake.nr_fds >= 4); /* kvm, vm, two vCPUs */
@@ -225,7 +228,7 @@ static void no_kvm_device_says_how_to_fix(void **state)
     fake.no_device = true;
     static struct vm vm;
     char err[256] = "";
-    assert_int_equal(vm_create(&vm, 64 * MiB, 1, err, sizeof(err)),
+    assert_int_equal(vm_create(&vm, &loop, 64 * MiB, 1, err, sizeof(err)),
                      -ENOENT);
     assert_non_null(strstr(err, "KVM is not available"));
 }
@@ -235,7 +238,7 @@ static void virtio_slots_announced_until_full(void **state)
     (void)state;
     static struct vm vm;
     char err[256] = "";
-    assert_int_equal(vm_create(&vm, 64 * MiB, 1, err, sizeof(err)), 0);
+    assert_int_equal(vm_create(&vm, &loop, 64 * MiB, 1, err, sizeof(err)), 0);
     struct arch_place a, b;
     assert_int_equal(vm_virtio_mmio_slot(&vm, &a), 0);
     assert_int_equal(vm_virtio_mmio_slot(&vm, &b), 0);
