@@ -16,6 +16,12 @@ static void crc_matches_zlib(void **state)
 {
     (void)state;
     assert_int_equal(crc32_update(0, "123456789", 9), 0xCBF43926u);
+    /* Each single byte reads a different table entry: all 256 checked. */
+    for (unsigned int b = 0; b < 256; b++) {
+        uint8_t one = (uint8_t)b;
+        assert_int_equal(crc32_update(0, &one, 1),
+                         (uint32_t)crc32(0L, &one, 1));
+    }
     uint8_t buf[1000];
     for (size_t i = 0; i < sizeof(buf); i++)
         buf[i] = (uint8_t)(i * 7 + 3);
