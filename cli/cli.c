@@ -15,7 +15,7 @@
 
 #include "session/event.h"
 #include "api/server.h"
-#include "session/agent_exec.h"
+#include "cli/agent_exec.h"
 #include "cli/options.h"
 
 

@@ -1,8 +1,7 @@
 # session/: the host side of the agent protocol: the agent client, the
-# exchange of one run, and what an outcome means to callers (exit status,
+# session state machine, and what an outcome means to callers (exit status,
 # NDJSON events).
-SESSION_SRCS := session/agent_client.c session/session.c session/agent_exec.c \
-                session/event.c
+SESSION_SRCS := session/agent_client.c session/session.c session/event.c
 RUNVM_SRCS += $(SESSION_SRCS)
 RUNVM_LIBS += -ljansson
 

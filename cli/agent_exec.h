@@ -1,7 +1,8 @@
 /* One RUN in a fresh VM, then power off: `runvm --exec -- ARGV` and the
- * one-shot `runvm --lang LANG FILE`. Waits for the agent's HELLO, sends
- * the RUN, relays OUTPUT to runvm's stdout and stderr as it arrives (or as
- * NDJSON events on stdout with json), sends SHUTDOWN after the final EXIT
+ * one-shot `runvm --lang LANG FILE`, as a front end of the session
+ * (session/session.h): when the agent is ready it sends the RUN, and it
+ * decides where the events go (runvm's stdout and stderr as they arrive,
+ * or NDJSON events on stdout with json). After the run it sends SHUTDOWN
  * and turns the outcome into runvm's exit status (session/event.h). */
 #ifndef RUNVM_AGENT_EXEC_H
 #define RUNVM_AGENT_EXEC_H

@@ -1,4 +1,4 @@
-#include "session/agent_exec.h"
+#include "cli/agent_exec.h"
 
 #include <errno.h>
 #include <stdio.h>
