@@ -78,22 +78,18 @@ static int add_platform_devices(struct machine *m,
         .opaque = m,
     };
     int ret = serial_init(&m->serial, &cb);
+    if (ret == 0) {
+        add_dev(m, MACHINE_DEV_UART, "uart", &m->serial, NULL);
+        ret = add_platform(m, &p->uart, &serial_bus_ops, &m->serial);
+    }
     if (ret < 0) {
         snprintf(err, err_len, "serial port: %s", strerror(-ret));
         return ret;
     }
-    ret = add_platform(m, &p->uart, &serial_bus_ops, &m->serial);
-    if (ret < 0) {
-        snprintf(err, err_len, "serial port: %s", strerror(-ret));
-        return ret;
-    }
-    add_dev(m, MACHINE_DEV_UART, "uart", &m->serial, NULL);
     m->i8042 = (struct i8042){.reset = reset_requested, .opaque = m};
+    add_dev(m, MACHINE_DEV_RESET, "i8042", &m->i8042, NULL);
+    add_dev(m, MACHINE_DEV_BOOT_TIMER, "boot-timer", &m->vm.timer, NULL);
     ret = add_platform(m, &p->reset, &i8042_bus_ops, &m->i8042);
-    if (ret == 0)
-        add_dev(m, MACHINE_DEV_RESET, "i8042", &m->i8042, NULL);
-    if (d->count_exits)
-        vm_count_exits(&m->vm); /* exits per boot phase, best effort */
     if (ret == 0)
         ret = add_platform(m, &p->boot_timer, &boot_timer_bus_ops,
                            &m->vm.timer);
@@ -101,7 +97,6 @@ static int add_platform_devices(struct machine *m,
         snprintf(err, err_len, "legacy devices: %s", strerror(-ret));
         return ret;
     }
-    add_dev(m, MACHINE_DEV_BOOT_TIMER, "boot-timer", &m->vm.timer, NULL);
     return 0;
 }
 
@@ -264,6 +259,8 @@ int machine_create(struct machine **out, const struct machine_desc *d,
         ret = -EINVAL;
         goto fail;
     }
+    if (d->count_exits)
+        vm_count_exits(&m->vm); /* exits per boot phase, best effort */
     ret = add_platform_devices(m, d, err, err_len);
     if (ret == 0 && d->vconsole)
         ret = add_vconsole(m, d->vconsole, err, err_len);

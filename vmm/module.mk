@@ -14,9 +14,9 @@ test_kvm_stats_SRCS := vmm/kvm_stats.c
 
 TEST_PROGS += testinit
 
-# VM and vCPU set-up against a fake KVM (open and ioctl wrapped).
+# VM, vCPU and machine set-up against a fake KVM (open and ioctl wrapped).
 UNIT_TESTS += test_vm
-test_vm_SRCS = vmm/vm.c vmm/vcpu.c vmm/kvm.c vmm/exit.c vmm/kvm_stats.c \
-               devices/boot_timer.c $(CORE_SRCS) $(ARCH_SRCS)
+test_vm_SRCS = $(VMM_SRCS) $(LEGACY_DEV_SRCS) $(VIRTIO_SRCS) $(CORE_SRCS) \
+               $(ARCH_SRCS)
 test_vm_LIBS := -lpthread
 test_vm_LDFLAGS := -Wl,--wrap=open,--wrap=ioctl,--wrap=arch_check_kvm

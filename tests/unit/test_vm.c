@@ -1,5 +1,5 @@
-/* VM and vCPU set-up (vmm/kvm.c, vmm/vm.c, vmm/vcpu.c) against a fake
- * KVM: open("/dev/kvm") and every KVM ioctl are wrapped, the fds KVM would
+/* VM, vCPU and machine set-up (vmm/kvm.c, vm.c, vcpu.c, machine.c) against
+ * a fake KVM: open("/dev/kvm") and every KVM ioctl are wrapped, the fds KVM would
  * hand out are memfds (so the kvm_run mmap is real), and the test checks
  * what runvm asked for, what it told the user, and that a failure at any
  * step leaves no fd open. */
@@ -19,10 +19,24 @@
 #include <linux/kvm.h>
 
 #include "arch/x86_64/layout.h"
+#include "vmm/machine.h"
 #include "vmm/vm.h"
 
-/* The VM only registers with it; nothing here runs it. */
+/* Devices register their back-ends with it; nothing here runs it. */
 static struct evloop loop;
+
+static int loop_up(void **state)
+{
+    (void)state;
+    return evloop_init(&loop);
+}
+
+static int loop_down(void **state)
+{
+    (void)state;
+    evloop_free(&loop);
+    return 0;
+}
 
 #define MAX_FDS 64
 
@@ -109,6 +123,9 @@ int __wrap_ioctl(int fd, unsigned long request, ...)
     case KVM_GET_SUPPORTED_CPUID:
         ((struct kvm_cpuid2 *)arg)->nent = 0;
         return 0;
+    case KVM_IRQFD:
+    case KVM_IOEVENTFD:
+    case KVM_IRQ_LINE:
     case KVM_SET_TSS_ADDR:
     case KVM_SET_IDENTITY_MAP_ADDR:
     case KVM_CREATE_IRQCHIP:
@@ -261,6 +278,64 @@ static void virtio_slots_announced_until_full(void **state)
     assert_all_closed();
 }
 
+static void machine_lists_every_device(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/test_vm.%d.sock", (int)getpid());
+    struct machine_desc d = {
+        .mem_bytes = 64 * MiB, .cpus = 1, .cmdline = "panic=-1",
+        .console = true, .vconsole = NULL, .agent_channel = true,
+    };
+    char vcon[80];
+    snprintf(vcon, sizeof(vcon), "unix:%s", path);
+    d.vconsole = vcon;
+    struct machine *m;
+    char err[256] = "";
+    assert_int_equal(machine_create(&m, &d, &loop, 0, err, sizeof(err)), 0);
+    /* The platform's, then virtio in a fixed order, each listed once. */
+    static const enum machine_dev_kind want[] = {
+        MACHINE_DEV_UART, MACHINE_DEV_RESET, MACHINE_DEV_BOOT_TIMER,
+        MACHINE_DEV_VCONSOLE, MACHINE_DEV_AGENT};
+    assert_int_equal(m->nr_devs, 5);
+    for (unsigned int i = 0; i < 5; i++)
+        assert_int_equal(m->devs[i].kind, want[i]);
+    assert_null(m->devs[0].slot);
+    assert_non_null(m->devs[3].slot);
+    assert_ptr_equal(machine_agent(m), m->devs[4].model);
+    assert_true(machine_agent(m)->host_fd >= 0);
+    /* The caller's parameters after console=, then each virtio device. */
+    assert_string_equal(m->vm.cmdline.buf,
+                        "console=ttyS0 panic=-1 "
+                        "virtio_mmio.device=4K@0xd0000000:5 "
+                        "virtio_mmio.device=4K@0xd0001000:6");
+    assert_int_equal(access(path, F_OK), 0);
+    int host_fd = machine_agent(m)->host_fd;
+    machine_destroy(m);
+    assert_int_equal(fcntl(host_fd, F_GETFD), -1);
+    assert_int_equal(access(path, F_OK), -1); /* the socket is removed */
+    assert_all_closed();
+}
+
+static void machine_failure_cleans_up(void **state)
+{
+    (void)state;
+    struct machine_desc d = {.mem_bytes = 64 * MiB, .cpus = 1,
+                             .net = "no-such-tap-runvm"};
+    struct machine *m = (struct machine *)&d; /* overwritten with NULL */
+    char err[256] = "";
+    assert_true(machine_create(&m, &d, &loop, 0, err, sizeof(err)) < 0);
+    assert_null(m);
+    assert_non_null(strstr(err, "--net"));
+    assert_all_closed();
+    d = (struct machine_desc){.mem_bytes = 64 * MiB, .cpus = 1,
+                              .cmdline = "bad\ncmdline"};
+    assert_int_equal(machine_create(&m, &d, &loop, 0, err, sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "--cmdline"));
+    assert_all_closed();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +346,8 @@ int main(void)
         cmocka_unit_test_setup(vcpu_failure_cleans_up, setup),
         cmocka_unit_test_setup(no_kvm_device_says_how_to_fix, setup),
         cmocka_unit_test_setup(virtio_slots_announced_until_full, setup),
+        cmocka_unit_test_setup(machine_lists_every_device, setup),
+        cmocka_unit_test_setup(machine_failure_cleans_up, setup),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, loop_up, loop_down);
 }
