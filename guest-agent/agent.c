@@ -20,7 +20,7 @@
  * the pipes then fill and the step blocks, which is the backpressure. */
 #define OUT_HIGH_WATER (1u << 20)
 
-void logf_(const char *fmt, ...)
+void agent_log(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -30,21 +30,21 @@ void logf_(const char *fmt, ...)
     va_end(ap);
 }
 
-uint64_t now_ms(void)
+uint64_t agent_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-void close_fd(int *fd)
+void agent_close_fd(int *fd)
 {
     if (*fd >= 0)
         close(*fd);
     *fd = -1;
 }
 
-int set_nonblock(int fd)
+int agent_set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
@@ -55,19 +55,19 @@ int set_nonblock(int fd)
 /* ---- sending ------------------------------------------------------------ */
 
 /* Moves the message built in scratch into the output queue. */
-void queue_scratch(struct agent *a, int built)
+void agent_queue_scratch(struct agent *a, int built)
 {
     if (built == 0 &&
         msg_slip_append(&a->out, a->scratch.data, a->scratch.len) < 0)
         built = -ENOMEM;
     if (built < 0 && !a->fatal) {
-        logf_("cannot queue a message: %s", strerror(-built));
+        agent_log("cannot queue a message: %s", strerror(-built));
         a->fatal = built;
     }
     msg_buf_reset(&a->scratch);
 }
 
-void send_error(struct agent *a, uint32_t id, uint32_t code,
+void agent_send_error(struct agent *a, uint32_t id, uint32_t code,
                        const char *fmt, ...)
 {
     char text[512];
@@ -75,7 +75,7 @@ void send_error(struct agent *a, uint32_t id, uint32_t code,
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    queue_scratch(a, msg_build_error(&a->scratch, id, code, text));
+    agent_queue_scratch(a, msg_build_error(&a->scratch, id, code, text));
 }
 
 static struct msg_bytes opt_str(const char *s)
@@ -95,7 +95,7 @@ static void send_hello(struct agent *a, uint32_t id)
         .toolchain = opt_str(a->lang.toolchain),
         .source = opt_str(a->lang.source),
     };
-    queue_scratch(a, msg_build_hello(&a->scratch, id, &h));
+    agent_queue_scratch(a, msg_build_hello(&a->scratch, id, &h));
 }
 
 /* Writes what the channel takes now. */
@@ -108,7 +108,7 @@ static void flush_out(struct agent *a)
         if (n < 0 && errno == EAGAIN)
             return;
         if (n <= 0) {
-            logf_("channel write: %s", n < 0 ? strerror(errno) : "closed");
+            agent_log("channel write: %s", n < 0 ? strerror(errno) : "closed");
             a->channel_closed = true;
             return;
         }
@@ -119,10 +119,10 @@ static void flush_out(struct agent *a)
 /* Blocks up to timeout_ms until the output queue is written. */
 static void flush_out_blocking(struct agent *a, int timeout_ms)
 {
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = agent_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         flush_out(a);
-        uint64_t now = now_ms();
+        uint64_t now = agent_now_ms();
         if (!a->out.len || a->channel_closed || now >= deadline)
             return;
         struct pollfd p = {.fd = a->cfg.channel_fd, .events = POLLOUT};
@@ -138,39 +138,39 @@ static void handle_run(struct agent *a, const struct msg_view *v)
     int r;
 
     if (j->active) {
-        send_error(a, v->id, MSG_ERR_BUSY, "RUN %u is still running", j->id);
+        agent_send_error(a, v->id, MSG_ERR_BUSY, "RUN %u is still running", j->id);
         return;
     }
     job_clear(j);
     j->id = v->id;
     j->payload = malloc(v->len ? v->len : 1);
     if (!j->payload) {
-        send_error(a, v->id, MSG_ERR_INTERNAL, "out of memory");
+        agent_send_error(a, v->id, MSG_ERR_INTERNAL, "out of memory");
         return;
     }
     memcpy(j->payload, v->payload, v->len);
     struct msg_view copy = *v;
     copy.payload = j->payload;
     if (msg_decode_run(&copy, &j->run) < 0) {
-        send_error(a, v->id, MSG_ERR_BAD_REQUEST, "malformed RUN payload");
+        agent_send_error(a, v->id, MSG_ERR_BAD_REQUEST, "malformed RUN payload");
         goto drop;
     }
-    if (name_files(a, j) < 0)
+    if (job_name_files(a, j) < 0)
         goto drop;
     if (!(j->run.flags & MSG_RUN_REUSE_WORKDIR) || !a->workdir[0]) {
-        r = make_workdir(a);
+        r = workdir_make(a);
         if (r < 0) {
-            send_error(a, v->id, MSG_ERR_INTERNAL, "work dir in %s: %s",
+            agent_send_error(a, v->id, MSG_ERR_INTERNAL, "work dir in %s: %s",
                        a->cfg.work_root, strerror(-r));
             goto drop;
         }
     }
-    if (resolve(a, j) != 0)
+    if (job_resolve(a, j) != 0)
         goto drop;
     for (size_t i = 0; i < j->run.nfiles; i++) {
-        r = write_file(a, &j->run.files[i]);
+        r = workdir_write_file(a, &j->run.files[i]);
         if (r < 0) {
-            send_error(a, v->id, MSG_ERR_INTERNAL, "writing file %zu: %s", i,
+            agent_send_error(a, v->id, MSG_ERR_INTERNAL, "writing file %zu: %s", i,
                        strerror(-r));
             goto drop;
         }
@@ -179,15 +179,15 @@ static void handle_run(struct agent *a, const struct msg_view *v)
                    j->run.stdin_data.len);
     j->stdin_eof = !(j->run.flags & MSG_RUN_STDIN_OPEN);
     j->active = true;
-    r = start_step(a, j->has_build ? MSG_PHASE_BUILD : MSG_PHASE_RUN);
+    r = job_step_start(a, j->has_build ? MSG_PHASE_BUILD : MSG_PHASE_RUN);
     if (r < 0) {
-        send_error(a, v->id, MSG_ERR_INTERNAL, "starting the step: %s",
+        agent_send_error(a, v->id, MSG_ERR_INTERNAL, "starting the step: %s",
                    strerror(-r));
         goto drop;
     }
     return;
 drop:
-    end_job(a);
+    job_end(a);
 }
 
 static void handle_stdin(struct agent *a, const struct msg_view *v)
@@ -196,24 +196,24 @@ static void handle_stdin(struct agent *a, const struct msg_view *v)
     struct msg_stdin s;
 
     if (msg_decode_stdin(v, &s) < 0) {
-        send_error(a, v->id, MSG_ERR_BAD_REQUEST, "malformed STDIN payload");
+        agent_send_error(a, v->id, MSG_ERR_BAD_REQUEST, "malformed STDIN payload");
         return;
     }
     if (!j->active || j->id != v->id) {
-        send_error(a, v->id, MSG_ERR_NO_RUN, "no active RUN %u", v->id);
+        agent_send_error(a, v->id, MSG_ERR_NO_RUN, "no active RUN %u", v->id);
         return;
     }
     if (j->stdin_eof)
         return; /* after EOF, or the program closed its stdin */
     if (j->stdin_pending.len + s.data.len > AGENT_MAX_STDIN_PENDING) {
-        send_error(a, v->id, MSG_ERR_BAD_REQUEST,
+        agent_send_error(a, v->id, MSG_ERR_BAD_REQUEST,
                    "stdin backlog over %u bytes; data dropped",
                    AGENT_MAX_STDIN_PENDING);
         return;
     }
     msg_buf_append(&j->stdin_pending, s.data.p, s.data.len);
     if (j->stdin_pending.err) {
-        send_error(a, v->id, MSG_ERR_INTERNAL, "out of memory for stdin");
+        agent_send_error(a, v->id, MSG_ERR_INTERNAL, "out of memory for stdin");
         msg_buf_reset(&j->stdin_pending);
     }
     if (s.eof)
@@ -241,7 +241,7 @@ static void on_msg(void *opaque, const struct msg_view *v)
     case MSG_ERROR:
         break; /* never answer an ERROR: no ping-pong */
     default:
-        send_error(a, v->id, MSG_ERR_UNKNOWN_TYPE,
+        agent_send_error(a, v->id, MSG_ERR_UNKNOWN_TYPE,
                    "message type %u not handled by the agent", v->type);
     }
 }
@@ -249,7 +249,7 @@ static void on_msg(void *opaque, const struct msg_view *v)
 static void on_drop(void *opaque, int err)
 {
     struct agent *a = opaque;
-    send_error(a, 0, MSG_ERR_BAD_FRAME, "dropped a frame: %s (%llu so far)",
+    agent_send_error(a, 0, MSG_ERR_BAD_FRAME, "dropped a frame: %s (%llu so far)",
                strerror(-err),
                (unsigned long long)msg_reader_dropped(&a->reader));
 }
@@ -263,7 +263,7 @@ struct agent *agent_new(const struct agent_config *cfg)
     sigset_t set;
 
     if (!a) {
-        logf_("out of memory");
+        agent_log("out of memory");
         return NULL;
     }
     a->cfg = *cfg;
@@ -274,7 +274,7 @@ struct agent *agent_new(const struct agent_config *cfg)
 
     int r = langconf_load(cfg->lang_conf, &a->lang, err, sizeof(err));
     if (r < 0 && r != -ENOENT)
-        logf_("%s (running without a language config)", err);
+        agent_log("%s (running without a language config)", err);
 
     /* SIGCHLD through a signalfd so reaping is one more event; SIGPIPE off
      * so a closed channel or stdin pipe is an error return. */
@@ -284,17 +284,17 @@ struct agent *agent_new(const struct agent_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (a->sigfd < 0) {
-        logf_("signalfd: %s", strerror(errno));
+        agent_log("signalfd: %s", strerror(errno));
         goto fail;
     }
     /* Orphans of a step come back to us, so a group can be reaped whole. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    if (set_nonblock(cfg->channel_fd) < 0) {
-        logf_("channel fd %d: %s", cfg->channel_fd, strerror(errno));
+    if (agent_set_nonblock(cfg->channel_fd) < 0) {
+        agent_log("channel fd %d: %s", cfg->channel_fd, strerror(errno));
         goto fail;
     }
     if (msg_reader_init(&a->reader, on_msg, on_drop, a) < 0) {
-        logf_("out of memory");
+        agent_log("out of memory");
         goto fail;
     }
 
@@ -336,7 +336,7 @@ int agent_run(struct agent *a)
                 p[n++] = (struct pollfd){j->in_fd, POLLOUT, 0};
             }
             if (!j->timed_out) {
-                uint64_t now = now_ms();
+                uint64_t now = agent_now_ms();
                 timeout = now >= j->deadline_ms
                               ? 0
                               : (int)(j->deadline_ms - now);
@@ -345,27 +345,27 @@ int agent_run(struct agent *a)
 
         int r = poll(p, (nfds_t)n, timeout);
         if (r < 0 && errno != EINTR) {
-            logf_("poll: %s", strerror(errno));
+            agent_log("poll: %s", strerror(errno));
             return -errno;
         }
         if (r < 0)
             continue;
 
         if (j->active && j->pid > 0 && !j->timed_out &&
-            now_ms() >= j->deadline_ms) {
+            agent_now_ms() >= j->deadline_ms) {
             j->timed_out = true;
             step_kill(j->pid, j->cgroup[0] ? j->cgroup : NULL);
         }
         if (p[isig].revents)
-            reap(a);
+            job_step_reap(a);
         if (iout >= 0 && p[iout].revents &&
-            pump_output(a, j->out_fd, MSG_STREAM_STDOUT) == 0)
-            close_fd(&j->out_fd);
+            job_step_pump_output(a, j->out_fd, MSG_STREAM_STDOUT) == 0)
+            agent_close_fd(&j->out_fd);
         if (ierr >= 0 && p[ierr].revents &&
-            pump_output(a, j->err_fd, MSG_STREAM_STDERR) == 0)
-            close_fd(&j->err_fd);
+            job_step_pump_output(a, j->err_fd, MSG_STREAM_STDERR) == 0)
+            agent_close_fd(&j->err_fd);
         if (iin >= 0 && p[iin].revents)
-            pump_stdin(a);
+            job_step_pump_stdin(a);
         if (p[ich].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t got = read(a->cfg.channel_fd, a->readbuf,
                                sizeof(a->readbuf));
@@ -376,13 +376,13 @@ int agent_run(struct agent *a)
         }
         /* New stdin may have arrived, or EOF with nothing pending. */
         if (j->active && j->pid > 0)
-            pump_stdin(a);
+            job_step_pump_stdin(a);
         if (j->active && j->pid > 0 && j->reaped)
-            finish_step(a);
+            job_step_finish(a);
         flush_out(a);
     }
     if (a->job.active)
-        kill_job(a);
+        job_step_kill(a);
     if (!a->channel_closed)
         flush_out_blocking(a, 2000);
     if (a->fatal)
@@ -392,7 +392,7 @@ int agent_run(struct agent *a)
 
 void agent_report_fatal(struct agent *a, const char *message)
 {
-    send_error(a, 0, MSG_ERR_INTERNAL, "agent failed: %s", message);
+    agent_send_error(a, 0, MSG_ERR_INTERNAL, "agent failed: %s", message);
     flush_out_blocking(a, 1000);
 }
 
@@ -401,9 +401,9 @@ void agent_free(struct agent *a)
     if (!a)
         return;
     if (a->job.active)
-        kill_job(a);
+        job_step_kill(a);
     job_clear(&a->job);
-    remove_workdir(a);
+    workdir_remove(a);
     msg_reader_free(&a->reader);
     msg_buf_free(&a->out);
     msg_buf_free(&a->scratch);

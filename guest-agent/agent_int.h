@@ -63,63 +63,63 @@ struct agent {
 
 /* ---- agent.c: helpers and sending ---- */
 
-void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* CLOCK_MONOTONIC in milliseconds. */
-uint64_t now_ms(void);
+uint64_t agent_now_ms(void);
 /* Closes *fd if open and marks it closed (-1). */
-void close_fd(int *fd);
+void agent_close_fd(int *fd);
 /* Sets O_NONBLOCK. 0 or -errno. */
-int set_nonblock(int fd);
+int agent_set_nonblock(int fd);
 /* Moves the message built in scratch into the output queue; built is what
  * the builder returned (an error there or here ends the loop: a->fatal). */
-void queue_scratch(struct agent *a, int built);
+void agent_queue_scratch(struct agent *a, int built);
 /* Queues an ERROR for request id. */
-void send_error(struct agent *a, uint32_t id, uint32_t code, const char *fmt,
+void agent_send_error(struct agent *a, uint32_t id, uint32_t code, const char *fmt,
                 ...) __attribute__((format(printf, 4, 5)));
 
 /* ---- workdir.c: the work directory ---- */
 
 /* Removes the work directory and all in it, if there is one. */
-void remove_workdir(struct agent *a);
+void workdir_remove(struct agent *a);
 /* Makes a fresh work directory (removing the previous one), owned by the
  * step user. 0 or -errno (then there is none). */
-int make_workdir(struct agent *a);
+int workdir_make(struct agent *a);
 /* Whether n is a plain file name: not empty, ".", "..", no '/' or NUL. */
-bool valid_file_name(struct msg_bytes n);
-/* Writes one request file, whose name valid_file_name accepted, into the
+bool workdir_valid_name(struct msg_bytes n);
+/* Writes one request file, whose name workdir_valid_name accepted, into the
  * work directory. 0 or -errno. */
-int write_file(struct agent *a, const struct msg_file *f);
+int workdir_write_file(struct agent *a, const struct msg_file *f);
 
 /* ---- job.c: setting a job up ---- */
 
 /* Frees what the job holds and zeroes it (no step, fds -1). */
 void job_clear(struct job *j);
 /* Ends the agent's job: job_clear. */
-void end_job(struct agent *a);
+void job_end(struct agent *a);
 /* Names unnamed files from lang.conf SOURCE and checks every name. 0, or
  * -EINVAL with the ERROR sent. */
-int name_files(struct agent *a, struct job *j);
+int job_name_files(struct agent *a, struct job *j);
 /* The limits of a step of the job. */
-const struct msg_limits *step_limits(const struct job *j, uint8_t phase);
+const struct msg_limits *job_limits(const struct job *j, uint8_t phase);
 /* Fills the job's argv, environment and limits from the request and
  * lang.conf. 0 or an ERROR code (the message is sent). */
-int resolve(struct agent *a, struct job *j);
+int job_resolve(struct agent *a, struct job *j);
 
 /* ---- job_step.c: running the job's steps ---- */
 
 /* Starts step phase of the job under its limits. 0 or -errno. */
-int start_step(struct agent *a, uint8_t phase);
+int job_step_start(struct agent *a, uint8_t phase);
 /* Sends what a pipe holds as OUTPUT; past the output cap, kills the step
  * and discards. 1 after reading, 0 at EOF, -1 when empty for now. */
-int pump_output(struct agent *a, int fd, uint8_t stream);
+int job_step_pump_output(struct agent *a, int fd, uint8_t stream);
 /* Writes pending stdin to the step; closes its stdin at EOF or EPIPE. */
-void pump_stdin(struct agent *a);
+void job_step_pump_stdin(struct agent *a);
 /* After the step leader was reaped: drains, sends EXIT, then starts the run
  * step after a good build or ends the job. */
-void finish_step(struct agent *a);
+void job_step_finish(struct agent *a);
 /* Collects exited children; the step leader's status is kept. */
-void reap(struct agent *a);
+void job_step_reap(struct agent *a);
 /* Kills the step in progress, if any, and ends the job. */
-void kill_job(struct agent *a);
+void job_step_kill(struct agent *a);
 
 #endif

@@ -12,14 +12,14 @@
 /* Gives a FILE without a name the lang.conf SOURCE name (so the host need
  * not learn it from HELLO first) and checks every name. 0, or -EINVAL
  * with the ERROR sent. */
-int name_files(struct agent *a, struct job *j)
+int job_name_files(struct agent *a, struct job *j)
 {
     bool unnamed_seen = false;
     for (size_t i = 0; i < j->run.nfiles; i++) {
         struct msg_file *f = &j->run.files[i];
         if (f->name.len == 0) {
             if (unnamed_seen || !a->lang.source) {
-                send_error(a, j->id, MSG_ERR_BAD_REQUEST,
+                agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
                            "file %zu has no name and %s", i,
                            unnamed_seen ? "another one has none either"
                                         : "lang.conf names no SOURCE");
@@ -29,8 +29,8 @@ int name_files(struct agent *a, struct job *j)
             f->name = (struct msg_bytes){(const uint8_t *)a->lang.source,
                                          (uint32_t)strlen(a->lang.source)};
         }
-        if (!valid_file_name(f->name)) {
-            send_error(a, j->id, MSG_ERR_BAD_REQUEST,
+        if (!workdir_valid_name(f->name)) {
+            agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
                        "file %zu: a name must be a plain file name", i);
             return -EINVAL;
         }
@@ -63,7 +63,7 @@ void job_clear(struct job *j)
     j->out_fd = j->err_fd = j->in_fd = -1;
 }
 
-void end_job(struct agent *a)
+void job_end(struct agent *a)
 {
     job_clear(&a->job);
 }
@@ -84,7 +84,7 @@ static void fill_limits(struct msg_limits *out, const struct msg_limits *in)
 }
 
 /* The limits of a step of the job. */
-const struct msg_limits *step_limits(const struct job *j,
+const struct msg_limits *job_limits(const struct job *j,
                                             uint8_t phase)
 {
     return phase == MSG_PHASE_BUILD ? &j->build_limits : &j->limits;
@@ -92,7 +92,7 @@ const struct msg_limits *step_limits(const struct job *j,
 
 /* Fills the job's argv and environment from the request and lang.conf.
  * Returns 0 or an ERROR code (the message is sent here). */
-int resolve(struct agent *a, struct job *j)
+int job_resolve(struct agent *a, struct job *j)
 {
     const struct msg_run *r = &j->run;
     int n;
@@ -123,7 +123,7 @@ int resolve(struct agent *a, struct job *j)
         n = 0;
     }
     if (n == 0) {
-        send_error(a, j->id, MSG_ERR_NO_COMMAND,
+        agent_send_error(a, j->id, MSG_ERR_NO_COMMAND,
                    "no run command: the request has none and %s has no RUN",
                    a->cfg.lang_conf);
         return MSG_ERR_NO_COMMAND;
@@ -132,7 +132,7 @@ int resolve(struct agent *a, struct job *j)
     const char *req_env[MAX_ENV];
     n = r->env.present ? msg_strlist_split(&r->env, req_env, MAX_ENV) : 0;
     if (n < 0) {
-        send_error(a, j->id, MSG_ERR_BAD_REQUEST, "env: too many entries");
+        agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST, "env: too many entries");
         return MSG_ERR_BAD_REQUEST;
     }
     j->env[0] = NULL;
@@ -140,7 +140,7 @@ int resolve(struct agent *a, struct job *j)
     env_set(j->env, "TMPDIR=/tmp");
     if (asprintf(&j->env_storage[0], "HOME=%s", a->workdir) < 0) {
         j->env_storage[0] = NULL;
-        send_error(a, j->id, MSG_ERR_INTERNAL, "out of memory");
+        agent_send_error(a, j->id, MSG_ERR_INTERNAL, "out of memory");
         return MSG_ERR_INTERNAL;
     }
     env_set(j->env, j->env_storage[0]);
@@ -148,7 +148,7 @@ int resolve(struct agent *a, struct job *j)
         env_set(j->env, a->lang.env[i]);
     for (int i = 0; i < n; i++) {
         if (!strchr(req_env[i], '=') || req_env[i][0] == '=') {
-            send_error(a, j->id, MSG_ERR_BAD_REQUEST,
+            agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
                        "env entry %d is not NAME=VALUE", i);
             return MSG_ERR_BAD_REQUEST;
         }
@@ -162,7 +162,7 @@ int resolve(struct agent *a, struct job *j)
     return 0;
 
 bad_argv:
-    send_error(a, j->id, MSG_ERR_BAD_REQUEST,
+    agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
                "argv: %s", n == -E2BIG ? "too many words" : "malformed");
     return MSG_ERR_BAD_REQUEST;
 }

@@ -25,7 +25,7 @@
 #define BUILD_TIMER_SLACK_NS 4000000ULL
 
 
-int start_step(struct agent *a, uint8_t phase)
+int job_step_start(struct agent *a, uint8_t phase)
 {
     struct job *j = &a->job;
     int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1};
@@ -42,11 +42,11 @@ int start_step(struct agent *a, uint8_t phase)
         if (in[0] < 0)
             goto fail_errno;
     }
-    if ((r = set_nonblock(out[0])) < 0 || (r = set_nonblock(err[0])) < 0 ||
-        (in[1] >= 0 && (r = set_nonblock(in[1])) < 0))
+    if ((r = agent_set_nonblock(out[0])) < 0 || (r = agent_set_nonblock(err[0])) < 0 ||
+        (in[1] >= 0 && (r = agent_set_nonblock(in[1])) < 0))
         goto fail;
 
-    const struct msg_limits *limits = step_limits(j, phase);
+    const struct msg_limits *limits = job_limits(j, phase);
     struct step_limits lim = {
         .cpu_ms = limits->cpu_ms,
         .mem_bytes = limits->mem_bytes,
@@ -59,7 +59,7 @@ int start_step(struct agent *a, uint8_t phase)
         int cr = step_cgroup_create(a->cfg.cgroup_root, name, &lim,
                                     j->cgroup, sizeof(j->cgroup));
         if (cr < 0) {
-            logf_("cgroup %s/%s: %s; using rlimits only",
+            agent_log("cgroup %s/%s: %s; using rlimits only",
                   a->cfg.cgroup_root, name, strerror(-cr));
             j->cgroup[0] = '\0';
         }
@@ -78,7 +78,7 @@ int start_step(struct agent *a, uint8_t phase)
         .limits = lim,
         .timer_slack_ns = phase == MSG_PHASE_BUILD ? BUILD_TIMER_SLACK_NS : 0,
     };
-    j->start_ms = now_ms();
+    j->start_ms = agent_now_ms();
     pid_t pid = step_spawn(&spec);
     if (pid < 0) {
         r = pid;
@@ -104,9 +104,9 @@ fail_errno:
     r = -errno;
 fail:
     for (int i = 0; i < 2; i++) {
-        close_fd(&out[i]);
-        close_fd(&err[i]);
-        close_fd(&in[i]);
+        agent_close_fd(&out[i]);
+        agent_close_fd(&err[i]);
+        agent_close_fd(&in[i]);
     }
     return r;
 }
@@ -114,7 +114,7 @@ fail:
 /* Sends what a pipe holds as OUTPUT; past the output cap, kills the step
  * and discards. Returns 1 after reading, 0 at EOF, -1 when the pipe is
  * empty for now. */
-int pump_output(struct agent *a, int fd, uint8_t stream)
+int job_step_pump_output(struct agent *a, int fd, uint8_t stream)
 {
     struct job *j = &a->job;
     ssize_t n = read(fd, a->readbuf, sizeof(a->readbuf));
@@ -124,10 +124,10 @@ int pump_output(struct agent *a, int fd, uint8_t stream)
         return 0;
     if (j->truncated)
         return 1;
-    uint64_t room = step_limits(j, j->phase)->max_output - j->output;
+    uint64_t room = job_limits(j, j->phase)->max_output - j->output;
     size_t send = (uint64_t)n > room ? (size_t)room : (size_t)n;
     if (send)
-        queue_scratch(a, msg_build_output(&a->scratch, j->id, j->phase,
+        agent_queue_scratch(a, msg_build_output(&a->scratch, j->id, j->phase,
                                           stream, a->readbuf, send));
     j->output += send;
     if ((size_t)n > send) {
@@ -139,7 +139,7 @@ int pump_output(struct agent *a, int fd, uint8_t stream)
     return 1;
 }
 
-void pump_stdin(struct agent *a)
+void job_step_pump_stdin(struct agent *a)
 {
     struct job *j = &a->job;
     while (j->in_fd >= 0 && j->stdin_pending.len) {
@@ -152,13 +152,13 @@ void pump_stdin(struct agent *a)
         if (n < 0) {
             /* EPIPE: the program closed its stdin; the rest is dropped. */
             msg_buf_reset(&j->stdin_pending);
-            close_fd(&j->in_fd);
+            agent_close_fd(&j->in_fd);
             return;
         }
         msg_buf_consume(&j->stdin_pending, (size_t)n);
     }
     if (j->in_fd >= 0 && !j->stdin_pending.len && j->stdin_eof)
-        close_fd(&j->in_fd);
+        agent_close_fd(&j->in_fd);
 }
 
 /* Kills every process of the step user: catches processes that left the
@@ -176,7 +176,7 @@ static void kill_uid(struct agent *a)
         waitpid(p, NULL, 0);
 }
 
-void finish_step(struct agent *a)
+void job_step_finish(struct agent *a)
 {
     struct job *j = &a->job;
     const char *cg = j->cgroup[0] ? j->cgroup : NULL;
@@ -187,17 +187,17 @@ void finish_step(struct agent *a)
     /* All writers are gone: drain what the pipes still hold. The output cap
      * bounds this even if a writer escaped the group. */
     while (j->out_fd >= 0 && !j->truncated &&
-           pump_output(a, j->out_fd, MSG_STREAM_STDOUT) > 0)
+           job_step_pump_output(a, j->out_fd, MSG_STREAM_STDOUT) > 0)
         ;
     while (j->err_fd >= 0 && !j->truncated &&
-           pump_output(a, j->err_fd, MSG_STREAM_STDERR) > 0)
+           job_step_pump_output(a, j->err_fd, MSG_STREAM_STDERR) > 0)
         ;
-    close_fd(&j->out_fd);
-    close_fd(&j->err_fd);
-    close_fd(&j->in_fd);
+    agent_close_fd(&j->out_fd);
+    agent_close_fd(&j->err_fd);
+    agent_close_fd(&j->in_fd);
 
     struct msg_exit e = {.phase = j->phase};
-    e.wall_ms = now_ms() - j->start_ms;
+    e.wall_ms = agent_now_ms() - j->start_ms;
     struct step_usage u = {0};
     if (cg)
         step_cgroup_usage(cg, &u);
@@ -230,21 +230,21 @@ void finish_step(struct agent *a)
     bool more = j->phase == MSG_PHASE_BUILD && ok;
     if (!more)
         e.status |= MSG_EXIT_FINAL;
-    queue_scratch(a, msg_build_exit(&a->scratch, j->id, &e));
+    agent_queue_scratch(a, msg_build_exit(&a->scratch, j->id, &e));
     if (!more) {
-        end_job(a);
+        job_end(a);
         return;
     }
-    int r = start_step(a, MSG_PHASE_RUN);
+    int r = job_step_start(a, MSG_PHASE_RUN);
     if (r < 0) {
-        send_error(a, j->id, MSG_ERR_INTERNAL, "starting the run step: %s",
+        agent_send_error(a, j->id, MSG_ERR_INTERNAL, "starting the run step: %s",
                    strerror(-r));
-        end_job(a);
+        job_end(a);
     }
 }
 
 /* Collects exited children; the step leader's status is kept. */
-void reap(struct agent *a)
+void job_step_reap(struct agent *a)
 {
     struct signalfd_siginfo si;
     while (read(a->sigfd, &si, sizeof(si)) == sizeof(si))
@@ -263,7 +263,7 @@ void reap(struct agent *a)
     }
 }
 
-void kill_job(struct agent *a)
+void job_step_kill(struct agent *a)
 {
     struct job *j = &a->job;
     if (j->active && j->pid > 0) {
@@ -274,5 +274,5 @@ void kill_job(struct agent *a)
         if (j->cgroup[0])
             step_cgroup_remove(j->cgroup);
     }
-    end_job(a);
+    job_end(a);
 }

@@ -22,16 +22,16 @@ static int rm_entry(const char *path, const struct stat *st, int type,
     return 0;
 }
 
-void remove_workdir(struct agent *a)
+void workdir_remove(struct agent *a)
 {
     if (a->workdir[0])
         nftw(a->workdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     a->workdir[0] = '\0';
 }
 
-int make_workdir(struct agent *a)
+int workdir_make(struct agent *a)
 {
-    remove_workdir(a);
+    workdir_remove(a);
     snprintf(a->workdir, sizeof(a->workdir), "%s/run%u", a->cfg.work_root,
              ++a->seq);
     if (mkdir(a->workdir, 0755) < 0 && errno != EEXIST) {
@@ -42,13 +42,13 @@ int make_workdir(struct agent *a)
     if (a->cfg.switch_user &&
         chown(a->workdir, a->cfg.uid, a->cfg.gid) < 0) {
         int e = -errno;
-        remove_workdir(a);
+        workdir_remove(a);
         return e;
     }
     return 0;
 }
 
-bool valid_file_name(struct msg_bytes n)
+bool workdir_valid_name(struct msg_bytes n)
 {
     if (n.len == 0 || n.len > NAME_MAX)
         return false;
@@ -63,7 +63,7 @@ bool valid_file_name(struct msg_bytes n)
 /* Writes one request file into the work directory. Names are plain names
  * (checked), O_NOFOLLOW keeps a symlink left by an earlier step from
  * redirecting the write. */
-int write_file(struct agent *a, const struct msg_file *f)
+int workdir_write_file(struct agent *a, const struct msg_file *f)
 {
     char name[NAME_MAX + 1];
     memcpy(name, f->name.p, f->name.len);
