@@ -68,7 +68,7 @@ void agent_queue_scratch(struct agent *a, int built)
 }
 
 void agent_send_error(struct agent *a, uint32_t id, uint32_t code,
-                       const char *fmt, ...)
+                      const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -138,7 +138,8 @@ static void handle_run(struct agent *a, const struct msg_view *v)
     int r;
 
     if (j->active) {
-        agent_send_error(a, v->id, MSG_ERR_BUSY, "RUN %u is still running", j->id);
+        agent_send_error(a, v->id, MSG_ERR_BUSY, "RUN %u is still running",
+                         j->id);
         return;
     }
     job_clear(j);
@@ -152,7 +153,8 @@ static void handle_run(struct agent *a, const struct msg_view *v)
     struct msg_view copy = *v;
     copy.payload = j->payload;
     if (msg_decode_run(&copy, &j->run) < 0) {
-        agent_send_error(a, v->id, MSG_ERR_BAD_REQUEST, "malformed RUN payload");
+        agent_send_error(a, v->id, MSG_ERR_BAD_REQUEST,
+                         "malformed RUN payload");
         goto drop;
     }
     if (job_name_files(a, j) < 0)
@@ -161,7 +163,7 @@ static void handle_run(struct agent *a, const struct msg_view *v)
         r = workdir_make(a);
         if (r < 0) {
             agent_send_error(a, v->id, MSG_ERR_INTERNAL, "work dir in %s: %s",
-                       a->cfg.work_root, strerror(-r));
+                             a->cfg.work_root, strerror(-r));
             goto drop;
         }
     }
@@ -170,8 +172,8 @@ static void handle_run(struct agent *a, const struct msg_view *v)
     for (size_t i = 0; i < j->run.nfiles; i++) {
         r = workdir_write_file(a, &j->run.files[i]);
         if (r < 0) {
-            agent_send_error(a, v->id, MSG_ERR_INTERNAL, "writing file %zu: %s", i,
-                       strerror(-r));
+            agent_send_error(a, v->id, MSG_ERR_INTERNAL, "writing file %zu: %s",
+                             i, strerror(-r));
             goto drop;
         }
     }
@@ -182,7 +184,7 @@ static void handle_run(struct agent *a, const struct msg_view *v)
     r = job_step_start(a, j->has_build ? MSG_PHASE_BUILD : MSG_PHASE_RUN);
     if (r < 0) {
         agent_send_error(a, v->id, MSG_ERR_INTERNAL, "starting the step: %s",
-                   strerror(-r));
+                         strerror(-r));
         goto drop;
     }
     return;
@@ -196,7 +198,8 @@ static void handle_stdin(struct agent *a, const struct msg_view *v)
     struct msg_stdin s;
 
     if (msg_decode_stdin(v, &s) < 0) {
-        agent_send_error(a, v->id, MSG_ERR_BAD_REQUEST, "malformed STDIN payload");
+        agent_send_error(a, v->id, MSG_ERR_BAD_REQUEST,
+                         "malformed STDIN payload");
         return;
     }
     if (!j->active || j->id != v->id) {
@@ -207,8 +210,8 @@ static void handle_stdin(struct agent *a, const struct msg_view *v)
         return; /* after EOF, or the program closed its stdin */
     if (j->stdin_pending.len + s.data.len > AGENT_MAX_STDIN_PENDING) {
         agent_send_error(a, v->id, MSG_ERR_BAD_REQUEST,
-                   "stdin backlog over %u bytes; data dropped",
-                   AGENT_MAX_STDIN_PENDING);
+                         "stdin backlog over %u bytes; data dropped",
+                         AGENT_MAX_STDIN_PENDING);
         return;
     }
     msg_buf_append(&j->stdin_pending, s.data.p, s.data.len);
@@ -242,16 +245,16 @@ static void on_msg(void *opaque, const struct msg_view *v)
         break; /* never answer an ERROR: no ping-pong */
     default:
         agent_send_error(a, v->id, MSG_ERR_UNKNOWN_TYPE,
-                   "message type %u not handled by the agent", v->type);
+                         "message type %u not handled by the agent", v->type);
     }
 }
 
 static void on_drop(void *opaque, int err)
 {
     struct agent *a = opaque;
-    agent_send_error(a, 0, MSG_ERR_BAD_FRAME, "dropped a frame: %s (%llu so far)",
-               strerror(-err),
-               (unsigned long long)msg_reader_dropped(&a->reader));
+    agent_send_error(a, 0, MSG_ERR_BAD_FRAME,
+                     "dropped a frame: %s (%llu so far)", strerror(-err),
+                     (unsigned long long)msg_reader_dropped(&a->reader));
 }
 
 /* ---- life cycle --------------------------------------------------------- */
@@ -337,9 +340,8 @@ int agent_run(struct agent *a)
             }
             if (!j->timed_out) {
                 uint64_t now = agent_now_ms();
-                timeout = now >= j->deadline_ms
-                              ? 0
-                              : (int)(j->deadline_ms - now);
+                timeout =
+                    now >= j->deadline_ms ? 0 : (int)(j->deadline_ms - now);
             }
         }
 
@@ -367,8 +369,8 @@ int agent_run(struct agent *a)
         if (iin >= 0 && p[iin].revents)
             job_step_pump_stdin(a);
         if (p[ich].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t got = read(a->cfg.channel_fd, a->readbuf,
-                               sizeof(a->readbuf));
+            ssize_t got =
+                read(a->cfg.channel_fd, a->readbuf, sizeof(a->readbuf));
             if (got > 0)
                 msg_reader_feed(&a->reader, a->readbuf, (size_t)got);
             else if (got == 0 || (errno != EAGAIN && errno != EINTR))

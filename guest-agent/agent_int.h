@@ -15,7 +15,7 @@
 #include "protocol/msg.h"
 
 #define MAX_ARGV 256
-#define MAX_ENV 256
+#define MAX_ENV  256
 
 struct job {
     bool active;
@@ -26,7 +26,7 @@ struct job {
     const char *build_argv[MAX_ARGV];
     const char *run_argv[MAX_ARGV];
     const char *env[MAX_ENV + 1];
-    char *env_storage[MAX_ENV]; /* the HOME= string we made */
+    char *env_storage[MAX_ENV];     /* the HOME= string we made */
     struct msg_limits limits;       /* the run step's, defaults filled in */
     struct msg_limits build_limits; /* the build step's */
     struct msg_buf stdin_pending;
@@ -74,8 +74,9 @@ int agent_set_nonblock(int fd);
  * the builder returned (an error there or here ends the loop: a->fatal). */
 void agent_queue_scratch(struct agent *a, int built);
 /* Queues an ERROR for request id. */
-void agent_send_error(struct agent *a, uint32_t id, uint32_t code, const char *fmt,
-                ...) __attribute__((format(printf, 4, 5)));
+void agent_send_error(struct agent *a, uint32_t id, uint32_t code,
+                      const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* ---- workdir.c: the work directory ---- */
 

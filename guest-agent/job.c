@@ -20,9 +20,9 @@ int job_name_files(struct agent *a, struct job *j)
         if (f->name.len == 0) {
             if (unnamed_seen || !a->lang.source) {
                 agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
-                           "file %zu has no name and %s", i,
-                           unnamed_seen ? "another one has none either"
-                                        : "lang.conf names no SOURCE");
+                                 "file %zu has no name and %s", i,
+                                 unnamed_seen ? "another one has none either"
+                                              : "lang.conf names no SOURCE");
                 return -EINVAL;
             }
             unnamed_seen = true;
@@ -31,7 +31,7 @@ int job_name_files(struct agent *a, struct job *j)
         }
         if (!workdir_valid_name(f->name)) {
             agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
-                       "file %zu: a name must be a plain file name", i);
+                             "file %zu: a name must be a plain file name", i);
             return -EINVAL;
         }
     }
@@ -84,8 +84,7 @@ static void fill_limits(struct msg_limits *out, const struct msg_limits *in)
 }
 
 /* The limits of a step of the job. */
-const struct msg_limits *job_limits(const struct job *j,
-                                            uint8_t phase)
+const struct msg_limits *job_limits(const struct job *j, uint8_t phase)
 {
     return phase == MSG_PHASE_BUILD ? &j->build_limits : &j->limits;
 }
@@ -123,16 +122,18 @@ int job_resolve(struct agent *a, struct job *j)
         n = 0;
     }
     if (n == 0) {
-        agent_send_error(a, j->id, MSG_ERR_NO_COMMAND,
-                   "no run command: the request has none and %s has no RUN",
-                   a->cfg.lang_conf);
+        agent_send_error(
+            a, j->id, MSG_ERR_NO_COMMAND,
+            "no run command: the request has none and %s has no RUN",
+            a->cfg.lang_conf);
         return MSG_ERR_NO_COMMAND;
     }
 
     const char *req_env[MAX_ENV];
     n = r->env.present ? msg_strlist_split(&r->env, req_env, MAX_ENV) : 0;
     if (n < 0) {
-        agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST, "env: too many entries");
+        agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
+                         "env: too many entries");
         return MSG_ERR_BAD_REQUEST;
     }
     j->env[0] = NULL;
@@ -149,7 +150,7 @@ int job_resolve(struct agent *a, struct job *j)
     for (int i = 0; i < n; i++) {
         if (!strchr(req_env[i], '=') || req_env[i][0] == '=') {
             agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
-                       "env entry %d is not NAME=VALUE", i);
+                             "env entry %d is not NAME=VALUE", i);
             return MSG_ERR_BAD_REQUEST;
         }
         env_set(j->env, req_env[i]);
@@ -162,7 +163,7 @@ int job_resolve(struct agent *a, struct job *j)
     return 0;
 
 bad_argv:
-    agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
-               "argv: %s", n == -E2BIG ? "too many words" : "malformed");
+    agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST, "argv: %s",
+                     n == -E2BIG ? "too many words" : "malformed");
     return MSG_ERR_BAD_REQUEST;
 }

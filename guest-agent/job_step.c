@@ -24,7 +24,6 @@
  * itself (RUN) keeps the kernel's 50 us. */
 #define BUILD_TIMER_SLACK_NS 4000000ULL
 
-
 int job_step_start(struct agent *a, uint8_t phase)
 {
     struct job *j = &a->job;
@@ -42,7 +41,8 @@ int job_step_start(struct agent *a, uint8_t phase)
         if (in[0] < 0)
             goto fail_errno;
     }
-    if ((r = agent_set_nonblock(out[0])) < 0 || (r = agent_set_nonblock(err[0])) < 0 ||
+    if ((r = agent_set_nonblock(out[0])) < 0 ||
+        (r = agent_set_nonblock(err[0])) < 0 ||
         (in[1] >= 0 && (r = agent_set_nonblock(in[1])) < 0))
         goto fail;
 
@@ -56,11 +56,11 @@ int job_step_start(struct agent *a, uint8_t phase)
     if (a->cfg.cgroup_root) {
         char name[32];
         snprintf(name, sizeof(name), "step%u-%u", a->seq, phase);
-        int cr = step_cgroup_create(a->cfg.cgroup_root, name, &lim,
-                                    j->cgroup, sizeof(j->cgroup));
+        int cr = step_cgroup_create(a->cfg.cgroup_root, name, &lim, j->cgroup,
+                                    sizeof(j->cgroup));
         if (cr < 0) {
             agent_log("cgroup %s/%s: %s; using rlimits only",
-                  a->cfg.cgroup_root, name, strerror(-cr));
+                      a->cfg.cgroup_root, name, strerror(-cr));
             j->cgroup[0] = '\0';
         }
     }
@@ -128,7 +128,7 @@ int job_step_pump_output(struct agent *a, int fd, uint8_t stream)
     size_t send = (uint64_t)n > room ? (size_t)room : (size_t)n;
     if (send)
         agent_queue_scratch(a, msg_build_output(&a->scratch, j->id, j->phase,
-                                          stream, a->readbuf, send));
+                                                stream, a->readbuf, send));
     j->output += send;
     if ((size_t)n > send) {
         /* Over the cap: a program flooding its output is stopped rather
@@ -143,8 +143,8 @@ void job_step_pump_stdin(struct agent *a)
 {
     struct job *j = &a->job;
     while (j->in_fd >= 0 && j->stdin_pending.len) {
-        ssize_t n = write(j->in_fd, j->stdin_pending.data,
-                          j->stdin_pending.len);
+        ssize_t n =
+            write(j->in_fd, j->stdin_pending.data, j->stdin_pending.len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -237,8 +237,8 @@ void job_step_finish(struct agent *a)
     }
     int r = job_step_start(a, MSG_PHASE_RUN);
     if (r < 0) {
-        agent_send_error(a, j->id, MSG_ERR_INTERNAL, "starting the run step: %s",
-                   strerror(-r));
+        agent_send_error(a, j->id, MSG_ERR_INTERNAL,
+                         "starting the run step: %s", strerror(-r));
         job_end(a);
     }
 }

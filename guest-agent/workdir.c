@@ -39,8 +39,7 @@ int workdir_make(struct agent *a)
         a->workdir[0] = '\0';
         return e;
     }
-    if (a->cfg.switch_user &&
-        chown(a->workdir, a->cfg.uid, a->cfg.gid) < 0) {
+    if (a->cfg.switch_user && chown(a->workdir, a->cfg.uid, a->cfg.gid) < 0) {
         int e = -errno;
         workdir_remove(a);
         return e;
@@ -73,9 +72,8 @@ int workdir_write_file(struct agent *a, const struct msg_file *f)
     int dfd = open(a->workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return -errno;
-    int fd = openat(dfd, name,
-                    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                    mode);
+    int fd = openat(
+        dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
     int err = fd < 0 ? -errno : 0;
     close(dfd);
     if (fd < 0)
