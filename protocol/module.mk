@@ -1,7 +1,9 @@
 # protocol/: SLIP framing and agent messages, compiled into both runvm and
 # runvm-agent; the lang.conf parser, compiled into runvm-agent and
 # initramfs-builder.
-PROTOCOL_SRCS := protocol/slip.c protocol/crc32.c protocol/msg.c
+PROTOCOL_SRCS := protocol/slip.c protocol/crc32.c protocol/msg_buf.c \
+                 protocol/msg.c protocol/msg_build.c protocol/msg_decode.c \
+                 protocol/msg_reader.c
 AGENT_SRCS += $(PROTOCOL_SRCS)
 RUNVM_SRCS += $(PROTOCOL_SRCS)
 

@@ -16,14 +16,15 @@
 
 #include "protocol/slip.h"
 
-#define MSG_MAGIC 0x5652 /* "RV" on the wire */
-#define MSG_VERSION 1
+#define MSG_MAGIC       0x5652 /* "RV" on the wire */
+#define MSG_VERSION     1
 #define MSG_HEADER_SIZE 16
-#define MSG_CRC_SIZE 4
+#define MSG_CRC_SIZE    4
 #define MSG_MAX_PAYLOAD (8u << 20)
-#define MSG_MAX_FRAME (MSG_HEADER_SIZE + MSG_MAX_PAYLOAD + MSG_CRC_SIZE)
+#define MSG_MAX_FRAME   (MSG_HEADER_SIZE + MSG_MAX_PAYLOAD + MSG_CRC_SIZE)
 /* The virtio-serial port name runvm gives the agent channel: the agent
- * finds its port by this name in /sys/class/virtio-ports/ (docs/protocol.md). */
+ * finds its port by this name in /sys/class/virtio-ports/ (docs/protocol.md).
+ */
 #define MSG_CHANNEL_PORT_NAME "runvm.agent"
 /* OUTPUT and STDIN senders split data into chunks of at most this size. */
 #define MSG_CHUNK 65536
@@ -41,9 +42,9 @@ enum msg_type {
 
 /* Header flags, by message type. */
 #define MSG_RUN_REUSE_WORKDIR 0x0001 /* keep the previous RUN's directory */
-#define MSG_RUN_SKIP_BUILD 0x0002    /* run step only */
-#define MSG_RUN_STDIN_OPEN 0x0004    /* STDIN frames follow; wait for EOF */
-#define MSG_STDIN_EOF 0x0001         /* no more stdin after these bytes */
+#define MSG_RUN_SKIP_BUILD    0x0002 /* run step only */
+#define MSG_RUN_STDIN_OPEN    0x0004 /* STDIN frames follow; wait for EOF */
+#define MSG_STDIN_EOF         0x0001 /* no more stdin after these bytes */
 
 /* TLV tags. Integers are 1 to 8 bytes little-endian (senders use 4 or 8);
  * strings are bytes without a terminator; string lists are strings each
@@ -94,10 +95,10 @@ enum msg_phase { MSG_PHASE_BUILD = 0, MSG_PHASE_RUN = 1 };
 enum msg_stream { MSG_STREAM_STDOUT = 1, MSG_STREAM_STDERR = 2 };
 
 /* EXIT status bits. */
-#define MSG_EXIT_TIMED_OUT 0x1        /* wall or CPU limit killed the step */
+#define MSG_EXIT_TIMED_OUT        0x1 /* wall or CPU limit killed the step */
 #define MSG_EXIT_OUTPUT_TRUNCATED 0x2 /* output cap hit; step was killed */
-#define MSG_EXIT_OOM_KILLED 0x4       /* memory limit killed the step */
-#define MSG_EXIT_FINAL 0x8            /* last EXIT of this RUN */
+#define MSG_EXIT_OOM_KILLED       0x4 /* memory limit killed the step */
+#define MSG_EXIT_FINAL            0x8 /* last EXIT of this RUN */
 
 enum msg_error_code {
     MSG_ERR_BAD_FRAME = 1,    /* a frame was dropped (CRC, version, size) */
@@ -127,6 +128,9 @@ void msg_buf_reset(struct msg_buf *m);
 void msg_buf_consume(struct msg_buf *m, size_t n);
 /* Appends raw bytes. */
 void msg_buf_append(struct msg_buf *m, const void *p, size_t n);
+/* Makes room for n more bytes; returns where they go, or NULL (and sets the
+ * sticky error). For the builders in msg.c. */
+uint8_t *msg_buf_reserve(struct msg_buf *m, size_t n);
 
 /* Starts a message at the end of m. */
 void msg_begin(struct msg_buf *m, uint8_t type, uint16_t flags, uint32_t id);
