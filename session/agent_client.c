@@ -260,7 +260,7 @@ int agent_client_run(struct agent_client *c, const struct agent_request *req,
     if (req->stdin_len > MSG_MAX_PAYLOAD)
         return -EMSGSIZE;
 
-    /* The request in the form protocol/msg.c's RUN builder takes: the
+    /* The request in the form protocol/msg_build.c's RUN builder takes: the
      * encoder the unit tests check is the one runvm sends with. */
     struct msg_run run = {
         .flags = req->flags & (MSG_RUN_REUSE_WORKDIR | MSG_RUN_SKIP_BUILD),

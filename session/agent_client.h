@@ -4,7 +4,7 @@
  *
  * It waits for HELLO, sends one RUN at a time, streams STDIN, reports
  * OUTPUT, EXIT and ERROR through callbacks, and sends SHUTDOWN and
- * ANNOUNCE. Every message goes through protocol/msg.c's builders. Writes are
+ * ANNOUNCE. Every message goes through protocol/msg_build.c's builders. Writes are
  * queued and flushed when the fd is writable, so the loop never blocks on
  * a guest that stopped reading. It knows nothing about KVM. */
 #ifndef RUNVM_AGENT_CLIENT_H

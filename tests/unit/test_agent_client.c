@@ -465,7 +465,7 @@ static void got_run(void *opaque, const struct msg_view *v)
 }
 
 /* What the client puts on the wire decodes with the agent's decoder, field
- * for field: the same encoder as the tests of protocol/msg.c. */
+ * for field: the same encoder as the tests of protocol/msg_build.c. */
 static void test_run_encoding_decodes(void **state)
 {
     (void)state;
