@@ -1,6 +1,16 @@
 # api/: API mode's HTTP/1.1 server on a Unix socket.
-API_SRCS := api/http.c api/server.c
+API_SRCS := api/http.c api/request.c api/run.c api/server.c
 RUNVM_SRCS += $(API_SRCS)
 
 FUZZ_TARGETS += fuzz_http
 fuzz_http_SRCS := api/http.c
+
+# The server driven over its socket, the real agent core behind it, no KVM
+# (a zeroed struct vm lends it an event loop and vm_request_stop).
+UNIT_TESTS += test_api
+test_api_SRCS = $(API_SRCS) session/session.c session/agent_client.c \
+                session/event.c vmm/vm.c vmm/vcpu.c vmm/kvm.c vmm/exit.c \
+                vmm/kvm_stats.c devices/boot_timer.c $(CORE_SRCS) \
+                $(ARCH_SRCS) $(PROTOCOL_SRCS) $(AGENT_CORE_SRCS) \
+                $(LANGCONF_SRCS)
+test_api_LIBS := -ljansson -lz -lpthread

@@ -1,0 +1,261 @@
+#include "api/run.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/request.h"
+#include "api/server_int.h"
+#include "session/event.h"
+
+#define API_MAX_EVENTS_BUFFERED (64u << 20) /* output held for no reader */
+
+void api_run_init(struct api_run *r)
+{
+    *r = (struct api_run){.listen_fd = -1, .fd = -1};
+    msg_buf_init(&r->events);
+}
+
+/* ---- output socket ------------------------------------------------------ */
+
+void api_run_free(struct api_server *s)
+{
+    struct api_run *r = &s->run;
+    if (r->listen_fd >= 0) {
+        evloop_del(s->vm->loop, r->listen_fd);
+        close(r->listen_fd);
+        r->listen_fd = -1;
+    }
+    if (r->path[0]) {
+        unlink(r->path);
+        r->path[0] = '\0';
+    }
+    if (r->fd >= 0) {
+        evloop_del(s->vm->loop, r->fd);
+        close(r->fd);
+        r->fd = -1;
+    }
+    msg_buf_free(&r->events);
+}
+
+static void out_flush(struct api_server *s)
+{
+    struct api_run *r = &s->run;
+    if (r->fd < 0)
+        return;
+    while (r->events.len > 0) {
+        ssize_t n = send(r->fd, r->events.data, r->events.len,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            (void)evloop_mod(s->vm->loop, r->fd, EPOLLOUT);
+            return;
+        }
+        if (n <= 0) {
+            /* The reader left: the run goes on, its events go nowhere. */
+            evloop_del(s->vm->loop, r->fd);
+            close(r->fd);
+            r->fd = -1;
+            msg_buf_reset(&r->events);
+            return;
+        }
+        msg_buf_consume(&r->events, (size_t)n);
+    }
+    (void)evloop_mod(s->vm->loop, r->fd, 0);
+    if (r->done)
+        api_run_free(s);
+}
+
+static void out_writable(void *opaque, uint32_t events)
+{
+    (void)events;
+    out_flush(opaque);
+}
+
+static void out_accept(void *opaque, uint32_t events)
+{
+    struct api_server *s = opaque;
+    struct api_run *r = &s->run;
+    (void)events;
+    int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    /* One reader per run: stop listening and remove the path now. */
+    evloop_del(s->vm->loop, r->listen_fd);
+    close(r->listen_fd);
+    r->listen_fd = -1;
+    unlink(r->path);
+    r->path[0] = '\0';
+    r->fd = fd;
+    if (evloop_add(s->vm->loop, fd, 0, out_writable, s) < 0) {
+        close(fd);
+        r->fd = -1;
+        return;
+    }
+    out_flush(s);
+}
+
+/* Sends what it can of the events queued; with no reader yet, holds them
+ * up to API_MAX_EVENTS_BUFFERED and drops them past it. */
+static void emit(struct api_server *s)
+{
+    struct api_run *r = &s->run;
+    if (r->events.len > API_MAX_EVENTS_BUFFERED && r->fd < 0)
+        msg_buf_reset(&r->events);
+    out_flush(s);
+}
+
+/* ---- POST /start -------------------------------------------------------- */
+
+/* Starts the run c asks for, the agent being ready. */
+static void start(struct api_server *s, struct api_conn *c,
+                  const struct http_request *req)
+{
+    if (s->session.state == SESSION_RUNNING) {
+        api_reply_error(c, 409,
+                        "a run is in progress; wait for its exit event");
+        return;
+    }
+    /* A new start ends the last run's output socket, even one that is
+     * refused below. */
+    api_run_free(s);
+    struct api_request r;
+    const char *why = NULL;
+    int status =
+        api_request_parse(&r, req->content_type, req->body, req->content_length,
+                          s->cfg.default_run_ms, s->cfg.default_build_ms, &why);
+    if (status) {
+        api_request_free(&r);
+        api_reply_error(c, status, "%s", why);
+        return;
+    }
+
+    struct api_run *run = &s->run;
+    char err[256];
+    snprintf(run->path, sizeof(run->path), "%.3000s/run-%" PRIu64 ".sock",
+             s->rundir, s->runs + 1);
+    int ret = run->listen_fd = api_listen_unix(run->path, err, sizeof(err));
+    if (ret < 0)
+        run->path[0] = '\0';
+    else if ((ret = evloop_add(s->vm->loop, run->listen_fd, EPOLLIN, out_accept,
+                               s)) < 0)
+        snprintf(err, sizeof(err), "%s", strerror(-ret));
+    if (ret < 0) {
+        api_run_free(s);
+        api_request_free(&r);
+        api_reply_error(c, 500, "output socket: %s", err);
+        return;
+    }
+    /* The RUN is built and queued here: r may go after it. */
+    ret = session_run(&s->session, &r.run);
+    api_request_free(&r);
+    if (ret < 0) {
+        api_run_free(s);
+        if (ret == -EMSGSIZE)
+            api_reply_error(c, 413, "request too large for the agent (8 MiB)");
+        else
+            api_reply_error(c, 500, "%s", strerror(-ret));
+        return;
+    }
+    s->runs++;
+    run->done = false;
+    struct msg_buf b;
+    msg_buf_init(&b);
+    char head[64];
+    snprintf(head, sizeof(head),
+             "{\"id\":%" PRIu64 ",\"output_socket\":", s->runs);
+    msg_buf_append(&b, head, strlen(head));
+    event_json_string(&b, run->path, strlen(run->path));
+    msg_buf_append(&b, "}", 2);
+    api_reply(c, 200, (const char *)b.data);
+    msg_buf_free(&b);
+}
+
+void api_run_post_start(struct api_server *s, struct api_conn *c,
+                        const struct http_request *req)
+{
+    if (s->stopping) {
+        api_reply_error(c, 503, "the VM is shutting down");
+        return;
+    }
+    if (s->session.state == SESSION_BOOTING) {
+        if (s->pending_start) {
+            api_reply_error(c, 409,
+                            "a run is already waiting for the VM to boot");
+            return;
+        }
+        s->pending_start = c; /* answered at HELLO */
+        (void)evloop_mod(s->vm->loop, c->fd, 0);
+        return;
+    }
+    start(s, c, req);
+}
+
+/* ---- the session's events ----------------------------------------------- */
+
+static void on_ready(void *opaque, const struct agent_hello *h)
+{
+    struct api_server *s = opaque;
+    (void)h;
+    if (s->t_hello_ns)
+        return; /* an ANNOUNCE's answer */
+    s->t_hello_ns = api_now_ns();
+    if (s->pending_start) {
+        struct api_conn *c = s->pending_start;
+        s->pending_start = NULL;
+        start(s, c, &c->req);
+    }
+}
+
+static void on_output(void *opaque, const struct msg_output *o)
+{
+    struct api_server *s = opaque;
+    event_output(&s->run.events, o);
+    emit(s);
+}
+
+static void on_exit_msg(void *opaque, const struct msg_exit *e)
+{
+    struct api_server *s = opaque;
+    event_exit(&s->run.events, e);
+    emit(s);
+}
+
+static void on_done(void *opaque, int status, const char *why)
+{
+    struct api_server *s = opaque;
+    if (s->session.state == SESSION_FAILED) {
+        /* No run: the image serves another language. */
+        fprintf(stderr, "runvm: %s\n", why);
+        s->stopping = true;
+        vm_request_stop(s->vm, VM_STOP_ERROR, "wrong language image", 0);
+        return;
+    }
+    if (why)
+        event_failure(&s->run.events, status, why);
+    s->run.done = true;
+    emit(s);
+}
+
+static void on_closed(void *opaque, int err)
+{
+    struct api_server *s = opaque;
+    (void)err;
+    if (!s->shutdown_requested) {
+        s->stopping = true;
+        vm_request_stop(s->vm, VM_STOP_ERROR, "agent channel closed", 0);
+    }
+}
+
+const struct session_sink api_run_sink = {
+    .ready = on_ready,
+    .output = on_output,
+    .exit = on_exit_msg,
+    .done = on_done,
+    .closed = on_closed,
+};
