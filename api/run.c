@@ -121,9 +121,6 @@ static void start(struct api_server *s, struct api_conn *c,
                         "a run is in progress; wait for its exit event");
         return;
     }
-    /* A new start ends the last run's output socket, even one that is
-     * refused below. */
-    api_run_free(s);
     struct api_request r;
     const char *why = NULL;
     int status =
@@ -134,6 +131,9 @@ static void start(struct api_server *s, struct api_conn *c,
         api_reply_error(c, status, "%s", why);
         return;
     }
+    /* The next run ends the last one's output socket; a refused request
+     * (above) is not a run and leaves it to its reader (docs/cli.md). */
+    api_run_free(s);
 
     struct api_run *run = &s->run;
     char err[256];

@@ -707,7 +707,8 @@ static void json_fields(void **state)
 
 /* One run at a time: a second POST /start while one runs gets 409, and
  * the first still streams to its exit event. Its id and socket are new
- * for each run, and events wait for a reader that comes late. */
+ * for each run, and events wait for a reader that comes late, even past a
+ * refused start. */
 static void one_run_at_a_time(void **state)
 {
     (void)state;
@@ -735,6 +736,9 @@ static void one_run_at_a_time(void **state)
     assert_string_not_equal(body_str(t, "output_socket"), first);
     answer = json_incref(t->body);
     wait_state(t, "ready");
+    /* A refused start is not a run: the last run's socket stays. */
+    post(t, "application/json", "{\"code\": 5}");
+    expect_error(t, 400, "\"code\" must be a string");
     json_decref(t->body);
     t->body = answer;
     read_events(t, &ev);
