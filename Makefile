@@ -3,7 +3,8 @@
 #   make            build runvm, runvm-agent, initramfs-builder
 #   make deps       install the Debian packages the project needs
 #   make kernel     guest kernel -> build/kernel/bzImage (cached in $RUNVM_CACHE)
-#   make check      layer check, unit tests under ASan+UBSan
+#   make check      layer and format checks, unit tests under ASan+UBSan
+#   make format     clang-format every C file
 #   make demo       boot the guest under runvm (nested host if no usable /dev/kvm)
 #   make test       check, fuzz corpora, then integration tests on real KVM
 #                   (nested host without a usable /dev/kvm; RUNVM_NESTED=1
@@ -170,8 +171,16 @@ test-progs: $(addprefix $(B)/tests/,$(TEST_PROGS))
 
 # Unit tests: every binary runs even when one fails; the summary line counts
 # binaries.
-check: unit-bins check-layers
+check: unit-bins check-layers check-format
 	$(Q)scripts/run-unit-tests.sh $(B)/unit $(UNIT_TESTS)
+
+# Every C file as clang-format (.clang-format) writes it; `make format`
+# rewrites them.
+.PHONY: check-format format
+check-format:
+	$(Q)scripts/check-format
+format:
+	$(Q)git ls-files '*.c' '*.h' | xargs clang-format -i
 
 # Includes point down the layers only (scripts/check-layers has the order).
 .PHONY: check-layers

@@ -7,8 +7,8 @@
 
 #include <stddef.h>
 
-#define HTTP_MAX_HEAD 8192        /* request line + headers */
-#define HTTP_MAX_BODY (4u << 20)  /* POST /start body */
+#define HTTP_MAX_HEAD 8192       /* request line + headers */
+#define HTTP_MAX_BODY (4u << 20) /* POST /start body */
 
 struct http_request {
     char method[8];
@@ -16,7 +16,7 @@ struct http_request {
     char content_type[64]; /* media type only, lower case, no parameters */
     size_t head_len;       /* bytes up to and including the blank line */
     size_t content_length;
-    const char *body;      /* points into the caller's buffer */
+    const char *body; /* points into the caller's buffer */
 };
 
 /* Parses buf[0..len). Returns 1 when a whole request (head and body) is

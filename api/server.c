@@ -255,20 +255,13 @@ static void route(struct api_server *s, struct api_conn *c,
 static const char *parse_error(int status)
 {
     switch (status) {
-    case 413:
-        return "body too large (4 MiB at most)";
-    case 431:
-        return "headers too large (8 KiB at most)";
-    case 411:
-        return "send a Content-Length (chunked bodies are not accepted)";
-    case 405:
-        return "unsupported method";
-    case 414:
-        return "path too long";
-    case 505:
-        return "HTTP/1.0 or 1.1 only";
-    default:
-        return "malformed HTTP request";
+    case 413: return "body too large (4 MiB at most)";
+    case 431: return "headers too large (8 KiB at most)";
+    case 411: return "send a Content-Length (chunked bodies are not accepted)";
+    case 405: return "unsupported method";
+    case 414: return "path too long";
+    case 505: return "HTTP/1.0 or 1.1 only";
+    default: return "malformed HTTP request";
     }
 }
 

@@ -30,8 +30,7 @@ int api_server_attach(struct api_server **out, struct vm *vm,
 
 /* After vm_run: 0 after PUT /shutdown, else as a bare boot (124, 128+N)
  * or 125 when the VM or agent failed. */
-int api_server_status(struct api_server *s, enum vm_stop stop,
-                      int vm_status);
+int api_server_status(struct api_server *s, enum vm_stop stop, int vm_status);
 
 /* Closes every socket and removes the socket files. NULL is fine. */
 void api_server_free(struct api_server *s);

@@ -82,14 +82,14 @@ void arch_vcpu_dump(int vcpu_fd, unsigned int index, FILE *f);
 /* Where ram_size bytes of guest RAM go: fills out[0..*n) (at most
  * GM_MAX_REGIONS) in ascending order, around the platform's MMIO holes.
  * 0 or -EINVAL (a size that is zero or not page-aligned). */
-int arch_ram_layout(uint64_t ram_size, struct gm_region *out,
-                    unsigned int *n) __attribute__((warn_unused_result));
+int arch_ram_layout(uint64_t ram_size, struct gm_region *out, unsigned int *n)
+    __attribute__((warn_unused_result));
 
 /* Per-VM set-up before memory and vCPUs: in-kernel interrupt controllers,
  * timers and whatever else the arch needs. 0 or -errno, *what naming the
  * step that failed. */
-int arch_vm_init(struct arch_vm *arch, int kvm_fd, int vm_fd,
-                 const char **what) __attribute__((warn_unused_result));
+int arch_vm_init(struct arch_vm *arch, int kvm_fd, int vm_fd, const char **what)
+    __attribute__((warn_unused_result));
 void arch_vm_free(struct arch_vm *arch);
 
 /* Checks that the kernel file is one this arch can boot, before any KVM
@@ -102,8 +102,8 @@ int arch_check_kernel(int kernel_fd, uint64_t kernel_size,
 /* Loads kernel, initramfs, command line and firmware tables into guest
  * memory. 0, or -errno with a one-line message (naming the file) in err. */
 int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
-              const struct arch_boot_files *files, char *err,
-              size_t err_len) __attribute__((warn_unused_result));
+              const struct arch_boot_files *files, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 /* Sets up vCPU index of nr_cpus after arch_load. 0 or -errno + *what. */
 int arch_vcpu_init(struct arch_vm *arch, int vcpu_fd, unsigned int index,

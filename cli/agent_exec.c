@@ -17,13 +17,13 @@ struct agent_exec {
     struct agent_exec_config cfg;
     struct agent_channel *ch; /* the machine's */
     struct session session;
-    int runs;         /* RUNs completed (repeat benchmark) */
+    int runs; /* RUNs completed (repeat benchmark) */
     uint64_t sent_ns;
     double *rtt_ms;
     int timer_fd;
-    bool done;        /* outcome known */
-    int status;       /* valid when done */
-    char why[256];    /* failure reported by agent_exec_status */
+    bool done;             /* outcome known */
+    int status;            /* valid when done */
+    char why[256];         /* failure reported by agent_exec_status */
     struct msg_buf events; /* --json output being written */
     /* RUNVM_EXEC_STATS: where a run's time goes (docs/cli.md). */
     bool stats;
@@ -106,9 +106,11 @@ static int repeat_run(struct agent_exec *x)
             return 1;
     }
     qsort(x->rtt_ms, (size_t)x->runs, sizeof(double), cmp_double);
-    fprintf(stderr, "runvm: exec-bench: %d RUNs, round trip median %.3f ms, "
-            "min %.3f ms, max %.3f ms\n", x->runs, x->rtt_ms[x->runs / 2],
-            x->rtt_ms[0], x->rtt_ms[x->runs - 1]);
+    fprintf(stderr,
+            "runvm: exec-bench: %d RUNs, round trip median %.3f ms, "
+            "min %.3f ms, max %.3f ms\n",
+            x->runs, x->rtt_ms[x->runs / 2], x->rtt_ms[0],
+            x->rtt_ms[x->runs - 1]);
     return 0;
 }
 
@@ -119,8 +121,10 @@ static void on_timer(void *opaque, uint32_t events)
     uint64_t n;
     ssize_t r = read(x->timer_fd, &n, sizeof(n));
     (void)r;
-    vm_request_stop(x->vm, VM_STOP_GUEST, "agent finished; guest did not "
-                    "power off in time", 0);
+    vm_request_stop(x->vm, VM_STOP_GUEST,
+                    "agent finished; guest did not "
+                    "power off in time",
+                    0);
 }
 
 static void on_ready(void *opaque, const struct agent_hello *h)
@@ -134,9 +138,10 @@ static void on_ready(void *opaque, const struct agent_hello *h)
     int ret = session_run(&x->session, x->cfg.req);
     if (ret < 0) {
         char why[200];
-        snprintf(why, sizeof(why), "could not send the request to the "
-                 "agent: %s", ret == -EMSGSIZE ? "request over 8 MiB"
-                                                : strerror(-ret));
+        snprintf(why, sizeof(why),
+                 "could not send the request to the "
+                 "agent: %s",
+                 ret == -EMSGSIZE ? "request over 8 MiB" : strerror(-ret));
         finish(x, RUNVM_EXIT_INFRA, why);
     }
 }
@@ -155,7 +160,8 @@ static void on_output(void *opaque, const struct msg_output *o)
     /* Build output (compiler messages) goes to stderr whatever its
      * stream, so that stdout carries only the program's own output. */
     int fd = o->phase == MSG_PHASE_RUN && o->stream == MSG_STREAM_STDOUT
-                 ? STDOUT_FILENO : STDERR_FILENO;
+                 ? STDOUT_FILENO
+                 : STDERR_FILENO;
     write_all(fd, o->data.p, o->data.len);
 }
 
@@ -163,19 +169,21 @@ static void on_output(void *opaque, const struct msg_output *o)
 static void explain_exit(const struct msg_exit *e)
 {
     if (e->status & MSG_EXIT_TIMED_OUT)
-        fprintf(stderr, "runvm: %s step stopped at its time limit "
-                "(%llu ms)\n", e->phase == MSG_PHASE_BUILD ? "build"
-                : "run", (unsigned long long)e->wall_ms);
+        fprintf(stderr,
+                "runvm: %s step stopped at its time limit "
+                "(%llu ms)\n",
+                e->phase == MSG_PHASE_BUILD ? "build" : "run",
+                (unsigned long long)e->wall_ms);
     else if (e->phase == MSG_PHASE_BUILD)
         fprintf(stderr, "runvm: build failed (%s %u)\n",
                 e->signaled ? "signal" : "exit status",
                 e->signaled ? e->signal : e->code);
     if (e->status & MSG_EXIT_OUTPUT_TRUNCATED)
         fprintf(stderr, "runvm: output cap reached; the step was "
-                "stopped\n");
+                        "stopped\n");
     if (e->status & MSG_EXIT_OOM_KILLED)
         fprintf(stderr, "runvm: memory limit reached; the step was "
-                "killed\n");
+                        "killed\n");
 }
 
 static void on_exit_msg(void *opaque, const struct msg_exit *e)
@@ -207,8 +215,10 @@ static void on_closed(void *opaque, int err)
         return;
     }
     char why[128];
-    snprintf(why, sizeof(why), "agent channel closed before the run "
-             "ended: %s", strerror(-err));
+    snprintf(why, sizeof(why),
+             "agent channel closed before the run "
+             "ended: %s",
+             strerror(-err));
     finish(x, RUNVM_EXIT_INFRA, why);
 }
 
@@ -262,8 +272,7 @@ fail:
 
 static double ms_between(uint64_t from_ns, uint64_t to_ns)
 {
-    return from_ns && to_ns >= from_ns ? (double)(to_ns - from_ns) / 1e6
-                                       : 0.0;
+    return from_ns && to_ns >= from_ns ? (double)(to_ns - from_ns) / 1e6 : 0.0;
 }
 
 /* One line on stderr: the run's phases and what the channel carried. The
@@ -274,7 +283,8 @@ static void print_stats(const struct agent_exec *x)
     double xfer_ms = ms_between(x->t_first_output_ns, x->t_exit_ns);
     double mib = (double)x->output_bytes / (1024.0 * 1024.0);
     const struct virtio_dev *vdev = &x->ch->con.vdev;
-    fprintf(stderr, "runvm: exec-stats: attach to RUN %.1f ms, RUN to first "
+    fprintf(stderr,
+            "runvm: exec-stats: attach to RUN %.1f ms, RUN to first "
             "OUTPUT %.1f ms, first OUTPUT to EXIT %.1f ms; output %llu bytes "
             "in %llu messages = %.2f MB/s; channel %llu bytes in, %llu "
             "notifications, %llu interrupts (%.1f / %.1f per MiB)\n",
@@ -290,8 +300,7 @@ static void print_stats(const struct agent_exec *x)
             mib > 0 ? (double)vdev->interrupts / mib : 0.0);
 }
 
-int agent_exec_status(struct agent_exec *x, enum vm_stop stop,
-                      int vm_status)
+int agent_exec_status(struct agent_exec *x, enum vm_stop stop, int vm_status)
 {
     if (x->stats)
         print_stats(x);
@@ -319,8 +328,8 @@ int agent_exec_status(struct agent_exec *x, enum vm_stop stop,
         snprintf(buf, sizeof(buf), "%s (%s)",
                  x->session.state != SESSION_BOOTING
                      ? "the guest stopped before the run ended"
-                          : "the guest stopped before its agent said HELLO; "
-                            "is /init runvm-agent? try --console",
+                     : "the guest stopped before its agent said HELLO; "
+                       "is /init runvm-agent? try --console",
                  x->vm->stop_why ? x->vm->stop_why : "no reason given");
         why = buf;
         status = RUNVM_EXIT_INFRA;

@@ -19,8 +19,8 @@ struct agent_exec_config {
     /* The one RUN (build and run step, each with its limits); must
      * outlive the run. An unnamed file is the image's SOURCE. */
     const struct agent_request *req;
-    bool json;          /* NDJSON events on stdout instead of raw output */
-    const char *lang;   /* expected HELLO language, or NULL */
+    bool json;             /* NDJSON events on stdout instead of raw output */
+    const char *lang;      /* expected HELLO language, or NULL */
     int shutdown_grace_ms; /* after SHUTDOWN, before stopping the VM */
     /* Benchmark: send req this many times in the booted VM (0 or 1: once)
      * and print the round trips (RUN sent to final EXIT) on stderr. */
@@ -39,8 +39,7 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
 /* After vm_run: runvm's exit status given why the VM stopped and the
  * status runvm would report for a bare boot (signal, timeout). Prints
  * what went wrong, if anything, on stderr. */
-int agent_exec_status(struct agent_exec *x, enum vm_stop stop,
-                      int vm_status);
+int agent_exec_status(struct agent_exec *x, enum vm_stop stop, int vm_status);
 
 /* Before vm_destroy. NULL is fine. */
 void agent_exec_free(struct agent_exec *x);

@@ -18,12 +18,11 @@
 #include "cli/agent_exec.h"
 #include "cli/options.h"
 
-
 /* Boot and unpacking allowance in the whole-VM watchdog. */
 #define WATCHDOG_SLACK_S 120
 #define MAX_SOURCE_BYTES (4u << 20)
-#define MAX_STDIN_BYTES (4u << 20)
-#define MAX_DIRS 3
+#define MAX_STDIN_BYTES  (4u << 20)
+#define MAX_DIRS         3
 
 enum job_kind { JOB_EXEC, JOB_ONESHOT, JOB_API };
 
@@ -102,8 +101,7 @@ static bool is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
 }
 
-static const char *const image_suffixes[] = {".cpio.gz", ".cpio.lz4",
-                                             ".cpio"};
+static const char *const image_suffixes[] = {".cpio.gz", ".cpio.lz4", ".cpio"};
 
 /* Finds LANG's image: 1 with the path in out, 0 if none. */
 static int find_image(const struct search *s, const char *lang, char *out)
@@ -156,16 +154,20 @@ static int list_langs(const struct search *s, FILE *f, const char *indent)
 
 static void image_hint(const struct search *s, const char *lang)
 {
-    fprintf(stderr, "runvm: no image for language \"%s\"; looked for "
-            "%s.cpio.gz in:\n", lang, lang);
+    fprintf(stderr,
+            "runvm: no image for language \"%s\"; looked for "
+            "%s.cpio.gz in:\n",
+            lang, lang);
     for (int d = 0; d < s->ndirs; d++)
         fprintf(stderr, "  %s\n", s->image_dirs[d]);
     fprintf(stderr, "runvm: known languages:\n");
     if (list_langs(s, stderr, "  ") == 0)
         fprintf(stderr, "  (none: no images built yet)\n");
-    fprintf(stderr, "runvm: build it with `make images IMAGE_LANGS=%s` in "
+    fprintf(stderr,
+            "runvm: build it with `make images IMAGE_LANGS=%s` in "
             "the source tree, or point RUNVM_IMAGES at a directory holding "
-            "%s.cpio.gz\n", lang, lang);
+            "%s.cpio.gz\n",
+            lang, lang);
     exit(RUNVM_EXIT_INFRA);
 }
 
@@ -214,7 +216,7 @@ int cli_list_langs(void)
     search_init(&s);
     if (list_langs(&s, stdout, "") == 0) {
         fprintf(stderr, "runvm: no language images found; build them "
-                "with `make images`\n");
+                        "with `make images`\n");
         return RUNVM_EXIT_INFRA;
     }
     return 0;
@@ -251,27 +253,28 @@ static void resolve_lang(struct cli_config *cfg, struct cli_job *job)
         /* The initramfs is held twice at boot (the archive, then the
          * unpacked tmpfs, gzip shrinks about 3x) plus room to build. */
         struct stat st;
-        unsigned long long img = stat(cfg->initrd, &st) == 0
-                                     ? (unsigned long long)st.st_size : 0;
+        unsigned long long img =
+            stat(cfg->initrd, &st) == 0 ? (unsigned long long)st.st_size : 0;
         unsigned long mem = (unsigned long)((img * 4) >> 20) + 512;
         cfg->mem_mib = mem > 16384 ? 16384 : mem;
     }
 }
 
-static void exec_job(struct cli_job *job, char **argv,
-                     unsigned long timeout_s)
+static void exec_job(struct cli_job *job, char **argv, unsigned long timeout_s)
 {
     job->kind = JOB_EXEC;
     job->argv = (const char *const *)argv;
     job->req = (struct agent_request){
-        .build_argv = empty_argv, .run_argv = job->argv,
+        .build_argv = empty_argv,
+        .run_argv = job->argv,
         /* A low-level tool: no output cap beyond the agent's maximum. */
         .limits = {.wall_ms = timeout_s * 1000, .max_output = 1ull << 40},
     };
     /* RUNVM_EXEC_REPEAT=N: the round-trip benchmark (docs/cli.md). */
     const char *repeat = getenv("RUNVM_EXEC_REPEAT");
     job->exec_cfg = (struct agent_exec_config){
-        .req = &job->req, .shutdown_grace_ms = 1000,
+        .req = &job->req,
+        .shutdown_grace_ms = 1000,
         .repeat = repeat ? atoi(repeat) : 0,
     };
     if (job->exec_cfg.repeat > 100000)
@@ -300,7 +303,8 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
     if (cfg->mode == CLI_API) {
         job->kind = JOB_API;
         job->api_cfg = (struct api_server_config){
-            .sock_path = cfg->api_sock, .lang = lang,
+            .sock_path = cfg->api_sock,
+            .lang = lang,
             .default_run_ms = run_s * 1000,
             .default_build_ms = build_s * 1000,
         };
@@ -308,25 +312,29 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
         return job;
     }
     job->kind = JOB_ONESHOT;
-    job->source = read_file("FILE", cfg->file, MAX_SOURCE_BYTES,
-                            &job->source_len);
+    job->source =
+        read_file("FILE", cfg->file, MAX_SOURCE_BYTES, &job->source_len);
     if (cfg->stdin_path)
-        job->stdin_data = read_file("--stdin", cfg->stdin_path,
-                                    MAX_STDIN_BYTES, &job->stdin_len);
+        job->stdin_data = read_file("--stdin", cfg->stdin_path, MAX_STDIN_BYTES,
+                                    &job->stdin_len);
     /* No name: the agent writes it under the image's SOURCE. */
-    job->file = (struct agent_file){.data = job->source,
-                                    .len = job->source_len};
+    job->file =
+        (struct agent_file){.data = job->source, .len = job->source_len};
     /* One RUN: the build under --build-timeout, then the program under
      * --timeout; the other limits are the agent's defaults for each. */
     job->req = (struct agent_request){
-        .files = &job->file, .nfiles = 1,
-        .stdin_data = job->stdin_data, .stdin_len = job->stdin_len,
+        .files = &job->file,
+        .nfiles = 1,
+        .stdin_data = job->stdin_data,
+        .stdin_len = job->stdin_len,
         .limits = {.wall_ms = run_s * 1000},
         .has_build_limits = true,
         .build_limits = {.wall_ms = build_s * 1000},
     };
     job->exec_cfg = (struct agent_exec_config){
-        .req = &job->req, .json = json, .lang = lang,
+        .req = &job->req,
+        .json = json,
+        .lang = lang,
         .shutdown_grace_ms = 1000,
     };
     /* The whole VM's watchdog. */
@@ -334,14 +342,13 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
     return job;
 }
 
-int cli_job_attach(struct cli_job *job, struct vm *vm,
-                   struct agent_channel *ch, char *err, size_t err_len)
+int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
+                   char *err, size_t err_len)
 {
     if (job->kind == JOB_API)
         return api_server_attach(&job->api, vm, ch, &job->api_cfg, err,
                                  err_len);
-    return agent_exec_attach(&job->exec, vm, ch, &job->exec_cfg, err,
-                             err_len);
+    return agent_exec_attach(&job->exec, vm, ch, &job->exec_cfg, err, err_len);
 }
 
 int cli_job_status(struct cli_job *job, enum vm_stop stop, int vm_status)

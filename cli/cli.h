@@ -26,8 +26,8 @@ struct cli_job *cli_job_new(struct cli_config *cfg);
 
 /* Serves the agent on vm's agent channel ch (before vm_run). 0 or -errno,
  * message in err. */
-int cli_job_attach(struct cli_job *job, struct vm *vm,
-                   struct agent_channel *ch, char *err, size_t err_len)
+int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
+                   char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
 /* runvm's exit status once vm_run returned (see agent_exec_status). */

@@ -157,8 +157,8 @@ static void stdin_ready(void *opaque, uint32_t events)
         return;
     }
     uint8_t buf[SERIAL_RX_FIFO];
-    ssize_t n = read(STDIN_FILENO, buf, space < sizeof(buf) ? space
-                                                              : sizeof(buf));
+    ssize_t n =
+        read(STDIN_FILENO, buf, space < sizeof(buf) ? space : sizeof(buf));
     if (n < 0 && (errno == EINTR || errno == EAGAIN))
         return;
     if (n <= 0) {
@@ -226,7 +226,8 @@ static void console_stdin_setup(struct runvm *r)
         r->stdin_watched = 1;
 }
 
-/* ---- signals --------------------------------------------------------------- */
+/* ---- signals ---------------------------------------------------------------
+ */
 
 static void signal_ready(void *opaque, uint32_t events)
 {
@@ -277,8 +278,8 @@ static unsigned long long guest_resident_kib(const struct guest_mem *mem)
                 len = sizeof(vec) * (uint64_t)page;
             if (mincore(reg->hva + off, len, vec) < 0)
                 return 0;
-            for (uint64_t p = 0; p < (len + (uint64_t)page - 1) / (uint64_t)page;
-                 p++)
+            for (uint64_t p = 0;
+                 p < (len + (uint64_t)page - 1) / (uint64_t)page; p++)
                 pages += vec[p] & 1;
         }
     }
@@ -290,7 +291,8 @@ static void print_boot_timer(const struct vm *vm)
     /* Read HWM first: the report itself must not count. */
     unsigned long long hwm = peak_rss_kib();
     unsigned long long guest = guest_resident_kib(&vm->mem);
-    fprintf(stderr, "runvm: boot-timer: vmm-start 0.000 ms, kvm-ready %.3f "
+    fprintf(stderr,
+            "runvm: boot-timer: vmm-start 0.000 ms, kvm-ready %.3f "
             "ms, first-kvm-run %.3f ms",
             ms_since(vm->t_start, vm->t_kvm_ready),
             ms_since(vm->t_start, vm->t_first_run));
@@ -309,8 +311,10 @@ static void print_boot_timer(const struct vm *vm)
         fprintf(stderr, "runvm: boot-timer: kvm-exits %s\n",
                 vm->exit_stats.why ? vm->exit_stats.why : "unavailable");
     } else {
-        fprintf(stderr, "runvm: boot-timer: kvm-exits from %s, all vCPUs, "
-                "cumulative:", kvm_stats_source_name(&vm->exit_stats));
+        fprintf(stderr,
+                "runvm: boot-timer: kvm-exits from %s, all vCPUs, "
+                "cumulative:",
+                kvm_stats_source_name(&vm->exit_stats));
         for (unsigned int i = 0; i < n && i < BOOT_TIMER_MAX_MARKS; i++) {
             if (!vm->timer.marks[i].have_counters)
                 continue;
@@ -327,9 +331,10 @@ static void print_boot_timer(const struct vm *vm)
     }
     fprintf(stderr, "runvm: stopped: %s\n",
             vm->stop_why ? vm->stop_why : "unknown");
-    fprintf(stderr, "runvm: memory: peak RSS %llu KiB, guest RAM resident "
-            "%llu KiB, VMM overhead %lld KiB\n", hwm, guest,
-            (long long)hwm - (long long)guest);
+    fprintf(stderr,
+            "runvm: memory: peak RSS %llu KiB, guest RAM resident "
+            "%llu KiB, VMM overhead %lld KiB\n",
+            hwm, guest, (long long)hwm - (long long)guest);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -349,16 +354,12 @@ int main(int argc, char **argv)
         return RUNVM_EXIT_USAGE;
     }
     switch (o.mode) {
-    case CLI_HELP:
-        fputs(usage_text, stdout);
-        return 0;
+    case CLI_HELP: fputs(usage_text, stdout); return 0;
     case CLI_VERSION:
         printf("runvm %s (agent protocol %d)\n", RUNVM_VERSION, MSG_VERSION);
         return 0;
-    case CLI_LIST_LANGS:
-        return cli_list_langs();
-    default:
-        break;
+    case CLI_LIST_LANGS: return cli_list_langs();
+    default: break;
     }
     /* --lang or --exec: the agent's exchange. */
     struct cli_job *job = cli_job_new(&o);
@@ -375,9 +376,11 @@ int main(int argc, char **argv)
     }
     uint64_t mem = (uint64_t)o.mem_mib << 20;
     if (files.initrd_size >= mem) {
-        fprintf(stderr, "runvm: --initrd %s: %llu MiB does not fit in "
-                "--mem %lu MiB of guest RAM; raise --mem\n", o.initrd,
-                (unsigned long long)(files.initrd_size >> 20), o.mem_mib);
+        fprintf(stderr,
+                "runvm: --initrd %s: %llu MiB does not fit in "
+                "--mem %lu MiB of guest RAM; raise --mem\n",
+                o.initrd, (unsigned long long)(files.initrd_size >> 20),
+                o.mem_mib);
         return RUNVM_EXIT_INFRA;
     }
 
@@ -418,8 +421,8 @@ int main(int argc, char **argv)
     }
     struct vm *vm = &r.m->vm;
     int status = RUNVM_EXIT_INFRA;
-    if ((job && cli_job_attach(job, vm, machine_agent(r.m), err,
-                               sizeof(err)) < 0) ||
+    if ((job &&
+         cli_job_attach(job, vm, machine_agent(r.m), err, sizeof(err)) < 0) ||
         vm_load(vm, &files, err, sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s\n", err);
         goto out;
@@ -442,8 +445,7 @@ int main(int argc, char **argv)
     int timeout_ms = -1;
     if (o.timeout_s) {
         int64_t left = (int64_t)o.timeout_s * 1000 -
-                       (int64_t)((boot_timer_now_ns() - vm->t_start) /
-                                 1000000);
+                       (int64_t)((boot_timer_now_ns() - vm->t_start) / 1000000);
         timeout_ms = left > 0 ? (int)left : 0;
     }
     enum vm_stop stop = vm_run(vm, timeout_ms);
@@ -453,8 +455,10 @@ int main(int argc, char **argv)
         status = 0; /* the guest ended itself */
         break;
     case VM_STOP_TIMEOUT:
-        fprintf(stderr, "runvm: guest still running after --timeout %lu s; "
-                "stopped it\n", o.timeout_s);
+        fprintf(stderr,
+                "runvm: guest still running after --timeout %lu s; "
+                "stopped it\n",
+                o.timeout_s);
         status = RUNVM_EXIT_TIMEOUT;
         break;
     case VM_STOP_SIGNAL:
@@ -462,8 +466,7 @@ int main(int argc, char **argv)
         break;
     default:
         fprintf(stderr, "runvm: guest stopped: %s (0x%llx)\n",
-                vm->stop_why ? vm->stop_why : "unknown error",
-                vm->stop_detail);
+                vm->stop_why ? vm->stop_why : "unknown error", vm->stop_detail);
         status = RUNVM_EXIT_INFRA;
         break;
     }

@@ -57,15 +57,30 @@ static int number(const char *flag, const char *s, unsigned long min,
     if (ret == -EINVAL)
         return fail(err, err_len, "%s %s: not a number", flag, s);
     if (ret < 0)
-        return fail(err, err_len, "%s %s: out of range (%lu to %lu)", flag,
-                    s, min, max);
+        return fail(err, err_len, "%s %s: out of range (%lu to %lu)", flag, s,
+                    min, max);
     return 0;
 }
 
 enum {
-    O_LANG = 256, O_STDIN, O_TIMEOUT, O_BTIMEOUT, O_MEM, O_CPUS, O_JSON,
-    O_CONSOLE, O_API, O_LIST, O_VERSION, O_KERNEL, O_INITRD, O_CMDLINE,
-    O_BOOT_TIMER, O_VCONSOLE, O_NET, O_EXEC,
+    O_LANG = 256,
+    O_STDIN,
+    O_TIMEOUT,
+    O_BTIMEOUT,
+    O_MEM,
+    O_CPUS,
+    O_JSON,
+    O_CONSOLE,
+    O_API,
+    O_LIST,
+    O_VERSION,
+    O_KERNEL,
+    O_INITRD,
+    O_CMDLINE,
+    O_BOOT_TIMER,
+    O_VCONSOLE,
+    O_NET,
+    O_EXEC,
 };
 
 static const struct option longopts[] = {
@@ -94,33 +109,39 @@ static const struct option longopts[] = {
 /* The options only a --lang command line takes, for a clear error. */
 static int lang_only(const struct cli_config *c, char *err, size_t err_len)
 {
-    const char *flag = c->stdin_path ? "--stdin" : c->json ? "--json"
-                       : c->api_sock ? "--api-sock"
-                       : c->build_timeout_s ? "--build-timeout" : NULL;
+    const char *flag = c->stdin_path        ? "--stdin"
+                       : c->json            ? "--json"
+                       : c->api_sock        ? "--api-sock"
+                       : c->build_timeout_s ? "--build-timeout"
+                                            : NULL;
     if (flag)
         return fail(err, err_len, "%s goes with --lang LANG", flag);
     return 0;
 }
 
-static int check_lang(struct cli_config *c, int nargs, char **args,
-                      bool exec, char *err, size_t err_len)
+static int check_lang(struct cli_config *c, int nargs, char **args, bool exec,
+                      char *err, size_t err_len)
 {
     if (!cli_lang_name_ok(c->lang))
         return fail(err, err_len, "--lang %s: not a language name", c->lang);
     if (exec)
-        return fail(err, err_len, "--exec runs ARGV in a bare initramfs; "
+        return fail(err, err_len,
+                    "--exec runs ARGV in a bare initramfs; "
                     "it does not go with --lang");
     if (nargs > 1)
         return fail(err, err_len, "unexpected argument %s", args[1]);
     if (c->api_sock) {
         if (nargs || c->stdin_path || c->json)
-            return fail(err, err_len, "--api-sock takes its programs from "
+            return fail(err, err_len,
+                        "--api-sock takes its programs from "
                         "requests, not FILE, --stdin or --json");
         c->mode = CLI_API;
     } else {
         if (!nargs)
-            return fail(err, err_len, "--lang %s needs a FILE to run (or "
-                        "--api-sock PATH)", c->lang);
+            return fail(err, err_len,
+                        "--lang %s needs a FILE to run (or "
+                        "--api-sock PATH)",
+                        c->lang);
         c->file = args[0];
         c->mode = CLI_ONESHOT;
     }
@@ -131,19 +152,21 @@ static int check_lang(struct cli_config *c, int nargs, char **args,
     return 0;
 }
 
-static int check_boot(struct cli_config *c, int nargs, char **args,
-                      bool exec, char *err, size_t err_len)
+static int check_boot(struct cli_config *c, int nargs, char **args, bool exec,
+                      char *err, size_t err_len)
 {
     int ret = lang_only(c, err, err_len);
     if (ret < 0)
         return ret;
     if (exec && !nargs)
-        return fail(err, err_len, "--exec needs the program to run: "
+        return fail(err, err_len,
+                    "--exec needs the program to run: "
                     "--exec -- ARGV...");
     if (!exec && nargs)
         return fail(err, err_len, "unexpected argument %s", args[0]);
     if (!c->kernel)
-        return fail(err, err_len, "--kernel BZIMAGE is required (or "
+        return fail(err, err_len,
+                    "--kernel BZIMAGE is required (or "
                     "--lang LANG FILE)");
     if (!c->initrd)
         return fail(err, err_len, "--initrd CPIO is required");
@@ -180,8 +203,8 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
             c->cmdline_given = true;
             break;
         case O_MEM:
-            ret = number("--mem", optarg, min_mem, CLI_MAX_MEM_MIB,
-                         &c->mem_mib, err, err_len);
+            ret = number("--mem", optarg, min_mem, CLI_MAX_MEM_MIB, &c->mem_mib,
+                         err, err_len);
             break;
         case O_CPUS:
             ret = number("--cpus", optarg, 1, arch_max_cpus(), &c->cpus, err,
@@ -200,8 +223,10 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         case O_VCONSOLE:
             if (strcmp(optarg, "stdio") != 0 &&
                 (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0'))
-                return fail(err, err_len, "--vconsole %s: want stdio or "
-                            "unix:PATH", optarg);
+                return fail(err, err_len,
+                            "--vconsole %s: want stdio or "
+                            "unix:PATH",
+                            optarg);
             c->vconsole = optarg;
             break;
         case O_NET: c->net = optarg; break;
@@ -222,10 +247,12 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
     char **args = argv + optind;
     /* "--" ends the options; what follows is ARGV (--exec) or FILE. */
     if (c->console && c->vconsole && strcmp(c->vconsole, "stdio") == 0)
-        return fail(err, err_len, "--console and --vconsole stdio both want "
+        return fail(err, err_len,
+                    "--console and --vconsole stdio both want "
                     "stdin and stdout; use --vconsole unix:PATH");
     if (exec && c->vconsole)
-        return fail(err, err_len, "--exec uses the virtio-console itself; "
+        return fail(err, err_len,
+                    "--exec uses the virtio-console itself; "
                     "drop --vconsole");
     if (c->lang)
         return check_lang(c, nargs, args, exec, err, err_len);

@@ -10,11 +10,11 @@
 #include <stddef.h>
 
 /* Bounds a user sees in --help and docs/cli.md. */
-#define CLI_MAX_MEM_MIB 65536
-#define CLI_MAX_TIMEOUT_S (7ul * 24 * 3600)
-#define CLI_DEFAULT_RUN_TIMEOUT_S 10
+#define CLI_MAX_MEM_MIB             65536
+#define CLI_MAX_TIMEOUT_S           (7ul * 24 * 3600)
+#define CLI_DEFAULT_RUN_TIMEOUT_S   10
 #define CLI_DEFAULT_BUILD_TIMEOUT_S 60
-#define CLI_DEFAULT_BOOT_MEM_MIB 256
+#define CLI_DEFAULT_BOOT_MEM_MIB    256
 /* Every mode's kernel command line unless --cmdline replaces it. */
 #define CLI_DEFAULT_CMDLINE "reboot=k panic=-1"
 

@@ -54,8 +54,7 @@ static int bus_len_ok(uint32_t len)
     return len == 1 || len == 2 || len == 4 || len == 8;
 }
 
-int bus_read(const struct bus *bus, uint64_t addr, uint8_t *data,
-             uint32_t len)
+int bus_read(const struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len)
 {
     if (!bus_len_ok(len))
         return -EINVAL;

@@ -37,8 +37,7 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t size,
 /* Dispatches an access. Returns 0 if a device took it, -ENOENT if no range
  * covers [addr, addr+len) (a read then yields zeroes), -EINVAL for a bad
  * len. An access straddling two ranges is refused. */
-int bus_read(const struct bus *bus, uint64_t addr, uint8_t *data,
-             uint32_t len);
+int bus_read(const struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len);
 int bus_write(const struct bus *bus, uint64_t addr, const uint8_t *data,
               uint32_t len);
 

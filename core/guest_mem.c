@@ -14,8 +14,7 @@ int gm_describe(struct guest_mem *mem, const struct gm_region *layout,
     uint64_t total = 0, prev_end = 0;
     for (unsigned int i = 0; i < n; i++) {
         uint64_t gpa = layout[i].gpa, size = layout[i].size, end;
-        if (size == 0 || size % GM_PAGE_SIZE != 0 ||
-            gpa % GM_PAGE_SIZE != 0 ||
+        if (size == 0 || size % GM_PAGE_SIZE != 0 || gpa % GM_PAGE_SIZE != 0 ||
             __builtin_add_overflow(gpa, size, &end) ||
             (i > 0 && gpa < prev_end) ||
             __builtin_add_overflow(total, size, &total))
@@ -100,8 +99,7 @@ void *gm_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
     return NULL;
 }
 
-int gm_read(const struct guest_mem *mem, void *dst, uint64_t gpa,
-            uint64_t len)
+int gm_read(const struct guest_mem *mem, void *dst, uint64_t gpa, uint64_t len)
 {
     const void *src = gm_ptr(mem, gpa, len);
     if (!src)

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #define GM_MAX_REGIONS 2
-#define GM_PAGE_SIZE 4096ULL
+#define GM_PAGE_SIZE   4096ULL
 /* Each region's host mapping starts on this boundary (a huge page). */
 #define GM_HUGE_ALIGN (2ULL * 1024 * 1024)
 
@@ -47,8 +47,7 @@ void gm_free(struct guest_mem *mem);
 void *gm_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 
 /* Copies between guest RAM and host buffers through gm_ptr. 0 or -EFAULT. */
-int gm_read(const struct guest_mem *mem, void *dst, uint64_t gpa,
-            uint64_t len);
+int gm_read(const struct guest_mem *mem, void *dst, uint64_t gpa, uint64_t len);
 int gm_write(const struct guest_mem *mem, uint64_t gpa, const void *src,
              uint64_t len);
 

@@ -9,8 +9,8 @@ uint64_t boot_timer_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void boot_timer_write(void *opaque, uint64_t offset,
-                             const uint8_t *data, uint32_t len)
+static void boot_timer_write(void *opaque, uint64_t offset, const uint8_t *data,
+                             uint32_t len)
 {
     struct boot_timer *bt = opaque;
     (void)offset;

@@ -9,12 +9,12 @@
 
 #include "core/bus.h"
 
-#define BOOT_TIMER_MAX_MARKS 8
+#define BOOT_TIMER_MAX_MARKS    8
 #define BOOT_TIMER_MAX_COUNTERS 5
 
 struct boot_timer_mark {
-    uint64_t ns;   /* CLOCK_MONOTONIC */
-    uint8_t value; /* byte the guest wrote */
+    uint64_t ns;       /* CLOCK_MONOTONIC */
+    uint8_t value;     /* byte the guest wrote */
     int have_counters; /* counters[] read at the mark */
     uint64_t counters[BOOT_TIMER_MAX_COUNTERS];
 };

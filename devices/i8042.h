@@ -7,9 +7,9 @@
 #include "core/bus.h"
 
 /* Offsets from the data port (0x60): data at 0, command/status at 4. */
-#define I8042_DATA_OFFSET 0
-#define I8042_CMD_OFFSET 4
-#define I8042_NR_PORTS 5
+#define I8042_DATA_OFFSET   0
+#define I8042_CMD_OFFSET    4
+#define I8042_NR_PORTS      5
 #define I8042_CMD_RESET_CPU 0xfe
 
 struct i8042 {

@@ -17,29 +17,29 @@
 #define UART_MSR 6
 #define UART_SCR 7
 
-#define IER_RDI   0x01 /* receive data available */
-#define IER_THRI  0x02 /* transmit holding register empty */
-#define IER_MASK  0x0f
-#define IIR_NO_INT 0x01
-#define IIR_THRI  0x02
-#define IIR_RDI   0x04
-#define IIR_FIFO  0xc0 /* FIFOs enabled: identifies a 16550A */
-#define FCR_ENABLE 0x01
+#define IER_RDI      0x01 /* receive data available */
+#define IER_THRI     0x02 /* transmit holding register empty */
+#define IER_MASK     0x0f
+#define IIR_NO_INT   0x01
+#define IIR_THRI     0x02
+#define IIR_RDI      0x04
+#define IIR_FIFO     0xc0 /* FIFOs enabled: identifies a 16550A */
+#define FCR_ENABLE   0x01
 #define FCR_CLEAR_RX 0x02
-#define LCR_DLAB  0x80
-#define MCR_DTR   0x01
-#define MCR_RTS   0x02
-#define MCR_OUT1  0x04
-#define MCR_OUT2  0x08
-#define MCR_LOOP  0x10
-#define MCR_MASK  0x1f
-#define LSR_DR    0x01
-#define LSR_THRE  0x20
-#define LSR_TEMT  0x40
-#define MSR_CTS   0x10
-#define MSR_DSR   0x20
-#define MSR_RI    0x40
-#define MSR_DCD   0x80
+#define LCR_DLAB     0x80
+#define MCR_DTR      0x01
+#define MCR_RTS      0x02
+#define MCR_OUT1     0x04
+#define MCR_OUT2     0x08
+#define MCR_LOOP     0x10
+#define MCR_MASK     0x1f
+#define LSR_DR       0x01
+#define LSR_THRE     0x20
+#define LSR_TEMT     0x40
+#define MSR_CTS      0x10
+#define MSR_DSR      0x20
+#define MSR_RI       0x40
+#define MSR_DCD      0x80
 /* Lines a connected terminal asserts. */
 #define MSR_DEFAULT (MSR_DCD | MSR_DSR | MSR_CTS)
 /* 115200 baud from the 1.8432 MHz clock. */
@@ -114,8 +114,7 @@ static uint8_t serial_read_reg(struct serial *s, uint64_t offset)
                 s->cb.rx_empty(s->cb.opaque);
             return c;
         }
-    case UART_IER:
-        return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+    case UART_IER: return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
     case UART_IIR: {
         uint8_t iir = serial_iir(s);
         /* Reading IIR while it reports THRI clears that interrupt. */
@@ -123,12 +122,9 @@ static uint8_t serial_read_reg(struct serial *s, uint64_t offset)
             s->thr_interrupt = 0;
         return iir;
     }
-    case UART_LCR:
-        return s->lcr;
-    case UART_MCR:
-        return s->mcr;
-    case UART_LSR:
-        return s->lsr;
+    case UART_LCR: return s->lcr;
+    case UART_MCR: return s->mcr;
+    case UART_LSR: return s->lsr;
     case UART_MSR:
         if (s->mcr & MCR_LOOP) {
             /* Loopback: modem outputs feed the inputs (Linux's probe
@@ -145,10 +141,8 @@ static uint8_t serial_read_reg(struct serial *s, uint64_t offset)
             return m;
         }
         return s->msr;
-    case UART_SCR:
-        return s->scr;
-    default:
-        return 0;
+    case UART_SCR: return s->scr;
+    default: return 0;
     }
 }
 
@@ -194,17 +188,10 @@ static void serial_write_reg(struct serial *s, uint64_t offset, uint8_t v)
             serial_update_lsr(s);
         }
         break;
-    case UART_LCR:
-        s->lcr = v;
-        break;
-    case UART_MCR:
-        s->mcr = v & MCR_MASK;
-        break;
-    case UART_SCR:
-        s->scr = v;
-        break;
-    default: /* LSR and MSR are read-only */
-        break;
+    case UART_LCR: s->lcr = v; break;
+    case UART_MCR: s->mcr = v & MCR_MASK; break;
+    case UART_SCR: s->scr = v; break;
+    default: /* LSR and MSR are read-only */ break;
     }
 }
 
@@ -215,15 +202,14 @@ static void serial_bus_read(void *opaque, uint64_t offset, uint8_t *data,
     pthread_mutex_lock(&s->lock);
     /* Wider accesses read consecutive registers, as on an ISA bus. */
     for (uint32_t i = 0; i < len; i++)
-        data[i] = offset + i < SERIAL_NR_PORTS
-                      ? serial_read_reg(s, offset + i)
-                      : 0;
+        data[i] =
+            offset + i < SERIAL_NR_PORTS ? serial_read_reg(s, offset + i) : 0;
     serial_update_irq(s);
     pthread_mutex_unlock(&s->lock);
 }
 
-static void serial_bus_write(void *opaque, uint64_t offset,
-                             const uint8_t *data, uint32_t len)
+static void serial_bus_write(void *opaque, uint64_t offset, const uint8_t *data,
+                             uint32_t len)
 {
     struct serial *s = opaque;
     pthread_mutex_lock(&s->lock);

@@ -11,8 +11,8 @@
 
 #include "core/bus.h"
 
-#define SERIAL_NR_PORTS 8       /* registers at base+0 .. base+7 */
-#define SERIAL_RX_FIFO 64       /* input bytes buffered for the guest */
+#define SERIAL_NR_PORTS 8  /* registers at base+0 .. base+7 */
+#define SERIAL_RX_FIFO  64 /* input bytes buffered for the guest */
 
 struct serial_callbacks {
     /* Guest transmitted bytes (may be NULL to discard). */

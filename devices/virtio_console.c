@@ -180,7 +180,7 @@ static void console_tx(struct virtio_console *con)
 
 /* Control messages the device still owes the driver, sent in this order
  * as the driver posts control receive buffers. */
-#define CTRL_PORT_ADD 0x1  /* after DEVICE_READY: port 0 exists */
+#define CTRL_PORT_ADD  0x1 /* after DEVICE_READY: port 0 exists */
 #define CTRL_PORT_NAME 0x2 /* after PORT_READY: its name */
 #define CTRL_PORT_OPEN 0x4 /* after PORT_READY: the host end is open */
 
@@ -261,8 +261,7 @@ static void ctrl_handle(struct virtio_console *con,
                 console_rx(con); /* input held until now */
         }
         break;
-    default:
-        break; /* RESIZE and the like concern console ports only */
+    default: break; /* RESIZE and the like concern console ports only */
     }
 }
 
@@ -424,10 +423,10 @@ static void side_close(struct virtio_console *con,
     side->saved_flags = -1;
 }
 
-static int console_init(struct virtio_console *con,
-                        const struct guest_mem *mem, struct evloop *loop,
-                        int in_fd, int out_fd, const char *port_name,
-                        virtio_irq_fn irq, void *irq_opaque)
+static int console_init(struct virtio_console *con, const struct guest_mem *mem,
+                        struct evloop *loop, int in_fd, int out_fd,
+                        const char *port_name, virtio_irq_fn irq,
+                        void *irq_opaque)
 {
     memset(con, 0, sizeof(*con));
     con->loop = loop;
@@ -464,13 +463,11 @@ static int console_init(struct virtio_console *con,
     return ret;
 }
 
-int virtio_console_init(struct virtio_console *con,
-                        const struct guest_mem *mem, struct evloop *loop,
-                        int in_fd, int out_fd, virtio_irq_fn irq,
-                        void *irq_opaque)
+int virtio_console_init(struct virtio_console *con, const struct guest_mem *mem,
+                        struct evloop *loop, int in_fd, int out_fd,
+                        virtio_irq_fn irq, void *irq_opaque)
 {
-    return console_init(con, mem, loop, in_fd, out_fd, NULL, irq,
-                        irq_opaque);
+    return console_init(con, mem, loop, in_fd, out_fd, NULL, irq, irq_opaque);
 }
 
 int virtio_console_init_port(struct virtio_console *con,

@@ -29,10 +29,10 @@
 #define VIRTIO_CONSOLE_TXQ 1 /* transmitq: guest → host */
 /* With MULTIPORT (§5.3.2): port 0 keeps queues 0 and 1; these carry
  * struct virtio_console_control messages (§5.3.6.2). */
-#define VIRTIO_CONSOLE_CTRL_RXQ 2 /* control receiveq: device → driver */
-#define VIRTIO_CONSOLE_CTRL_TXQ 3 /* control transmitq: driver → device */
+#define VIRTIO_CONSOLE_CTRL_RXQ      2 /* control receiveq: device → driver */
+#define VIRTIO_CONSOLE_CTRL_TXQ      3 /* control transmitq: driver → device */
 #define VIRTIO_CONSOLE_PORT_NAME_MAX 64
-#define VIRTIO_CONSOLE_QUEUE_SIZE 256
+#define VIRTIO_CONSOLE_QUEUE_SIZE    256
 
 struct virtio_console_side {
     int fd;
@@ -46,12 +46,12 @@ struct virtio_console {
     struct evloop *loop;
     struct virtio_console_side in;  /* host input → guest (RX) */
     struct virtio_console_side out; /* guest output → host (TX) */
-    bool in_eof;       /* host input ended or failed: nothing more to read */
-    bool out_closed;   /* host output gone: guest output is discarded */
+    bool in_eof;        /* host input ended or failed: nothing more to read */
+    bool out_closed;    /* host output gone: guest output is discarded */
     bool out_is_socket; /* send with MSG_NOSIGNAL */
-    bool want_input;   /* guest has RX buffers and input would block */
-    bool tx_pending;   /* tx_elem popped, partly written */
-    uint16_t tx_iov;   /* first iovec of tx_elem not fully written */
+    bool want_input;    /* guest has RX buffers and input would block */
+    bool tx_pending;    /* tx_elem popped, partly written */
+    uint16_t tx_iov;    /* first iovec of tx_elem not fully written */
     /* MULTIPORT only: port 0's name, the control messages still to send
      * (VIRTIO_CONSOLE_CTRL_* bits) and whether the guest has it open. */
     bool multiport;
@@ -75,10 +75,10 @@ struct virtio_console {
  * The device is then attached with con->vdev on the MMIO bus
  * (virtio_mmio_bus_ops) and notified with virtio_mmio_notify(&con->vdev,
  * q). 0 or -errno. */
-int virtio_console_init(struct virtio_console *con,
-                        const struct guest_mem *mem, struct evloop *loop,
-                        int in_fd, int out_fd, virtio_irq_fn irq,
-                        void *irq_opaque) __attribute__((warn_unused_result));
+int virtio_console_init(struct virtio_console *con, const struct guest_mem *mem,
+                        struct evloop *loop, int in_fd, int out_fd,
+                        virtio_irq_fn irq, void *irq_opaque)
+    __attribute__((warn_unused_result));
 
 /* As virtio_console_init, but port 0 is a generic port named port_name
  * (1 to VIRTIO_CONSOLE_PORT_NAME_MAX - 1 printable bytes) instead of the

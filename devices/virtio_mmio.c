@@ -14,8 +14,7 @@ const struct bus_dev_ops virtio_mmio_bus_ops = {
 int virtio_mmio_init(struct virtio_dev *dev, const struct virtio_dev_ops *ops,
                      void *opaque, const struct guest_mem *mem,
                      uint64_t device_features, void *config,
-                     uint32_t config_size, virtio_irq_fn irq,
-                     void *irq_opaque)
+                     uint32_t config_size, virtio_irq_fn irq, void *irq_opaque)
 {
     if (!ops || !mem || !irq || ops->num_queues == 0 ||
         ops->num_queues > VIRTIO_MMIO_MAX_QUEUES || ops->queue_max == 0 ||
@@ -58,14 +57,14 @@ void virtio_mmio_unlock(struct virtio_dev *dev)
 bool virtio_mmio_live(const struct virtio_dev *dev)
 {
     return (dev->status & VIRTIO_STATUS_DRIVER_OK) &&
-           !(dev->status & (VIRTIO_STATUS_DEVICE_NEEDS_RESET |
-                            VIRTIO_STATUS_FAILED));
+           !(dev->status &
+             (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED));
 }
 
 bool virtio_mmio_has_feature(const struct virtio_dev *dev, unsigned int bit)
 {
-    return bit < 64 && (dev->driver_features & dev->device_features &
-                        (1ULL << bit));
+    return bit < 64 &&
+           (dev->driver_features & dev->device_features & (1ULL << bit));
 }
 
 /* The selected queue, or NULL: an out-of-range QueueSel is never used as an
@@ -103,8 +102,8 @@ void virtio_mmio_used(struct virtio_dev *dev, unsigned int q)
 void virtio_mmio_dump(struct virtio_dev *dev, FILE *f)
 {
     virtio_mmio_lock(dev);
-    fprintf(f, "runvm: %s: status 0x%x interrupt_status 0x%x\n",
-            dev->ops->name, dev->status, dev->interrupt_status);
+    fprintf(f, "runvm: %s: status 0x%x interrupt_status 0x%x\n", dev->ops->name,
+            dev->status, dev->interrupt_status);
     for (unsigned int q = 0; q < dev->ops->num_queues; q++) {
         char line[160];
         virtq_describe(&dev->queues[q].vq, line, sizeof(line));
@@ -239,15 +238,9 @@ static void write_queue_addr(struct virtio_dev *dev, uint64_t offset,
         return;
     uint64_t *field;
     switch (offset & ~0x7ULL) {
-    case VIRTIO_MMIO_QUEUE_DESC_LOW:
-        field = &qr->vq.desc_gpa;
-        break;
-    case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
-        field = &qr->vq.avail_gpa;
-        break;
-    default:
-        field = &qr->vq.used_gpa;
-        break;
+    case VIRTIO_MMIO_QUEUE_DESC_LOW: field = &qr->vq.desc_gpa; break;
+    case VIRTIO_MMIO_QUEUE_AVAIL_LOW: field = &qr->vq.avail_gpa; break;
+    default: field = &qr->vq.used_gpa; break;
     }
     if (offset & 4)
         *field = (*field & 0xffffffffULL) | ((uint64_t)value << 32);
@@ -259,14 +252,10 @@ static uint32_t read_register(struct virtio_dev *dev, uint64_t offset)
 {
     struct virtio_queue_regs *qr;
     switch (offset) {
-    case VIRTIO_MMIO_MAGIC_VALUE:
-        return VIRTIO_MMIO_MAGIC;
-    case VIRTIO_MMIO_VERSION:
-        return 2;
-    case VIRTIO_MMIO_DEVICE_ID:
-        return dev->ops->device_id;
-    case VIRTIO_MMIO_VENDOR_ID:
-        return VIRTIO_MMIO_VENDOR;
+    case VIRTIO_MMIO_MAGIC_VALUE: return VIRTIO_MMIO_MAGIC;
+    case VIRTIO_MMIO_VERSION: return 2;
+    case VIRTIO_MMIO_DEVICE_ID: return dev->ops->device_id;
+    case VIRTIO_MMIO_VENDOR_ID: return VIRTIO_MMIO_VENDOR;
     case VIRTIO_MMIO_DEVICE_FEATURES:
         if (dev->device_features_sel > 1)
             return 0;
@@ -278,17 +267,13 @@ static uint32_t read_register(struct virtio_dev *dev, uint64_t offset)
     case VIRTIO_MMIO_QUEUE_READY:
         qr = selected_queue(dev);
         return qr ? qr->ready : 0;
-    case VIRTIO_MMIO_INTERRUPT_STATUS:
-        return dev->interrupt_status;
-    case VIRTIO_MMIO_STATUS:
-        return dev->status;
+    case VIRTIO_MMIO_INTERRUPT_STATUS: return dev->interrupt_status;
+    case VIRTIO_MMIO_STATUS: return dev->status;
     case VIRTIO_MMIO_SHM_LEN_LOW:
     case VIRTIO_MMIO_SHM_LEN_HIGH:
         return 0xffffffff; /* §4.2.2: no such shared memory region */
-    case VIRTIO_MMIO_CONFIG_GENERATION:
-        return dev->config_generation;
-    default:
-        return 0; /* write-only or reserved */
+    case VIRTIO_MMIO_CONFIG_GENERATION: return dev->config_generation;
+    default: return 0; /* write-only or reserved */
     }
 }
 
@@ -318,9 +303,7 @@ static void write_register(struct virtio_dev *dev, uint64_t offset,
         else if (value)
             dev->driver_features |= 1ULL << 63;
         break;
-    case VIRTIO_MMIO_QUEUE_SEL:
-        dev->queue_sel = value;
-        break;
+    case VIRTIO_MMIO_QUEUE_SEL: dev->queue_sel = value; break;
     case VIRTIO_MMIO_QUEUE_NUM:
         qr = selected_queue(dev);
         if (qr && !qr->ready)
@@ -328,9 +311,7 @@ static void write_register(struct virtio_dev *dev, uint64_t offset,
              * valid, so an oversized value maps to it. */
             qr->vq.size = value <= VIRTQ_MAX_SIZE ? (uint16_t)value : 0;
         break;
-    case VIRTIO_MMIO_QUEUE_READY:
-        write_queue_ready(dev, value);
-        break;
+    case VIRTIO_MMIO_QUEUE_READY: write_queue_ready(dev, value); break;
     case VIRTIO_MMIO_QUEUE_NOTIFY:
         /* Without VIRTIO_F_NOTIFICATION_DATA the value is the queue
          * index; the VMM normally catches this write with an ioeventfd. */
@@ -338,12 +319,8 @@ static void write_register(struct virtio_dev *dev, uint64_t offset,
         virtio_mmio_notify(dev, value);
         pthread_mutex_lock(&dev->lock);
         break;
-    case VIRTIO_MMIO_INTERRUPT_ACK:
-        dev->interrupt_status &= ~value;
-        break;
-    case VIRTIO_MMIO_STATUS:
-        write_status(dev, value);
-        break;
+    case VIRTIO_MMIO_INTERRUPT_ACK: dev->interrupt_status &= ~value; break;
+    case VIRTIO_MMIO_STATUS: write_status(dev, value); break;
     case VIRTIO_MMIO_QUEUE_DESC_LOW:
     case VIRTIO_MMIO_QUEUE_DESC_HIGH:
     case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
@@ -352,8 +329,7 @@ static void write_register(struct virtio_dev *dev, uint64_t offset,
     case VIRTIO_MMIO_QUEUE_USED_HIGH:
         write_queue_addr(dev, offset, value);
         break;
-    default:
-        break; /* read-only or reserved: ignored */
+    default: break; /* read-only or reserved: ignored */
     }
 }
 

@@ -56,7 +56,7 @@
 #define VIRTIO_MMIO_CONFIG              0x100
 #define VIRTIO_MMIO_CONFIG_MAX          (0x1000 - VIRTIO_MMIO_CONFIG)
 
-#define VIRTIO_MMIO_MAGIC 0x74726976 /* "virt" */
+#define VIRTIO_MMIO_MAGIC  0x74726976 /* "virt" */
 #define VIRTIO_MMIO_VENDOR 0x4d565552 /* "RUVM" */
 
 /* Device status bits (§2.1). */
@@ -92,8 +92,7 @@ struct virtio_dev_ops {
     /* The driver wrote [offset, offset+len) of the config space (already
      * bounds-checked and copied into dev->config). May be NULL: config
      * then is read-only and writes are ignored. */
-    void (*config_write)(struct virtio_dev *dev, uint32_t offset,
-                         uint32_t len);
+    void (*config_write)(struct virtio_dev *dev, uint32_t offset, uint32_t len);
 };
 
 /* Raises the device's interrupt line (an edge: the VMM writes an irqfd). */
@@ -133,26 +132,25 @@ struct virtio_dev {
 /* Ring features the transport implements; a device ORs in those it wants
  * offered (a benchmark may leave EVENT_IDX out to compare). */
 #define VIRTIO_MMIO_RING_FEATURES                                              \
-    ((1ULL << 28) /* VIRTIO_RING_F_INDIRECT_DESC */ |                         \
+    ((1ULL << 28) /* VIRTIO_RING_F_INDIRECT_DESC */ |                          \
      (1ULL << 29) /* VIRTIO_RING_F_EVENT_IDX */)
 
 /* Sets up dev for a device model. device_features are the feature bits
  * offered (device-specific and ring bits); the transport adds
- * VIRTIO_F_VERSION_1, which it requires. config/config_size: the model's config space
- * (read by the driver through offset 0x100+). 0 or -EINVAL. */
+ * VIRTIO_F_VERSION_1, which it requires. config/config_size: the model's config
+ * space (read by the driver through offset 0x100+). 0 or -EINVAL. */
 int virtio_mmio_init(struct virtio_dev *dev, const struct virtio_dev_ops *ops,
                      void *opaque, const struct guest_mem *mem,
                      uint64_t device_features, void *config,
-                     uint32_t config_size, virtio_irq_fn irq,
-                     void *irq_opaque) __attribute__((warn_unused_result));
+                     uint32_t config_size, virtio_irq_fn irq, void *irq_opaque)
+    __attribute__((warn_unused_result));
 
 /* Releases what virtio_mmio_init took (the lock). */
 void virtio_mmio_free(struct virtio_dev *dev);
 
 /* Register-file access handlers; offset is relative to the 4 KiB window.
  * Suitable as bus_dev_ops with dev as opaque (see virtio_mmio_bus_ops). */
-void virtio_mmio_read(void *dev, uint64_t offset, uint8_t *data,
-                      uint32_t len);
+void virtio_mmio_read(void *dev, uint64_t offset, uint8_t *data, uint32_t len);
 void virtio_mmio_write(void *dev, uint64_t offset, const uint8_t *data,
                        uint32_t len);
 extern const struct bus_dev_ops virtio_mmio_bus_ops;

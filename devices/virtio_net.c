@@ -79,8 +79,8 @@ static unsigned int iov_after(struct iovec *dst, const struct iovec *src,
 
 static void update_watch(struct virtio_net *net)
 {
-    uint32_t ev = (net->want_rx ? EPOLLIN : 0) |
-                  (net->tx_pending ? EPOLLOUT : 0);
+    uint32_t ev =
+        (net->want_rx ? EPOLLIN : 0) | (net->tx_pending ? EPOLLOUT : 0);
     if (net->polled && ev != net->events &&
         evloop_mod(net->loop, net->tap_fd, ev) == 0)
         net->events = ev;
@@ -125,14 +125,10 @@ static bool rx_hdr_ok(const struct virtio_net *net,
     if (h->flags & ~(VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID))
         return false;
     switch (h->gso_type) {
-    case VIRTIO_NET_HDR_GSO_NONE:
-        return true;
-    case VIRTIO_NET_HDR_GSO_TCPV4:
-        return net->tap_offloads & TUN_F_TSO4;
-    case VIRTIO_NET_HDR_GSO_TCPV6:
-        return net->tap_offloads & TUN_F_TSO6;
-    default:
-        return false; /* UDP, ECN: not offered */
+    case VIRTIO_NET_HDR_GSO_NONE: return true;
+    case VIRTIO_NET_HDR_GSO_TCPV4: return net->tap_offloads & TUN_F_TSO4;
+    case VIRTIO_NET_HDR_GSO_TCPV6: return net->tap_offloads & TUN_F_TSO6;
+    default: return false; /* UDP, ECN: not offered */
     }
 }
 
@@ -216,14 +212,12 @@ static bool tx_hdr_ok(const struct virtio_net *net,
         !virtio_mmio_has_feature(dev, VIRTIO_NET_F_CSUM))
         return false;
     switch (h->gso_type) {
-    case VIRTIO_NET_HDR_GSO_NONE:
-        return true;
+    case VIRTIO_NET_HDR_GSO_NONE: return true;
     case VIRTIO_NET_HDR_GSO_TCPV4:
         return virtio_mmio_has_feature(dev, VIRTIO_NET_F_HOST_TSO4);
     case VIRTIO_NET_HDR_GSO_TCPV6:
         return virtio_mmio_has_feature(dev, VIRTIO_NET_F_HOST_TSO6);
-    default:
-        return false; /* UDP, ECN: not offered */
+    default: return false; /* UDP, ECN: not offered */
     }
 }
 
@@ -238,8 +232,8 @@ static bool tx_prepare(struct virtio_net *net, const struct virtq_elem *e)
         return false;
     net->tx_iov[0].iov_base = &net->tx_hdr;
     net->tx_iov[0].iov_len = sizeof(net->tx_hdr);
-    net->tx_iovcnt = 1 + iov_after(&net->tx_iov[1], e->iov, e->out_num,
-                                   sizeof(net->tx_hdr));
+    net->tx_iovcnt =
+        1 + iov_after(&net->tx_iov[1], e->iov, e->out_num, sizeof(net->tx_hdr));
     return true;
 }
 
@@ -364,11 +358,10 @@ int virtio_net_init(struct virtio_net *net, const struct guest_mem *mem,
     memcpy(net->config.mac, mac, 6);
     /* The config fields up to mtu; only mac is meaningful (F_MAC). */
     uint32_t config_size = offsetof(struct virtio_net_config, speed);
-    int ret = virtio_mmio_init(&net->vdev, &net_ops, net, mem,
-                               VIRTIO_NET_FEATURES |
-                                   VIRTIO_MMIO_RING_FEATURES,
-                               (uint8_t *)&net->config, config_size, irq,
-                               irq_opaque);
+    int ret =
+        virtio_mmio_init(&net->vdev, &net_ops, net, mem,
+                         VIRTIO_NET_FEATURES | VIRTIO_MMIO_RING_FEATURES,
+                         (uint8_t *)&net->config, config_size, irq, irq_opaque);
     if (ret < 0)
         return ret;
     ret = evloop_add(loop, tap_fd, 0, net_event, net);

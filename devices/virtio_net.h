@@ -20,17 +20,17 @@
 #include "devices/virtio_mmio.h"
 #include "core/evloop.h"
 
-#define VIRTIO_NET_RXQ 0
-#define VIRTIO_NET_TXQ 1
+#define VIRTIO_NET_RXQ        0
+#define VIRTIO_NET_TXQ        1
 #define VIRTIO_NET_QUEUE_SIZE 256
-#define VIRTIO_NET_HDR_LEN 12 /* struct virtio_net_hdr_v1 */
+#define VIRTIO_NET_HDR_LEN    12 /* struct virtio_net_hdr_v1 */
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == VIRTIO_NET_HDR_LEN,
                "virtio_net_hdr_v1 is the 12-byte VERSION_1 header");
 /* Device-specific features offered. */
 #define VIRTIO_NET_FEATURES                                                    \
-    ((1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_CSUM) |               \
-     (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |    \
-     (1ULL << VIRTIO_NET_F_GUEST_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) |  \
+    ((1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_CSUM) |                \
+     (1ULL << VIRTIO_NET_F_HOST_TSO4) | (1ULL << VIRTIO_NET_F_HOST_TSO6) |     \
+     (1ULL << VIRTIO_NET_F_GUEST_CSUM) | (1ULL << VIRTIO_NET_F_GUEST_TSO4) |   \
      (1ULL << VIRTIO_NET_F_GUEST_TSO6))
 
 struct virtio_net {
@@ -39,8 +39,8 @@ struct virtio_net {
     int tap_fd;
     bool polled;
     uint32_t events;
-    bool want_rx;    /* guest has buffers and the tap had no frame */
-    bool tx_pending; /* tx_elem popped, tap would block */
+    bool want_rx;              /* guest has buffers and the tap had no frame */
+    bool tx_pending;           /* tx_elem popped, tap would block */
     unsigned int tap_offloads; /* TUN_F_* the tap was last told */
     struct virtio_net_config config;
     struct virtq_elem rx_elem;

@@ -184,8 +184,7 @@ static int elem_add(struct virtq *vq, struct virtq_elem *elem,
 
 /* Walks the chain starting at descriptor `head`. The walk visits at most
  * `max` descriptors of its table, so a looping chain is caught. */
-static int virtq_walk(struct virtq *vq, struct virtq_elem *elem,
-                      uint16_t head)
+static int virtq_walk(struct virtq *vq, struct virtq_elem *elem, uint16_t head)
 {
     const struct virtq_desc *table = vq->desc;
     uint32_t max = vq->size;
@@ -227,8 +226,7 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
     int pending = virtq_pending(vq);
     if (pending <= 0)
         return pending;
-    uint16_t head = __atomic_load_n(avail_ring(vq, vq->last_avail %
-                                                       vq->size),
+    uint16_t head = __atomic_load_n(avail_ring(vq, vq->last_avail % vq->size),
                                     __ATOMIC_RELAXED);
     if (head >= vq->size)
         return virtq_break(vq);
@@ -340,8 +338,8 @@ uint64_t virtq_elem_write(const struct virtq_elem *elem, uint64_t offset,
                           const void *src, uint64_t len)
 {
     /* The device-writable part follows the readable one (virtq_pop). */
-    return iov_copy(&elem->iov[elem->out_num], elem->in_num, offset, NULL,
-                    src, len);
+    return iov_copy(&elem->iov[elem->out_num], elem->in_num, offset, NULL, src,
+                    len);
 }
 
 uint64_t virtq_elem_read(const struct virtq_elem *elem, uint64_t offset,

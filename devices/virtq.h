@@ -31,16 +31,16 @@ struct virtq_elem {
 
 struct virtq {
     const struct guest_mem *mem;
-    uint16_t size;      /* QueueNum, a power of two; 0 = not set up */
-    bool ready;         /* rings validated and resolved */
-    bool broken;        /* driver violated the protocol */
-    bool event_idx;     /* VIRTIO_RING_F_EVENT_IDX negotiated */
-    bool indirect;      /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+    uint16_t size;  /* QueueNum, a power of two; 0 = not set up */
+    bool ready;     /* rings validated and resolved */
+    bool broken;    /* driver violated the protocol */
+    bool event_idx; /* VIRTIO_RING_F_EVENT_IDX negotiated */
+    bool indirect;  /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
     uint64_t desc_gpa, avail_gpa, used_gpa;
     /* Host views of the three rings, resolved once by virtq_enable. */
     void *desc, *avail, *used;
-    uint16_t last_avail; /* next avail ring slot to consume */
-    uint16_t used_idx;   /* shadow of used->idx (the device owns it) */
+    uint16_t last_avail;     /* next avail ring slot to consume */
+    uint16_t used_idx;       /* shadow of used->idx (the device owns it) */
     uint16_t signalled_used; /* used_idx when the driver was last told */
     bool signalled_valid;
     uint64_t chains_popped; /* statistics */

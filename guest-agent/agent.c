@@ -228,21 +228,14 @@ static void on_msg(void *opaque, const struct msg_view *v)
     struct agent *a = opaque;
 
     switch (v->type) {
-    case MSG_RUN:
-        handle_run(a, v);
-        break;
-    case MSG_STDIN:
-        handle_stdin(a, v);
-        break;
-    case MSG_SHUTDOWN:
-        a->shutdown = true;
-        break;
+    case MSG_RUN: handle_run(a, v); break;
+    case MSG_STDIN: handle_stdin(a, v); break;
+    case MSG_SHUTDOWN: a->shutdown = true; break;
     case MSG_ANNOUNCE:
         /* Whatever runs meanwhile goes on: HELLO says who we are. */
         send_hello(a, v->id);
         break;
-    case MSG_ERROR:
-        break; /* never answer an ERROR: no ping-pong */
+    case MSG_ERROR: break; /* never answer an ERROR: no ping-pong */
     default:
         agent_send_error(a, v->id, MSG_ERR_UNKNOWN_TYPE,
                          "message type %u not handled by the agent", v->type);

@@ -54,8 +54,7 @@ static int open_channel(const char *path, bool wait_for_it)
     }
     if (fd < 0) {
         int e = -errno;
-        fprintf(stderr, "runvm-agent: channel %s: %s\n", path,
-                strerror(errno));
+        fprintf(stderr, "runvm-agent: channel %s: %s\n", path, strerror(errno));
         return e;
     }
     struct termios t;
@@ -103,26 +102,16 @@ int main(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'H':
-            host = true;
-            break;
+        case 'H': host = true; break;
         case 'f':
             if (!parse_id(optarg, &num))
                 goto bad;
             fd = (int)num;
             break;
-        case 'c':
-            channel = optarg;
-            break;
-        case 'l':
-            lang_conf = optarg;
-            break;
-        case 'w':
-            work = optarg;
-            break;
-        case 'g':
-            cgroup = optarg;
-            break;
+        case 'c': channel = optarg; break;
+        case 'l': lang_conf = optarg; break;
+        case 'w': work = optarg; break;
+        case 'g': cgroup = optarg; break;
         case 'u':
             if (!parse_id(optarg, &uid))
                 goto bad;
@@ -131,11 +120,8 @@ int main(int argc, char **argv)
             if (!parse_id(optarg, &gid))
                 goto bad;
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            goto bad;
+        case 'h': usage(stdout); return 0;
+        default: goto bad;
         }
     }
     if (optind != argc)
@@ -160,22 +146,22 @@ int main(int argc, char **argv)
     if (pid1) {
         bool have_cgroup = pid1_setup() == 0;
         cfg.work_root = work ? work : PID1_WORK_ROOT;
-        cfg.cgroup_root = cgroup ? cgroup
-                                 : (have_cgroup ? PID1_CGROUP_ROOT : NULL);
+        cfg.cgroup_root =
+            cgroup ? cgroup : (have_cgroup ? PID1_CGROUP_ROOT : NULL);
         cfg.kill_uid = true;
         char port[64];
         if (fd < 0 && !channel) {
             /* The port runvm names; /dev/hvc0 from a runvm without one. */
-            int pr = port_wait("/sys", MSG_CHANNEL_PORT_NAME,
-                               PID1_PORT_WAIT_MS, port, sizeof(port));
+            int pr = port_wait("/sys", MSG_CHANNEL_PORT_NAME, PID1_PORT_WAIT_MS,
+                               port, sizeof(port));
             if (pr == 0)
                 channel = port;
             else if (pr != -ENOENT)
                 fprintf(stderr, "runvm-agent: port %s: %s; trying %s\n",
                         MSG_CHANNEL_PORT_NAME, strerror(-pr), PID1_CHANNEL);
         }
-        fd = fd >= 0 ? fd : open_channel(channel ? channel : PID1_CHANNEL,
-                                         true);
+        fd =
+            fd >= 0 ? fd : open_channel(channel ? channel : PID1_CHANNEL, true);
         if (fd < 0)
             pid1_end();
     } else {

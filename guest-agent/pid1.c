@@ -62,15 +62,16 @@ int pid1_setup(void)
     do_mount("sysfs", "/sys", "sysfs", nsd | MS_NOEXEC, NULL);
     do_mount("tmpfs", "/tmp", "tmpfs", nsd, "mode=1777");
     do_mount("tmpfs", PID1_WORK_ROOT, "tmpfs", nsd, "mode=0755");
-    setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
-                   "/bin", 1);
+    setenv("PATH",
+           "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
+           "/bin",
+           1);
 
-    int r = do_mount("cgroup2", PID1_CGROUP_ROOT, "cgroup2",
-                     nsd | MS_NOEXEC, NULL);
+    int r =
+        do_mount("cgroup2", PID1_CGROUP_ROOT, "cgroup2", nsd | MS_NOEXEC, NULL);
     if (r < 0)
         return r;
-    r = write_str(PID1_CGROUP_ROOT "/cgroup.subtree_control",
-                  "+memory +pids");
+    r = write_str(PID1_CGROUP_ROOT "/cgroup.subtree_control", "+memory +pids");
     if (r < 0) {
         fprintf(stderr,
                 "runvm-agent: enabling memory and pids controllers: %s\n",

@@ -3,7 +3,7 @@
 #ifndef RUNVM_PID1_H
 #define RUNVM_PID1_H
 
-#define PID1_WORK_ROOT "/work"
+#define PID1_WORK_ROOT   "/work"
 #define PID1_CGROUP_ROOT "/sys/fs/cgroup"
 /* The channel where no virtio-serial port is named MSG_CHANNEL_PORT_NAME. */
 #define PID1_CHANNEL "/dev/hvc0"

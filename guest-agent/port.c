@@ -28,8 +28,8 @@ static int read_attr(const char *path, char *buf, size_t len)
 }
 
 /* DIR/ENTRY/ATTR into out; false when it does not fit. */
-static bool attr_path(char *out, size_t len, const char *dir,
-                      const char *entry, const char *attr)
+static bool attr_path(char *out, size_t len, const char *dir, const char *entry,
+                      const char *attr)
 {
     int n = snprintf(out, len, "%s/%s/%s", dir, entry, attr);
     return n > 0 && (size_t)n < len;

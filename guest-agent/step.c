@@ -16,7 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_PATH                                                           \
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* ---- in the child: only async-signal-safe calls until exec --------------- */
 
@@ -25,7 +26,7 @@ static void child_say(const char *what, const char *arg, int err)
     char buf[512];
     size_t n = 0;
     const char *parts[] = {"runvm-agent: ", what, " ", arg, ": ",
-                           strerror(err), "\n"};
+                           strerror(err),   "\n"};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
         size_t l = strlen(parts[i]);
         if (l > sizeof(buf) - n)
@@ -246,8 +247,7 @@ void step_reap_group(pid_t pgid, const char *cgroup, int timeout_ms)
     }
 }
 
-static int read_small(const char *dir, const char *name, char *buf,
-                      size_t len)
+static int read_small(const char *dir, const char *name, char *buf, size_t len)
 {
     char path[512];
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=

@@ -69,10 +69,8 @@ static int sink_write(struct sink *s, const void *buf, size_t len)
 {
     s->raw += len;
     switch (s->compress) {
-    case CPIO_NONE:
-        return write_all(s->fd, buf, len);
-    case CPIO_LZ4:
-        return write_all(s->pipe_fd, buf, len);
+    case CPIO_NONE: return write_all(s->fd, buf, len);
+    case CPIO_LZ4: return write_all(s->pipe_fd, buf, len);
     case CPIO_GZIP:
         /* zlib takes uInt lengths; callers pass at most 64 KiB. */
         s->z.next_in = (Bytef *)(uintptr_t)buf;
@@ -148,16 +146,16 @@ static int sink_close(struct sink *s, int err)
 }
 
 static int put_header(struct sink *s, const char *name, uint32_t ino,
-                      uint32_t mode, uint32_t uid, uint32_t gid,
-                      uint32_t nlink, uint32_t size)
+                      uint32_t mode, uint32_t uid, uint32_t gid, uint32_t nlink,
+                      uint32_t size)
 {
     static const char zeros[4];
     char hdr[111];
     size_t namesize = strlen(name) + 1;
     snprintf(hdr, sizeof(hdr),
-             "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-             ino, mode, uid, gid, nlink, 0u /* mtime */, size, 0u, 0u, 0u,
-             0u, (unsigned)namesize, 0u /* check */);
+             "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino,
+             mode, uid, gid, nlink, 0u /* mtime */, size, 0u, 0u, 0u, 0u,
+             (unsigned)namesize, 0u /* check */);
     int err = sink_write(s, hdr, 110);
     if (!err)
         err = sink_write(s, name, namesize);
@@ -173,8 +171,8 @@ static int put_data(struct sink *s, const struct tree *t,
     char buf[1 << 16];
     uint64_t size = e->content->size;
     for (uint64_t off = 0; off < size;) {
-        size_t n = size - off < sizeof(buf) ? (size_t)(size - off)
-                                             : sizeof(buf);
+        size_t n =
+            size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
         int err = tree_read_content(t, e->content, off, buf, n);
         if (!err)
             err = sink_write(s, buf, n);
@@ -185,8 +183,8 @@ static int put_data(struct sink *s, const struct tree *t,
     return sink_write(s, zeros, (4 - size % 4) % 4);
 }
 
-static int write_entries(struct sink *s, struct tree *t,
-                         struct tree_entry **v, size_t n, uint64_t *count)
+static int write_entries(struct sink *s, struct tree *t, struct tree_entry **v,
+                         size_t n, uint64_t *count)
 {
     static const char zeros[4];
     uint32_t next_ino = 1;

@@ -18,14 +18,14 @@
 #include "initramfs-builder/layer.h"
 #include "initramfs-builder/progress.h"
 
-#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
+#define MT_OCI_INDEX    "application/vnd.oci.image.index.v1+json"
 #define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_DOCKER_LIST                                                       \
+#define MT_DOCKER_LIST                                                         \
     "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MT_DOCKER_MANIFEST                                                   \
+#define MT_DOCKER_MANIFEST                                                     \
     "application/vnd.docker.distribution.manifest.v2+json"
 /* Manifests and configs are small; a bigger one is an attack or a bug. */
-#define MAX_MANIFEST (4u << 20)
+#define MAX_MANIFEST    (4u << 20)
 #define MAX_INDEX_DEPTH 4
 
 int image_read_file(const char *path, char **buf, size_t *len, size_t max)
@@ -68,8 +68,8 @@ static const char *jstr(json_t *o, const char *key)
 
 static int is_index(const char *mt)
 {
-    return mt && (strcmp(mt, MT_OCI_INDEX) == 0 ||
-                  strcmp(mt, MT_DOCKER_LIST) == 0);
+    return mt &&
+           (strcmp(mt, MT_OCI_INDEX) == 0 || strcmp(mt, MT_DOCKER_LIST) == 0);
 }
 
 static int is_manifest(const char *mt)
@@ -85,8 +85,7 @@ static int layer_type_ok(const char *mt)
     if (strstr(mt, "foreign") || strstr(mt, "nondistributable"))
         return 0;
     return strncmp(mt, "application/vnd.oci.image.layer.v1.tar", 38) == 0 ||
-           strncmp(mt, "application/vnd.docker.image.rootfs.diff.tar", 44) ==
-               0;
+           strncmp(mt, "application/vnd.docker.image.rootfs.diff.tar", 44) == 0;
 }
 
 /* Splits "os/arch[/variant]". */
@@ -126,8 +125,8 @@ static json_t *pick_platform(json_t *manifests, const char *platform,
         const char *mvar = jstr(p, "variant");
         if (!mos || !march || strcmp(mos, "unknown") == 0)
             continue;
-        int w = snprintf(avail + used, sizeof(avail) - used, " %s/%s%s%s",
-                         mos, march, mvar ? "/" : "", mvar ? mvar : "");
+        int w = snprintf(avail + used, sizeof(avail) - used, " %s/%s%s%s", mos,
+                         march, mvar ? "/" : "", mvar ? mvar : "");
         if (w < 0 || (size_t)w >= sizeof(avail) - used)
             break;
         used += (size_t)w;
@@ -173,8 +172,7 @@ static int apply_manifest(struct tree *t, const struct image_store *s,
         json_t *sz = json_object_get(l, "size");
         char *path = NULL;
         int err = s->get_blob(s->ctx, d,
-                              json_is_integer(sz) ? json_integer_value(sz)
-                                                  : -1,
+                              json_is_integer(sz) ? json_integer_value(sz) : -1,
                               &path);
         if (err)
             return err;
@@ -188,9 +186,9 @@ static int apply_manifest(struct tree *t, const struct image_store *s,
     return 0;
 }
 
-static int resolve(struct tree *t, const struct image_store *s,
-                   const char *ref, const char *hint_media,
-                   const struct image_opts *o, int depth)
+static int resolve(struct tree *t, const struct image_store *s, const char *ref,
+                   const char *hint_media, const struct image_opts *o,
+                   int depth)
 {
     char *buf = NULL, *media = NULL;
     size_t len = 0;
@@ -236,12 +234,10 @@ static int resolve(struct tree *t, const struct image_store *s,
         if (!m) {
             err = -ENOENT;
         } else if (!d || !digest_valid(d)) {
-            progress_error("%s: index entry without a sha256 digest",
-                           s->name);
+            progress_error("%s: index entry without a sha256 digest", s->name);
             err = -EINVAL;
         } else {
-            progress("pull: %s: platform %s → %.19s", s->name, o->platform,
-                     d);
+            progress("pull: %s: platform %s → %.19s", s->name, o->platform, d);
             err = resolve(t, s, d, jstr(m, "mediaType"), o, depth + 1);
         }
     } else if (is_manifest(mt)) {
@@ -360,15 +356,13 @@ int image_apply_oci_layout(struct tree *t, const char *spec,
         }
     }
     if (!pick) {
-        progress_error("%s: no manifest tagged \"%s\" in %s", spec, tag,
-                       path);
+        progress_error("%s: no manifest tagged \"%s\" in %s", spec, tag, path);
         err = -ENOENT;
         goto out;
     }
     const char *d = jstr(pick, "digest");
     if (!d || !digest_valid(d)) {
-        progress_error("%s: manifest descriptor without a sha256 digest",
-                       path);
+        progress_error("%s: manifest descriptor without a sha256 digest", path);
         err = -EINVAL;
         goto out;
     }
@@ -477,8 +471,7 @@ int image_apply_docker_archive(struct tree *t, const char *file)
         snprintf(label, sizeof(label), "layer %zu/%zu", i + 1, count);
         tree_next_layer(t);
         if (archive_read_open(in, a, NULL, outer_read, NULL) != ARCHIVE_OK) {
-            progress_error("%s: %s: %s", file, name,
-                           archive_error_string(in));
+            progress_error("%s: %s: %s", file, name, archive_error_string(in));
             err = -EIO;
         } else {
             err = layer_apply_archive(t, in, label);

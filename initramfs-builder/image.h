@@ -16,8 +16,7 @@ struct image_store {
                         char **media);
     /* Makes a blob available as a local file whose digest was verified;
      * *path is malloc'd. `size` is the descriptor's (-1 when unknown). */
-    int (*get_blob)(void *ctx, const char *digest, int64_t size,
-                    char **path);
+    int (*get_blob)(void *ctx, const char *digest, int64_t size, char **path);
     void *ctx;
     const char *name; /* the source as the user wrote it, for messages */
 };
@@ -43,7 +42,7 @@ int image_apply_docker_archive(struct tree *t, const char *file)
     __attribute__((warn_unused_result));
 
 /* Reads a whole (small) file; returns 0 or -errno. */
-int image_read_file(const char *path, char **buf, size_t *len,
-                    size_t max) __attribute__((warn_unused_result));
+int image_read_file(const char *path, char **buf, size_t *len, size_t max)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -24,14 +24,10 @@ static enum tree_kind entry_kind(struct archive_entry *e)
     if (archive_entry_hardlink(e))
         return TK_HARDLINK;
     switch (archive_entry_filetype(e)) {
-    case AE_IFDIR:
-        return TK_DIR;
-    case AE_IFREG:
-        return TK_FILE;
-    case AE_IFLNK:
-        return TK_SYMLINK;
-    default:
-        return TK_OTHER; /* devices, fifos, sockets: skipped */
+    case AE_IFDIR: return TK_DIR;
+    case AE_IFREG: return TK_FILE;
+    case AE_IFLNK: return TK_SYMLINK;
+    default: return TK_OTHER; /* devices, fifos, sockets: skipped */
     }
 }
 
@@ -58,12 +54,11 @@ int layer_apply_archive(struct tree *t, struct archive *a, const char *what)
             .perm = archive_entry_perm(e) & 07777,
             .uid = (uid_t)archive_entry_uid(e),
             .gid = (gid_t)archive_entry_gid(e),
-            .target = kind == TK_HARDLINK ? archive_entry_hardlink(e)
+            .target = kind == TK_HARDLINK  ? archive_entry_hardlink(e)
                       : kind == TK_SYMLINK ? archive_entry_symlink(e)
                                            : NULL,
         };
-        err = tree_apply(t, &in, kind == TK_FILE ? archive_data_read : NULL,
-                         a);
+        err = tree_apply(t, &in, kind == TK_FILE ? archive_data_read : NULL, a);
         if (err == -EIO) {
             progress_error("%s: %s: %s", what, name, archive_error_string(a));
             return err;
@@ -155,12 +150,11 @@ int layer_apply_dir(struct tree *t, const char *dir)
             .perm = archive_entry_perm(cur) & 07777,
             .uid = (uid_t)archive_entry_uid(cur),
             .gid = (gid_t)archive_entry_gid(cur),
-            .target = kind == TK_HARDLINK ? link + dlen
+            .target = kind == TK_HARDLINK  ? link + dlen
                       : kind == TK_SYMLINK ? archive_entry_symlink(cur)
                                            : NULL,
         };
-        err = tree_apply(t, &in, kind == TK_FILE ? archive_data_read : NULL,
-                         a);
+        err = tree_apply(t, &in, kind == TK_FILE ? archive_data_read : NULL, a);
         if (err) {
             progress_error("%s: %s", full, strerror(-err));
             goto out;

@@ -21,21 +21,20 @@
 #include "protocol/langconf.h"
 
 #define BUILDER_VERSION "1"
-#define MAX_AGENT (64u << 20)
+#define MAX_AGENT       (64u << 20)
 
 static void usage(FILE *f)
 {
-    fputs(
-        "usage: initramfs-builder --lang LANG [--from SOURCE] -o OUT\n"
-        "         [--compress none|gzip|lz4] [--platform OS/ARCH[/VARIANT]]\n"
-        "         [--agent PATH] [--lang-dir DIR] [--auth-file FILE] "
-        "[--quiet]\n"
-        "         [--set KEY=VALUE]... (adds to /etc/runvm/lang.conf)\n"
-        "SOURCE: docker://[REGISTRY/]REPO[:TAG|@sha256:DIGEST]\n"
-        "        oci:DIR[:TAG]   docker-archive:FILE   rootfs:TAR|DIR\n"
-        "        (default: docker://IMAGE from the language config)\n"
-        "--compress defaults from OUT's suffix (.gz, .lz4), else none.\n",
-        f);
+    fputs("usage: initramfs-builder --lang LANG [--from SOURCE] -o OUT\n"
+          "         [--compress none|gzip|lz4] [--platform OS/ARCH[/VARIANT]]\n"
+          "         [--agent PATH] [--lang-dir DIR] [--auth-file FILE] "
+          "[--quiet]\n"
+          "         [--set KEY=VALUE]... (adds to /etc/runvm/lang.conf)\n"
+          "SOURCE: docker://[REGISTRY/]REPO[:TAG|@sha256:DIGEST]\n"
+          "        oci:DIR[:TAG]   docker-archive:FILE   rootfs:TAR|DIR\n"
+          "        (default: docker://IMAGE from the language config)\n"
+          "--compress defaults from OUT's suffix (.gz, .lz4), else none.\n",
+          f);
 }
 
 static double now_s(void)
@@ -66,8 +65,8 @@ static int find_lang_conf(const char *lang_dir, const char *lang, char *out,
     char fallback[PATH_MAX];
     if (!lang_dir && !dirs[1] && exe_dir(exe, sizeof(exe)) == 0) {
         /* build/bin/initramfs-builder → initramfs-builder/langs */
-        snprintf(fallback, sizeof(fallback),
-                 "%s/../../initramfs-builder/langs", exe);
+        snprintf(fallback, sizeof(fallback), "%s/../../initramfs-builder/langs",
+                 exe);
         dirs[2] = fallback;
     }
     for (int i = 0; i < 3; i++) {
@@ -245,8 +244,8 @@ int main(int argc, char **argv)
     size_t agent_len = 0;
     int err = image_read_file(agent, &agent_bytes, &agent_len, MAX_AGENT);
     if (err) {
-        progress_error("agent %s: %s — build it (make) or pass --agent",
-                       agent, strerror(-err));
+        progress_error("agent %s: %s — build it (make) or pass --agent", agent,
+                       strerror(-err));
         langconf_free_words(drops);
         langconf_kv_free(&lc);
         return 1;

@@ -9,7 +9,6 @@ void progress_set_quiet(int quiet);
 void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prints an error line ("initramfs-builder: error: ..."). */
-void progress_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
+void progress_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -22,10 +22,10 @@
 #include "initramfs-builder/digest.h"
 #include "initramfs-builder/progress.h"
 
-#define ACCEPT_MANIFESTS                                                     \
-    "Accept: application/vnd.oci.image.index.v1+json, "                      \
-    "application/vnd.docker.distribution.manifest.list.v2+json, "            \
-    "application/vnd.oci.image.manifest.v1+json, "                           \
+#define ACCEPT_MANIFESTS                                                       \
+    "Accept: application/vnd.oci.image.index.v1+json, "                        \
+    "application/vnd.docker.distribution.manifest.list.v2+json, "              \
+    "application/vnd.oci.image.manifest.v1+json, "                             \
     "application/vnd.docker.distribution.manifest.v2+json"
 #define MAX_BODY (4u << 20)
 
@@ -156,8 +156,8 @@ static int load_auth(struct registry *g, const char *auth_file)
         int hub = strcmp(g->ref.host, "docker.io") == 0 &&
                   ((klen == 15 && strncmp(k, "index.docker.io", 15) == 0) ||
                    (klen == 9 && strncmp(k, "docker.io", 9) == 0));
-        if (!hub && (klen != strlen(g->ref.host) ||
-                     strncmp(k, g->ref.host, klen) != 0))
+        if (!hub &&
+            (klen != strlen(g->ref.host) || strncmp(k, g->ref.host, klen) != 0))
             continue;
         json_t *a = json_object_get(v, "auth");
         const char *b64 = json_string_value(a);
@@ -243,8 +243,8 @@ static int on_progress(void *opaque, curl_off_t total, curl_off_t now,
         r->next_report = t + 5;
     } else if (t >= r->next_report && r->label) {
         r->next_report = t + 5;
-        progress("pull: %.19s %.1f/%.1f MiB", r->label,
-                 (double)now / 1048576.0, (double)total / 1048576.0);
+        progress("pull: %.19s %.1f/%.1f MiB", r->label, (double)now / 1048576.0,
+                 (double)total / 1048576.0);
     }
     return 0;
 }
@@ -381,8 +381,7 @@ static char *challenge_param(const char *ch, const char *key)
 static int authenticate(struct registry *g, const char *challenge)
 {
     if (!challenge) {
-        progress_error("%s: 401 without a WWW-Authenticate challenge",
-                       g->name);
+        progress_error("%s: 401 without a WWW-Authenticate challenge", g->name);
         return -EACCES;
     }
     if (strncasecmp(challenge, "Basic", 5) == 0) {
@@ -410,8 +409,7 @@ static int authenticate(struct registry *g, const char *challenge)
     CURL *c = g->curl;
     char *es = service ? curl_easy_escape(c, service, 0) : NULL;
     char def_scope[700];
-    snprintf(def_scope, sizeof(def_scope), "repository:%s:pull",
-             g->ref.repo);
+    snprintf(def_scope, sizeof(def_scope), "repository:%s:pull", g->ref.repo);
     char *esc = curl_easy_escape(c, scope ? scope : def_scope, 0);
     char *url = NULL;
     if (asprintf(&url, "%s%s%s%s&scope=%s", realm,
@@ -439,8 +437,8 @@ static int authenticate(struct registry *g, const char *challenge)
                        g->name, realm, r.status);
         err = -EACCES;
     } else if (r.status != 200) {
-        progress_error("%s: token server %s answered HTTP %ld", g->name,
-                       realm, r.status);
+        progress_error("%s: token server %s answered HTTP %ld", g->name, realm,
+                       r.status);
         err = -EACCES;
     } else {
         json_t *j = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
@@ -509,13 +507,12 @@ static int get_manifest(void *ctx, const char *ref, char **buf, size_t *len,
                        "private or missing; pass --auth-file",
                        g->name, r.status);
     else if (r.too_big)
-        progress_error("%s: manifest larger than %u bytes", g->name,
-                       MAX_BODY);
+        progress_error("%s: manifest larger than %u bytes", g->name, MAX_BODY);
     else
         progress_error("%s: manifest %s: HTTP %ld", g->name, ref, r.status);
-    err = r.status == 404 ? -ENOENT : r.status == 401 || r.status == 403
-                                          ? -EACCES
-                                          : -EIO;
+    err = r.status == 404                      ? -ENOENT
+          : r.status == 401 || r.status == 403 ? -EACCES
+                                               : -EIO;
     response_free(&r);
     return err;
 }
@@ -621,8 +618,7 @@ static int get_blob(void *ctx, const char *digest, int64_t size, char **path)
     struct stat st;
     if (stat(tmp, &st) == 0 && size >= 0 && st.st_size != size) {
         progress_error("%s: blob %s is %lld bytes, descriptor says %lld",
-                       g->name, digest, (long long)st.st_size,
-                       (long long)size);
+                       g->name, digest, (long long)st.st_size, (long long)size);
         err = -EBADMSG;
         goto fail;
     }

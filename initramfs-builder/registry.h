@@ -10,11 +10,11 @@
 #include "initramfs-builder/tree.h"
 
 struct registry_ref {
-    char host[256];      /* as written, with port: "127.0.0.1:5000" */
-    char api_host[256];  /* where to connect: registry-1.docker.io for Hub */
-    char repo[512];      /* "library/golang" */
-    char ref[128];       /* tag or "sha256:..." */
-    int plain_http;      /* loopback registries only */
+    char host[256];     /* as written, with port: "127.0.0.1:5000" */
+    char api_host[256]; /* where to connect: registry-1.docker.io for Hub */
+    char repo[512];     /* "library/golang" */
+    char ref[128];      /* tag or "sha256:..." */
+    int plain_http;     /* loopback registries only */
 };
 
 /* Parses "[REGISTRY/]REPO[:TAG|@DIGEST]" the way docker does (first
@@ -29,8 +29,7 @@ int registry_host_is_loopback(const char *host);
 
 /* Pulls and applies the image "REF" (no "docker://"). `auth_file` NULL:
  * $REGISTRY_AUTH_FILE, then ~/.docker/config.json when present. */
-int registry_apply(struct tree *t, const char *ref,
-                   const struct image_opts *o, const char *auth_file)
-    __attribute__((warn_unused_result));
+int registry_apply(struct tree *t, const char *ref, const struct image_opts *o,
+                   const char *auth_file) __attribute__((warn_unused_result));
 
 #endif

@@ -332,17 +332,16 @@ static int ensure_parents(struct tree *t, const char *path)
 
 /* Removes the descendants of `dir` ("" = root) written before layer
  * `below` (all of them when `below` is UINT_MAX). */
-static void remove_descendants(struct tree *t, const char *dir,
-                               unsigned below)
+static void remove_descendants(struct tree *t, const char *dir, unsigned below)
 {
     size_t dlen = strlen(dir);
     for (size_t i = 0; i < t->nslots; i++) {
         struct tree_entry *e = t->slots[i];
         if (!e || e == TOMBSTONE || e->layer >= below)
             continue;
-        if (dlen == 0 ? e->path[0] != '\0'
-                      : strncmp(e->path, dir, dlen) == 0 &&
-                            e->path[dlen] == '/')
+        if (dlen == 0
+                ? e->path[0] != '\0'
+                : strncmp(e->path, dir, dlen) == 0 && e->path[dlen] == '/')
             table_remove_slot(t, i);
     }
 }
@@ -367,8 +366,8 @@ static const char *base_name(const char *path)
     return s ? s + 1 : path;
 }
 
-static int spool_data(struct tree *t, struct tree_content *c,
-                      tree_read_fn read, void *opaque)
+static int spool_data(struct tree *t, struct tree_content *c, tree_read_fn read,
+                      void *opaque)
 {
     char buf[65536];
     c->offset = t->spool_size;
@@ -445,8 +444,8 @@ int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
             return 0;
         }
         const char *victim = base + strlen(WH_PREFIX);
-        if (strncmp(victim, WH_PREFIX, strlen(WH_PREFIX)) == 0 ||
-            !*victim || strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0)
+        if (strncmp(victim, WH_PREFIX, strlen(WH_PREFIX)) == 0 || !*victim ||
+            strcmp(victim, ".") == 0 || strcmp(victim, "..") == 0)
             return 0; /* other AUFS metadata: nothing to apply */
         char gone[PATH_MAX];
         memcpy(gone, path, dlen);
@@ -457,19 +456,11 @@ int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
 
     mode_t type;
     switch (in->kind) {
-    case TK_DIR:
-        type = S_IFDIR;
-        break;
+    case TK_DIR: type = S_IFDIR; break;
     case TK_FILE:
-    case TK_HARDLINK:
-        type = S_IFREG;
-        break;
-    case TK_SYMLINK:
-        type = S_IFLNK;
-        break;
-    default:
-        t->skipped_devices++;
-        return 0;
+    case TK_HARDLINK: type = S_IFREG; break;
+    case TK_SYMLINK: type = S_IFLNK; break;
+    default: t->skipped_devices++; return 0;
     }
 
     struct tree_content *linked = NULL;
@@ -499,8 +490,7 @@ int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
         return err;
 
     struct tree_entry *e =
-        entry_new(path, type | (in->perm & 07777), in->uid, in->gid,
-                  t->layer);
+        entry_new(path, type | (in->perm & 07777), in->uid, in->gid, t->layer);
     if (!e)
         return -ENOMEM;
     if (in->kind == TK_SYMLINK && !(e->symlink = strdup(in->target))) {
@@ -563,8 +553,7 @@ int tree_put_file(struct tree *t, const char *path, mode_t perm,
     return err;
 }
 
-unsigned long tree_drop_globs(struct tree *t, char *const *globs,
-                              size_t nglobs)
+unsigned long tree_drop_globs(struct tree *t, char *const *globs, size_t nglobs)
 {
     unsigned long before = t->nlive;
     char full[PATH_MAX + 1];

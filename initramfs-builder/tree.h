@@ -18,13 +18,13 @@ struct tree_content {
     uint64_t offset; /* in the spool file */
     uint64_t size;
     unsigned refs;
-    uint32_t ino; /* assigned by the writer */
+    uint32_t ino;     /* assigned by the writer */
     unsigned emitted; /* writer: links of this group written so far */
 };
 
 struct tree_entry {
-    char *path;     /* normalized, no leading '/', never "" except root */
-    mode_t mode;    /* S_IFDIR, S_IFREG or S_IFLNK plus permission bits */
+    char *path;  /* normalized, no leading '/', never "" except root */
+    mode_t mode; /* S_IFDIR, S_IFREG or S_IFLNK plus permission bits */
     uid_t uid;
     gid_t gid;
     unsigned layer; /* layer that last wrote it (whiteouts hide lower ones) */

@@ -34,18 +34,10 @@ int msg_decode_hello(const struct msg_view *v, struct msg_hello *out)
     {
         struct msg_bytes b = {val, len};
         switch (tag) {
-        case MSG_TAG_AGENT_VERSION:
-            out->agent_version = b;
-            break;
-        case MSG_TAG_LANG:
-            out->lang = b;
-            break;
-        case MSG_TAG_TOOLCHAIN:
-            out->toolchain = b;
-            break;
-        case MSG_TAG_SOURCE:
-            out->source = b;
-            break;
+        case MSG_TAG_AGENT_VERSION: out->agent_version = b; break;
+        case MSG_TAG_LANG: out->lang = b; break;
+        case MSG_TAG_TOOLCHAIN: out->toolchain = b; break;
+        case MSG_TAG_SOURCE: out->source = b; break;
         }
     }
     return r;
@@ -64,17 +56,13 @@ static int decode_file(const uint8_t *p, uint32_t n, struct msg_file *f)
     tlv_iter_init(&it, p, n);
     while ((r = tlv_next(&it, &tag, &val, &len)) > 0) {
         switch (tag) {
-        case MSG_TAG_FILE_NAME:
-            f->name = (struct msg_bytes){val, len};
-            break;
+        case MSG_TAG_FILE_NAME: f->name = (struct msg_bytes){val, len}; break;
         case MSG_TAG_FILE_MODE:
             if (get_uint(val, len, 07777, &x) < 0)
                 return -EBADMSG;
             f->mode = (uint32_t)x;
             break;
-        case MSG_TAG_FILE_DATA:
-            f->data = (struct msg_bytes){val, len};
-            break;
+        case MSG_TAG_FILE_DATA: f->data = (struct msg_bytes){val, len}; break;
         }
     }
     /* No name (or an empty one) is allowed: the agent uses SOURCE. */
@@ -85,16 +73,11 @@ static int decode_file(const uint8_t *p, uint32_t n, struct msg_file *f)
 static uint64_t *limit_field(struct msg_limits *l, uint16_t tag)
 {
     switch (tag) {
-    case MSG_TAG_WALL_MS:
-        return &l->wall_ms;
-    case MSG_TAG_CPU_MS:
-        return &l->cpu_ms;
-    case MSG_TAG_MEM_BYTES:
-        return &l->mem_bytes;
-    case MSG_TAG_MAX_PROCS:
-        return &l->max_procs;
-    case MSG_TAG_MAX_OUTPUT:
-        return &l->max_output;
+    case MSG_TAG_WALL_MS: return &l->wall_ms;
+    case MSG_TAG_CPU_MS: return &l->cpu_ms;
+    case MSG_TAG_MEM_BYTES: return &l->mem_bytes;
+    case MSG_TAG_MAX_PROCS: return &l->max_procs;
+    case MSG_TAG_MAX_OUTPUT: return &l->max_output;
     }
     return NULL;
 }
@@ -142,15 +125,9 @@ int msg_decode_run(const struct msg_view *v, struct msg_run *out)
                 return -EBADMSG;
             out->nfiles++;
             break;
-        case MSG_TAG_BUILD_ARGV:
-            out->build_argv = l;
-            break;
-        case MSG_TAG_RUN_ARGV:
-            out->run_argv = l;
-            break;
-        case MSG_TAG_ENV:
-            out->env = l;
-            break;
+        case MSG_TAG_BUILD_ARGV: out->build_argv = l; break;
+        case MSG_TAG_RUN_ARGV: out->run_argv = l; break;
+        case MSG_TAG_ENV: out->env = l; break;
         case MSG_TAG_STDIN:
             out->stdin_data = (struct msg_bytes){val, len};
             break;
@@ -215,9 +192,7 @@ int msg_decode_output(const struct msg_view *v, struct msg_output *out)
                 return -EBADMSG;
             out->stream = (uint8_t)x;
             break;
-        case MSG_TAG_DATA:
-            out->data = (struct msg_bytes){val, len};
-            break;
+        case MSG_TAG_DATA: out->data = (struct msg_bytes){val, len}; break;
         }
     }
     if (r == 0 && out->stream == 0)

@@ -16,18 +16,10 @@ static void on_frame(void *opaque, const uint8_t *frame, size_t len)
         r->stats.messages++;
         r->on_msg(r->opaque, &v);
         return;
-    case -EPROTONOSUPPORT:
-        r->stats.bad_version++;
-        break;
-    case -EILSEQ:
-        r->stats.bad_crc++;
-        break;
-    case -EMSGSIZE:
-        r->stats.oversize++;
-        break;
-    default:
-        r->stats.bad_frame++;
-        break;
+    case -EPROTONOSUPPORT: r->stats.bad_version++; break;
+    case -EILSEQ: r->stats.bad_crc++; break;
+    case -EMSGSIZE: r->stats.oversize++; break;
+    default: r->stats.bad_frame++; break;
     }
     if (r->on_drop)
         r->on_drop(r->opaque, err);

@@ -19,8 +19,7 @@ size_t slip_encode(uint8_t *out, const uint8_t *in, size_t len)
             out[n++] = SLIP_ESC;
             out[n++] = SLIP_ESC_ESC;
             break;
-        default:
-            out[n++] = in[i];
+        default: out[n++] = in[i];
         }
     }
     out[n++] = SLIP_END;

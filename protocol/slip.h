@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SLIP_END 0xC0
-#define SLIP_ESC 0xDB
+#define SLIP_END     0xC0
+#define SLIP_ESC     0xDB
 #define SLIP_ESC_END 0xDC
 #define SLIP_ESC_ESC 0xDD
 

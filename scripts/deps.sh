@@ -2,7 +2,7 @@
 # Install the Debian packages runvm needs to build, test and benchmark.
 # Idempotent and fast when everything is already there.
 set -eu
-pkgs="build-essential clang make pkg-config cpio lz4 gzip xz-utils bc bison
+pkgs="build-essential clang clang-format make pkg-config cpio lz4 gzip xz-utils bc bison
 flex libelf-dev libssl-dev dwarves kmod rsync busybox-static
 linux-source-6.1 linux-image-amd64 qemu-system-x86 qemu-utils
 libcmocka-dev libarchive-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev

@@ -11,8 +11,8 @@
 
 static void copy_field(char *dst, struct msg_bytes b)
 {
-    size_t n = b.len < AGENT_CLIENT_STR_MAX - 1 ? b.len
-                                                : AGENT_CLIENT_STR_MAX - 1;
+    size_t n =
+        b.len < AGENT_CLIENT_STR_MAX - 1 ? b.len : AGENT_CLIENT_STR_MAX - 1;
     if (n)
         memcpy(dst, b.p, n);
     dst[n] = '\0';
@@ -46,8 +46,8 @@ static void update_watch(struct agent_client *c)
 static void flush(struct agent_client *c)
 {
     while (c->wire.len > 0 && !c->closed) {
-        ssize_t n = send(c->fd, c->wire.data, c->wire.len,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(c->fd, c->wire.data, c->wire.len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == ENOTSOCK)
             n = write(c->fd, c->wire.data, c->wire.len);
         if (n < 0) {
@@ -283,12 +283,11 @@ int agent_client_run(struct agent_client *c, const struct agent_request *req,
         };
     }
     if (req->stdin_len)
-        run.stdin_data = (struct msg_bytes){req->stdin_data,
-                                            (uint32_t)req->stdin_len};
+        run.stdin_data =
+            (struct msg_bytes){req->stdin_data, (uint32_t)req->stdin_len};
     /* The argv lists as string lists, packed in one buffer. */
     const char *const *argvs[3] = {req->build_argv, req->run_argv, req->env};
-    struct msg_strlist *lists[3] = {&run.build_argv, &run.run_argv,
-                                    &run.env};
+    struct msg_strlist *lists[3] = {&run.build_argv, &run.run_argv, &run.env};
     size_t offs[3] = {0};
     struct msg_buf store;
     msg_buf_init(&store);
@@ -328,8 +327,8 @@ int agent_client_stdin(struct agent_client *c, const void *p, size_t n,
     do {
         size_t chunk = n < MSG_CHUNK ? n : MSG_CHUNK;
         bool last = chunk == n;
-        int ret = queue_built(c, msg_build_stdin(&c->scratch, c->run_id, b,
-                                                 chunk, last && eof));
+        int ret = queue_built(
+            c, msg_build_stdin(&c->scratch, c->run_id, b, chunk, last && eof));
         if (ret < 0)
             return ret;
         b += chunk;

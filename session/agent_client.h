@@ -4,8 +4,8 @@
  *
  * It waits for HELLO, sends one RUN at a time, streams STDIN, reports
  * OUTPUT, EXIT and ERROR through callbacks, and sends SHUTDOWN and
- * ANNOUNCE. Every message goes through protocol/msg_build.c's builders. Writes are
- * queued and flushed when the fd is writable, so the loop never blocks on
+ * ANNOUNCE. Every message goes through protocol/msg_build.c's builders. Writes
+ * are queued and flushed when the fd is writable, so the loop never blocks on
  * a guest that stopped reading. It knows nothing about KVM. */
 #ifndef RUNVM_AGENT_CLIENT_H
 #define RUNVM_AGENT_CLIENT_H
@@ -96,7 +96,7 @@ struct agent_client {
     bool closed;
     uint32_t next_id;
     uint32_t run_id;
-    uint32_t hellos; /* HELLOs received */
+    uint32_t hellos;          /* HELLOs received */
     struct agent_hello hello; /* from the latest HELLO */
     uint64_t bytes_in, bytes_out, dropped;
 };

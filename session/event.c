@@ -45,8 +45,8 @@ static size_t utf8_seq(const unsigned char *p, size_t left)
             return 0;
         cp = (cp << 6) | (p[i] & 0x3f);
     }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
     return n;
 }
@@ -78,8 +78,8 @@ static void putf(struct msg_buf *out, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
     if (n > 0)
-        msg_buf_append(out, tmp, (size_t)n < sizeof(tmp) ? (size_t)n
-                                                         : sizeof(tmp) - 1);
+        msg_buf_append(out, tmp,
+                       (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
 void event_json_string(struct msg_buf *out, const char *s, size_t len)
@@ -179,7 +179,8 @@ void event_exit(struct msg_buf *out, const struct msg_exit *e)
         putf(out, "\"signal\":%u,", e->signal);
     else
         put(out, "\"signal\":null,");
-    putf(out, "\"wall_ms\":%" PRIu64 ",\"cpu_ms\":%" PRIu64
+    putf(out,
+         "\"wall_ms\":%" PRIu64 ",\"cpu_ms\":%" PRIu64
          ",\"peak_memory_bytes\":%" PRIu64 ",\"timed_out\":%s,"
          "\"output_truncated\":%s,\"oom_killed\":%s",
          e->wall_ms, e->cpu_ms, e->peak_mem,

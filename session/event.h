@@ -13,11 +13,11 @@
 /* runvm's exit statuses, one table for every mode and for the API's
  * exit events (docs/cli.md). Besides these, a program's own 0..255, and
  * 0 for a bare boot whose guest ended itself. */
-#define RUNVM_EXIT_USAGE 2         /* a bad command line */
-#define RUNVM_EXIT_TIMEOUT 124     /* a time limit stopped it (timeout(1)) */
-#define RUNVM_EXIT_INFRA 125       /* runvm, the VM or the agent failed */
+#define RUNVM_EXIT_USAGE        2   /* a bad command line */
+#define RUNVM_EXIT_TIMEOUT      124 /* a time limit stopped it (timeout(1)) */
+#define RUNVM_EXIT_INFRA        125 /* runvm, the VM or the agent failed */
 #define RUNVM_EXIT_BUILD_FAILED 126 /* the build step failed */
-#define RUNVM_EXIT_SIGNAL_BASE 128 /* + signal that killed the program */
+#define RUNVM_EXIT_SIGNAL_BASE  128 /* + signal that killed the program */
 
 /* runvm's exit status for a final EXIT: 124 when timed out, 126 when it
  * ended the build phase, 128+N for signal N, else the exit code. */

@@ -24,8 +24,10 @@ static void on_hello(void *opaque, const struct agent_hello *h)
         return;
     if (s->lang && strcmp(h->lang, s->lang) != 0) {
         char why[200];
-        snprintf(why, sizeof(why), "the image's agent serves language "
-                 "\"%.60s\", not \"%.60s\"", h->lang, s->lang);
+        snprintf(why, sizeof(why),
+                 "the image's agent serves language "
+                 "\"%.60s\", not \"%.60s\"",
+                 h->lang, s->lang);
         s->state = SESSION_FAILED;
         if (s->sink->done)
             s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
@@ -72,8 +74,10 @@ static void on_closed(void *opaque, int err)
     struct session *s = opaque;
     s->client_up = false;
     char why[128];
-    snprintf(why, sizeof(why), "agent channel closed before the run "
-             "ended: %s", strerror(-err));
+    snprintf(why, sizeof(why),
+             "agent channel closed before the run "
+             "ended: %s",
+             strerror(-err));
     fail_run(s, why);
     s->state = SESSION_CLOSED;
     if (s->sink->closed)
@@ -107,15 +111,11 @@ int session_init(struct session *s, struct evloop *loop, int fd,
 int session_run(struct session *s, const struct agent_request *req)
 {
     switch (s->state) {
-    case SESSION_BOOTING:
-        return -EAGAIN;
-    case SESSION_RUNNING:
-        return -EBUSY;
+    case SESSION_BOOTING: return -EAGAIN;
+    case SESSION_RUNNING: return -EBUSY;
     case SESSION_FAILED:
-    case SESSION_CLOSED:
-        return -EPIPE;
-    case SESSION_READY:
-        break;
+    case SESSION_CLOSED: return -EPIPE;
+    case SESSION_READY: break;
     }
     int ret = agent_client_run(&s->client, req, &s->run_id);
     if (ret < 0)

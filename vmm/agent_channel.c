@@ -17,8 +17,7 @@ int agent_channel_attach(struct agent_channel *ch, struct vm *vm, char *err,
     vm_virtio_prepare(&ch->slot, vm);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         int ret = -errno;
-        snprintf(err, err_len, "agent channel: socketpair: %s",
-                 strerror(-ret));
+        snprintf(err, err_len, "agent channel: socketpair: %s", strerror(-ret));
         return ret;
     }
     ch->host_fd = sv[0];
@@ -29,10 +28,9 @@ int agent_channel_attach(struct agent_channel *ch, struct vm *vm, char *err,
     (void)setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     /* A named generic port, not the console port: the guest writes it in
      * 32 KiB buffers without waiting for each (devices/virtio_console.h). */
-    int ret = virtio_console_init_port(&ch->con, &vm->mem, vm->loop,
-                                       ch->guest_fd, ch->guest_fd,
-                                       MSG_CHANNEL_PORT_NAME, vm_virtio_irq,
-                                       &ch->slot);
+    int ret = virtio_console_init_port(
+        &ch->con, &vm->mem, vm->loop, ch->guest_fd, ch->guest_fd,
+        MSG_CHANNEL_PORT_NAME, vm_virtio_irq, &ch->slot);
     if (ret < 0) {
         snprintf(err, err_len, "agent channel: virtio-console: %s",
                  strerror(-ret));

@@ -51,15 +51,12 @@ static struct exit_result exit_mmio(const struct exit_ctx *ctx,
     return res;
 }
 
-struct exit_result exit_handle(const struct exit_ctx *ctx,
-                               struct kvm_run *run)
+struct exit_result exit_handle(const struct exit_ctx *ctx, struct kvm_run *run)
 {
     struct exit_result res = {EXIT_CONTINUE, NULL, 0};
     switch (run->exit_reason) {
-    case KVM_EXIT_IO:
-        return exit_io(ctx, run);
-    case KVM_EXIT_MMIO:
-        return exit_mmio(ctx, run);
+    case KVM_EXIT_IO: return exit_io(ctx, run);
+    case KVM_EXIT_MMIO: return exit_mmio(ctx, run);
     case KVM_EXIT_INTR:
         /* A signal kicked the vCPU out (runvm is stopping it). */
         return res;
@@ -77,18 +74,10 @@ struct exit_result exit_handle(const struct exit_ctx *ctx,
         res.action = EXIT_STOP;
         res.detail = run->system_event.type;
         switch (run->system_event.type) {
-        case KVM_SYSTEM_EVENT_SHUTDOWN:
-            res.why = "guest shut down";
-            break;
-        case KVM_SYSTEM_EVENT_RESET:
-            res.why = "guest reset";
-            break;
-        case KVM_SYSTEM_EVENT_CRASH:
-            res.why = "guest crashed";
-            break;
-        default:
-            res.why = "guest system event";
-            break;
+        case KVM_SYSTEM_EVENT_SHUTDOWN: res.why = "guest shut down"; break;
+        case KVM_SYSTEM_EVENT_RESET: res.why = "guest reset"; break;
+        case KVM_SYSTEM_EVENT_CRASH: res.why = "guest crashed"; break;
+        default: res.why = "guest system event"; break;
         }
         return res;
     case KVM_EXIT_FAIL_ENTRY:

@@ -35,7 +35,6 @@ struct exit_result {
 /* Handles the exit in run: dispatches I/O to the buses (filling read data
  * in run), and says whether to go on. Never touches memory outside
  * [run, run + ctx->run_size). */
-struct exit_result exit_handle(const struct exit_ctx *ctx,
-                               struct kvm_run *run);
+struct exit_result exit_handle(const struct exit_ctx *ctx, struct kvm_run *run);
 
 #endif

@@ -26,8 +26,10 @@ static int check_caps(int kvm_fd, const struct arch_kvm_cap *caps, char *err,
 {
     for (; caps->name; caps++) {
         if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, caps->cap) <= 0) {
-            snprintf(err, err_len, KVM_DEVICE ": the host kernel lacks %s; "
-                     "runvm needs a newer KVM", caps->name);
+            snprintf(err, err_len,
+                     KVM_DEVICE ": the host kernel lacks %s; "
+                                "runvm needs a newer KVM",
+                     caps->name);
             return -ENOTSUP;
         }
     }
@@ -50,20 +52,22 @@ int kvm_open(char *err, size_t err_len)
     case ENOENT:
     case ENODEV:
     case ENXIO:
-        snprintf(err, err_len, KVM_DEVICE ": %s — KVM is not available: "
+        snprintf(err, err_len,
+                 KVM_DEVICE
+                 ": %s — KVM is not available: "
                  "enable hardware virtualization (VT-x/AMD-V, or nested "
                  "virtualization in a VM) and load kvm_intel or kvm_amd",
                  strerror(e));
         break;
     case EACCES:
     case EPERM:
-        snprintf(err, err_len, KVM_DEVICE ": permission denied — add "
+        snprintf(err, err_len,
+                 KVM_DEVICE
+                 ": permission denied — add "
                  "yourself to the kvm group (sudo usermod -aG kvm $USER, "
                  "then log in again)");
         break;
-    default:
-        snprintf(err, err_len, KVM_DEVICE ": %s", strerror(e));
-        break;
+    default: snprintf(err, err_len, KVM_DEVICE ": %s", strerror(e)); break;
     }
     return -e;
 }
@@ -73,8 +77,10 @@ int kvm_check(int kvm_fd, unsigned int nr_cpus, size_t *run_size, char *err,
 {
     int api = ioctl(kvm_fd, KVM_GET_API_VERSION, 0);
     if (api != KVM_API_VERSION) {
-        snprintf(err, err_len, KVM_DEVICE ": KVM API version %d, runvm "
-                 "needs %d", api, KVM_API_VERSION);
+        snprintf(err, err_len,
+                 KVM_DEVICE ": KVM API version %d, runvm "
+                            "needs %d",
+                 api, KVM_API_VERSION);
         return -ENOTSUP;
     }
     int ret = check_caps(kvm_fd, generic_caps, err, err_len);

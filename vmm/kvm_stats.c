@@ -12,24 +12,22 @@
 #include <linux/kvm.h>
 
 const char *const kvm_stat_names[KVM_STAT_COUNT] = {
-    [KVM_STAT_EXITS] = "exits",
-    [KVM_STAT_IO_EXITS] = "io_exits",
-    [KVM_STAT_MMIO_EXITS] = "mmio_exits",
-    [KVM_STAT_HALT_EXITS] = "halt_exits",
+    [KVM_STAT_EXITS] = "exits",           [KVM_STAT_IO_EXITS] = "io_exits",
+    [KVM_STAT_MMIO_EXITS] = "mmio_exits", [KVM_STAT_HALT_EXITS] = "halt_exits",
     [KVM_STAT_PF_GUEST] = "pf_guest",
 };
 
 /* Bounds on what a statistics file may declare (Linux 6.x has about 80 x86
  * vCPU statistics with 48-byte names). */
-#define MAX_DESCS 4096
+#define MAX_DESCS     4096
 #define MAX_NAME_SIZE 256
 
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done,
-                          (off_t)(off + done));
+        ssize_t n =
+            pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -47,8 +45,8 @@ int kvm_stats_layout(int fd, uint64_t offset[KVM_STAT_COUNT])
     int ret = pread_all(fd, &h, sizeof(h), 0);
     if (ret < 0)
         return ret;
-    if (h.num_desc == 0 || h.num_desc > MAX_DESCS ||
-        h.name_size == 0 || h.name_size > MAX_NAME_SIZE)
+    if (h.num_desc == 0 || h.num_desc > MAX_DESCS || h.name_size == 0 ||
+        h.name_size > MAX_NAME_SIZE)
         return -EINVAL;
     size_t one = sizeof(struct kvm_stats_desc) + h.name_size;
     size_t len = one * h.num_desc; /* at most ~1.1 MB: no overflow */

@@ -17,8 +17,7 @@ static void add_dev(struct machine *m, enum machine_dev_kind kind,
 {
     /* Sized for every kind once: a full list is a bug here, not input. */
     if (m->nr_devs < MACHINE_MAX_DEVICES)
-        m->devs[m->nr_devs++] =
-            (struct machine_dev){kind, name, model, slot};
+        m->devs[m->nr_devs++] = (struct machine_dev){kind, name, model, slot};
 }
 
 /* Registers a platform device at place on its bus (absent: nothing). */
@@ -26,11 +25,10 @@ static int add_platform(struct machine *m, const struct arch_place *place,
                         const struct bus_dev_ops *ops, void *model)
 {
     switch (place->bus) {
-    case ARCH_BUS_NONE:
-        return 0;
+    case ARCH_BUS_NONE: return 0;
     case ARCH_BUS_PIO:
-        return vm_add_pio(&m->vm, (uint16_t)place->base,
-                          (uint16_t)place->size, ops, model);
+        return vm_add_pio(&m->vm, (uint16_t)place->base, (uint16_t)place->size,
+                          ops, model);
     case ARCH_BUS_MMIO:
         return vm_add_mmio(&m->vm, place->base, place->size, ops, model);
     }
@@ -63,9 +61,8 @@ static void reset_requested(void *opaque)
     vm_request_stop(&m->vm, VM_STOP_GUEST, "guest reset (i8042)", 0);
 }
 
-static int add_platform_devices(struct machine *m,
-                                const struct machine_desc *d, char *err,
-                                size_t err_len)
+static int add_platform_devices(struct machine *m, const struct machine_desc *d,
+                                char *err, size_t err_len)
 {
     const struct arch_platform *p = arch_platform();
     m->uart_out = d->console ? d->uart_out : NULL;
@@ -91,8 +88,8 @@ static int add_platform_devices(struct machine *m,
     add_dev(m, MACHINE_DEV_BOOT_TIMER, "boot-timer", &m->vm.timer, NULL);
     ret = add_platform(m, &p->reset, &i8042_bus_ops, &m->i8042);
     if (ret == 0)
-        ret = add_platform(m, &p->boot_timer, &boot_timer_bus_ops,
-                           &m->vm.timer);
+        ret =
+            add_platform(m, &p->boot_timer, &boot_timer_bus_ops, &m->vm.timer);
     if (ret < 0) {
         snprintf(err, err_len, "legacy devices: %s", strerror(-ret));
         return ret;
@@ -135,9 +132,10 @@ static int vcon_listen(struct machine *m, const char *path, char *err,
     if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
         listen(fd, 1) < 0) {
         int ret = -errno;
-        snprintf(err, err_len, "--vconsole unix:%s: %s%s", path,
-                 strerror(-ret), ret == -EADDRINUSE ? " (remove the stale "
-                 "socket or pick another path)" : "");
+        snprintf(err, err_len, "--vconsole unix:%s: %s%s", path, strerror(-ret),
+                 ret == -EADDRINUSE ? " (remove the stale "
+                                      "socket or pick another path)"
+                                    : "");
         if (fd >= 0)
             close(fd);
         return ret;
@@ -161,18 +159,16 @@ static int add_vconsole(struct machine *m, const char *spec, char *err,
     }
     vm_virtio_prepare(&m->vcon_slot, vm);
     int stdio = strcmp(spec, "stdio") == 0;
-    int ret = virtio_console_init(m->vcon, &vm->mem, vm->loop,
-                                  stdio ? STDIN_FILENO : -1,
-                                  stdio ? STDOUT_FILENO : -1, vm_virtio_irq,
-                                  &m->vcon_slot);
+    int ret = virtio_console_init(
+        m->vcon, &vm->mem, vm->loop, stdio ? STDIN_FILENO : -1,
+        stdio ? STDOUT_FILENO : -1, vm_virtio_irq, &m->vcon_slot);
     if (ret < 0) {
         free(m->vcon);
         m->vcon = NULL;
         snprintf(err, err_len, "--vconsole %s: %s", spec, strerror(-ret));
         return ret;
     }
-    add_dev(m, MACHINE_DEV_VCONSOLE, "virtio-console", m->vcon,
-            &m->vcon_slot);
+    add_dev(m, MACHINE_DEV_VCONSOLE, "virtio-console", m->vcon, &m->vcon_slot);
     ret = vm_virtio_attach(&m->vcon_slot, &m->vcon->vdev, err, err_len);
     if (ret == 0 && !stdio)
         ret = vcon_listen(m, spec + 5, err, err_len);
@@ -196,17 +192,21 @@ static int add_net(struct machine *m, const char *spec, char *err,
     name[len] = '\0';
     if (comma && (strncmp(comma + 1, "mac=", 4) != 0 ||
                   virtio_net_parse_mac(comma + 5, mac) < 0)) {
-        snprintf(err, err_len, "--net %s: want TAP[,mac=52:54:00:xx:xx:xx] "
-                 "(a unicast MAC)", spec);
+        snprintf(err, err_len,
+                 "--net %s: want TAP[,mac=52:54:00:xx:xx:xx] "
+                 "(a unicast MAC)",
+                 spec);
         return -EINVAL;
     }
     m->tap_fd = virtio_net_open_tap(name);
     if (m->tap_fd < 0) {
         int ret = m->tap_fd;
         const char *hint = ret == -ENODEV ? " (create it first: ip tuntap "
-                           "add NAME mode tap)" : ret == -EPERM ||
-                           ret == -EACCES ? " (needs CAP_NET_ADMIN or a tap "
-                           "owned by this user)" : "";
+                                            "add NAME mode tap)"
+                           : ret == -EPERM || ret == -EACCES
+                               ? " (needs CAP_NET_ADMIN or a tap "
+                                 "owned by this user)"
+                               : "";
         snprintf(err, err_len, "--net: tap %s: %s%s", name,
                  ret == -ENODEV ? "no such device" : strerror(-ret), hint);
         return ret;
@@ -254,7 +254,8 @@ int machine_create(struct machine **out, const struct machine_desc *d,
     if ((d->console && console &&
          cmdline_append(&m->vm.cmdline, console) < 0) ||
         (d->cmdline && cmdline_append(&m->vm.cmdline, d->cmdline) < 0)) {
-        snprintf(err, err_len, "--cmdline: too long or has control "
+        snprintf(err, err_len,
+                 "--cmdline: too long or has control "
                  "characters");
         ret = -EINVAL;
         goto fail;
@@ -291,14 +292,16 @@ struct agent_channel *machine_agent(struct machine *m)
 void machine_print_stats(const struct machine *m, FILE *f)
 {
     if (m->vcon)
-        fprintf(f, "runvm: virtio-console: to guest %llu bytes, to "
+        fprintf(f,
+                "runvm: virtio-console: to guest %llu bytes, to "
                 "host %llu bytes, %llu notifications, %llu interrupts\n",
                 (unsigned long long)m->vcon->bytes_to_guest,
                 (unsigned long long)m->vcon->bytes_to_host,
                 (unsigned long long)m->vcon->vdev.notifies,
                 (unsigned long long)m->vcon->vdev.interrupts);
     if (m->vnet)
-        fprintf(f, "runvm: virtio-net: rx %llu frames (%llu dropped), "
+        fprintf(f,
+                "runvm: virtio-net: rx %llu frames (%llu dropped), "
                 "tx %llu frames (%llu dropped), %llu notifications, %llu "
                 "interrupts\n",
                 (unsigned long long)m->vnet->rx_frames,
@@ -326,9 +329,7 @@ void machine_destroy(struct machine *m)
     for (unsigned int i = m->nr_devs; i-- > 0;) {
         struct machine_dev *d = &m->devs[i];
         switch (d->kind) {
-        case MACHINE_DEV_AGENT:
-            agent_channel_free(&m->agent);
-            break;
+        case MACHINE_DEV_AGENT: agent_channel_free(&m->agent); break;
         case MACHINE_DEV_NET:
             vm_virtio_detach(&m->vnet_slot);
             virtio_net_free(m->vnet);
@@ -341,12 +342,9 @@ void machine_destroy(struct machine *m)
             free(m->vcon);
             m->vcon = NULL;
             break;
-        case MACHINE_DEV_UART:
-            serial_free(&m->serial);
-            break;
+        case MACHINE_DEV_UART: serial_free(&m->serial); break;
         case MACHINE_DEV_RESET:
-        case MACHINE_DEV_BOOT_TIMER:
-            break;
+        case MACHINE_DEV_BOOT_TIMER: break;
         }
     }
     m->nr_devs = 0;

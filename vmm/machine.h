@@ -81,8 +81,7 @@ struct machine {
  * with a one-line message in err; *out is NULL on failure. */
 int machine_create(struct machine **out, const struct machine_desc *desc,
                    struct evloop *loop, uint64_t t_start, char *err,
-                   size_t err_len)
-    __attribute__((warn_unused_result));
+                   size_t err_len) __attribute__((warn_unused_result));
 
 /* The agent channel, or NULL when desc did not ask for one. */
 struct agent_channel *machine_agent(struct machine *m);

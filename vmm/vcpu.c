@@ -17,22 +17,21 @@
 /* Signal that kicks a vCPU thread out of KVM_RUN. Its handler is the
  * process's, the same for every VM: it only makes KVM_RUN return EINTR. */
 #define VCPU_KICK_SIGNAL SIGUSR1
-#define VCPU_STACK_SIZE (256 * 1024) /* vCPU threads run little C */
+#define VCPU_STACK_SIZE  (256 * 1024) /* vCPU threads run little C */
 
 int vcpu_create(struct vcpu *v, struct vm *vm, int vm_fd, unsigned int index,
                 size_t run_size, char *err, size_t err_len)
 {
-    *v = (struct vcpu){.vm = vm, .index = index, .fd = -1,
-                       .run_size = run_size};
+    *v =
+        (struct vcpu){.vm = vm, .index = index, .fd = -1, .run_size = run_size};
     v->fd = ioctl(vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
     if (v->fd < 0) {
         int ret = -errno;
-        snprintf(err, err_len, "KVM_CREATE_VCPU %u: %s", index,
-                 strerror(-ret));
+        snprintf(err, err_len, "KVM_CREATE_VCPU %u: %s", index, strerror(-ret));
         return ret;
     }
-    void *run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                     v->fd, 0);
+    void *run =
+        mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
     if (run == MAP_FAILED) {
         int ret = -errno;
         snprintf(err, err_len, "mmap of vCPU %u's kvm_run: %s", index,

@@ -20,9 +20,10 @@ static int vm_set_memory(struct vm *vm, char *err, size_t err_len)
         };
         if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
             int ret = -errno;
-            snprintf(err, err_len, "KVM_SET_USER_MEMORY_REGION (slot %u, "
-                     "%llu MiB at 0x%llx): %s", i,
-                     (unsigned long long)(r->size >> 20),
+            snprintf(err, err_len,
+                     "KVM_SET_USER_MEMORY_REGION (slot %u, "
+                     "%llu MiB at 0x%llx): %s",
+                     i, (unsigned long long)(r->size >> 20),
                      (unsigned long long)r->gpa, strerror(-ret));
             return ret;
         }
@@ -134,11 +135,10 @@ int vm_load(struct vm *vm, struct arch_boot_files *files, char *err,
         return ret;
     for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
         const char *what = "vCPU set-up";
-        ret = arch_vcpu_init(&vm->arch, vm->vcpus[i].fd, i, vm->nr_vcpus,
-                             &what);
+        ret =
+            arch_vcpu_init(&vm->arch, vm->vcpus[i].fd, i, vm->nr_vcpus, &what);
         if (ret < 0) {
-            snprintf(err, err_len, "vCPU %u: %s: %s", i, what,
-                     strerror(-ret));
+            snprintf(err, err_len, "vCPU %u: %s: %s", i, what, strerror(-ret));
             return ret;
         }
     }
@@ -185,8 +185,8 @@ int vm_irqfd(struct vm *vm, int fd, unsigned int gsi)
     return ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
 }
 
-int vm_ioeventfd(struct vm *vm, int fd, uint64_t addr, uint32_t len,
-                 int match, uint64_t value)
+int vm_ioeventfd(struct vm *vm, int fd, uint64_t addr, uint32_t len, int match,
+                 uint64_t value)
 {
     struct kvm_ioeventfd io = {
         .datamatch = match ? value : 0,
@@ -208,9 +208,8 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
                      unsigned long long detail)
 {
     int expected = VM_RUNNING;
-    if (!__atomic_compare_exchange_n(&vm->stop_reason, &expected,
-                                     (int)reason, 0, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE))
+    if (!__atomic_compare_exchange_n(&vm->stop_reason, &expected, (int)reason,
+                                     0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return;
     /* Only the winner writes these; they are read after every vCPU thread
      * is joined. */

@@ -57,7 +57,7 @@ struct vm {
     struct cmdline cmdline;
     unsigned int nr_vcpus;
     struct vcpu vcpus[VM_MAX_VCPUS];
-    unsigned int nr_virtio;   /* virtio-mmio slots handed out */
+    unsigned int nr_virtio; /* virtio-mmio slots handed out */
 
     /* Set once by vm_request_stop (atomic). */
     int stop_reason;
@@ -65,9 +65,9 @@ struct vm {
     unsigned long long stop_detail;
 
     /* Boot timeline, CLOCK_MONOTONIC ns. */
-    uint64_t t_start;      /* set by the caller: VMM process start */
-    uint64_t t_kvm_ready;  /* VM, memory and vCPUs created */
-    uint64_t t_first_run;  /* first KVM_RUN of the boot vCPU */
+    uint64_t t_start;     /* set by the caller: VMM process start */
+    uint64_t t_kvm_ready; /* VM, memory and vCPUs created */
+    uint64_t t_first_run; /* first KVM_RUN of the boot vCPU */
     struct boot_timer timer;
     /* KVM's exit counters, opened by vm_count_exits (else source NONE). */
     struct kvm_stats exit_stats;
@@ -116,9 +116,8 @@ int vm_irqfd(struct vm *vm, int fd, unsigned int gsi)
 /* A guest write of len bytes (1, 2, 4 or 8) to MMIO address addr signals
  * eventfd fd instead of exiting to runvm (KVM_IOEVENTFD). With match, only
  * writes of value do. 0 or -errno. */
-int vm_ioeventfd(struct vm *vm, int fd, uint64_t addr, uint32_t len,
-                 int match, uint64_t value)
-    __attribute__((warn_unused_result));
+int vm_ioeventfd(struct vm *vm, int fd, uint64_t addr, uint32_t len, int match,
+                 uint64_t value) __attribute__((warn_unused_result));
 
 /* Sets interrupt line irq to level (KVM_IRQ_LINE). Thread-safe. */
 int vm_irq_line(struct vm *vm, unsigned int irq, int level);

@@ -37,8 +37,8 @@ static void queue_kicked(void *opaque, uint32_t events)
     virtio_mmio_notify(q->slot->dev, q->index);
 }
 
-int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev,
-                     char *err, size_t err_len)
+int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev, char *err,
+                     size_t err_len)
 {
     struct vm *vm = slot->vm;
     const char *name = dev->ops->name;
@@ -46,8 +46,10 @@ int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev,
     struct arch_place place;
     int ret = vm_virtio_mmio_slot(vm, &place);
     if (ret < 0) {
-        snprintf(err, err_len, "%s: no free virtio-mmio slot (%u in use, "
-                 "or the kernel command line is full)", name, vm->nr_virtio);
+        snprintf(err, err_len,
+                 "%s: no free virtio-mmio slot (%u in use, "
+                 "or the kernel command line is full)",
+                 name, vm->nr_virtio);
         return ret;
     }
     slot->base = place.base;
@@ -61,12 +63,11 @@ int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev,
     }
     ret = vm_irqfd(vm, slot->irq_fd, slot->irq);
     if (ret < 0) {
-        snprintf(err, err_len, "%s: KVM_IRQFD on GSI %u: %s", name,
-                 slot->irq, strerror(-ret));
+        snprintf(err, err_len, "%s: KVM_IRQFD on GSI %u: %s", name, slot->irq,
+                 strerror(-ret));
         return ret;
     }
-    ret = vm_add_mmio(vm, slot->base, slot->size,
-                      &virtio_mmio_bus_ops, dev);
+    ret = vm_add_mmio(vm, slot->base, slot->size, &virtio_mmio_bus_ops, dev);
     if (ret < 0) {
         snprintf(err, err_len, "%s: MMIO window 0x%llx: %s", name,
                  (unsigned long long)slot->base, strerror(-ret));
@@ -81,11 +82,13 @@ int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev,
             continue;
         /* Without the ioeventfd the write exits to the vCPU thread and
          * reaches virtio_mmio_write: slower, still correct. */
-        if (vm_ioeventfd(vm, q->fd, slot->base + VIRTIO_MMIO_QUEUE_NOTIFY,
-                         4, 1, i) < 0 ||
+        if (vm_ioeventfd(vm, q->fd, slot->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, 1,
+                         i) < 0 ||
             evloop_add(vm->loop, q->fd, EPOLLIN, queue_kicked, q) < 0) {
-            fprintf(stderr, "runvm: %s: queue %u notifications through "
-                    "MMIO exits (no ioeventfd)\n", name, i);
+            fprintf(stderr,
+                    "runvm: %s: queue %u notifications through "
+                    "MMIO exits (no ioeventfd)\n",
+                    name, i);
             close(q->fd);
             q->fd = -1;
         }

@@ -40,9 +40,8 @@ void vm_virtio_prepare(struct vm_virtio *slot, struct vm *vm);
 
 /* Gives dev (already initialised with vm_virtio_irq and slot) a window and
  * an interrupt, before vm_load. 0, or -errno with a message in err. */
-int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev,
-                     char *err, size_t err_len)
-    __attribute__((warn_unused_result));
+int vm_virtio_attach(struct vm_virtio *slot, struct virtio_dev *dev, char *err,
+                     size_t err_len) __attribute__((warn_unused_result));
 
 /* Closes the eventfds (after vm_run). Safe on a prepared, unattached slot. */
 void vm_virtio_detach(struct vm_virtio *slot);

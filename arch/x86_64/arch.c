@@ -19,8 +19,7 @@
 /* Below this the kernel cannot decompress itself plus a small initramfs. */
 #define X86_MIN_MEM (32ULL << 20)
 
-int arch_vm_init(struct arch_vm *arch, int kvm_fd, int vm_fd,
-                 const char **what)
+int arch_vm_init(struct arch_vm *arch, int kvm_fd, int vm_fd, const char **what)
 {
     memset(arch, 0, sizeof(*arch));
     /* VMX needs the TSS and identity map pages in guest-physical space
@@ -59,9 +58,8 @@ int arch_vm_init(struct arch_vm *arch, int kvm_fd, int vm_fd,
         arch_vm_free(arch);
         return ret;
     }
-    cpu_cpuid_filter(arch->cpuid,
-                     ioctl(kvm_fd, KVM_CHECK_EXTENSION,
-                           KVM_CAP_TSC_DEADLINE_TIMER) > 0);
+    cpu_cpuid_filter(arch->cpuid, ioctl(kvm_fd, KVM_CHECK_EXTENSION,
+                                        KVM_CAP_TSC_DEADLINE_TIMER) > 0);
     return 0;
 }
 
@@ -104,8 +102,8 @@ static int read_header(int fd, uint64_t size, const char *path,
         return ret;
     }
     char why[160];
-    ret = bzimage_parse(head, (size_t)head_len, size, LAYOUT_KERNEL_ADDR,
-                        bz, why, sizeof(why));
+    ret = bzimage_parse(head, (size_t)head_len, size, LAYOUT_KERNEL_ADDR, bz,
+                        why, sizeof(why));
     if (ret < 0)
         snprintf(err, err_len, "%s: %s", path, why);
     return ret;
@@ -115,8 +113,7 @@ int arch_check_kernel(int kernel_fd, uint64_t kernel_size,
                       const char *kernel_path, char *err, size_t err_len)
 {
     struct bzimage bz;
-    return read_header(kernel_fd, kernel_size, kernel_path, &bz, err,
-                       err_len);
+    return read_header(kernel_fd, kernel_size, kernel_path, &bz, err, err_len);
 }
 
 int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
@@ -128,16 +125,19 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
     if (ret < 0)
         return ret;
     if (bz.mem_end > gm_low_size(mem)) {
-        snprintf(err, err_len, "%s: the kernel needs %llu MiB of RAM to "
-                 "boot; raise --mem", files->kernel_path,
+        snprintf(err, err_len,
+                 "%s: the kernel needs %llu MiB of RAM to "
+                 "boot; raise --mem",
+                 files->kernel_path,
                  (unsigned long long)((bz.mem_end + MiB - 1) / MiB));
         return -E2BIG;
     }
     size_t cmdline_len = strlen(files->cmdline);
     if (cmdline_len > bz.cmdline_max || cmdline_len >= LAYOUT_CMDLINE_MAX) {
-        snprintf(err, err_len, "kernel command line is %zu bytes; %s "
-                 "accepts at most %u", cmdline_len, files->kernel_path,
-                 bz.cmdline_max);
+        snprintf(err, err_len,
+                 "kernel command line is %zu bytes; %s "
+                 "accepts at most %u",
+                 cmdline_len, files->kernel_path, bz.cmdline_max);
         return -E2BIG;
     }
 
@@ -157,17 +157,18 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
 
     uint64_t initrd_addr = 0;
     if (files->initrd_fd >= 0) {
-        ret = bootparams_initrd_addr(&bz, mem, files->initrd_size,
-                                     &initrd_addr);
+        ret =
+            bootparams_initrd_addr(&bz, mem, files->initrd_size, &initrd_addr);
         if (ret < 0) {
             uint64_t top = gm_low_size(mem);
             if ((uint64_t)bz.initrd_addr_max + 1 < top)
                 top = (uint64_t)bz.initrd_addr_max + 1;
-            snprintf(err, err_len, "%s: initramfs is %llu MiB; with this "
+            snprintf(err, err_len,
+                     "%s: initramfs is %llu MiB; with this "
                      "--mem at most %llu MiB fit above the kernel — raise "
-                     "--mem", files->initrd_path,
-                     (unsigned long long)((files->initrd_size + MiB - 1) /
-                                          MiB),
+                     "--mem",
+                     files->initrd_path,
+                     (unsigned long long)((files->initrd_size + MiB - 1) / MiB),
                      (unsigned long long)(top > bz.mem_end
                                               ? (top - bz.mem_end) / MiB
                                               : 0));
@@ -184,8 +185,7 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
         }
     }
 
-    if (gm_write(mem, LAYOUT_CMDLINE_ADDR, files->cmdline,
-                 cmdline_len + 1) < 0)
+    if (gm_write(mem, LAYOUT_CMDLINE_ADDR, files->cmdline, cmdline_len + 1) < 0)
         return -EFAULT;
     struct boot_params *zp = gm_ptr(mem, LAYOUT_ZERO_PAGE_ADDR, sizeof(*zp));
     if (!zp)
@@ -226,7 +226,8 @@ int arch_check_kvm(char *err, size_t err_len)
     __get_cpuid(0x80000001, &a, &b, &c2, &d);
     if (cpu_has_hw_virt(c1, c2))
         return 0;
-    snprintf(err, err_len, "/dev/kvm: this CPU has neither VT-x nor AMD-V, "
+    snprintf(err, err_len,
+             "/dev/kvm: this CPU has neither VT-x nor AMD-V, "
              "so this KVM is a software one (kvm-pvm?) that cannot boot an "
              "unmodified Linux guest — run runvm where hardware "
              "virtualization is on, or in the nested host: "

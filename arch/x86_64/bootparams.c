@@ -15,8 +15,7 @@ static unsigned int e820_add(struct boot_e820_entry *tab, unsigned int n,
 {
     if (n >= max || size == 0)
         return n;
-    tab[n] = (struct boot_e820_entry){.addr = addr, .size = size,
-                                      .type = type};
+    tab[n] = (struct boot_e820_entry){.addr = addr, .size = size, .type = type};
     return n + 1;
 }
 
@@ -30,8 +29,7 @@ unsigned int bootparams_e820(const struct guest_mem *mem,
     uint64_t base_end = low < LAYOUT_EBDA_START ? low : LAYOUT_EBDA_START;
     n = e820_add(tab, n, max, 0, base_end, E820_TYPE_RAM);
     n = e820_add(tab, n, max, LAYOUT_EBDA_START,
-                 LAYOUT_HIGH_RAM_START - LAYOUT_EBDA_START,
-                 E820_TYPE_RESERVED);
+                 LAYOUT_HIGH_RAM_START - LAYOUT_EBDA_START, E820_TYPE_RESERVED);
     if (low > LAYOUT_HIGH_RAM_START)
         n = e820_add(tab, n, max, LAYOUT_HIGH_RAM_START,
                      low - LAYOUT_HIGH_RAM_START, E820_TYPE_RAM);

@@ -5,13 +5,13 @@
 #include <string.h>
 
 /* Offsets in the first sector (boot.rst, "The Real-Mode Kernel Header"). */
-#define HDR_OFFSET      0x1f1 /* struct setup_header */
-#define HDR_END_BYTE    0x201 /* header length - 0x202 ... jump's 2nd byte */
-#define BOOT_FLAG       0xaa55
-#define HDR_MAGIC       0x53726448 /* "HdrS" */
-#define SECTOR          512
-#define DEFAULT_SECTS   4 /* setup_sects 0 means 4 (boot.rst) */
-#define HDR_END_206     0x23c /* end of cmdline_size, a 2.06 field */
+#define HDR_OFFSET    0x1f1 /* struct setup_header */
+#define HDR_END_BYTE  0x201 /* header length - 0x202 ... jump's 2nd byte */
+#define BOOT_FLAG     0xaa55
+#define HDR_MAGIC     0x53726448 /* "HdrS" */
+#define SECTOR        512
+#define DEFAULT_SECTS 4     /* setup_sects 0 means 4 (boot.rst) */
+#define HDR_END_206   0x23c /* end of cmdline_size, a 2.06 field */
 
 int bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
                   uint64_t load_addr, struct bzimage *out, char *err,
@@ -23,7 +23,8 @@ int bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
     if (head_len < 0x206 + 2) {
         snprintf(err, err_len,
                  "too short to be a bzImage (%llu bytes; need a setup "
-                 "header)", (unsigned long long)file_size);
+                 "header)",
+                 (unsigned long long)file_size);
         return -ENOEXEC;
     }
     struct setup_header hdr;
@@ -49,47 +50,54 @@ int bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
     if (hdr.version < BZIMAGE_MIN_VERSION) {
         snprintf(err, err_len,
                  "Linux boot protocol %u.%02u is too old (runvm needs "
-                 "2.06 or newer)", hdr.version >> 8, hdr.version & 0xff);
+                 "2.06 or newer)",
+                 hdr.version >> 8, hdr.version & 0xff);
         return -ENOEXEC;
     }
     if (hdr_end < HDR_END_206 || hdr_end > head_len) {
         /* A 2.06 header reaches past cmdline_size (0x238..0x23b). */
-        snprintf(err, err_len, "setup header length %zu is inconsistent "
-                 "with protocol %u.%02u", hdr_end - HDR_OFFSET,
-                 hdr.version >> 8, hdr.version & 0xff);
+        snprintf(err, err_len,
+                 "setup header length %zu is inconsistent "
+                 "with protocol %u.%02u",
+                 hdr_end - HDR_OFFSET, hdr.version >> 8, hdr.version & 0xff);
         return -EINVAL;
     }
     if (!(hdr.loadflags & LOADED_HIGH)) {
-        snprintf(err, err_len, "a zImage (loaded low) is not supported; "
+        snprintf(err, err_len,
+                 "a zImage (loaded low) is not supported; "
                  "use a bzImage");
         return -ENOEXEC;
     }
     if (hdr.version >= 0x020c && !(hdr.xloadflags & XLF_KERNEL_64)) {
-        snprintf(err, err_len, "kernel has no 64-bit entry point (a 32-bit "
+        snprintf(err, err_len,
+                 "kernel has no 64-bit entry point (a 32-bit "
                  "kernel?); runvm boots x86-64 kernels");
         return -ENOEXEC;
     }
     uint64_t setup_sects = hdr.setup_sects ? hdr.setup_sects : DEFAULT_SECTS;
     uint64_t setup_size = (setup_sects + 1) * SECTOR;
     if (setup_size >= file_size) {
-        snprintf(err, err_len, "truncated: setup code claims %llu bytes, "
-                 "the file has %llu", (unsigned long long)setup_size,
-                 (unsigned long long)file_size);
+        snprintf(err, err_len,
+                 "truncated: setup code claims %llu bytes, "
+                 "the file has %llu",
+                 (unsigned long long)setup_size, (unsigned long long)file_size);
         return -EINVAL;
     }
     uint64_t kernel_size = file_size - setup_size;
     /* syssize counts 16-byte paragraphs of protected-mode code. */
     uint64_t declared = (uint64_t)hdr.syssize * 16;
     if (declared == 0 || declared > kernel_size) {
-        snprintf(err, err_len, "truncated: header declares %llu bytes of "
+        snprintf(err, err_len,
+                 "truncated: header declares %llu bytes of "
                  "kernel, the file has %llu after the setup code",
-                 (unsigned long long)declared,
-                 (unsigned long long)kernel_size);
+                 (unsigned long long)declared, (unsigned long long)kernel_size);
         return -EINVAL;
     }
     if (kernel_size > BZIMAGE_MAX_KERNEL) {
-        snprintf(err, err_len, "kernel is %llu MiB, larger than the %llu "
-                 "MiB runvm accepts", (unsigned long long)(kernel_size >> 20),
+        snprintf(err, err_len,
+                 "kernel is %llu MiB, larger than the %llu "
+                 "MiB runvm accepts",
+                 (unsigned long long)(kernel_size >> 20),
                  (unsigned long long)(BZIMAGE_MAX_KERNEL >> 20));
         return -EINVAL;
     }

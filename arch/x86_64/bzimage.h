@@ -22,17 +22,17 @@
 struct bzimage {
     /* The image's setup header, bytes past its declared end zeroed. */
     struct setup_header hdr;
-    uint16_t version;          /* boot protocol, e.g. 0x020f */
-    uint64_t kernel_offset;    /* file offset of the protected-mode code */
-    uint64_t kernel_size;      /* its size in bytes */
-    uint64_t load_addr;        /* guest address it is loaded at */
-    uint64_t entry64;          /* guest address of the 64-bit entry */
+    uint16_t version;       /* boot protocol, e.g. 0x020f */
+    uint64_t kernel_offset; /* file offset of the protected-mode code */
+    uint64_t kernel_size;   /* its size in bytes */
+    uint64_t load_addr;     /* guest address it is loaded at */
+    uint64_t entry64;       /* guest address of the 64-bit entry */
     /* First guest address not needed by the kernel while it decompresses
      * and boots (load address or preferred address + init_size). The
      * initramfs must start at or above it. */
     uint64_t mem_end;
-    uint64_t initrd_addr_max;  /* last byte the initramfs may occupy */
-    uint32_t cmdline_max;      /* longest command line, without its NUL */
+    uint64_t initrd_addr_max; /* last byte the initramfs may occupy */
+    uint32_t cmdline_max;     /* longest command line, without its NUL */
 };
 
 /* Validates a bzImage from its first head_len bytes (at least

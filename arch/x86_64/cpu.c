@@ -8,33 +8,33 @@
 #include "arch/x86_64/layout.h"
 
 /* Page table entry bits (Intel SDM vol. 3 §4.5). */
-#define PTE_PRESENT  (1ULL << 0)
-#define PTE_WRITE    (1ULL << 1)
-#define PTE_PS       (1ULL << 7) /* 2 MiB page in a PD entry */
-#define PT_ENTRIES   512
+#define PTE_PRESENT (1ULL << 0)
+#define PTE_WRITE   (1ULL << 1)
+#define PTE_PS      (1ULL << 7) /* 2 MiB page in a PD entry */
+#define PT_ENTRIES  512
 
-#define X86_CR0_PE   (1ULL << 0)
-#define X86_CR0_ET   (1ULL << 4)
-#define X86_CR0_PG   (1ULL << 31)
-#define X86_CR4_PAE  (1ULL << 5)
-#define EFER_LME     (1ULL << 8)
-#define EFER_LMA     (1ULL << 10)
+#define X86_CR0_PE  (1ULL << 0)
+#define X86_CR0_ET  (1ULL << 4)
+#define X86_CR0_PG  (1ULL << 31)
+#define X86_CR4_PAE (1ULL << 5)
+#define EFER_LME    (1ULL << 8)
+#define EFER_LMA    (1ULL << 10)
 
 /* MSR numbers (SDM vol. 4). */
-#define MSR_IA32_SYSENTER_CS  0x174
-#define MSR_IA32_SYSENTER_ESP 0x175
-#define MSR_IA32_SYSENTER_EIP 0x176
-#define MSR_STAR              0xc0000081
-#define MSR_LSTAR             0xc0000082
-#define MSR_CSTAR             0xc0000083
-#define MSR_SYSCALL_MASK      0xc0000084
-#define MSR_KERNEL_GS_BASE    0xc0000102
-#define MSR_IA32_TSC          0x10
-#define MSR_IA32_MISC_ENABLE  0x1a0
-#define MSR_MTRR_DEF_TYPE     0x2ff
+#define MSR_IA32_SYSENTER_CS    0x174
+#define MSR_IA32_SYSENTER_ESP   0x175
+#define MSR_IA32_SYSENTER_EIP   0x176
+#define MSR_STAR                0xc0000081
+#define MSR_LSTAR               0xc0000082
+#define MSR_CSTAR               0xc0000083
+#define MSR_SYSCALL_MASK        0xc0000084
+#define MSR_KERNEL_GS_BASE      0xc0000102
+#define MSR_IA32_TSC            0x10
+#define MSR_IA32_MISC_ENABLE    0x1a0
+#define MSR_MTRR_DEF_TYPE       0x2ff
 #define MISC_ENABLE_FAST_STRING 1ULL
-#define MTRR_ENABLE           (1ULL << 11)
-#define MTRR_TYPE_WRBACK      6ULL
+#define MTRR_ENABLE             (1ULL << 11)
+#define MTRR_TYPE_WRBACK        6ULL
 
 /* Local APIC registers and LVT delivery modes (SDM vol. 3 §10.5.1). */
 #define APIC_LVT0        0x350
@@ -44,11 +44,11 @@
 #define APIC_MODE_EXTINT 0x700
 
 /* CPUID bits. */
-#define CPUID_1_ECX_HYPERVISOR (1U << 31)
-#define CPUID_1_EDX_HTT        (1U << 28)
-#define CPUID_1_ECX_VMX        (1U << 5)
+#define CPUID_1_ECX_HYPERVISOR   (1U << 31)
+#define CPUID_1_EDX_HTT          (1U << 28)
+#define CPUID_1_ECX_VMX          (1U << 5)
 #define CPUID_1_ECX_TSC_DEADLINE (1U << 24)
-#define CPUID_80000001_ECX_SVM (1U << 2)
+#define CPUID_80000001_ECX_SVM   (1U << 2)
 
 #define FPU_CONTROL_DEFAULT 0x37f  /* x87 FNINIT value */
 #define MXCSR_DEFAULT       0x1f80 /* all SSE exceptions masked */
@@ -171,11 +171,8 @@ void cpu_cpuid_filter(struct kvm_cpuid2 *cpuid, bool tsc_deadline)
             if (tsc_deadline)
                 e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
             break;
-        case 0x80000001:
-            e->ecx &= ~CPUID_80000001_ECX_SVM;
-            break;
-        default:
-            break;
+        case 0x80000001: e->ecx &= ~CPUID_80000001_ECX_SVM; break;
+        default: break;
         }
     }
 }
@@ -199,8 +196,7 @@ void cpu_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned int apic_id,
             /* Extended topology: EDX is the x2APIC id on every subleaf. */
             e->edx = apic_id;
             break;
-        default:
-            break;
+        default: break;
         }
     }
 }
@@ -222,10 +218,14 @@ unsigned int cpu_msrs_fill(struct kvm_msr_entry *entries)
         uint32_t index;
         uint64_t data;
     } boot[CPU_BOOT_MSRS] = {
-        {MSR_IA32_SYSENTER_CS, 0},  {MSR_IA32_SYSENTER_ESP, 0},
-        {MSR_IA32_SYSENTER_EIP, 0}, {MSR_STAR, 0},
-        {MSR_CSTAR, 0},             {MSR_KERNEL_GS_BASE, 0},
-        {MSR_SYSCALL_MASK, 0},      {MSR_LSTAR, 0},
+        {MSR_IA32_SYSENTER_CS, 0},
+        {MSR_IA32_SYSENTER_ESP, 0},
+        {MSR_IA32_SYSENTER_EIP, 0},
+        {MSR_STAR, 0},
+        {MSR_CSTAR, 0},
+        {MSR_KERNEL_GS_BASE, 0},
+        {MSR_SYSCALL_MASK, 0},
+        {MSR_LSTAR, 0},
         {MSR_IA32_TSC, 0},
         {MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
         /* Memory write-back by default, as firmware leaves it. */
@@ -242,8 +242,8 @@ int cpu_setup_vcpu(int vcpu_fd, unsigned int index, unsigned int nr_cpus,
                    const struct kvm_cpuid2 *supported, uint64_t entry,
                    const char **what)
 {
-    size_t cpuid_size = sizeof(*supported) +
-                        supported->nent * sizeof(supported->entries[0]);
+    size_t cpuid_size =
+        sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
     struct kvm_cpuid2 *cpuid = malloc(cpuid_size);
     if (!cpuid) {
         *what = "CPUID";
@@ -271,8 +271,7 @@ int cpu_setup_vcpu(int vcpu_fd, unsigned int index, unsigned int nr_cpus,
         return set < 0 ? -errno : -EINVAL;
     }
 
-    struct kvm_fpu fpu = {.fcw = FPU_CONTROL_DEFAULT,
-                          .mxcsr = MXCSR_DEFAULT};
+    struct kvm_fpu fpu = {.fcw = FPU_CONTROL_DEFAULT, .mxcsr = MXCSR_DEFAULT};
     if (ioctl(vcpu_fd, KVM_SET_FPU, &fpu) < 0) {
         *what = "KVM_SET_FPU";
         return -errno;

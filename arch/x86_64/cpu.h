@@ -14,9 +14,9 @@
 
 /* GDT selectors (entries at LAYOUT_GDT_ADDR): null, code64, data, TSS. */
 #define CPU_GDT_ENTRIES 4
-#define CPU_SEL_CODE 0x08
-#define CPU_SEL_DATA 0x10
-#define CPU_SEL_TSS  0x18
+#define CPU_SEL_CODE    0x08
+#define CPU_SEL_DATA    0x10
+#define CPU_SEL_TSS     0x18
 
 /* Writes the identity page tables (2 MiB pages, all of 0-4 GiB) and the
  * boot GDT/IDT into guest memory. 0 or -EFAULT. */
@@ -27,8 +27,7 @@ int cpu_write_tables(const struct guest_mem *mem)
 void cpu_sregs_fill(struct kvm_sregs *sregs);
 
 /* General registers for the 64-bit entry: rip = entry, rsi = zero page. */
-void cpu_regs_fill(struct kvm_regs *regs, uint64_t entry,
-                   uint64_t zero_page);
+void cpu_regs_fill(struct kvm_regs *regs, uint64_t entry, uint64_t zero_page);
 
 /* Adjusts KVM_GET_SUPPORTED_CPUID to what every vCPU of the VM offers: no
  * VMX or SVM, the TSC-deadline timer where KVM has it. */

@@ -7,12 +7,12 @@
 
 /* MP spec 1.4 §4.1: MP floating pointer structure, 16 bytes. */
 struct mpf_intel {
-    char signature[4]; /* "_MP_" */
-    uint32_t physptr;  /* configuration table address */
-    uint8_t length;    /* in 16-byte units: 1 */
+    char signature[4];     /* "_MP_" */
+    uint32_t physptr;      /* configuration table address */
+    uint8_t length;        /* in 16-byte units: 1 */
     uint8_t specification; /* 4 = version 1.4 */
-    uint8_t checksum;  /* all bytes sum to 0 */
-    uint8_t feature1;  /* 0: a configuration table is present */
+    uint8_t checksum;      /* all bytes sum to 0 */
+    uint8_t feature1;      /* 0: a configuration table is present */
     uint8_t feature2;
     uint8_t feature3;
     uint8_t feature4;
@@ -74,24 +74,24 @@ struct mpc_intsrc {
     uint8_t dstirq;
 } __attribute__((packed));
 
-#define MP_PROCESSOR 0
-#define MP_BUS 1
-#define MP_IOAPIC 2
-#define MP_INTSRC 3
-#define MP_LINTSRC 4
-#define MP_SPEC_1_4 4
-#define CPU_ENABLED 1
-#define CPU_BOOTPROCESSOR 2
-#define MPC_APIC_USABLE 1
-#define MP_IRQTYPE_INT 0
-#define MP_IRQTYPE_NMI 1
-#define MP_IRQTYPE_EXTINT 3
-#define MP_IRQFLAG_DEFAULT 0 /* conforms to the bus: ISA = edge, high */
-#define APIC_VERSION 0x14    /* integrated local APIC, as KVM's */
-#define IOAPIC_VERSION 0x11  /* 82093AA, as KVM's */
-#define MP_ALL_APICS 0xff
+#define MP_PROCESSOR       0
+#define MP_BUS             1
+#define MP_IOAPIC          2
+#define MP_INTSRC          3
+#define MP_LINTSRC         4
+#define MP_SPEC_1_4        4
+#define CPU_ENABLED        1
+#define CPU_BOOTPROCESSOR  2
+#define MPC_APIC_USABLE    1
+#define MP_IRQTYPE_INT     0
+#define MP_IRQTYPE_NMI     1
+#define MP_IRQTYPE_EXTINT  3
+#define MP_IRQFLAG_DEFAULT 0    /* conforms to the bus: ISA = edge, high */
+#define APIC_VERSION       0x14 /* integrated local APIC, as KVM's */
+#define IOAPIC_VERSION     0x11 /* 82093AA, as KVM's */
+#define MP_ALL_APICS       0xff
 /* CPU signature for the entry: family 6; Linux only prints it. */
-#define CPU_SIGNATURE 0x600
+#define CPU_SIGNATURE        0x600
 #define CPU_FEATURE_FPU_APIC 0x201 /* CPUID.1:EDX FPU | APIC */
 
 size_t mptable_size(unsigned int nr_cpus)
@@ -111,8 +111,7 @@ static uint8_t checksum(const uint8_t *p, size_t len)
     return (uint8_t)(0 - sum);
 }
 
-int mptable_build(uint8_t *buf, size_t len, uint64_t gpa,
-                  unsigned int nr_cpus)
+int mptable_build(uint8_t *buf, size_t len, uint64_t gpa, unsigned int nr_cpus)
 {
     if (nr_cpus == 0 || nr_cpus > MPTABLE_MAX_CPUS)
         return -EINVAL;
@@ -146,13 +145,14 @@ int mptable_build(uint8_t *buf, size_t len, uint64_t gpa,
         off += sizeof(cpu);
         count++;
     }
-    struct mpc_bus bus = {.type = MP_BUS, .busid = 0,
-                          .bustype = {'I', 'S', 'A', ' ', ' ', ' '}};
+    struct mpc_bus bus = {
+        .type = MP_BUS, .busid = 0, .bustype = {'I', 'S', 'A', ' ', ' ', ' '}};
     memcpy(table + off, &bus, sizeof(bus));
     off += sizeof(bus);
     count++;
     uint8_t ioapic_id = (uint8_t)nr_cpus;
-    struct mpc_ioapic ioapic = {.type = MP_IOAPIC, .apicid = ioapic_id,
+    struct mpc_ioapic ioapic = {.type = MP_IOAPIC,
+                                .apicid = ioapic_id,
                                 .apicver = IOAPIC_VERSION,
                                 .flags = MPC_APIC_USABLE,
                                 .apicaddr = (uint32_t)LAYOUT_IOAPIC_ADDR};
@@ -162,9 +162,12 @@ int mptable_build(uint8_t *buf, size_t len, uint64_t gpa,
     /* ISA IRQ n -> IOAPIC pin n, edge/high as the ISA bus conforms. */
     for (unsigned int pin = 0; pin < MPTABLE_IOAPIC_PINS; pin++) {
         struct mpc_intsrc src = {
-            .type = MP_INTSRC, .irqtype = MP_IRQTYPE_INT,
-            .irqflag = MP_IRQFLAG_DEFAULT, .srcbus = 0,
-            .srcbusirq = (uint8_t)pin, .dstapic = ioapic_id,
+            .type = MP_INTSRC,
+            .irqtype = MP_IRQTYPE_INT,
+            .irqflag = MP_IRQFLAG_DEFAULT,
+            .srcbus = 0,
+            .srcbusirq = (uint8_t)pin,
+            .dstapic = ioapic_id,
             .dstirq = (uint8_t)pin,
         };
         memcpy(table + off, &src, sizeof(src));
@@ -173,11 +176,15 @@ int mptable_build(uint8_t *buf, size_t len, uint64_t gpa,
     }
     /* LINT0 carries the 8259's ExtINT, LINT1 NMI (virtual wire mode). */
     struct mpc_intsrc lint[2] = {
-        {.type = MP_LINTSRC, .irqtype = MP_IRQTYPE_EXTINT,
-         .irqflag = MP_IRQFLAG_DEFAULT, .dstapic = MP_ALL_APICS,
+        {.type = MP_LINTSRC,
+         .irqtype = MP_IRQTYPE_EXTINT,
+         .irqflag = MP_IRQFLAG_DEFAULT,
+         .dstapic = MP_ALL_APICS,
          .dstirq = 0},
-        {.type = MP_LINTSRC, .irqtype = MP_IRQTYPE_NMI,
-         .irqflag = MP_IRQFLAG_DEFAULT, .dstapic = MP_ALL_APICS,
+        {.type = MP_LINTSRC,
+         .irqtype = MP_IRQTYPE_NMI,
+         .irqflag = MP_IRQFLAG_DEFAULT,
+         .dstapic = MP_ALL_APICS,
          .dstirq = 1},
     };
     memcpy(table + off, lint, sizeof(lint));

@@ -19,7 +19,7 @@ size_t mptable_size(unsigned int nr_cpus);
  * into buf (len bytes), as they are to appear at guest address gpa. CPU i
  * gets APIC id i; the IOAPIC gets id nr_cpus. 0, or -EINVAL for nr_cpus 0
  * or above MPTABLE_MAX_CPUS, -ENOSPC if buf is too small. */
-int mptable_build(uint8_t *buf, size_t len, uint64_t gpa,
-                  unsigned int nr_cpus) __attribute__((warn_unused_result));
+int mptable_build(uint8_t *buf, size_t len, uint64_t gpa, unsigned int nr_cpus)
+    __attribute__((warn_unused_result));
 
 #endif

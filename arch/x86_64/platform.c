@@ -77,8 +77,8 @@ void arch_vcpu_dump(int vcpu_fd, unsigned int index, FILE *f)
     fprintf(f,
             "runvm: vCPU %u: rip 0x%llx rsp 0x%llx cs 0x%x cr0 0x%llx "
             "cr3 0x%llx cr4 0x%llx efer 0x%llx\n",
-            index, (unsigned long long)regs.rip,
-            (unsigned long long)regs.rsp, sregs.cs.selector,
-            (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr3,
-            (unsigned long long)sregs.cr4, (unsigned long long)sregs.efer);
+            index, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+            sregs.cs.selector, (unsigned long long)sregs.cr0,
+            (unsigned long long)sregs.cr3, (unsigned long long)sregs.cr4,
+            (unsigned long long)sregs.efer);
 }

@@ -6,13 +6,12 @@
 
 #include "arch/x86_64/layout.h"
 
-int arch_ram_layout(uint64_t ram_size, struct gm_region *out,
-                    unsigned int *n)
+int arch_ram_layout(uint64_t ram_size, struct gm_region *out, unsigned int *n)
 {
     if (ram_size == 0 || ram_size % (4 * KiB) != 0)
         return -EINVAL;
-    uint64_t low = ram_size < LAYOUT_MMIO_HOLE_START ? ram_size
-                                                     : LAYOUT_MMIO_HOLE_START;
+    uint64_t low =
+        ram_size < LAYOUT_MMIO_HOLE_START ? ram_size : LAYOUT_MMIO_HOLE_START;
     out[0] = (struct gm_region){.gpa = 0, .size = low};
     *n = 1;
     if (ram_size > low) {

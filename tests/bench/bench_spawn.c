@@ -30,8 +30,7 @@ int main(int argc, char **argv)
     errno = 0;
     unsigned long count = strtoul(argv[1], &end, 10);
     if (errno || *end || count == 0 || count > 1000000) {
-        fprintf(stderr, "bench_spawn: COUNT %s: want 1 to 1000000\n",
-                argv[1]);
+        fprintf(stderr, "bench_spawn: COUNT %s: want 1 to 1000000\n", argv[1]);
         return 2;
     }
     for (unsigned long i = 0; i < count; i++) {
@@ -43,22 +42,20 @@ int main(int argc, char **argv)
         }
         if (pid == 0) {
             execv(argv[2], argv + 2);
-            fprintf(stderr, "bench_spawn: %s: %s\n", argv[2],
-                    strerror(errno));
+            fprintf(stderr, "bench_spawn: %s: %s\n", argv[2], strerror(errno));
             _exit(127);
         }
         int status;
         while (waitpid(pid, &status, 0) < 0) {
             if (errno != EINTR) {
-                fprintf(stderr, "bench_spawn: waitpid: %s\n",
-                        strerror(errno));
+                fprintf(stderr, "bench_spawn: waitpid: %s\n", strerror(errno));
                 return 1;
             }
         }
         double ms = now_ms() - t;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "bench_spawn: run %lu of %s: status 0x%x\n",
-                    i + 1, argv[2], status);
+            fprintf(stderr, "bench_spawn: run %lu of %s: status 0x%x\n", i + 1,
+                    argv[2], status);
             return 1;
         }
         printf("%.3f\n", ms);

@@ -22,9 +22,7 @@ static void on_msg(void *opaque, const struct msg_view *v)
     const char *argv[16];
 
     switch (v->type) {
-    case MSG_HELLO:
-        (void)msg_decode_hello(v, &h);
-        break;
+    case MSG_HELLO: (void)msg_decode_hello(v, &h); break;
     case MSG_RUN:
         if (msg_decode_run(v, &r) == 0) {
             (void)msg_strlist_split(&r.run_argv, argv, 16);
@@ -46,15 +44,9 @@ static void on_msg(void *opaque, const struct msg_view *v)
             msg_buf_free(&m);
         }
         break;
-    case MSG_STDIN:
-        (void)msg_decode_stdin(v, &s);
-        break;
-    case MSG_OUTPUT:
-        (void)msg_decode_output(v, &o);
-        break;
-    case MSG_EXIT:
-        (void)msg_decode_exit(v, &e);
-        break;
+    case MSG_STDIN: (void)msg_decode_stdin(v, &s); break;
+    case MSG_OUTPUT: (void)msg_decode_output(v, &o); break;
+    case MSG_EXIT: (void)msg_decode_exit(v, &e); break;
     case MSG_ERROR:
         if (msg_decode_error(v, &er) == 0)
             free(msg_bytes_strdup(er.message));

@@ -97,8 +97,8 @@ static void fuzz_registers(const uint8_t *data, size_t size)
     static struct virtio_dev dev;
     static uint8_t config[16];
     if (virtio_mmio_init(&dev, &fake_ops, NULL, &mem,
-                         VIRTIO_MMIO_RING_FEATURES | 1, config,
-                         sizeof(config), fake_irq, NULL) < 0)
+                         VIRTIO_MMIO_RING_FEATURES | 1, config, sizeof(config),
+                         fake_irq, NULL) < 0)
         return;
     for (size_t i = 1; i + 6 <= size; i += 6) {
         uint16_t off;

@@ -37,7 +37,7 @@
 
 /* Boot-timer marker bytes around the transfer. */
 #define MARK_START 0x10
-#define MARK_END 0x11
+#define MARK_END   0x11
 
 struct pattern {
     uint64_t state;
@@ -138,8 +138,7 @@ static long long check_pattern(int fd, uint64_t total)
             continue;
         if (n <= 0)
             return (long long)off;
-        if (getenv("hvcdebug") &&
-            (off >> 16) != ((off + (uint64_t)n) >> 16)) {
+        if (getenv("hvcdebug") && (off >> 16) != ((off + (uint64_t)n) >> 16)) {
             char msg[64];
             snprintf(msg, sizeof(msg), "hvc_bulk: %llu bytes\n",
                      (unsigned long long)(off + (uint64_t)n));
@@ -238,8 +237,8 @@ static int guest_main(void)
         long long bad = check_pattern(fd, total);
         mark(MARK_END);
         snprintf(line, sizeof(line),
-                 "HVC-RESULT h2g bytes=%llu ns=%llu ok=%d bad_at=%lld\n",
-                 total, (unsigned long long)(now_ns() - t0), bad < 0, bad);
+                 "HVC-RESULT h2g bytes=%llu ns=%llu ok=%d bad_at=%lld\n", total,
+                 (unsigned long long)(now_ns() - t0), bad < 0, bad);
     }
     write_all(fd, (const uint8_t *)line, strlen(line));
     tcdrain(fd);

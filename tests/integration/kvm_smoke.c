@@ -16,27 +16,27 @@
 #define SMOKE_PORT 0x10
 
 static const uint8_t code[] = {
-    0x31, 0xc0,       /* xor ax, ax */
-    0xb9, 0x07, 0x00, /* mov cx, 7 */
-    0x05, 0x06, 0x00, /* l: add ax, 6 */
-    0xe2, 0xfb,       /* loop l */
+    0x31, 0xc0,             /* xor ax, ax */
+    0xb9, 0x07,       0x00, /* mov cx, 7 */
+    0x05, 0x06,       0x00, /* l: add ax, 6 */
+    0xe2, 0xfb,             /* loop l */
     0xba, SMOKE_PORT, 0x00, /* mov dx, 0x10 */
-    0xee,             /* out dx, al      -> 42 */
-    0xb8, 0xef, 0xbe, /* mov ax, 0xbeef */
-    0xef,             /* out dx, ax      -> 0xbeef */
-    0xf4,             /* hlt */
+    0xee,                   /* out dx, al      -> 42 */
+    0xb8, 0xef,       0xbe, /* mov ax, 0xbeef */
+    0xef,                   /* out dx, ax      -> 0xbeef */
+    0xf4,                   /* hlt */
 };
 
 static int failures;
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "kvm_smoke: FAIL %s: ", #cond);                \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-            failures++;                                                    \
-        }                                                                  \
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "kvm_smoke: FAIL %s: ", #cond);                    \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fputc('\n', stderr);                                               \
+            failures++;                                                        \
+        }                                                                      \
     } while (0)
 
 static void die(const char *what)
@@ -77,8 +77,8 @@ int main(void)
     int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (run_size < (int)sizeof(struct kvm_run))
         die("KVM_GET_VCPU_MMAP_SIZE");
-    struct kvm_run *run = mmap(NULL, run_size, PROT_READ | PROT_WRITE,
-                               MAP_SHARED, vcpu, 0);
+    struct kvm_run *run =
+        mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
     if (run == MAP_FAILED)
         die("mmap kvm_run");
 
@@ -106,14 +106,15 @@ int main(void)
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         if (ioctl(vcpu, KVM_RUN, 0) < 0)
             die("KVM_RUN");
-        CHECK(run->exit_reason == want[i].reason, "exit %zu: reason %u, want %u",
-              i, run->exit_reason, want[i].reason);
+        CHECK(run->exit_reason == want[i].reason,
+              "exit %zu: reason %u, want %u", i, run->exit_reason,
+              want[i].reason);
         if (run->exit_reason != want[i].reason)
             break;
         if (want[i].reason == KVM_EXIT_IO) {
             uint32_t v = 0;
-            CHECK(run->io.direction == KVM_EXIT_IO_OUT, "exit %zu: direction %u",
-                  i, run->io.direction);
+            CHECK(run->io.direction == KVM_EXIT_IO_OUT,
+                  "exit %zu: direction %u", i, run->io.direction);
             CHECK(run->io.port == SMOKE_PORT, "exit %zu: port %#x", i,
                   run->io.port);
             CHECK(run->io.size == want[i].size, "exit %zu: size %u", i,

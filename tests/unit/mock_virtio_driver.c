@@ -61,8 +61,8 @@ void mock_set_used_event(struct mock_vq *m, uint16_t event)
 
 int mock_used(struct mock_vq *m, uint32_t *id, uint32_t *len)
 {
-    uint16_t idx = __atomic_load_n((uint16_t *)gpa(m, m->used + 2, 2),
-                                   __ATOMIC_ACQUIRE);
+    uint16_t idx =
+        __atomic_load_n((uint16_t *)gpa(m, m->used + 2, 2), __ATOMIC_ACQUIRE);
     if (idx == m->last_used)
         return 0;
     uint32_t *e = gpa(m, m->used + 4 + 8ULL * (m->last_used % m->size), 8);

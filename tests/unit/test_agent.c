@@ -24,8 +24,8 @@
 #include "guest-agent/agent.h"
 #include "protocol/msg.h"
 
-#define STEP_UID 1000
-#define MAX_EXITS 4
+#define STEP_UID   1000
+#define MAX_EXITS  4
 #define MAX_ERRORS 8
 
 struct h {
@@ -108,8 +108,7 @@ static void on_msg(void *opaque, const struct msg_view *v)
         if (v->id == h->current)
             h->run_over = true;
         break;
-    default:
-        fail_msg("agent sent message type %u", v->type);
+    default: fail_msg("agent sent message type %u", v->type);
     }
 }
 
@@ -176,8 +175,7 @@ static struct h *start_agent(const char *lang_conf)
         fputs(lang_conf, f);
         fclose(f);
     }
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(msg_reader_init(&h->reader, on_msg, NULL, h), 0);
     fflush(NULL);
     h->agent = fork();
@@ -304,7 +302,8 @@ static bool out_is(struct h *h, int phase, int stream, const char *want)
 
 #define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
 
-/* ---- tests ---------------------------------------------------------------- */
+/* ---- tests ----------------------------------------------------------------
+ */
 
 static void hello_and_lang_conf_defaults(void **state)
 {
@@ -319,12 +318,12 @@ static void hello_and_lang_conf_defaults(void **state)
     assert_string_equal(h->toolchain, "dash 0.5");
     assert_string_equal(h->source, "main.sh");
     const char *src = "echo \"$GREETING/$1/$#\"; pwd >&2\n";
-    struct run_opts o = {.file_name = "main.sh", .file_data = src,
-                         .file_len = strlen(src)};
+    struct run_opts o = {
+        .file_name = "main.sh", .file_data = src, .file_len = strlen(src)};
     const struct msg_exit *e = run(h, 1, &o, 5000);
     assert_non_null(e);
-    assert_true(out_is(h, MSG_PHASE_RUN, MSG_STREAM_STDOUT,
-                       "hi there/two words/1\n"));
+    assert_true(
+        out_is(h, MSG_PHASE_RUN, MSG_STREAM_STDOUT, "hi there/two words/1\n"));
     /* The step ran in a fresh directory under the work root. */
     assert_true(h->out[1][MSG_STREAM_STDERR].len > strlen(h->work));
     assert_memory_equal(h->out[1][MSG_STREAM_STDERR].data, h->work,
@@ -405,8 +404,9 @@ static void binary_bytes_intact(void **state)
     uint8_t in[256];
     for (int i = 0; i < 256; i++)
         in[i] = (uint8_t)(255 - i);
-    struct run_opts o = {.argv = ARGV("sh", "-c", "cat data.bin; cat; "
-                                                  "cat data.bin >&2"),
+    struct run_opts o = {.argv = ARGV("sh", "-c",
+                                      "cat data.bin; cat; "
+                                      "cat data.bin >&2"),
                          .file_name = "data.bin",
                          .file_data = bytes,
                          .file_len = sizeof(bytes),
@@ -453,8 +453,7 @@ static void timeout_kills_group_ignoring_sigterm(void **state)
     /* Both children of the step died with it. */
     h->out[1][1].data[h->out[1][1].len - 1] = '\0';
     long kid1 = 0, kid2 = 0;
-    assert_int_equal(sscanf((char *)h->out[1][1].data, "%ld %ld", &kid1,
-                            &kid2),
+    assert_int_equal(sscanf((char *)h->out[1][1].data, "%ld %ld", &kid1, &kid2),
                      2);
     assert_true(pid_gone((pid_t)kid1));
     assert_true(pid_gone((pid_t)kid2));
@@ -504,8 +503,7 @@ static void fork_bomb_contained(void **state)
      * limit, and the shell would exit by itself with "Cannot fork". */
     struct run_opts o = {
         .argv = ARGV("sh", "-c", "f() { f | f & }; f & exec sleep 30"),
-        .limits = {.wall_ms = 1500, .max_procs = 16,
-                   .max_output = 1 << 20},
+        .limits = {.wall_ms = 1500, .max_procs = 16, .max_output = 1 << 20},
     };
     uint64_t t0 = now_ms();
     const struct msg_exit *e = run(h, 6, &o, 10000);
@@ -634,8 +632,10 @@ static void unknown_and_bad_messages_answered(void **state)
     send_msg(h, &m);
     wait_for(h, &h->run_over, 5000);
     assert_int_equal(h->error_codes[0], MSG_ERR_BAD_REQUEST);
-    struct run_opts bad = {.argv = ARGV("true"), .file_name = "../escape",
-                           .file_data = "x", .file_len = 1};
+    struct run_opts bad = {.argv = ARGV("true"),
+                           .file_name = "../escape",
+                           .file_data = "x",
+                           .file_len = 1};
     assert_null(run(h, 81, &bad, 5000));
     assert_int_equal(h->error_codes[0], MSG_ERR_BAD_REQUEST);
     /* No command anywhere (no lang.conf, none in the request). */
@@ -675,9 +675,11 @@ static void build_then_runs_reusing_it(void **state)
     struct h *h = start_agent("BUILD=sh -c 'echo building; cp src prog'\n"
                               "RUN=sh prog\n");
     const char *src = "echo \"ran with $(cat)\"\n";
-    struct run_opts o = {.file_name = "src", .file_data = src,
+    struct run_opts o = {.file_name = "src",
+                         .file_data = src,
                          .file_len = strlen(src),
-                         .stdin_data = "one", .stdin_len = 3};
+                         .stdin_data = "one",
+                         .stdin_len = 3};
     const struct msg_exit *e = run(h, 30, &o, 5000);
     assert_non_null(e);
     assert_int_equal(h->nexits, 2);
@@ -690,9 +692,10 @@ static void build_then_runs_reusing_it(void **state)
     assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "ran with one\n"));
 
     /* Same directory, no build: the built program, new stdin. */
-    struct run_opts again = {.flags = MSG_RUN_REUSE_WORKDIR |
-                                      MSG_RUN_SKIP_BUILD,
-                             .stdin_data = "two", .stdin_len = 3};
+    struct run_opts again = {.flags =
+                                 MSG_RUN_REUSE_WORKDIR | MSG_RUN_SKIP_BUILD,
+                             .stdin_data = "two",
+                             .stdin_len = 3};
     e = run(h, 31, &again, 5000);
     assert_non_null(e);
     assert_int_equal(h->nexits, 1);

@@ -24,7 +24,7 @@
 struct t {
     struct evloop loop;
     struct agent_client c;
-    int peer;   /* the agent's end */
+    int peer; /* the agent's end */
     pid_t agent;
     char work[64];
     char conf[96];
@@ -84,8 +84,11 @@ static void on_closed(void *o, int err)
 }
 
 static const struct agent_client_ops ops = {
-    .hello = on_hello, .output = on_output, .exit = on_exit_msg,
-    .error = on_error, .closed = on_closed,
+    .hello = on_hello,
+    .output = on_output,
+    .exit = on_exit_msg,
+    .error = on_error,
+    .closed = on_closed,
 };
 
 /* evloop_stop is final for a loop; the test restarts it between waits. */
@@ -107,8 +110,7 @@ static struct t *setup_pair(void)
         for (int s = 0; s < 3; s++)
             msg_buf_init(&t->out[p][s]);
     assert_int_equal(evloop_init(&t->loop), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(agent_client_init(&t->c, &t->loop, sv[0], &ops, t), 0);
     t->peer = sv[1];
     t->agent = -1;
@@ -143,8 +145,7 @@ static struct t *setup_agent_conf(const char *conf, bool late_client)
         for (int s = 0; s < 3; s++)
             msg_buf_init(&t->out[p][s]);
     assert_int_equal(evloop_init(&t->loop), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     t->c.fd = sv[0];
     t->peer = sv[1];
     strcpy(t->work, "/tmp/test_agent_client.XXXXXX");
@@ -241,8 +242,8 @@ static void test_exec_argv_output_and_status(void **state)
 {
     (void)state;
     struct t *t = setup_agent();
-    static const char *const argv[] = {
-        "sh", "-c", "echo out; echo err >&2; exit 7", NULL};
+    static const char *const argv[] = {"sh", "-c",
+                                       "echo out; echo err >&2; exit 7", NULL};
     static const char *const none[] = {NULL};
     struct agent_request req = {.run_argv = argv, .build_argv = none};
     uint32_t id = 0;
@@ -265,10 +266,10 @@ static void test_file_stdin_and_second_run(void **state)
     (void)state;
     struct t *t = setup_agent();
     static const char src[] = "read x; echo \"got $x\"\n";
-    struct agent_file f = {.name = "main.sh", .data = src,
-                           .len = sizeof(src) - 1};
-    struct agent_request req = {.files = &f, .nfiles = 1,
-                                .stdin_data = "abc\n", .stdin_len = 4};
+    struct agent_file f = {
+        .name = "main.sh", .data = src, .len = sizeof(src) - 1};
+    struct agent_request req = {
+        .files = &f, .nfiles = 1, .stdin_data = "abc\n", .stdin_len = 4};
     assert_int_equal(agent_client_run(&t->c, &req, NULL), 0);
     run_until_over(t);
     assert_true(t->last_exit.exited);
@@ -302,10 +303,8 @@ static void test_signal_and_timeout(void **state)
     assert_true(t->last_exit.signaled);
     assert_int_equal(t->last_exit.signal, SIGKILL);
 
-    static const char *const loop[] = {"sh", "-c", "while :; do :; done",
-                                       NULL};
-    struct agent_request slow = {.run_argv = loop,
-                                 .limits = {.wall_ms = 300}};
+    static const char *const loop[] = {"sh", "-c", "while :; do :; done", NULL};
+    struct agent_request slow = {.run_argv = loop, .limits = {.wall_ms = 300}};
     assert_int_equal(agent_client_run(&t->c, &slow, NULL), 0);
     run_until_over(t);
     assert_true(t->last_exit.status & MSG_EXIT_TIMED_OUT);
@@ -321,13 +320,18 @@ static void test_one_run_build_and_run(void **state)
     struct t *t = setup_agent_conf(
         "LANG=sh\nSOURCE=main.sh\n"
         "BUILD=sh -c 'sleep 0.5; echo compiled; cp main.sh prog'\n"
-        "RUN=sh prog\n", false);
+        "RUN=sh prog\n",
+        false);
     static const char src[] = "read x; echo \"got $x\"\n";
     struct agent_file f = {.data = src, .len = sizeof(src) - 1};
     struct agent_request req = {
-        .files = &f, .nfiles = 1, .stdin_data = "abc\n", .stdin_len = 4,
+        .files = &f,
+        .nfiles = 1,
+        .stdin_data = "abc\n",
+        .stdin_len = 4,
         .limits = {.wall_ms = 300},
-        .has_build_limits = true, .build_limits = {.wall_ms = 5000},
+        .has_build_limits = true,
+        .build_limits = {.wall_ms = 5000},
     };
     uint32_t id;
     assert_int_equal(agent_client_run(&t->c, &req, &id), 0);
@@ -362,8 +366,8 @@ static void test_reannounce(void **state)
     (void)state;
     struct t *t = setup_agent_conf(DEFAULT_CONF, true);
     assert_false(t->c.have_hello);
-    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
-                                      NULL), -EAGAIN);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, NULL),
+                     -EAGAIN);
     uint32_t id = 0;
     assert_int_equal(agent_client_announce(&t->c, &id), 0);
     assert_int_not_equal(id, 0);
@@ -399,8 +403,8 @@ static void test_shutdown_ends_agent(void **state)
     while (!t->closed)
         assert_int_equal(pump(t, 5000), 0);
     assert_int_equal(t->close_err, -EPIPE);
-    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
-                                      NULL), -EPIPE);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, NULL),
+                     -EPIPE);
     int st;
     assert_int_equal(waitpid(t->agent, &st, 0), t->agent);
     assert_true(WIFEXITED(st));
@@ -478,8 +482,13 @@ static void test_run_encoding_decodes(void **state)
         {.name = "in.txt", .data = "", .len = 0, .mode = 0600},
     };
     struct agent_request req = {
-        .files = files, .nfiles = 2, .build_argv = none, .run_argv = argv,
-        .stdin_data = "x", .stdin_len = 1, .stdin_open = true,
+        .files = files,
+        .nfiles = 2,
+        .build_argv = none,
+        .run_argv = argv,
+        .stdin_data = "x",
+        .stdin_len = 1,
+        .stdin_open = true,
         .flags = MSG_RUN_REUSE_WORKDIR | 0x8000, /* unknown bit dropped */
         .limits = {.wall_ms = 10000, .mem_bytes = 1 << 28},
         .has_build_limits = true,
@@ -532,8 +541,8 @@ static void test_second_hello_during_run(void **state)
     peer_hello(t);
     assert_int_equal(t->nhellos, 1);
     uint32_t id, aid;
-    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
-                                      &id), 0);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, &id),
+                     0);
     assert_int_equal(agent_client_announce(&t->c, &aid), 0);
     assert_int_not_equal(aid, id);
     struct msg_buf m;
@@ -555,11 +564,11 @@ static void test_second_hello_during_run(void **state)
     assert_int_equal(t->nerrors, 1);
     assert_int_equal(t->last_error, MSG_ERR_INTERNAL);
     /* The new agent takes RUNs; the lost one's EXIT would be stale. */
-    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
-                                      NULL), 0);
-    assert_int_equal(msg_build_exit(&m, id, &(struct msg_exit){
-                                                .status = MSG_EXIT_FINAL}),
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, NULL),
                      0);
+    assert_int_equal(
+        msg_build_exit(&m, id, &(struct msg_exit){.status = MSG_EXIT_FINAL}),
+        0);
     peer_send(t, &m);
     assert_int_equal(pump(t, 200), -ETIMEDOUT); /* nothing to report */
     assert_int_equal(t->nexits, 0);
@@ -571,8 +580,8 @@ static void test_run_before_hello(void **state)
 {
     (void)state;
     struct t *t = setup_pair();
-    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
-                                      NULL), -EAGAIN);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, NULL),
+                     -EAGAIN);
     teardown(t);
 }
 
@@ -582,8 +591,8 @@ static void test_garbage_stale_and_error(void **state)
     struct t *t = setup_pair();
     peer_hello(t);
     uint32_t id;
-    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
-                                      &id), 0);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, &id),
+                     0);
     /* Line noise, a frame with a broken CRC, output for another id and a
      * host-bound type: all counted, none acted upon. */
     static const uint8_t noise[] = {0xc0, 1, 2, 3, 0xdb, 0x00, 0xc0};
@@ -608,8 +617,8 @@ static void test_garbage_stale_and_error(void **state)
     assert_int_equal(t->out[1][1].len, 0);
     assert_true(t->c.dropped >= 4);
     /* The RUN is over: a new one may start. */
-    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
-                                      NULL), 0);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, NULL),
+                     0);
     msg_buf_free(&m);
     teardown(t);
 }
@@ -619,8 +628,8 @@ static void test_peer_closes_mid_run(void **state)
     (void)state;
     struct t *t = setup_pair();
     peer_hello(t);
-    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0},
-                                      NULL), 0);
+    assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, NULL),
+                     0);
     close(t->peer);
     t->peer = -1;
     while (!t->closed)

@@ -11,7 +11,10 @@
 #include "devices/boot_timer.h"
 
 static uint64_t fake_ns;
-static uint64_t fake_now(void) { return fake_ns; }
+static uint64_t fake_now(void)
+{
+    return fake_ns;
+}
 
 static uint64_t fake_count;
 static int fake_ret;
@@ -47,8 +50,10 @@ static void marks_without_counters(void **state)
 static void marks_record_counters(void **state)
 {
     (void)state;
-    struct boot_timer bt = {.now_ns = fake_now, .read_counters = fake_read,
-                            .counters_ctx = &fake_count, .nr_counters = 4};
+    struct boot_timer bt = {.now_ns = fake_now,
+                            .read_counters = fake_read,
+                            .counters_ctx = &fake_count,
+                            .nr_counters = 4};
     fake_ret = 0;
     fake_count = 7;
     mark(&bt, 0x01);
@@ -64,8 +69,10 @@ static void marks_record_counters(void **state)
 static void failed_read_leaves_no_counters(void **state)
 {
     (void)state;
-    struct boot_timer bt = {.now_ns = fake_now, .read_counters = fake_read,
-                            .counters_ctx = &fake_count, .nr_counters = 2};
+    struct boot_timer bt = {.now_ns = fake_now,
+                            .read_counters = fake_read,
+                            .counters_ctx = &fake_count,
+                            .nr_counters = 2};
     fake_ret = -5;
     mark(&bt, 0x01);
     assert_int_equal(bt.nr_marks, 1);
@@ -76,8 +83,10 @@ static void failed_read_leaves_no_counters(void **state)
 static void counter_count_is_capped(void **state)
 {
     (void)state;
-    struct boot_timer bt = {.now_ns = fake_now, .read_counters = fake_read,
-                            .counters_ctx = &fake_count, .nr_counters = 1000};
+    struct boot_timer bt = {.now_ns = fake_now,
+                            .read_counters = fake_read,
+                            .counters_ctx = &fake_count,
+                            .nr_counters = 1000};
     mark(&bt, 0x01);
     assert_int_equal(fake_nr_asked, BOOT_TIMER_MAX_COUNTERS);
     assert_true(bt.marks[0].have_counters);
@@ -86,8 +95,10 @@ static void counter_count_is_capped(void **state)
 static void marks_past_the_table_are_counted_not_kept(void **state)
 {
     (void)state;
-    struct boot_timer bt = {.now_ns = fake_now, .read_counters = fake_read,
-                            .counters_ctx = &fake_count, .nr_counters = 1};
+    struct boot_timer bt = {.now_ns = fake_now,
+                            .read_counters = fake_read,
+                            .counters_ctx = &fake_count,
+                            .nr_counters = 1};
     fake_nr_asked = 0;
     for (int i = 0; i < BOOT_TIMER_MAX_MARKS; i++)
         mark(&bt, (uint8_t)i);

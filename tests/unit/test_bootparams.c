@@ -147,8 +147,8 @@ static void initrd_too_big(void **state)
     /* 64 MiB - 48 MiB kernel = 16 MiB of room. */
     assert_int_equal(bootparams_initrd_addr(&bz, &mem, 16 * MiB, &initrd), 0);
     assert_int_equal(initrd, 48 * MiB);
-    assert_int_equal(bootparams_initrd_addr(&bz, &mem, 16 * MiB + 1,
-                                            &initrd), -E2BIG);
+    assert_int_equal(bootparams_initrd_addr(&bz, &mem, 16 * MiB + 1, &initrd),
+                     -E2BIG);
     assert_int_equal(bootparams_initrd_addr(&bz, &mem, 1ULL << 40, &initrd),
                      -E2BIG);
     assert_int_equal(bootparams_initrd_addr(&bz, &mem, UINT64_MAX, &initrd),

@@ -45,21 +45,16 @@ static void register_rejects_bad_ranges(void **state)
     struct bus bus = {0};
     struct fake_dev d = {0};
     assert_int_equal(bus_register(&bus, 0x1000, 0, &fake_ops, &d), -EINVAL);
-    assert_int_equal(bus_register(&bus, UINT64_MAX, 2, &fake_ops, &d),
-                     -EINVAL);
+    assert_int_equal(bus_register(&bus, UINT64_MAX, 2, &fake_ops, &d), -EINVAL);
     assert_int_equal(bus_register(&bus, 0x1000, 0x100, NULL, &d), -EINVAL);
     assert_int_equal(bus_register(&bus, 0x1000, 0x100, &fake_ops, &d), 0);
     /* Overlaps from every side, and exact duplicates. */
-    assert_int_equal(bus_register(&bus, 0x1000, 0x100, &fake_ops, &d),
-                     -EEXIST);
-    assert_int_equal(bus_register(&bus, 0x0f80, 0x81, &fake_ops, &d),
-                     -EEXIST);
-    assert_int_equal(bus_register(&bus, 0x10ff, 0x10, &fake_ops, &d),
-                     -EEXIST);
+    assert_int_equal(bus_register(&bus, 0x1000, 0x100, &fake_ops, &d), -EEXIST);
+    assert_int_equal(bus_register(&bus, 0x0f80, 0x81, &fake_ops, &d), -EEXIST);
+    assert_int_equal(bus_register(&bus, 0x10ff, 0x10, &fake_ops, &d), -EEXIST);
     assert_int_equal(bus_register(&bus, 0x0f00, 0x1000, &fake_ops, &d),
                      -EEXIST);
-    assert_int_equal(bus_register(&bus, 0x1010, 0x10, &fake_ops, &d),
-                     -EEXIST);
+    assert_int_equal(bus_register(&bus, 0x1010, 0x10, &fake_ops, &d), -EEXIST);
     /* Adjacent on both sides is fine. */
     assert_int_equal(bus_register(&bus, 0x0f00, 0x100, &fake_ops, &d), 0);
     assert_int_equal(bus_register(&bus, 0x1100, 0x100, &fake_ops, &d), 0);

@@ -9,38 +9,47 @@
 
 #include "arch/x86_64/bzimage.h"
 
-#define LOAD 0x100000ULL
+#define LOAD            0x100000ULL
 #define IMG_SETUP_SECTS 4
-#define IMG_KERNEL (64 * 1024)
-#define IMG_SIZE ((IMG_SETUP_SECTS + 1) * 512 + IMG_KERNEL)
+#define IMG_KERNEL      (64 * 1024)
+#define IMG_SIZE        ((IMG_SETUP_SECTS + 1) * 512 + IMG_KERNEL)
 
 static uint8_t img[IMG_SIZE];
 static char err[256];
 
-static void put16(size_t off, uint16_t v) { memcpy(img + off, &v, 2); }
-static void put32(size_t off, uint32_t v) { memcpy(img + off, &v, 4); }
-static void put64(size_t off, uint64_t v) { memcpy(img + off, &v, 8); }
+static void put16(size_t off, uint16_t v)
+{
+    memcpy(img + off, &v, 2);
+}
+static void put32(size_t off, uint32_t v)
+{
+    memcpy(img + off, &v, 4);
+}
+static void put64(size_t off, uint64_t v)
+{
+    memcpy(img + off, &v, 8);
+}
 
 /* A plausible 2.15 header (offsets from boot.rst). */
 static int make_image(void **state)
 {
     (void)state;
     memset(img, 0, sizeof(img));
-    img[0x1f1] = IMG_SETUP_SECTS;                /* setup_sects */
-    put32(0x1f4, IMG_KERNEL / 16);               /* syssize */
-    put16(0x1fe, 0xaa55);                        /* boot_flag */
-    img[0x200] = 0xeb;                           /* jump */
-    img[0x201] = 0x6a;                           /* header ends at 0x26c */
-    put32(0x202, 0x53726448);                    /* "HdrS" */
-    put16(0x206, 0x020f);                        /* version */
-    img[0x211] = 0x01;                           /* loadflags LOADED_HIGH */
-    put32(0x214, 0x100000);                      /* code32_start */
-    put32(0x22c, 0x7fffffff);                    /* initrd_addr_max */
-    put32(0x230, 0x200000);                      /* kernel_alignment */
-    put16(0x236, 0x0001);                        /* xloadflags XLF_KERNEL_64 */
-    put32(0x238, 2047);                          /* cmdline_size */
-    put64(0x258, 0x1000000);                     /* pref_address */
-    put32(0x260, 0x2000000);                     /* init_size */
+    img[0x1f1] = IMG_SETUP_SECTS;  /* setup_sects */
+    put32(0x1f4, IMG_KERNEL / 16); /* syssize */
+    put16(0x1fe, 0xaa55);          /* boot_flag */
+    img[0x200] = 0xeb;             /* jump */
+    img[0x201] = 0x6a;             /* header ends at 0x26c */
+    put32(0x202, 0x53726448);      /* "HdrS" */
+    put16(0x206, 0x020f);          /* version */
+    img[0x211] = 0x01;             /* loadflags LOADED_HIGH */
+    put32(0x214, 0x100000);        /* code32_start */
+    put32(0x22c, 0x7fffffff);      /* initrd_addr_max */
+    put32(0x230, 0x200000);        /* kernel_alignment */
+    put16(0x236, 0x0001);          /* xloadflags XLF_KERNEL_64 */
+    put32(0x238, 2047);            /* cmdline_size */
+    put64(0x258, 0x1000000);       /* pref_address */
+    put32(0x260, 0x2000000);       /* init_size */
     return 0;
 }
 
@@ -77,10 +86,10 @@ static void setup_sects_zero_means_four(void **state)
 
 struct bad_case {
     const char *name;
-    size_t off;    /* byte to change, or SIZE_MAX for none */
-    uint32_t val;  /* new value */
-    int width;     /* bytes written */
-    size_t size;   /* file size to claim */
+    size_t off;   /* byte to change, or SIZE_MAX for none */
+    uint32_t val; /* new value */
+    int width;    /* bytes written */
+    size_t size;  /* file size to claim */
     int expect;
     const char *msg; /* substring of the message */
 };
@@ -101,10 +110,8 @@ static void hostile_headers(void **state)
         {"truncated kernel", SIZE_MAX, 0, 0, IMG_SIZE - 16, -EINVAL,
          "truncated"},
         {"syssize zero", 0x1f4, 0, 4, IMG_SIZE, -EINVAL, "truncated"},
-        {"huge syssize", 0x1f4, 0xffffffff, 4, IMG_SIZE, -EINVAL,
-         "truncated"},
-        {"header too short", 0x201, 0x10, 1, IMG_SIZE, -EINVAL,
-         "inconsistent"},
+        {"huge syssize", 0x1f4, 0xffffffff, 4, IMG_SIZE, -EINVAL, "truncated"},
+        {"header too short", 0x201, 0x10, 1, IMG_SIZE, -EINVAL, "inconsistent"},
         {"file is only the setup", SIZE_MAX, 0, 0, 5 * 512, -EINVAL,
          "truncated"},
     };
@@ -153,8 +160,7 @@ int main(void)
         cmocka_unit_test_setup(setup_sects_zero_means_four, make_image),
         cmocka_unit_test_setup(hostile_headers, make_image),
         cmocka_unit_test_setup(old_protocol_without_init_size, make_image),
-        cmocka_unit_test_setup(every_truncation_is_refused_cleanly,
-                               make_image),
+        cmocka_unit_test_setup(every_truncation_is_refused_cleanly, make_image),
     };
     return cmocka_run_group_tests_name("bzimage", tests, NULL, NULL);
 }

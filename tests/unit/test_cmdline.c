@@ -18,8 +18,9 @@ static void builds_with_single_spaces(void **state)
     assert_int_equal(cmdline_append(&cl, ""), 0);
     assert_int_equal(cmdline_append(&cl, "   "), 0);
     assert_int_equal(cmdline_append(&cl, "reboot=k panic=-1"), 0);
-    assert_int_equal(cmdline_appendf(&cl, "virtio_mmio.device=4K@0x%x:%d",
-                                     0xd0000000, 5), 0);
+    assert_int_equal(
+        cmdline_appendf(&cl, "virtio_mmio.device=4K@0x%x:%d", 0xd0000000, 5),
+        0);
     assert_string_equal(cl.buf, "console=ttyS0 reboot=k panic=-1 "
                                 "virtio_mmio.device=4K@0xd0000000:5");
     assert_int_equal(cl.len, strlen(cl.buf));
@@ -84,8 +85,7 @@ static void finds_words(void **state)
     (void)state;
     struct cmdline cl;
     cmdline_init(&cl);
-    assert_int_equal(cmdline_append(&cl, "quiet console=ttyS0 xconsole=1"),
-                     0);
+    assert_int_equal(cmdline_append(&cl, "quiet console=ttyS0 xconsole=1"), 0);
     assert_true(cmdline_has(&cl, "console"));
     assert_true(cmdline_has(&cl, "quiet"));
     assert_false(cmdline_has(&cl, "quie"));

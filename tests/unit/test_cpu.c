@@ -22,7 +22,7 @@ static void page_tables_identity_map_4gib(void **state)
     assert_int_equal(pml4[1], 0);
     uint64_t *pdpt = gm_ptr(&mem, LAYOUT_PDPT_ADDR, 4096);
     /* Walk a few addresses through the tables, up to just below 4 GiB. */
-    const uint64_t addrs[] = {0, 0x100000, 0x1234567, 0xbfffffff,
+    const uint64_t addrs[] = {0,          0x100000,   0x1234567, 0xbfffffff,
                               0xd0000000, 0xfee00000, 0xffffffff};
     for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
         uint64_t va = addrs[i];
@@ -61,9 +61,9 @@ static void long_mode_sregs(void **state)
     assert_int_equal(s.tr.selector, CPU_SEL_TSS);
     assert_int_equal(s.tr.type, 0xb);
     assert_int_equal(s.cr3, LAYOUT_PML4_ADDR);
-    assert_true(s.cr0 & 1);           /* PE */
-    assert_true(s.cr0 & (1U << 31));  /* PG */
-    assert_true(s.cr4 & (1U << 5));   /* PAE */
+    assert_true(s.cr0 & 1);                  /* PE */
+    assert_true(s.cr0 & (1U << 31));         /* PG */
+    assert_true(s.cr4 & (1U << 5));          /* PAE */
     assert_int_equal(s.efer & 0x500, 0x500); /* LME | LMA */
     assert_int_equal(s.gdt.base, LAYOUT_GDT_ADDR);
     assert_int_equal(s.gdt.limit, CPU_GDT_ENTRIES * 8 - 1);
@@ -81,14 +81,13 @@ static void cpuid_patch(void **state)
     struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 4 * sizeof(c->entries[0]));
     assert_non_null(c);
     c->nent = 4;
-    c->entries[0] = (struct kvm_cpuid_entry2){.function = 1,
-                                              .ebx = 0xffff0800};
-    c->entries[1] = (struct kvm_cpuid_entry2){.function = 0xb, .index = 0,
-                                              .edx = 77};
-    c->entries[2] = (struct kvm_cpuid_entry2){.function = 0xb, .index = 1,
-                                              .edx = 77};
-    c->entries[3] = (struct kvm_cpuid_entry2){.function = 0x40000000,
-                                              .ebx = 0x4b4d564b};
+    c->entries[0] = (struct kvm_cpuid_entry2){.function = 1, .ebx = 0xffff0800};
+    c->entries[1] =
+        (struct kvm_cpuid_entry2){.function = 0xb, .index = 0, .edx = 77};
+    c->entries[2] =
+        (struct kvm_cpuid_entry2){.function = 0xb, .index = 1, .edx = 77};
+    c->entries[3] =
+        (struct kvm_cpuid_entry2){.function = 0x40000000, .ebx = 0x4b4d564b};
     cpu_cpuid_patch(c, 3, 4);
     assert_int_equal(c->entries[0].ebx >> 24, 3);
     assert_int_equal((c->entries[0].ebx >> 16) & 0xff, 4);
@@ -110,8 +109,8 @@ static void cpuid_filter(void **state)
     /* Leaf 1 with VMX (ECX bit 5) and SSE3 (bit 0); 0x80000001 with SVM
      * (ECX bit 2) and LAHF (bit 0); an unrelated leaf. */
     c->entries[0] = (struct kvm_cpuid_entry2){.function = 1, .ecx = 0x21};
-    c->entries[1] = (struct kvm_cpuid_entry2){.function = 0x80000001,
-                                              .ecx = 0x5};
+    c->entries[1] =
+        (struct kvm_cpuid_entry2){.function = 0x80000001, .ecx = 0x5};
     c->entries[2] = (struct kvm_cpuid_entry2){.function = 7, .ecx = 0x24};
     cpu_cpuid_filter(c, false);
     assert_int_equal(c->entries[0].ecx, 0x1); /* no VMX, no TSC deadline */
@@ -125,8 +124,8 @@ static void cpuid_filter(void **state)
 static void hw_virt(void **state)
 {
     (void)state;
-    assert_true(cpu_has_hw_virt(1U << 5, 0));  /* Intel VT-x */
-    assert_true(cpu_has_hw_virt(0, 1U << 2));  /* AMD-V */
+    assert_true(cpu_has_hw_virt(1U << 5, 0)); /* Intel VT-x */
+    assert_true(cpu_has_hw_virt(0, 1U << 2)); /* AMD-V */
     assert_false(cpu_has_hw_virt(~(1U << 5), ~(1U << 2)));
 }
 

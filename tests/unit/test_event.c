@@ -18,19 +18,25 @@ static void expect_text(struct msg_buf *b, const char *want)
 static void test_exit_status(void **state)
 {
     (void)state;
-    struct msg_exit e = {.phase = MSG_PHASE_RUN, .exited = true, .code = 7,
+    struct msg_exit e = {.phase = MSG_PHASE_RUN,
+                         .exited = true,
+                         .code = 7,
                          .status = MSG_EXIT_FINAL};
     assert_int_equal(event_exit_status(&e), 7);
     e.code = 0;
     assert_int_equal(event_exit_status(&e), 0);
-    e = (struct msg_exit){.phase = MSG_PHASE_RUN, .signaled = true,
-                          .signal = 9, .status = MSG_EXIT_OOM_KILLED};
+    e = (struct msg_exit){.phase = MSG_PHASE_RUN,
+                          .signaled = true,
+                          .signal = 9,
+                          .status = MSG_EXIT_OOM_KILLED};
     assert_int_equal(event_exit_status(&e), 137);
     /* A time limit wins over the signal that enforced it. */
     e.status = MSG_EXIT_TIMED_OUT;
     assert_int_equal(event_exit_status(&e), RUNVM_EXIT_TIMEOUT);
-    e = (struct msg_exit){.phase = MSG_PHASE_BUILD, .exited = true,
-                          .code = 1, .status = MSG_EXIT_FINAL};
+    e = (struct msg_exit){.phase = MSG_PHASE_BUILD,
+                          .exited = true,
+                          .code = 1,
+                          .status = MSG_EXIT_FINAL};
     assert_int_equal(event_exit_status(&e), RUNVM_EXIT_BUILD_FAILED);
     e.status |= MSG_EXIT_TIMED_OUT;
     assert_int_equal(event_exit_status(&e), RUNVM_EXIT_TIMEOUT);
@@ -49,7 +55,8 @@ static void test_json_string(void **state)
     /* Valid UTF-8 passes; a stray byte, an overlong and a surrogate
      * become U+FFFD. */
     event_json_string(&b, "\xc3\xa9|\xff|\xc0\xaf|\xed\xa0\x80", 11);
-    expect_text(&b, "\"\xc3\xa9|\\ufffd|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd\"");
+    expect_text(&b,
+                "\"\xc3\xa9|\\ufffd|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd\"");
     msg_buf_free(&b);
 }
 
@@ -58,7 +65,8 @@ static void test_output_events(void **state)
     (void)state;
     struct msg_buf b;
     msg_buf_init(&b);
-    struct msg_output o = {.phase = MSG_PHASE_RUN, .stream = MSG_STREAM_STDOUT,
+    struct msg_output o = {.phase = MSG_PHASE_RUN,
+                           .stream = MSG_STREAM_STDOUT,
                            .data = {(const uint8_t *)"hi\n", 3}};
     event_output(&b, &o);
     expect_text(&b, "{\"type\":\"output\",\"phase\":\"run\",\"stream\":"
@@ -78,8 +86,12 @@ static void test_exit_events(void **state)
     (void)state;
     struct msg_buf b;
     msg_buf_init(&b);
-    struct msg_exit e = {.phase = MSG_PHASE_RUN, .exited = true, .code = 3,
-                         .wall_ms = 12, .cpu_ms = 5, .peak_mem = 4096,
+    struct msg_exit e = {.phase = MSG_PHASE_RUN,
+                         .exited = true,
+                         .code = 3,
+                         .wall_ms = 12,
+                         .cpu_ms = 5,
+                         .peak_mem = 4096,
                          .status = MSG_EXIT_FINAL};
     event_exit(&b, &e);
     expect_text(&b, "{\"type\":\"exit\",\"phase\":\"run\",\"exit_code\":3,"

@@ -70,11 +70,14 @@ static int setup(void **state)
     assert_int_equal(serial_init(&uart, &cb), 0);
     kbc = (struct i8042){.reset = reset_cb};
     assert_int_equal(bus_register(&pio, LAYOUT_PORT_COM1, SERIAL_NR_PORTS,
-                                  &serial_bus_ops, &uart), 0);
-    assert_int_equal(bus_register(&pio, LAYOUT_PORT_I8042_DATA,
-                                  I8042_NR_PORTS, &i8042_bus_ops, &kbc), 0);
+                                  &serial_bus_ops, &uart),
+                     0);
+    assert_int_equal(bus_register(&pio, LAYOUT_PORT_I8042_DATA, I8042_NR_PORTS,
+                                  &i8042_bus_ops, &kbc),
+                     0);
     assert_int_equal(bus_register(&pio, LAYOUT_PORT_BOOT_TIMER, 1,
-                                  &boot_timer_bus_ops, &timer), 0);
+                                  &boot_timer_bus_ops, &timer),
+                     0);
     return 0;
 }
 
@@ -149,8 +152,7 @@ static void boot_timer_records(void **state)
     for (int i = 0; i < BOOT_TIMER_MAX_MARKS + 3; i++) {
         uint8_t *d = io_exit(KVM_EXIT_IO_OUT, LAYOUT_PORT_BOOT_TIMER, 1, 1);
         d[0] = (uint8_t)(i + 1);
-        assert_int_equal(exit_handle(&ctx, &page.run).action,
-                         EXIT_CONTINUE);
+        assert_int_equal(exit_handle(&ctx, &page.run).action, EXIT_CONTINUE);
     }
     assert_int_equal(timer.nr_marks, BOOT_TIMER_MAX_MARKS + 3);
     assert_int_equal(timer.marks[0].value, 1);

@@ -86,8 +86,8 @@ static void ptr_bounds(void **state)
     assert_non_null(base);
     assert_ptr_equal(gm_ptr(&m, 4096, 16), base + 4096);
     assert_ptr_equal(gm_ptr(&m, MiB - 1, 1), base + MiB - 1);
-    assert_null(gm_ptr(&m, MiB - 1, 2));     /* runs past the end */
-    assert_null(gm_ptr(&m, MiB, 0));         /* first byte outside */
+    assert_null(gm_ptr(&m, MiB - 1, 2)); /* runs past the end */
+    assert_null(gm_ptr(&m, MiB, 0));     /* first byte outside */
     assert_null(gm_ptr(&m, MiB, 1));
     assert_null(gm_ptr(&m, UINT64_MAX, 2));  /* gpa + len overflows */
     assert_null(gm_ptr(&m, 16, UINT64_MAX)); /* len overflows */

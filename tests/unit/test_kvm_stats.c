@@ -49,8 +49,7 @@ static int stats_file(const struct stat_spec *specs, unsigned int n,
         };
         unsigned char *p = buf + h.desc_offset + i * DESC_SIZE;
         memcpy(p, &d, sizeof(d));
-        memcpy(p + sizeof(d), specs[i].name,
-               strnlen(specs[i].name, NAME_SIZE));
+        memcpy(p + sizeof(d), specs[i].name, strnlen(specs[i].name, NAME_SIZE));
         memcpy(buf + h.data_offset + d.offset, &specs[i].value, 8);
     }
     size_t len = h.data_offset + n * 8;
@@ -78,8 +77,8 @@ static void finds_and_reads_counters(void **state)
 {
     (void)state;
     int fd = stats_file(good, NGOOD, NAME_SIZE, 0);
-    struct kvm_stats s = {.source = KVM_STATS_BINARY, .nr_fds = 2,
-                          .fd = {fd, fd}};
+    struct kvm_stats s = {
+        .source = KVM_STATS_BINARY, .nr_fds = 2, .fd = {fd, fd}};
     assert_int_equal(kvm_stats_layout(fd, s.offset[0]), 0);
     assert_int_equal(kvm_stats_layout(fd, s.offset[1]), 0);
     uint64_t v[KVM_STAT_COUNT];
@@ -121,7 +120,8 @@ static void malformed_files_are_refused(void **state)
     /* A name filling its field with no NUL. */
     struct stat_spec bad[NGOOD];
     memcpy(bad, good, sizeof(bad));
-    bad[0].name = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    bad[0].name =
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
     fd = stats_file(bad, NGOOD, NAME_SIZE, 0);
     assert_int_equal(kvm_stats_layout(fd, off), -EINVAL);
     close(fd);
@@ -138,8 +138,7 @@ static void data_past_the_end_fails_the_read(void **state)
 {
     (void)state;
     int fd = stats_file(good, NGOOD, NAME_SIZE, 0);
-    struct kvm_stats s = {.source = KVM_STATS_BINARY, .nr_fds = 1,
-                          .fd = {fd}};
+    struct kvm_stats s = {.source = KVM_STATS_BINARY, .nr_fds = 1, .fd = {fd}};
     assert_int_equal(kvm_stats_layout(fd, s.offset[0]), 0);
     assert_int_equal(ftruncate(fd, 24 + NAME_SIZE + NGOOD * DESC_SIZE), 0);
     uint64_t v[KVM_STAT_COUNT];

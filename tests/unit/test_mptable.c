@@ -18,16 +18,26 @@ static uint8_t sum(const uint8_t *p, size_t len)
     return s;
 }
 
-static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
 
 /* Walks the table like Linux's mpparse.c and checks what it would see. */
 static void check_table(unsigned int nr_cpus)
 {
     uint8_t buf[LAYOUT_MPTABLE_MAX];
     memset(buf, 0xcc, sizeof(buf));
-    assert_int_equal(mptable_build(buf, sizeof(buf), LAYOUT_MPTABLE_ADDR,
-                                   nr_cpus), 0);
+    assert_int_equal(
+        mptable_build(buf, sizeof(buf), LAYOUT_MPTABLE_ADDR, nr_cpus), 0);
     /* Floating pointer: "_MP_", 16 bytes summing to 0, 16-byte aligned. */
     assert_memory_equal(buf, "_MP_", 4);
     assert_int_equal(buf[8], 1);
@@ -43,8 +53,7 @@ static void check_table(unsigned int nr_cpus)
     assert_int_equal(sum(t, len), 0);
     assert_int_equal(rd32(t + 36), LAYOUT_LAPIC_ADDR);
     uint16_t count = rd16(t + 34);
-    unsigned int cpus = 0, bsp = 0, buses = 0, ioapics = 0, ints = 0,
-                 lints = 0;
+    unsigned int cpus = 0, bsp = 0, buses = 0, ioapics = 0, ints = 0, lints = 0;
     const uint8_t *e = t + 44;
     for (unsigned int i = 0; i < count; i++) {
         assert_true(e < t + len);
@@ -78,8 +87,7 @@ static void check_table(unsigned int nr_cpus)
             lints++;
             e += 8;
             break;
-        default:
-            fail_msg("unknown entry type %u", e[0]);
+        default: fail_msg("unknown entry type %u", e[0]);
         }
     }
     assert_ptr_equal(e, t + len);
@@ -94,9 +102,21 @@ static void check_table(unsigned int nr_cpus)
         assert_int_equal(buf[i], 0xcc);
 }
 
-static void one_cpu(void **state) { (void)state; check_table(1); }
-static void two_cpus(void **state) { (void)state; check_table(2); }
-static void max_cpus(void **state) { (void)state; check_table(MPTABLE_MAX_CPUS); }
+static void one_cpu(void **state)
+{
+    (void)state;
+    check_table(1);
+}
+static void two_cpus(void **state)
+{
+    (void)state;
+    check_table(2);
+}
+static void max_cpus(void **state)
+{
+    (void)state;
+    check_table(MPTABLE_MAX_CPUS);
+}
 
 static void refuses_bad_counts_and_small_buffers(void **state)
 {
@@ -105,9 +125,11 @@ static void refuses_bad_counts_and_small_buffers(void **state)
     assert_int_equal(mptable_build(buf, sizeof(buf), LAYOUT_MPTABLE_ADDR, 0),
                      -EINVAL);
     assert_int_equal(mptable_build(buf, sizeof(buf), LAYOUT_MPTABLE_ADDR,
-                                   MPTABLE_MAX_CPUS + 1), -EINVAL);
-    assert_int_equal(mptable_build(buf, mptable_size(2) - 1,
-                                   LAYOUT_MPTABLE_ADDR, 2), -ENOSPC);
+                                   MPTABLE_MAX_CPUS + 1),
+                     -EINVAL);
+    assert_int_equal(
+        mptable_build(buf, mptable_size(2) - 1, LAYOUT_MPTABLE_ADDR, 2),
+        -ENOSPC);
     assert_int_equal(mptable_build(buf, sizeof(buf), 0xfffffff0ULL, 1),
                      -ENOSPC);
     /* The largest table fits the space layout.h reserves. */

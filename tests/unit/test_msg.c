@@ -30,8 +30,7 @@ static void crc_matches_zlib(void **state)
         assert_int_equal(crc32_update(0, buf, n), (uint32_t)z);
         /* and incrementally */
         uint32_t c = crc32_update(0, buf, n / 2);
-        assert_int_equal(crc32_update(c, buf + n / 2, n - n / 2),
-                         (uint32_t)z);
+        assert_int_equal(crc32_update(c, buf + n / 2, n - n / 2), (uint32_t)z);
     }
 }
 
@@ -144,8 +143,8 @@ static void small_types_round_trip(void **state)
     assert_memory_equal(s.data.p, "abc", 3);
     msg_buf_reset(&m);
 
-    assert_int_equal(msg_build_output(&m, 3, MSG_PHASE_BUILD,
-                                      MSG_STREAM_STDERR, "\xdb\xc0", 2),
+    assert_int_equal(msg_build_output(&m, 3, MSG_PHASE_BUILD, MSG_STREAM_STDERR,
+                                      "\xdb\xc0", 2),
                      0);
     parse_one(&m, &v);
     struct msg_output o;
@@ -155,8 +154,11 @@ static void small_types_round_trip(void **state)
     assert_memory_equal(o.data.p, "\xdb\xc0", 2);
     msg_buf_reset(&m);
 
-    struct msg_exit e = {.phase = 1, .signaled = true, .signal = 9,
-                         .wall_ms = 5000, .cpu_ms = 4999,
+    struct msg_exit e = {.phase = 1,
+                         .signaled = true,
+                         .signal = 9,
+                         .wall_ms = 5000,
+                         .cpu_ms = 4999,
                          .peak_mem = 1ull << 40,
                          .status = MSG_EXIT_TIMED_OUT | MSG_EXIT_FINAL};
     assert_int_equal(msg_build_exit(&m, 3, &e), 0);
@@ -201,7 +203,10 @@ static void bad_fields_rejected(void **state)
 
     /* A field whose length runs past the payload. */
     msg_begin(&m, MSG_RUN, 0, 1);
-    msg_buf_append(&m, "\x15\x00\x10\x00\x00\x00" "ab", 8);
+    msg_buf_append(&m,
+                   "\x15\x00\x10\x00\x00\x00"
+                   "ab",
+                   8);
     assert_int_equal(msg_end(&m), 0);
     parse_one(&m, &v);
     assert_int_equal(msg_decode_run(&v, &r), -EBADMSG);
@@ -292,7 +297,8 @@ static void build_limits_and_unnamed_file_round_trip(void **state)
         .nfiles = 2,
         .files = {{.data = {(const uint8_t *)"print(1)\n", 9}},
                   {.name = {(const uint8_t *)"util.py", 7},
-                   .data = {(const uint8_t *)"", 0}, .mode = 0600}},
+                   .data = {(const uint8_t *)"", 0},
+                   .mode = 0600}},
         .limits = {.wall_ms = 10000, .mem_bytes = 64ull << 20},
         .has_build_limits = true,
         .build_limits = {.wall_ms = 60000, .max_output = 5ull << 32},
@@ -361,8 +367,8 @@ static void build_limits_hostile(void **state)
 
     /* Inner field running past the nested value. */
     msg_begin(&m, MSG_RUN, 0, 1);
-    msg_put_bytes(&m, MSG_TAG_BUILD_LIMITS,
-                  "\x18\x00\x08\x00\x00\x00\x01\x02", 8);
+    msg_put_bytes(&m, MSG_TAG_BUILD_LIMITS, "\x18\x00\x08\x00\x00\x00\x01\x02",
+                  8);
     assert_int_equal(decode_built_run(&m, &r), -EBADMSG);
     /* Half an inner TLV header. */
     msg_begin(&m, MSG_RUN, 0, 1);
@@ -464,7 +470,7 @@ static void frame_faults(void **state)
     f[0] = 0x52;
     for (size_t k = 0; k < n; k++)
         assert_int_not_equal(msg_parse(f, k, &v), 0); /* truncated */
-    f[15] = 0x7f; /* length 2 GiB */
+    f[15] = 0x7f;                                     /* length 2 GiB */
     assert_int_equal(msg_parse(f, n, &v), -EMSGSIZE);
     f[15] = 0;
     f[12]++; /* length disagrees with the frame */

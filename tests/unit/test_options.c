@@ -28,8 +28,8 @@ static void refuses_what_is_not_a_number(void **state)
 {
     (void)state;
     unsigned long v = 99;
-    const char *bad[] = {"", "-5", "+5", " 5", "5 ", "12abc", "0x10",
-                         "1e3", "abc", "5\n"};
+    const char *bad[] = {"",      "-5",   "+5",  " 5",  "5 ",
+                         "12abc", "0x10", "1e3", "abc", "5\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(cli_parse_number(bad[i], 0, ULONG_MAX, &v), -EINVAL);
         assert_int_equal(v, 99); /* untouched */
@@ -44,14 +44,13 @@ static void refuses_out_of_range(void **state)
     assert_int_equal(cli_parse_number("65537", 32, 65536, &v), -ERANGE);
     assert_int_equal(cli_parse_number("0", 1, 32, &v), -ERANGE);
     /* Past ULONG_MAX: strtoul saturates and says ERANGE. */
-    assert_int_equal(cli_parse_number("99999999999999999999999", 0, ULONG_MAX,
-                                   &v), -ERANGE);
+    assert_int_equal(
+        cli_parse_number("99999999999999999999999", 0, ULONG_MAX, &v), -ERANGE);
     assert_int_equal(v, 99);
 }
 
 /* Parses a command line given as one string of words (no quoting). */
-static int parse(struct cli_config *c, char *err, size_t len,
-                 const char *line)
+static int parse(struct cli_config *c, char *err, size_t len, const char *line)
 {
     static char buf[1024];
     static char *argv[64];
@@ -81,7 +80,8 @@ static void modes(void **state)
     assert_int_equal(parse(&c, err, sizeof(err),
                            "--lang go a.go --stdin in.txt --json "
                            "--timeout 5 --build-timeout 7 --mem 700 "
-                           "--cpus 2 --console --net tap0 --boot-timer"), 0);
+                           "--cpus 2 --console --net tap0 --boot-timer"),
+                     0);
     assert_string_equal(c.stdin_path, "in.txt");
     assert_true(c.json && c.console && c.boot_timer);
     assert_int_equal(c.timeout_s, 5);
@@ -89,8 +89,8 @@ static void modes(void **state)
     assert_int_equal(c.mem_mib, 700);
     assert_int_equal(c.cpus, 2);
     assert_string_equal(c.net, "tap0");
-    assert_int_equal(parse(&c, err, sizeof(err),
-                           "--lang python --api-sock /tmp/s"), 0);
+    assert_int_equal(
+        parse(&c, err, sizeof(err), "--lang python --api-sock /tmp/s"), 0);
     assert_int_equal(c.mode, CLI_API);
     assert_string_equal(c.api_sock, "/tmp/s");
     assert_int_equal(parse(&c, err, sizeof(err), "--kernel k --initrd i"), 0);
@@ -101,13 +101,15 @@ static void modes(void **state)
     assert_false(c.cmdline_given);
     assert_int_equal(parse(&c, err, sizeof(err),
                            "--kernel k --initrd i --cmdline quiet "
-                           "--vconsole unix:/tmp/v --timeout 9"), 0);
+                           "--vconsole unix:/tmp/v --timeout 9"),
+                     0);
     assert_string_equal(c.cmdline, "quiet");
     assert_true(c.cmdline_given);
     assert_string_equal(c.vconsole, "unix:/tmp/v");
     assert_int_equal(c.timeout_s, 9);
-    assert_int_equal(parse(&c, err, sizeof(err),
-                           "--kernel k --initrd i --exec -- ls -l /"), 0);
+    assert_int_equal(
+        parse(&c, err, sizeof(err), "--kernel k --initrd i --exec -- ls -l /"),
+        0);
     assert_int_equal(c.mode, CLI_EXEC);
     assert_string_equal(c.exec_argv[0], "ls");
     assert_string_equal(c.exec_argv[1], "-l"); /* after --: not options */
@@ -166,8 +168,8 @@ static void bad_command_lines(void **state)
         char err[256];
         int ret = parse(&c, err, sizeof(err), cases[i].line);
         if (ret != -EINVAL || !strstr(err, cases[i].want))
-            fail_msg("\"%s\": %d \"%s\", want \"%s\"", cases[i].line, ret,
-                     err, cases[i].want);
+            fail_msg("\"%s\": %d \"%s\", want \"%s\"", cases[i].line, ret, err,
+                     cases[i].want);
     }
 }
 
@@ -192,7 +194,8 @@ static void language_names(void **state)
     assert_false(cli_lang_name_ok("a/b"));
     assert_false(cli_lang_name_ok("Go"));
     assert_false(cli_lang_name_ok("go.1"));
-    assert_false(cli_lang_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 33 */
+    assert_false(
+        cli_lang_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 33 */
 }
 
 int main(void)

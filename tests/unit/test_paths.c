@@ -35,8 +35,7 @@ static void put(struct tree *t, enum tree_kind kind, const char *name,
         .perm = kind == TK_DIR ? 0755 : 0644,
         .target = kind == TK_FILE ? NULL : target_or_data,
     };
-    assert_int_equal(tree_apply(t, &in, kind == TK_FILE ? mem_read : NULL,
-                                &m),
+    assert_int_equal(tree_apply(t, &in, kind == TK_FILE ? mem_read : NULL, &m),
                      0);
 }
 
@@ -167,8 +166,8 @@ static void test_hardlinks(void **state)
     struct tree *t = *state;
     put(t, TK_FILE, "bin/a", "payload");
     put(t, TK_HARDLINK, "bin/b", "bin/a");
-    struct tree_entry *a = tree_lookup(t, "bin/a"), *b = tree_lookup(t,
-                                                                     "bin/b");
+    struct tree_entry *a = tree_lookup(t, "bin/a"),
+                      *b = tree_lookup(t, "bin/b");
     assert_non_null(b);
     assert_ptr_equal(a->content, b->content);
     assert_int_equal(a->content->refs, 2);
@@ -215,25 +214,24 @@ static void test_root_not_replaceable(void **state)
 static void test_put_file_and_drop(void **state)
 {
     struct tree *t = *state;
-    assert_int_equal(tree_put_file(t, "etc/runvm/lang.conf", 0644, "LANG=go\n",
-                                   8),
-                     0);
+    assert_int_equal(
+        tree_put_file(t, "etc/runvm/lang.conf", 0644, "LANG=go\n", 8), 0);
     assert_true(S_ISDIR(tree_lookup(t, "etc/runvm")->mode));
     put(t, TK_FILE, "usr/share/doc/go/README", "r");
     put(t, TK_FILE, "usr/share/man/man1/go.1", "m");
     put(t, TK_FILE, "usr/share/go/src/fmt/print_test.go", "t");
     put(t, TK_FILE, "usr/share/go/src/fmt/print.go", "p");
-    char *globs[] = {(char *)(uintptr_t)"/usr/share/doc/*",
-                     (char *)(uintptr_t)"/usr/share/man",
-                     (char *)(uintptr_t)"/usr/share/go/src/*_test.go"};
+    char *globs[] = {(char *)(uintptr_t) "/usr/share/doc/*",
+                     (char *)(uintptr_t) "/usr/share/man",
+                     (char *)(uintptr_t) "/usr/share/go/src/*_test.go"};
     unsigned long n = tree_drop_globs(t, globs, 3);
     assert_int_equal(n, 6); /* doc/go, its README, man, man1, go.1, test */
     assert_non_null(tree_lookup(t, "usr/share/doc"));
     assert_null(tree_lookup(t, "usr/share/man"));
     assert_non_null(tree_lookup(t, "usr/share/go/src/fmt/print.go"));
-    assert_int_equal(tree_put_file(t, "usr/share/go/src/fmt/print.go/x",
-                                   0644, "", 0),
-                     -EINVAL);
+    assert_int_equal(
+        tree_put_file(t, "usr/share/go/src/fmt/print.go/x", 0644, "", 0),
+        -EINVAL);
 }
 
 int main(void)
@@ -250,11 +248,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_loop_skipped, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_parent_is_file, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_parent_is_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hardlinks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_devices_skipped, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_devices_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_root_not_replaceable, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_put_file_and_drop, setup,

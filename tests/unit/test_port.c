@@ -69,8 +69,7 @@ static void finds_the_named_port(void **state)
     char out[64];
     put(root, "class/virtio-ports/vport1p0/name", "other\n");
     put(root, "class/virtio-ports/vport2p0/", NULL); /* not named yet */
-    assert_int_equal(port_find(root, "runvm.agent", out, sizeof(out)),
-                     -ENOENT);
+    assert_int_equal(port_find(root, "runvm.agent", out, sizeof(out)), -ENOENT);
     put(root, "class/virtio-ports/vport3p0/name", "runvm.agent\n");
     assert_int_equal(port_find(root, "runvm.agent", out, sizeof(out)), 0);
     assert_string_equal(out, "/dev/vport3p0");
@@ -83,8 +82,7 @@ static void no_sysfs_is_no_port(void **state)
 {
     char out[64], path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/missing", (char *)*state);
-    assert_int_equal(port_find(path, "runvm.agent", out, sizeof(out)),
-                     -ENOENT);
+    assert_int_equal(port_find(path, "runvm.agent", out, sizeof(out)), -ENOENT);
     assert_false(port_multiport_present(path));
     assert_int_equal(port_wait(path, "runvm.agent", 1000, out, sizeof(out)),
                      -ENOENT);
@@ -118,8 +116,7 @@ static void waits_for_the_port_of_a_multiport_console(void **state)
     assert_int_equal(port_wait(root, "runvm.agent", 20, out, sizeof(out)),
                      -ETIMEDOUT);
     put(root, "class/virtio-ports/vport0p0/name", "runvm.agent");
-    assert_int_equal(port_wait(root, "runvm.agent", 20, out, sizeof(out)),
-                     0);
+    assert_int_equal(port_wait(root, "runvm.agent", 20, out, sizeof(out)), 0);
     assert_string_equal(out, "/dev/vport0p0");
 }
 

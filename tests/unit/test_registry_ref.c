@@ -21,11 +21,11 @@ static void test_refs(void **state)
          "library/golang", "1.23-bookworm", 0},
         {"golang", "docker.io", "registry-1.docker.io", "library/golang",
          "latest", 0},
-        {"user/img:tag", "docker.io", "registry-1.docker.io", "user/img",
-         "tag", 0},
+        {"user/img:tag", "docker.io", "registry-1.docker.io", "user/img", "tag",
+         0},
         {"ghcr.io/o/r/x:v1", "ghcr.io", "ghcr.io", "o/r/x", "v1", 0},
-        {"127.0.0.1:5000/t/img:x", "127.0.0.1:5000", "127.0.0.1:5000",
-         "t/img", "x", 1},
+        {"127.0.0.1:5000/t/img:x", "127.0.0.1:5000", "127.0.0.1:5000", "t/img",
+         "x", 1},
         {"localhost/img", "localhost", "localhost", "img", "latest", 1},
         {"[::1]:5000/img:t", "[::1]:5000", "[::1]:5000", "img", "t", 1},
         {"registry.example:443/img@sha256:"
@@ -50,9 +50,16 @@ static void test_bad_refs(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", ":tag", "img:", "Upper/case", "img@sha256:short",
-        "img@md5:d41d8cd98f00b204e9800998ecf8427e", "a b", "img?x=1",
-        "host.io/img:t/../x", "img#frag",
+        "",
+        ":tag",
+        "img:",
+        "Upper/case",
+        "img@sha256:short",
+        "img@md5:d41d8cd98f00b204e9800998ecf8427e",
+        "a b",
+        "img?x=1",
+        "host.io/img:t/../x",
+        "img#frag",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct registry_ref r;

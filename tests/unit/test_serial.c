@@ -89,7 +89,7 @@ static void transmit_interrupt_cycle(void **state)
     wr(0, 'a');
     assert_int_equal(out_len, 1);
     assert_int_equal(level, 0); /* THRI not enabled: no interrupt */
-    wr(1, 0x02); /* enable THRI while empty: interrupt at once */
+    wr(1, 0x02);                /* enable THRI while empty: interrupt at once */
     assert_int_equal(level, 1);
     assert_int_equal(rd(2) & 0x0f, 0x02); /* IIR says THRI... */
     assert_int_equal(level, 0);           /* ...and reading it clears it */

@@ -74,8 +74,11 @@ static void on_closed(void *o, int err)
 }
 
 static const struct session_sink sink = {
-    .ready = on_ready, .output = on_output, .exit = on_exit_msg,
-    .done = on_done, .closed = on_closed,
+    .ready = on_ready,
+    .output = on_output,
+    .exit = on_exit_msg,
+    .done = on_done,
+    .closed = on_closed,
 };
 
 /* evloop_stop is final for a loop; the test restarts it between waits. */
@@ -99,8 +102,7 @@ static struct t *setup(const char *conf, const char *lang)
     assert_non_null(t);
     msg_buf_init(&t->out);
     assert_int_equal(evloop_init(&t->loop), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     t->fd = sv[0];
     t->peer = sv[1];
     t->agent = -1;
@@ -119,9 +121,12 @@ static struct t *setup(const char *conf, const char *lang)
         if (t->agent == 0) {
             close(t->fd);
             struct agent_config cfg = {
-                .channel_fd = t->peer, .lang_conf = t->conf,
-                .work_root = t->work, .switch_user = geteuid() == 0,
-                .uid = 1000, .gid = 1000,
+                .channel_fd = t->peer,
+                .lang_conf = t->conf,
+                .work_root = t->work,
+                .switch_user = geteuid() == 0,
+                .uid = 1000,
+                .gid = 1000,
             };
             struct agent *a = agent_new(&cfg);
             if (!a)
@@ -133,8 +138,7 @@ static struct t *setup(const char *conf, const char *lang)
         close(t->peer);
         t->peer = -1;
     }
-    assert_int_equal(session_init(&t->s, &t->loop, t->fd, lang, &sink, t),
-                     0);
+    assert_int_equal(session_init(&t->s, &t->loop, t->fd, lang, &sink, t), 0);
     assert_int_equal(t->s.state, SESSION_BOOTING);
     return t;
 }
@@ -171,8 +175,7 @@ static void ready_run_done_and_again(void **state)
 {
     (void)state;
     struct t *t = setup(CONF, "sh");
-    static const char *const argv[] = {"sh", "-c", "echo out; exit 3",
-                                       NULL};
+    static const char *const argv[] = {"sh", "-c", "echo out; exit 3", NULL};
     struct agent_request req = {.run_argv = argv, .build_argv = none};
     /* Before HELLO nothing goes out. */
     assert_int_equal(session_run(&t->s, &req), -EAGAIN);
@@ -206,7 +209,8 @@ static void build_failure_and_snippet(void **state)
 {
     (void)state;
     struct t *t = setup("LANG=sh\nSOURCE=main.sh\nBUILD=sh -n main.sh\n"
-                        "RUN=sh main.sh\n", "sh");
+                        "RUN=sh main.sh\n",
+                        "sh");
     pump(t);
     /* A nameless file is the image's SOURCE; the build checks it. */
     struct agent_file f = {.data = "if then\n", .len = 8};

@@ -36,11 +36,11 @@ static void feed(struct slip_decoder *d, const uint8_t *p, size_t len,
 static void encode_escapes(void **state)
 {
     (void)state;
-    const uint8_t in[] = {0x01, SLIP_END, SLIP_ESC, SLIP_ESC_END,
-                          SLIP_ESC_ESC, 0x02};
-    const uint8_t want[] = {SLIP_END, 0x01, SLIP_ESC, SLIP_ESC_END,
-                            SLIP_ESC, SLIP_ESC_ESC, SLIP_ESC_END,
-                            SLIP_ESC_ESC, 0x02, SLIP_END};
+    const uint8_t in[] = {0x01,         SLIP_END,     SLIP_ESC,
+                          SLIP_ESC_END, SLIP_ESC_ESC, 0x02};
+    const uint8_t want[] = {SLIP_END, 0x01,         SLIP_ESC,     SLIP_ESC_END,
+                            SLIP_ESC, SLIP_ESC_ESC, SLIP_ESC_END, SLIP_ESC_ESC,
+                            0x02,     SLIP_END};
     uint8_t out[SLIP_ENCODED_MAX(sizeof(in))];
     size_t n = slip_encode(out, in, sizeof(in));
     assert_int_equal(n, sizeof(want));
@@ -124,19 +124,39 @@ struct hostile_case {
 #define W(s) s, sizeof(s) - 1
 
 static const struct hostile_case hostile[] = {
-    {"lone ESC then END", W("\xc0\xdb\xc0" "\xc0ok\xc0"), 1, "ok", 1, 0},
-    {"ESC + invalid byte", W("\xc0" "ab\xdb" "xcd\xc0ok\xc0"), 1, "ok", 1, 0},
-    {"ESC + ESC", W("\xc0" "a\xdb\xdb\xdc\xc0ok\xc0"), 1, "ok", 1, 0},
-    {"over the cap", W("\xc0" "0123456789abcdefX\xc0ok\xc0"), 1, "ok", 0, 1},
-    {"exactly the cap", W("\xc0" "0123456789abcdef\xc0"), 1,
-     "0123456789abcdef", 0, 0},
-    {"escaped byte over the cap", W("\xc0" "0123456789abcdef\xdb\xdc\xc0"),
+    {"lone ESC then END",
+     W("\xc0\xdb\xc0"
+       "\xc0ok\xc0"),
+     1, "ok", 1, 0},
+    {"ESC + invalid byte",
+     W("\xc0"
+       "ab\xdb"
+       "xcd\xc0ok\xc0"),
+     1, "ok", 1, 0},
+    {"ESC + ESC",
+     W("\xc0"
+       "a\xdb\xdb\xdc\xc0ok\xc0"),
+     1, "ok", 1, 0},
+    {"over the cap",
+     W("\xc0"
+       "0123456789abcdefX\xc0ok\xc0"),
+     1, "ok", 0, 1},
+    {"exactly the cap",
+     W("\xc0"
+       "0123456789abcdef\xc0"),
+     1, "0123456789abcdef", 0, 0},
+    {"escaped byte over the cap",
+     W("\xc0"
+       "0123456789abcdef\xdb\xdc\xc0"),
      0, NULL, 0, 1},
     /* Garbage before the first END is a frame at this layer; the message
      * layer drops it (bad magic). */
     {"garbage then frame", W("noise\xc0ok\xc0"), 2, "ok", 0, 0},
     {"only ENDs", W("\xc0\xc0\xc0\xc0"), 0, NULL, 0, 0},
-    {"trailing ESC, no END", W("\xc0" "abc\xdb"), 0, NULL, 0, 0},
+    {"trailing ESC, no END",
+     W("\xc0"
+       "abc\xdb"),
+     0, NULL, 0, 0},
 };
 
 static void hostile_streams(void **state)
@@ -154,8 +174,7 @@ static void hostile_streams(void **state)
                 fail_msg("%s: %d frames, want %d", c->name, s.n, c->frames);
             if (c->last) {
                 assert_int_equal(s.len[s.n - 1], strlen(c->last));
-                assert_memory_equal(s.data[s.n - 1], c->last,
-                                    strlen(c->last));
+                assert_memory_equal(s.data[s.n - 1], c->last, strlen(c->last));
             }
             if (d.stats.bad_escape != c->bad_escape ||
                 d.stats.oversize != c->oversize)
@@ -192,7 +211,9 @@ static void random_garbage_then_resync(void **state)
     uint8_t junk[8192];
     srand(1);
     for (size_t i = 0; i < sizeof(junk); i++)
-        junk[i] = (uint8_t)(rand() % 5 == 0 ? 0xdb : rand() % 3 ? rand() : 0xc0);
+        junk[i] = (uint8_t)(rand() % 5 == 0 ? 0xdb
+                            : rand() % 3    ? rand()
+                                            : 0xc0);
     assert_int_equal(slip_decoder_init(&d, 64), 0);
     slip_decode(&d, junk, sizeof(junk), keep_last, &l);
     assert_true(l.max_len <= 64);

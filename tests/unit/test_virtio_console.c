@@ -22,13 +22,13 @@
 #include "core/evloop.h"
 #include "core/guest_mem.h"
 
-#define RAM   (4 * MiB)
-#define RXRING 0x10000ULL
-#define TXRING 0x20000ULL
+#define RAM     (4 * MiB)
+#define RXRING  0x10000ULL
+#define TXRING  0x20000ULL
 #define CRXRING 0x30000ULL
 #define CTXRING 0x40000ULL
-#define CBUF   0x300000ULL /* control buffers from here */
-#define BUF    0x100000ULL /* guest data buffers from here */
+#define CBUF    0x300000ULL /* control buffers from here */
+#define BUF     0x100000ULL /* guest data buffers from here */
 
 struct fixture {
     struct guest_mem mem;
@@ -69,9 +69,8 @@ static void start_port(struct fixture *f, int in_fd, int out_fd,
 {
     f->con = calloc(1, sizeof(*f->con));
     assert_non_null(f->con);
-    assert_int_equal(virtio_console_init_port(f->con, &f->mem, &f->loop,
-                                              in_fd, out_fd, name, count_irq,
-                                              f),
+    assert_int_equal(virtio_console_init_port(f->con, &f->mem, &f->loop, in_fd,
+                                              out_fd, name, count_irq, f),
                      0);
     struct virtio_dev *dev = &f->con->vdev;
     mock_vq_init(&f->rx, &f->mem, 16, RXRING);
@@ -314,8 +313,7 @@ static void socket_both_ways(void **state)
 {
     struct fixture *f = *state;
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                     0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     start(f, sv[0], sv[0]);
     guest_post_rx(f, 0, 64);
     guest_send(f, 1, "to host", 7);
@@ -387,12 +385,10 @@ static void connect_later_holds_output(void **state)
     assert_int_equal(mock_used(&f->tx, &id, &len), 0); /* held, not lost */
     run_loop(f, 10);
     assert_int_equal(write(f->host_in[1], "hi", 2), 2);
-    assert_int_equal(virtio_console_connect(f->con, f->host_in[0],
-                                            f->host_out[1]),
-                     0);
-    assert_int_equal(virtio_console_connect(f->con, f->host_in[0],
-                                            f->host_out[1]),
-                     -EBUSY);
+    assert_int_equal(
+        virtio_console_connect(f->con, f->host_in[0], f->host_out[1]), 0);
+    assert_int_equal(
+        virtio_console_connect(f->con, f->host_in[0], f->host_out[1]), -EBUSY);
     char buf[16];
     assert_int_equal(read(f->host_out[0], buf, sizeof(buf)), 5);
     assert_memory_equal(buf, "early", 5);
@@ -437,8 +433,8 @@ static void rx_streams_with_event_idx_kicks(void **state)
     if (need_event(mock_avail_event(&f->rx), f->rx.avail_idx, old))
         virtio_mmio_notify(&f->con->vdev, VIRTIO_CONSOLE_RXQ);
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, writer_thread,
-                                    &f->host_in[1]), 0);
+    assert_int_equal(pthread_create(&th, NULL, writer_thread, &f->host_in[1]),
+                     0);
     uint64_t got = 0;
     int idle = 0;
     while (got < TOTAL && idle < 200) {
@@ -469,8 +465,8 @@ static void rx_streams_with_event_idx_kicks(void **state)
 static void ctrl_to_device(struct fixture *f, uint16_t slot, uint32_t id,
                            uint16_t event, uint16_t value)
 {
-    struct virtio_console_control c = {.id = id, .event = event,
-                                       .value = value};
+    struct virtio_console_control c = {
+        .id = id, .event = event, .value = value};
     uint64_t gpa = CBUF + 0x100ULL * slot;
     memcpy(host(f, gpa, sizeof(c)), &c, sizeof(c));
     mock_desc(&f->ctx, slot, gpa, sizeof(c), 0, 0);
@@ -527,8 +523,9 @@ static void port_offers_multiport_with_one_port(void **state)
     assert_int_equal(mock_rd(dev, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
     /* A console without a name keeps the plain one-port layout. */
     struct virtio_console plain;
-    assert_int_equal(virtio_console_init(&plain, &f->mem, &f->loop, -1, -1,
-                                         count_irq, f), 0);
+    assert_int_equal(
+        virtio_console_init(&plain, &f->mem, &f->loop, -1, -1, count_irq, f),
+        0);
     mock_wr(&plain.vdev, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
     assert_false(mock_rd(&plain.vdev, VIRTIO_MMIO_DEVICE_FEATURES) &
                  (1u << VIRTIO_CONSOLE_F_MULTIPORT));
@@ -543,8 +540,8 @@ static void port_rejects_bad_names(void **state)
                          "0123456789012345678901234567890123456789"
                          "012345678901234567890123456789"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(virtio_console_init_port(&c, &f->mem, &f->loop, -1,
-                                                  -1, bad[i], count_irq, f),
+        assert_int_equal(virtio_console_init_port(&c, &f->mem, &f->loop, -1, -1,
+                                                  bad[i], count_irq, f),
                          -EINVAL);
     assert_int_equal(virtio_console_init_port(&c, &f->mem, &f->loop, -1, -1,
                                               NULL, count_irq, f),
@@ -637,7 +634,7 @@ static void port_control_buffer_too_small_needs_reset(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup_pipes, teardown)
+#define T(fn)  cmocka_unit_test_setup_teardown(fn, setup_pipes, teardown)
 #define TB(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(tx_reaches_host),

@@ -111,8 +111,9 @@ static int teardown(void **state)
     return 0;
 }
 
-#define ST_ALL (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | \
-                VIRTIO_STATUS_FEATURES_OK)
+#define ST_ALL                                                                 \
+    (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |                        \
+     VIRTIO_STATUS_FEATURES_OK)
 
 /* Brings the device up with queue 0 from f->m. */
 static void go_live(struct fake *f, uint64_t features)
@@ -166,8 +167,7 @@ static void narrow_register_access_ignored(void **state)
 static void negotiation_accepts_offered(void **state)
 {
     struct fake *f = *state;
-    assert_int_equal(mock_negotiate(&f->dev, F_VERSION_1 | F_DEV_BIT0),
-                     ST_ALL);
+    assert_int_equal(mock_negotiate(&f->dev, F_VERSION_1 | F_DEV_BIT0), ST_ALL);
     assert_true(virtio_mmio_has_feature(&f->dev, 0));
     assert_false(virtio_mmio_has_feature(&f->dev, VIRTIO_RING_F_EVENT_IDX));
 }
@@ -188,9 +188,8 @@ static void features_not_offered_refused(void **state)
     mock_wr(&f->dev, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 2);
     mock_wr(&f->dev, VIRTIO_MMIO_DRIVER_FEATURES, 1);
     mock_wr(&f->dev, VIRTIO_MMIO_STATUS, ST_ALL);
-    assert_int_equal(mock_rd(&f->dev, VIRTIO_MMIO_STATUS) &
-                         VIRTIO_STATUS_FEATURES_OK,
-                     0);
+    assert_int_equal(
+        mock_rd(&f->dev, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, 0);
     /* DRIVER_OK anyway: the device refuses to go live. */
     mock_wr(&f->dev, VIRTIO_MMIO_STATUS, 3 | VIRTIO_STATUS_DRIVER_OK);
     assert_true(needs_reset(f));
@@ -436,14 +435,14 @@ static void init_rejects_bad_ops(void **state)
     struct virtio_dev d;
     struct virtio_dev_ops ops = fake_ops;
     ops.queue_max = 12;
-    assert_int_equal(virtio_mmio_init(&d, &ops, f, &f->mem, 0, NULL, 0,
-                                      fake_irq, f),
-                     -EINVAL);
+    assert_int_equal(
+        virtio_mmio_init(&d, &ops, f, &f->mem, 0, NULL, 0, fake_irq, f),
+        -EINVAL);
     ops = fake_ops;
     ops.num_queues = VIRTIO_MMIO_MAX_QUEUES + 1;
-    assert_int_equal(virtio_mmio_init(&d, &ops, f, &f->mem, 0, NULL, 0,
-                                      fake_irq, f),
-                     -EINVAL);
+    assert_int_equal(
+        virtio_mmio_init(&d, &ops, f, &f->mem, 0, NULL, 0, fake_irq, f),
+        -EINVAL);
     assert_int_equal(virtio_mmio_init(&d, &fake_ops, f, &f->mem, 0, NULL,
                                       0x1000, fake_irq, f),
                      -EINVAL);

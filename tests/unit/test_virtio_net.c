@@ -71,8 +71,8 @@ static int setup_with(void **state, uint64_t net_features)
     assert_non_null(f);
     assert_int_equal(gm_init(&f->mem, RAM), 0);
     assert_int_equal(evloop_init(&f->loop), 0);
-    assert_int_equal(
-        socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, f->sv), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, f->sv),
+                     0);
     assert_int_equal(fcntl(f->sv[1], F_SETFL, O_NONBLOCK), 0);
     f->net = calloc(1, sizeof(*f->net));
     assert_non_null(f->net);
@@ -82,9 +82,9 @@ static int setup_with(void **state, uint64_t net_features)
     struct virtio_dev *dev = &f->net->vdev;
     mock_vq_init(&f->rx, &f->mem, 16, RXRING);
     mock_vq_init(&f->tx, &f->mem, 16, TXRING);
-    uint32_t st = mock_negotiate(dev, (1ULL << VIRTIO_F_VERSION_1) |
-                                          (1ULL << VIRTIO_NET_F_MAC) |
-                                          net_features);
+    uint32_t st =
+        mock_negotiate(dev, (1ULL << VIRTIO_F_VERSION_1) |
+                                (1ULL << VIRTIO_NET_F_MAC) | net_features);
     assert_true(st & VIRTIO_STATUS_FEATURES_OK);
     mock_queue_setup(dev, VIRTIO_NET_RXQ, &f->rx);
     mock_queue_setup(dev, VIRTIO_NET_TXQ, &f->tx);
@@ -460,12 +460,9 @@ static void parse_mac(void **state)
     assert_int_equal(virtio_net_parse_mac("52:54:00:ab:CD:ef", mac), 0);
     assert_int_equal(mac[4], 0xcd);
     assert_int_equal(virtio_net_parse_mac("52:54:00:ab:cd", mac), -EINVAL);
-    assert_int_equal(virtio_net_parse_mac("52:54:00:ab:cd:ef:", mac),
-                     -EINVAL);
-    assert_int_equal(virtio_net_parse_mac("01:00:5e:00:00:01", mac),
-                     -EINVAL);
-    assert_int_equal(virtio_net_parse_mac("zz:54:00:ab:cd:ef", mac),
-                     -EINVAL);
+    assert_int_equal(virtio_net_parse_mac("52:54:00:ab:cd:ef:", mac), -EINVAL);
+    assert_int_equal(virtio_net_parse_mac("01:00:5e:00:00:01", mac), -EINVAL);
+    assert_int_equal(virtio_net_parse_mac("zz:54:00:ab:cd:ef", mac), -EINVAL);
 }
 
 static void open_missing_tap_is_enodev(void **state)

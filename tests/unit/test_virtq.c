@@ -14,10 +14,10 @@
 #include "tests/unit/mock_virtio_driver.h"
 #include "core/guest_mem.h"
 
-#define RAM      (1 * MiB)
-#define RING     0x10000ULL /* rings of the mock queue */
-#define BUF      0x40000ULL /* data buffers */
-#define QSIZE    8
+#define RAM   (1 * MiB)
+#define RING  0x10000ULL /* rings of the mock queue */
+#define BUF   0x40000ULL /* data buffers */
+#define QSIZE 8
 
 struct fixture {
     struct guest_mem mem;
@@ -39,8 +39,7 @@ static int setup_size(void **state, uint16_t size, bool event_idx,
     f->vq.avail_gpa = f->m.avail;
     f->vq.used_gpa = f->m.used;
     assert_int_equal(
-        virtq_enable(&f->vq, &f->mem, VIRTQ_MAX_SIZE, event_idx, indirect),
-        0);
+        virtq_enable(&f->vq, &f->mem, VIRTQ_MAX_SIZE, event_idx, indirect), 0);
     *state = f;
     return 0;
 }
@@ -243,16 +242,16 @@ static void enable_rejects_bad_setup(void **state)
         uint16_t size;
         uint64_t desc, avail, used;
     } bad[] = {
-        {0, RING, RING + 0x1000, RING + 0x2000},   /* size 0 */
-        {3, RING, RING + 0x1000, RING + 0x2000},   /* not a power of two */
-        {2048, RING, RING + 0x8000, RING + 0x9000}, /* above the maximum */
+        {0, RING, RING + 0x1000, RING + 0x2000},     /* size 0 */
+        {3, RING, RING + 0x1000, RING + 0x2000},     /* not a power of two */
+        {2048, RING, RING + 0x8000, RING + 0x9000},  /* above the maximum */
         {8, RING + 8, RING + 0x1000, RING + 0x2000}, /* desc misaligned */
-        {8, RING, RING + 0x1001, RING + 0x2000},   /* avail misaligned */
-        {8, RING, RING + 0x1000, RING + 0x2002},   /* used misaligned */
+        {8, RING, RING + 0x1001, RING + 0x2000},     /* avail misaligned */
+        {8, RING, RING + 0x1000, RING + 0x2002},     /* used misaligned */
         {8, RAM - 64, RING + 0x1000, RING + 0x2000}, /* desc past RAM */
-        {8, RING, RAM - 8, RING + 0x2000},          /* avail past RAM */
-        {8, RING, RING + 0x1000, RAM - 16},         /* used past RAM */
-        {8, RING, RING + 0x1000, UINT64_MAX - 3},   /* used wraps */
+        {8, RING, RAM - 8, RING + 0x2000},           /* avail past RAM */
+        {8, RING, RING + 0x1000, RAM - 16},          /* used past RAM */
+        {8, RING, RING + 0x1000, UINT64_MAX - 3},    /* used wraps */
         {8, RING, LAYOUT_MMIO_HOLE_START, RING + 0x2000},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -308,11 +307,11 @@ static void indirect_hostile(void **state)
         uint16_t e0_flags, e0_next;
     } bad[] = {
         {48, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 0, 0}, /* + NEXT */
-        {47, VRING_DESC_F_INDIRECT, 0, 0},         /* not whole entries */
-        {0, VRING_DESC_F_INDIRECT, 0, 0},          /* empty table */
-        {48, VRING_DESC_F_INDIRECT, VRING_DESC_F_INDIRECT, 0}, /* nested */
-        {48, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, 0},     /* loop */
-        {48, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, 3},     /* next OOB */
+        {47, VRING_DESC_F_INDIRECT, 0, 0}, /* not whole entries */
+        {0, VRING_DESC_F_INDIRECT, 0, 0},  /* empty table */
+        {48, VRING_DESC_F_INDIRECT, VRING_DESC_F_INDIRECT, 0},   /* nested */
+        {48, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, 0},       /* loop */
+        {48, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, 3},       /* next OOB */
         {16 * (VIRTQ_MAX_IOV + 1), VRING_DESC_F_INDIRECT, 0, 0}, /* huge */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -414,8 +413,8 @@ static void elem_copy_across_segments(void **state)
     memcpy(host(f, BUF + 0x100), "defgh", 5);
     mock_desc(&f->m, 0, BUF, 3, VRING_DESC_F_NEXT, 1);
     mock_desc(&f->m, 1, BUF + 0x100, 5, VRING_DESC_F_NEXT, 2);
-    mock_desc(&f->m, 2, BUF + 0x200, 2, VRING_DESC_F_WRITE |
-              VRING_DESC_F_NEXT, 3);
+    mock_desc(&f->m, 2, BUF + 0x200, 2, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT,
+              3);
     mock_desc(&f->m, 3, BUF + 0x300, 4, VRING_DESC_F_WRITE, 0);
     mock_publish(&f->m, 0);
     assert_int_equal(virtq_pop(&f->vq, &f->elem), 1);
@@ -431,7 +430,7 @@ static void elem_copy_across_segments(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn)  cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define TE(fn) cmocka_unit_test_setup_teardown(fn, setup_event_idx, teardown)
     const struct CMUnitTest tests[] = {
         T(pop_simple_chain),

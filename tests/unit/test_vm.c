@@ -1,6 +1,6 @@
 /* VM, vCPU and machine set-up (vmm/kvm.c, vm.c, vcpu.c, machine.c) against
- * a fake KVM: open("/dev/kvm") and every KVM ioctl are wrapped, the fds KVM would
- * hand out are memfds (so the kvm_run mmap is real), and the test checks
+ * a fake KVM: open("/dev/kvm") and every KVM ioctl are wrapped, the fds KVM
+ * would hand out are memfds (so the kvm_run mmap is real), and the test checks
  * what runvm asked for, what it told the user, and that a failure at any
  * step leaves no fd open. */
 #include <stdarg.h>
@@ -41,12 +41,12 @@ static int loop_down(void **state)
 #define MAX_FDS 64
 
 static struct {
-    bool no_device;         /* open("/dev/kvm") fails with ENOENT */
+    bool no_device; /* open("/dev/kvm") fails with ENOENT */
     int api_version;
-    long missing_cap;       /* KVM_CHECK_EXTENSION says 0 for it */
+    long missing_cap; /* KVM_CHECK_EXTENSION says 0 for it */
     int max_vcpus;
-    int fail_vcpu;          /* KVM_CREATE_VCPU of this index fails */
-    int fds[MAX_FDS];       /* every fd the fake handed out */
+    int fail_vcpu;    /* KVM_CREATE_VCPU of this index fails */
+    int fds[MAX_FDS]; /* every fd the fake handed out */
     int nr_fds;
     struct kvm_userspace_memory_region slots[4];
     int nr_slots;
@@ -97,18 +97,15 @@ int __wrap_ioctl(int fd, unsigned long request, ...)
     void *arg = va_arg(ap, void *);
     va_end(ap);
     switch (request) {
-    case KVM_GET_API_VERSION:
-        return fake.api_version;
+    case KVM_GET_API_VERSION: return fake.api_version;
     case KVM_CHECK_EXTENSION: {
         long cap = (long)arg;
         if (cap == fake.missing_cap)
             return 0;
         return cap == KVM_CAP_MAX_VCPUS ? fake.max_vcpus : 1;
     }
-    case KVM_GET_VCPU_MMAP_SIZE:
-        return 4096;
-    case KVM_CREATE_VM:
-        return fake_fd("vm");
+    case KVM_GET_VCPU_MMAP_SIZE: return 4096;
+    case KVM_CREATE_VM: return fake_fd("vm");
     case KVM_CREATE_VCPU:
         if ((long)arg == fake.fail_vcpu) {
             errno = EMFILE;
@@ -129,8 +126,7 @@ int __wrap_ioctl(int fd, unsigned long request, ...)
     case KVM_SET_TSS_ADDR:
     case KVM_SET_IDENTITY_MAP_ADDR:
     case KVM_CREATE_IRQCHIP:
-    case KVM_CREATE_PIT2:
-        return 0;
+    case KVM_CREATE_PIT2: return 0;
     }
     return __real_ioctl(fd, request, arg);
 }
@@ -222,8 +218,9 @@ static void more_vcpus_than_kvm_allows(void **state)
                      -EINVAL);
     assert_non_null(strstr(err, "at most 2"));
     assert_all_closed();
-    assert_int_equal(vm_create(&vm, &loop, 64 * MiB, VM_MAX_VCPUS + 1, err,
-                               sizeof(err)), -EINVAL);
+    assert_int_equal(
+        vm_create(&vm, &loop, 64 * MiB, VM_MAX_VCPUS + 1, err, sizeof(err)),
+        -EINVAL);
 }
 
 static void vcpu_failure_cleans_up(void **state)
@@ -262,10 +259,10 @@ static void virtio_slots_announced_until_full(void **state)
     assert_int_equal(a.base, LAYOUT_VIRTIO_MMIO_BASE);
     assert_int_equal(b.base, LAYOUT_VIRTIO_MMIO_BASE + a.size);
     assert_int_equal(b.irq, a.irq + 1);
-    assert_non_null(strstr(vm.cmdline.buf,
-                           "virtio_mmio.device=4K@0xd0000000:5"));
-    assert_non_null(strstr(vm.cmdline.buf,
-                           "virtio_mmio.device=4K@0xd0001000:6"));
+    assert_non_null(
+        strstr(vm.cmdline.buf, "virtio_mmio.device=4K@0xd0000000:5"));
+    assert_non_null(
+        strstr(vm.cmdline.buf, "virtio_mmio.device=4K@0xd0001000:6"));
     int n = 2;
     while (vm_virtio_mmio_slot(&vm, &b) == 0)
         n++;
@@ -284,8 +281,12 @@ static void machine_lists_every_device(void **state)
     char path[64];
     snprintf(path, sizeof(path), "/tmp/test_vm.%d.sock", (int)getpid());
     struct machine_desc d = {
-        .mem_bytes = 64 * MiB, .cpus = 1, .cmdline = "panic=-1",
-        .console = true, .vconsole = NULL, .agent_channel = true,
+        .mem_bytes = 64 * MiB,
+        .cpus = 1,
+        .cmdline = "panic=-1",
+        .console = true,
+        .vconsole = NULL,
+        .agent_channel = true,
     };
     char vcon[80];
     snprintf(vcon, sizeof(vcon), "unix:%s", path);
@@ -320,16 +321,16 @@ static void machine_lists_every_device(void **state)
 static void machine_failure_cleans_up(void **state)
 {
     (void)state;
-    struct machine_desc d = {.mem_bytes = 64 * MiB, .cpus = 1,
-                             .net = "no-such-tap-runvm"};
+    struct machine_desc d = {
+        .mem_bytes = 64 * MiB, .cpus = 1, .net = "no-such-tap-runvm"};
     struct machine *m = (struct machine *)&d; /* overwritten with NULL */
     char err[256] = "";
     assert_true(machine_create(&m, &d, &loop, 0, err, sizeof(err)) < 0);
     assert_null(m);
     assert_non_null(strstr(err, "--net"));
     assert_all_closed();
-    d = (struct machine_desc){.mem_bytes = 64 * MiB, .cpus = 1,
-                              .cmdline = "bad\ncmdline"};
+    d = (struct machine_desc){
+        .mem_bytes = 64 * MiB, .cpus = 1, .cmdline = "bad\ncmdline"};
     assert_int_equal(machine_create(&m, &d, &loop, 0, err, sizeof(err)),
                      -EINVAL);
     assert_non_null(strstr(err, "--cmdline"));

@@ -84,13 +84,13 @@ static char *make_layer(const struct member *m, size_t n)
     return path;
 }
 
-#define APPLY(t, ...)                                                        \
-    do {                                                                     \
-        static const struct member ms_[] = {__VA_ARGS__};                    \
-        assert_int_equal(                                                    \
+#define APPLY(t, ...)                                                          \
+    do {                                                                       \
+        static const struct member ms_[] = {__VA_ARGS__};                      \
+        assert_int_equal(                                                      \
             layer_apply_file(t, make_layer(ms_, sizeof(ms_) / sizeof(ms_[0])), \
-                             NULL),                                          \
-            0);                                                              \
+                             NULL),                                            \
+            0);                                                                \
     } while (0)
 
 static int setup(void **state)
@@ -135,8 +135,8 @@ static void test_whiteout_missing_is_noop(void **state)
 static void test_whiteout_directory(void **state)
 {
     struct tree *t = *state;
-    APPLY(t, {'d', "d/", NULL}, {'d', "d/sub/", NULL},
-          {'f', "d/sub/deep", "x"}, {'f', "dd", "prefix sibling"});
+    APPLY(t, {'d', "d/", NULL}, {'d', "d/sub/", NULL}, {'f', "d/sub/deep", "x"},
+          {'f', "dd", "prefix sibling"});
     APPLY(t, {'f', ".wh.d", ""});
     assert_null(tree_lookup(t, "d"));
     assert_null(tree_lookup(t, "d/sub"));
@@ -150,8 +150,8 @@ static void test_opaque_directory(void **state)
     APPLY(t, {'d', "d/", NULL}, {'f', "d/a", "a"}, {'d', "d/s/", NULL},
           {'f', "d/s/b", "b"}, {'f', "other", "o"});
     /* c comes before the marker in the same layer and must survive. */
-    APPLY(t, {'d', "d/", NULL}, {'f', "d/c", "c"},
-          {'f', "d/.wh..wh..opq", ""}, {'f', "d/e", "e"});
+    APPLY(t, {'d', "d/", NULL}, {'f', "d/c", "c"}, {'f', "d/.wh..wh..opq", ""},
+          {'f', "d/e", "e"});
     assert_null(tree_lookup(t, "d/a"));
     assert_null(tree_lookup(t, "d/s"));
     assert_null(tree_lookup(t, "d/s/b"));
@@ -237,8 +237,7 @@ static void test_cpio_deterministic(void **state)
     }
     /* Read it back: sorted names, parents first, mtime 0, the hard-link
      * pair sharing an inode with the data on the later name. */
-    static const char *const want[] = {"a", "sym", "z", "z/b", "z/link",
-                                       "z/y"};
+    static const char *const want[] = {"a", "sym", "z", "z/b", "z/link", "z/y"};
     struct archive *a = archive_read_new();
     archive_read_support_filter_all(a);
     archive_read_support_format_cpio(a);
@@ -292,12 +291,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_whiteout_directory, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_opaque_directory, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(
-            test_whiteout_same_layer_does_not_hide, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_type_changes_across_layers,
+        cmocka_unit_test_setup_teardown(test_opaque_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_whiteout_same_layer_does_not_hide,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_type_changes_across_layers, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_hostile_layer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cpio_deterministic, setup,
                                         teardown),
