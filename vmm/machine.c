@@ -229,6 +229,20 @@ static int add_net(struct machine *m, const char *spec, char *err,
     return vm_virtio_attach(&m->vnet_slot, &m->vnet->vdev, err, err_len);
 }
 
+/* The agent's console port: allocated only when asked for (50 KB, most of
+ * it queue state, that a bare boot would otherwise carry). */
+static int add_agent_channel(struct machine *m, char *err, size_t err_len)
+{
+    m->agent = calloc(1, sizeof(*m->agent));
+    if (!m->agent) {
+        snprintf(err, err_len, "agent channel: out of memory");
+        return -ENOMEM;
+    }
+    int ret = agent_channel_attach(m->agent, &m->vm, err, err_len);
+    add_dev(m, MACHINE_DEV_AGENT, "agent channel", m->agent, &m->agent->slot);
+    return ret;
+}
+
 /* ---- the machine ------------------------------------------------------- */
 
 int machine_create(struct machine **out, const struct machine_desc *d,
@@ -243,7 +257,6 @@ int machine_create(struct machine **out, const struct machine_desc *d,
         return -ENOMEM;
     }
     m->vcon_listen_fd = m->tap_fd = -1;
-    m->agent.host_fd = m->agent.guest_fd = -1;
     m->vm.t_start = t_start;
     int ret = vm_create(&m->vm, loop, d->mem_bytes, d->cpus, err, err_len);
     if (ret < 0) {
@@ -267,11 +280,8 @@ int machine_create(struct machine **out, const struct machine_desc *d,
         ret = add_vconsole(m, d->vconsole, err, err_len);
     if (ret == 0 && d->net)
         ret = add_net(m, d->net, err, err_len);
-    if (ret == 0 && d->agent_channel) {
-        ret = agent_channel_attach(&m->agent, &m->vm, err, err_len);
-        add_dev(m, MACHINE_DEV_AGENT, "agent channel", &m->agent,
-                &m->agent.slot);
-    }
+    if (ret == 0 && d->agent_channel)
+        ret = add_agent_channel(m, err, err_len);
     if (ret < 0)
         goto fail;
     *out = m;
@@ -329,7 +339,11 @@ void machine_destroy(struct machine *m)
     for (unsigned int i = m->nr_devs; i-- > 0;) {
         struct machine_dev *d = &m->devs[i];
         switch (d->kind) {
-        case MACHINE_DEV_AGENT: agent_channel_free(&m->agent); break;
+        case MACHINE_DEV_AGENT:
+            agent_channel_free(m->agent);
+            free(m->agent);
+            m->agent = NULL;
+            break;
         case MACHINE_DEV_NET:
             vm_virtio_detach(&m->vnet_slot);
             virtio_net_free(m->vnet);

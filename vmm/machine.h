@@ -69,7 +69,7 @@ struct machine {
     struct virtio_net *vnet;
     struct vm_virtio vnet_slot;
     int tap_fd;
-    struct agent_channel agent;
+    struct agent_channel *agent;
     struct machine_dev devs[MACHINE_MAX_DEVICES];
     unsigned int nr_devs;
 };
