@@ -11,6 +11,5 @@ UNIT_TESTS += test_api
 test_api_SRCS = $(API_SRCS) session/session.c session/agent_client.c \
                 session/event.c vmm/vm.c vmm/vcpu.c vmm/kvm.c vmm/exit.c \
                 vmm/kvm_stats.c devices/boot_timer.c $(CORE_SRCS) \
-                $(ARCH_SRCS) $(PROTOCOL_SRCS) $(AGENT_CORE_SRCS) \
-                $(LANGCONF_SRCS)
+                $(ARCH_SRCS) $(PROTOCOL_SRCS) $(AGENT_FIXTURE)
 test_api_LIBS := -ljansson -lz -lpthread

@@ -5,10 +5,14 @@ SESSION_SRCS := session/agent_client.c session/session.c session/event.c
 RUNVM_SRCS += $(SESSION_SRCS)
 RUNVM_LIBS += -ljansson
 
+# The real agent core forked on a socketpair, for the tests of the host
+# side of the protocol (here and api/).
+AGENT_FIXTURE = tests/unit/agent_fixture.c $(AGENT_CORE_SRCS) \
+                $(LANGCONF_SRCS)
+
 UNIT_TESTS += test_agent_client
 test_agent_client_SRCS = session/agent_client.c core/evloop.c \
-                         $(PROTOCOL_SRCS) $(AGENT_CORE_SRCS) \
-                         $(LANGCONF_SRCS)
+                         $(PROTOCOL_SRCS) $(AGENT_FIXTURE)
 
 UNIT_TESTS += test_event
 test_event_SRCS = session/event.c $(PROTOCOL_SRCS)
@@ -17,6 +21,5 @@ test_event_LIBS := -lz
 # The session state machine against the real agent core.
 UNIT_TESTS += test_session
 test_session_SRCS = session/session.c session/agent_client.c session/event.c \
-                    core/evloop.c $(PROTOCOL_SRCS) $(AGENT_CORE_SRCS) \
-                    $(LANGCONF_SRCS)
+                    core/evloop.c $(PROTOCOL_SRCS) $(AGENT_FIXTURE)
 test_session_LIBS := -lz

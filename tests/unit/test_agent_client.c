@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,14 +19,13 @@
 #include "protocol/msg.h"
 #include "session/agent_client.h"
 #include "core/evloop.h"
+#include "tests/unit/agent_fixture.h"
 
 struct t {
     struct evloop loop;
     struct agent_client c;
-    int peer; /* the agent's end */
-    pid_t agent;
-    char work[64];
-    char conf[96];
+    int peer;                   /* the agent's end */
+    struct agent_fixture agent; /* the real agent core, when it serves */
     bool hello, closed, run_over;
     int nhellos;
     int close_err;
@@ -113,7 +111,6 @@ static struct t *setup_pair(void)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(agent_client_init(&t->c, &t->loop, sv[0], &ops, t), 0);
     t->peer = sv[1];
-    t->agent = -1;
     return t;
 }
 
@@ -146,38 +143,10 @@ static struct t *setup_agent_conf(const char *conf, bool late_client)
             msg_buf_init(&t->out[p][s]);
     assert_int_equal(evloop_init(&t->loop), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    t->c.fd = sv[0];
-    t->peer = sv[1];
-    strcpy(t->work, "/tmp/test_agent_client.XXXXXX");
-    assert_non_null(mkdtemp(t->work));
-    assert_int_equal(chmod(t->work, 0711), 0);
-    snprintf(t->conf, sizeof(t->conf), "%s.conf", t->work);
-    FILE *f = fopen(t->conf, "w");
-    assert_non_null(f);
-    fputs(conf, f);
-    fclose(f);
-    fflush(NULL);
-    t->agent = fork();
-    assert_true(t->agent >= 0);
-    if (t->agent == 0) {
-        close(t->c.fd);
-        struct agent_config cfg = {
-            .channel_fd = t->peer,
-            .lang_conf = t->conf,
-            .work_root = t->work,
-            .switch_user = geteuid() == 0,
-            .uid = 1000,
-            .gid = 1000,
-        };
-        struct agent *a = agent_new(&cfg);
-        if (!a)
-            _exit(100);
-        int r = agent_run(a);
-        agent_free(a);
-        _exit(r < 0 ? 101 : r);
-    }
-    close(t->peer);
-    t->peer = -1;
+    assert_int_equal(agent_fixture_init(&t->agent, "test_agent_client", conf),
+                     0);
+    assert_int_equal(agent_fixture_start(&t->agent, sv[1]), 0);
+    t->peer = -1; /* the agent's now */
     if (late_client)
         swallow_frame(sv[0]);
     assert_int_equal(agent_client_init(&t->c, &t->loop, sv[0], &ops, t), 0);
@@ -202,22 +171,9 @@ static void teardown(struct t *t)
     close(fd);
     if (t->peer >= 0)
         close(t->peer);
-    if (t->agent > 0) {
-        int st;
-        for (int i = 0; i < 500; i++) {
-            if (waitpid(t->agent, &st, WNOHANG) == t->agent)
-                break;
-            usleep(10000);
-            if (i == 499) {
-                kill(t->agent, SIGKILL);
-                waitpid(t->agent, &st, 0);
-            }
-        }
-        unlink(t->conf);
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", t->work);
-        assert_int_equal(system(cmd), 0);
-    }
+    /* The host end is closed: the agent ends by itself. */
+    agent_fixture_stop(&t->agent, NULL);
+    assert_int_equal(agent_fixture_free(&t->agent), 0);
     evloop_free(&t->loop);
     for (int p = 0; p < 2; p++)
         for (int s = 0; s < 3; s++)
@@ -406,12 +362,9 @@ static void test_shutdown_ends_agent(void **state)
     assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, NULL),
                      -EPIPE);
     int st;
-    assert_int_equal(waitpid(t->agent, &st, 0), t->agent);
+    assert_int_equal(agent_fixture_stop(&t->agent, &st), 0);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), AGENT_END_SHUTDOWN);
-    t->agent = 0;
-    unlink(t->conf);
-    rmdir(t->work);
     teardown(t);
 }
 

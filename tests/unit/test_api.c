@@ -30,6 +30,7 @@
 #include "guest-agent/agent.h"
 #include "protocol/msg.h"
 #include "session/event.h"
+#include "tests/unit/agent_fixture.h"
 #include "vmm/agent_channel.h"
 #include "vmm/vm.h"
 
@@ -41,12 +42,10 @@ struct t {
     struct vm vm;
     struct agent_channel ch;
     struct api_server *api;
-    int peer; /* the agent's end until it is forked */
-    pid_t agent;
-    char base[64];  /* the API socket and XDG_RUNTIME_DIR */
-    char work[64];  /* the agent's work root */
-    char conf[96];  /* its lang.conf */
-    char sock[128]; /* --api-sock */
+    int peer;                   /* the agent's end until it is forked */
+    struct agent_fixture agent; /* the real agent core */
+    char base[64];              /* the API socket and XDG_RUNTIME_DIR */
+    char sock[128];             /* --api-sock */
     /* The last answer. */
     int status;
     json_t *body;
@@ -73,50 +72,16 @@ static void pump(struct t *t, int ms)
 
 static void start_agent(struct t *t)
 {
-    fflush(NULL);
-    t->agent = fork();
-    assert_true(t->agent >= 0);
-    if (t->agent == 0) {
-        /* Only its channel: a copy of a client connection the server has
-         * closed would keep its client from seeing the end. */
-        for (int fd = 3; fd < 1024; fd++)
-            if (fd != t->peer)
-                close(fd);
-        struct agent_config cfg = {
-            .channel_fd = t->peer,
-            .lang_conf = t->conf,
-            .work_root = t->work,
-            .switch_user = geteuid() == 0,
-            .uid = 1000,
-            .gid = 1000,
-        };
-        struct agent *a = agent_new(&cfg);
-        if (!a)
-            _exit(100);
-        int r = agent_run(a);
-        agent_free(a);
-        _exit(r < 0 ? 101 : r);
-    }
-    close(t->peer);
+    assert_int_equal(agent_fixture_start(&t->agent, t->peer), 0);
     t->peer = -1;
 }
 
-/* Closes the channel: the agent kills a step still running (as uid 1000
- * when the test runs as root, where test_agent later counts that uid's
- * processes) and exits; SIGKILL if it has not within 5 s. */
+/* Breaks the channel: the agent kills a step still running and ends by
+ * itself (agent_fixture_stop says why that matters). */
 static void stop_agent(struct t *t)
 {
     shutdown(t->ch.host_fd, SHUT_RDWR);
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(t->agent, NULL, WNOHANG) == t->agent) {
-            t->agent = -1;
-            return;
-        }
-        usleep(10000);
-    }
-    kill(t->agent, SIGKILL);
-    waitpid(t->agent, NULL, 0);
-    t->agent = -1;
+    agent_fixture_stop(&t->agent, NULL);
 }
 
 static struct t *setup_lang(const char *lang, bool agent)
@@ -133,17 +98,9 @@ static struct t *setup_lang(const char *lang, bool agent)
     t->ch.host_fd = sv[0];
     t->ch.guest_fd = -1;
     t->peer = sv[1];
-    t->agent = -1;
     strcpy(t->base, "/tmp/test_api.XXXXXX");
     assert_non_null(mkdtemp(t->base));
-    strcpy(t->work, "/tmp/test_api_work.XXXXXX");
-    assert_non_null(mkdtemp(t->work));
-    assert_int_equal(chmod(t->work, 0711), 0);
-    snprintf(t->conf, sizeof(t->conf), "%s.conf", t->work);
-    FILE *f = fopen(t->conf, "w");
-    assert_non_null(f);
-    fputs(CONF, f);
-    fclose(f);
+    assert_int_equal(agent_fixture_init(&t->agent, "test_api_work", CONF), 0);
     snprintf(t->sock, sizeof(t->sock), "%s/api.sock", t->base);
     assert_int_equal(setenv("XDG_RUNTIME_DIR", t->base, 1), 0);
     struct api_server_config cfg = {
@@ -172,12 +129,9 @@ static void teardown(struct t *t)
     close(t->ch.host_fd);
     if (t->peer >= 0)
         close(t->peer);
-    if (t->agent > 0)
-        stop_agent(t);
-    unlink(t->conf);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", t->work);
-    assert_int_equal(system(cmd), 0);
+    /* The host end is closed: the agent ends by itself. */
+    agent_fixture_stop(&t->agent, NULL);
+    assert_int_equal(agent_fixture_free(&t->agent), 0);
     evloop_free(&t->loop);
     if (t->body)
         json_decref(t->body);
@@ -900,10 +854,9 @@ static void shutdown_then_503(void **state)
     assert_string_equal(body_str(t, "state"), "stopping");
     /* The agent got SHUTDOWN and ended. */
     int wstatus;
-    assert_int_equal(waitpid(t->agent, &wstatus, 0), t->agent);
+    assert_int_equal(agent_fixture_stop(&t->agent, &wstatus), 0);
     assert_true(WIFEXITED(wstatus));
     assert_int_equal(WEXITSTATUS(wstatus), AGENT_END_SHUTDOWN);
-    t->agent = -1;
     uint64_t deadline = now_ns() + 5000000000ull;
     while (!vm_stopped(&t->vm) && now_ns() < deadline)
         pump(t, 50);
@@ -961,9 +914,10 @@ static void agent_failures_stop_the_vm(void **state)
 
     t = setup_lang("sh", true);
     wait_state(t, "ready");
-    kill(t->agent, SIGKILL);
-    waitpid(t->agent, NULL, 0);
-    t->agent = -1;
+    /* An agent that dies at once, not one that ends: it is idle, so no
+     * step of it is left behind. */
+    kill(t->agent.pid, SIGKILL);
+    assert_int_equal(agent_fixture_stop(&t->agent, NULL), 0);
     deadline = now_ns() + 20000000000ull;
     while (!vm_stopped(&t->vm) && now_ns() < deadline)
         pump(t, 10);

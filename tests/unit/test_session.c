@@ -8,27 +8,23 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/evloop.h"
-#include "guest-agent/agent.h"
 #include "protocol/msg.h"
 #include "session/event.h"
 #include "session/session.h"
+#include "tests/unit/agent_fixture.h"
 
 struct t {
     struct evloop loop;
     struct session s;
     int fd, peer;
-    pid_t agent;
-    char work[64], conf[96];
+    struct agent_fixture agent; /* the real agent core, when it serves */
     int nready, ndone, nclosed, nexits;
     int status;
     char why[256];
@@ -105,38 +101,11 @@ static struct t *setup(const char *conf, const char *lang)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     t->fd = sv[0];
     t->peer = sv[1];
-    t->agent = -1;
     if (conf) {
-        strcpy(t->work, "/tmp/test_session.XXXXXX");
-        assert_non_null(mkdtemp(t->work));
-        assert_int_equal(chmod(t->work, 0711), 0);
-        snprintf(t->conf, sizeof(t->conf), "%s.conf", t->work);
-        FILE *f = fopen(t->conf, "w");
-        assert_non_null(f);
-        fputs(conf, f);
-        fclose(f);
-        fflush(NULL);
-        t->agent = fork();
-        assert_true(t->agent >= 0);
-        if (t->agent == 0) {
-            close(t->fd);
-            struct agent_config cfg = {
-                .channel_fd = t->peer,
-                .lang_conf = t->conf,
-                .work_root = t->work,
-                .switch_user = geteuid() == 0,
-                .uid = 1000,
-                .gid = 1000,
-            };
-            struct agent *a = agent_new(&cfg);
-            if (!a)
-                _exit(100);
-            int r = agent_run(a);
-            agent_free(a);
-            _exit(r < 0 ? 101 : r);
-        }
-        close(t->peer);
-        t->peer = -1;
+        assert_int_equal(agent_fixture_init(&t->agent, "test_session", conf),
+                         0);
+        assert_int_equal(agent_fixture_start(&t->agent, t->peer), 0);
+        t->peer = -1; /* the agent's now */
     }
     assert_int_equal(session_init(&t->s, &t->loop, t->fd, lang, &sink, t), 0);
     assert_int_equal(t->s.state, SESSION_BOOTING);
@@ -149,14 +118,10 @@ static void teardown(struct t *t)
     close(t->fd);
     if (t->peer >= 0)
         close(t->peer);
-    if (t->agent > 0) {
-        kill(t->agent, SIGKILL);
-        waitpid(t->agent, NULL, 0);
-        unlink(t->conf);
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", t->work);
-        assert_int_equal(system(cmd), 0);
-    }
+    /* The host end is closed: the agent ends by itself, and with it a
+     * step still running. */
+    agent_fixture_stop(&t->agent, NULL);
+    assert_int_equal(agent_fixture_free(&t->agent), 0);
     evloop_free(&t->loop);
     msg_buf_free(&t->out);
     free(t);

@@ -1,0 +1,47 @@
+/* The real guest agent core (guest-agent/agent.c) as a forked child on one
+ * end of a socketpair, for the tests of the host side of the protocol
+ * (test_agent_client, test_session, test_api): its work root and lang.conf
+ * under /tmp, the child started, stopped gracefully, and cleaned up after.
+ * Functions return 0 or -errno; they assert nothing, the test does. */
+#ifndef RUNVM_AGENT_FIXTURE_H
+#define RUNVM_AGENT_FIXTURE_H
+
+#include <sys/types.h>
+
+/* A zeroed one holds nothing: stop and free do nothing with it. */
+struct agent_fixture {
+    char work[64]; /* the agent's work root; "" when none is made */
+    char conf[96]; /* its lang.conf, <work>.conf */
+    pid_t pid;     /* the agent while it runs, else 0 */
+};
+
+/* Makes the work root /tmp/<name>.XXXXXX, mode 0711 so a step running as
+ * uid 1000 reaches its per-run directory, and writes conf_text to the
+ * lang.conf beside it. */
+__attribute__((warn_unused_result)) int
+agent_fixture_init(struct agent_fixture *f, const char *name,
+                   const char *conf_text);
+
+/* Forks the agent serving channel_fd (which it takes: the parent's copy is
+ * closed here, on failure too). Steps run as uid/gid 1000 when the test
+ * runs as root. The child keeps only fds 0-2 and channel_fd: a copy of the
+ * host end, or of a client connection a server closes, would keep its
+ * peer from ever seeing the end. */
+__attribute__((warn_unused_result)) int
+agent_fixture_start(struct agent_fixture *f, int channel_fd);
+
+/* Waits up to 5 s for the agent to end, as it does once the caller has
+ * shut the host end of its channel down (or sent SHUTDOWN), after killing
+ * a step still running; SIGKILL only past that, since a killed agent
+ * leaves its step's processes behind (test_agent counts uid 1000's
+ * processes machine-wide). Stores the wait status in *wstatus when it is
+ * not NULL. 0 when the agent ended by itself (or by a signal the test
+ * sent), -ETIMEDOUT when it had to be killed, -ECHILD when none ran. */
+int agent_fixture_stop(struct agent_fixture *f, int *wstatus);
+
+/* Stops an agent still running (as agent_fixture_stop), then removes the
+ * work root with all the agent left in it, and the lang.conf. */
+__attribute__((warn_unused_result)) int
+agent_fixture_free(struct agent_fixture *f);
+
+#endif
