@@ -404,15 +404,13 @@ int api_server_attach(struct api_server **out, struct vm *vm,
     return 0;
 }
 
-int api_server_status(struct api_server *s, enum vm_stop stop, int vm_status)
+int api_server_status(struct api_server *s, enum vm_stop stop, int signo)
 {
-    if (s->shutdown_requested && stop == VM_STOP_GUEST)
-        return 0;
-    if (stop == VM_STOP_TIMEOUT || stop == VM_STOP_SIGNAL)
-        return vm_status;
-    fprintf(stderr, "runvm: API mode ended without PUT /shutdown: %s\n",
-            s->vm->stop_why ? s->vm->stop_why : "VM stopped");
-    return RUNVM_EXIT_INFRA;
+    int status = event_stop_status(stop, signo, s->shutdown_requested);
+    if (status == RUNVM_EXIT_INFRA)
+        fprintf(stderr, "runvm: API mode ended without PUT /shutdown: %s\n",
+                s->vm->stop_why ? s->vm->stop_why : "VM stopped");
+    return status;
 }
 
 void api_server_free(struct api_server *s)

@@ -28,9 +28,10 @@ int api_server_attach(struct api_server **out, struct vm *vm,
                       const struct api_server_config *cfg, char *err,
                       size_t err_len) __attribute__((warn_unused_result));
 
-/* After vm_run: 0 after PUT /shutdown, else as a bare boot (124, 128+N)
- * or 125 when the VM or agent failed. */
-int api_server_status(struct api_server *s, enum vm_stop stop, int vm_status);
+/* After vm_run: 0 after PUT /shutdown, else as event_stop_status says
+ * (124, 128+N for signal signo to runvm) or 125 when the VM or agent
+ * failed. */
+int api_server_status(struct api_server *s, enum vm_stop stop, int signo);
 
 /* Closes every socket and removes the socket files. NULL is fine. */
 void api_server_free(struct api_server *s);

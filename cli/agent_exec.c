@@ -300,7 +300,7 @@ static void print_stats(const struct agent_exec *x)
             mib > 0 ? (double)vdev->interrupts / mib : 0.0);
 }
 
-int agent_exec_status(struct agent_exec *x, enum vm_stop stop, int vm_status)
+int agent_exec_status(struct agent_exec *x, enum vm_stop stop, int signo)
 {
     if (x->stats)
         print_stats(x);
@@ -313,16 +313,10 @@ int agent_exec_status(struct agent_exec *x, enum vm_stop stop, int vm_status)
      * signal keeps the status a bare boot has (124, 128+N). */
     const char *why;
     char buf[200];
-    int status;
+    int status = event_stop_status(stop, signo, false);
     switch (stop) {
-    case VM_STOP_TIMEOUT:
-        why = "--timeout passed before the run ended";
-        status = RUNVM_EXIT_TIMEOUT;
-        break;
-    case VM_STOP_SIGNAL:
-        why = "interrupted";
-        status = vm_status;
-        break;
+    case VM_STOP_TIMEOUT: why = "--timeout passed before the run ended"; break;
+    case VM_STOP_SIGNAL: why = "interrupted"; break;
     case VM_STOP_GUEST:
         /* Say how it stopped (reset, panic, triple fault, ...). */
         snprintf(buf, sizeof(buf), "%s (%s)",
@@ -332,12 +326,8 @@ int agent_exec_status(struct agent_exec *x, enum vm_stop stop, int vm_status)
                        "is /init runvm-agent? try --console",
                  x->vm->stop_why ? x->vm->stop_why : "no reason given");
         why = buf;
-        status = RUNVM_EXIT_INFRA;
         break;
-    default:
-        why = "the VM failed";
-        status = RUNVM_EXIT_INFRA;
-        break;
+    default: why = "the VM failed"; break;
     }
     if (x->cfg.json) {
         event_failure(&x->events, status, why);

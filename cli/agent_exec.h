@@ -36,10 +36,10 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
                       const struct agent_exec_config *cfg, char *err,
                       size_t err_len) __attribute__((warn_unused_result));
 
-/* After vm_run: runvm's exit status given why the VM stopped and the
- * status runvm would report for a bare boot (signal, timeout). Prints
- * what went wrong, if anything, on stderr. */
-int agent_exec_status(struct agent_exec *x, enum vm_stop stop, int vm_status);
+/* After vm_run: runvm's exit status, from the run's outcome or, without
+ * one, from why the VM stopped (event_stop_status; signo: the signal runvm
+ * got, 0 for none). Prints what went wrong, if anything, on stderr. */
+int agent_exec_status(struct agent_exec *x, enum vm_stop stop, int signo);
 
 /* Before vm_destroy. NULL is fine. */
 void agent_exec_free(struct agent_exec *x);

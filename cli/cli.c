@@ -350,12 +350,12 @@ int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
     return agent_exec_attach(&job->exec, vm, ch, &job->exec_cfg, err, err_len);
 }
 
-int cli_job_status(struct cli_job *job, enum vm_stop stop, int vm_status)
+int cli_job_status(struct cli_job *job, enum vm_stop stop, int signo)
 {
     if (job->api)
-        return api_server_status(job->api, stop, vm_status);
+        return api_server_status(job->api, stop, signo);
     if (job->exec)
-        return agent_exec_status(job->exec, stop, vm_status);
+        return agent_exec_status(job->exec, stop, signo);
     return RUNVM_EXIT_INFRA;
 }
 

@@ -30,8 +30,9 @@ int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
                    char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
-/* runvm's exit status once vm_run returned (see agent_exec_status). */
-int cli_job_status(struct cli_job *job, enum vm_stop stop, int vm_status);
+/* runvm's exit status once vm_run returned (agent_exec_status,
+ * api_server_status); signo: the signal runvm got, 0 for none. */
+int cli_job_status(struct cli_job *job, enum vm_stop stop, int signo);
 
 /* Before the machine is destroyed. NULL is fine. */
 void cli_job_free(struct cli_job *job);

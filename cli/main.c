@@ -450,28 +450,16 @@ int main(int argc, char **argv)
     }
     enum vm_stop stop = vm_run(vm, timeout_ms);
     restore_terminal(&r);
-    switch (stop) {
-    case VM_STOP_GUEST:
-        status = 0; /* the guest ended itself */
-        break;
-    case VM_STOP_TIMEOUT:
+    if (stop == VM_STOP_TIMEOUT)
         fprintf(stderr,
                 "runvm: guest still running after --timeout %lu s; "
                 "stopped it\n",
                 o.timeout_s);
-        status = RUNVM_EXIT_TIMEOUT;
-        break;
-    case VM_STOP_SIGNAL:
-        status = r.got_signal ? RUNVM_EXIT_SIGNAL_BASE + r.got_signal : 0;
-        break;
-    default:
+    if (stop == VM_STOP_ERROR)
         fprintf(stderr, "runvm: guest stopped: %s (0x%llx)\n",
                 vm->stop_why ? vm->stop_why : "unknown error", vm->stop_detail);
-        status = RUNVM_EXIT_INFRA;
-        break;
-    }
-    if (job)
-        status = cli_job_status(job, stop, status);
+    status = job ? cli_job_status(job, stop, r.got_signal)
+                 : event_stop_status(stop, r.got_signal, true);
     if (o.boot_timer) {
         print_boot_timer(vm);
         machine_print_stats(r.m, stderr);

@@ -1,7 +1,7 @@
-/* What a finished RUN means to runvm's callers: the exit statuses of the
- * one-shot CLI and `--exec`, and the newline-delimited JSON events of
+/* What a finished RUN, or a VM that stopped, means to runvm's callers: the
+ * exit statuses of every mode, and the newline-delimited JSON events of
  * `--json` and API mode (docs/cli.md is the reference). Pure functions of
- * agent messages; no I/O. */
+ * agent messages and stop reasons; no I/O. */
 #ifndef RUNVM_EVENT_H
 #define RUNVM_EVENT_H
 
@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "protocol/msg.h"
+#include "vmm/vm.h"
 
 /* runvm's exit statuses, one table for every mode and for the API's
  * exit events (docs/cli.md). Besides these, a program's own 0..255, and
@@ -18,6 +19,13 @@
 #define RUNVM_EXIT_INFRA        125 /* runvm, the VM or the agent failed */
 #define RUNVM_EXIT_BUILD_FAILED 126 /* the build step failed */
 #define RUNVM_EXIT_SIGNAL_BASE  128 /* + signal that killed the program */
+
+/* runvm's exit status when the VM stopped without an outcome from the
+ * agent: 124 for the watchdog, 128+N for signal N to runvm (0 for the
+ * console escape, signo 0), for a guest that ended itself 0 where that is
+ * an end (a bare boot; API mode after PUT /shutdown) and 125 where a run
+ * was owed, and 125 for a VM that failed. */
+int event_stop_status(enum vm_stop stop, int signo, bool guest_end_ok);
 
 /* runvm's exit status for a final EXIT: 124 when timed out, 126 when it
  * ended the build phase, 128+N for signal N, else the exit code. */

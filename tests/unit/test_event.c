@@ -45,6 +45,24 @@ static void test_exit_status(void **state)
     assert_int_equal(event_exit_status(&e), RUNVM_EXIT_INFRA);
 }
 
+/* The one table for a VM that stopped without the agent's outcome. */
+static void test_stop_status(void **state)
+{
+    (void)state;
+    for (int ok = 0; ok < 2; ok++) {
+        assert_int_equal(event_stop_status(VM_STOP_TIMEOUT, 0, ok), 124);
+        assert_int_equal(event_stop_status(VM_STOP_SIGNAL, 15, ok), 143);
+        assert_int_equal(event_stop_status(VM_STOP_SIGNAL, 2, ok), 130);
+        /* The console escape: no signal, an end the user asked for. */
+        assert_int_equal(event_stop_status(VM_STOP_SIGNAL, 0, ok), 0);
+        assert_int_equal(event_stop_status(VM_STOP_ERROR, 0, ok), 125);
+    }
+    /* A guest that ended itself: an end for a bare boot or after PUT
+     * /shutdown, a failure where a run was owed. */
+    assert_int_equal(event_stop_status(VM_STOP_GUEST, 0, true), 0);
+    assert_int_equal(event_stop_status(VM_STOP_GUEST, 0, false), 125);
+}
+
 static void test_json_string(void **state)
 {
     (void)state;
@@ -115,6 +133,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exit_status),
+        cmocka_unit_test(test_stop_status),
         cmocka_unit_test(test_json_string),
         cmocka_unit_test(test_output_events),
         cmocka_unit_test(test_exit_events),
