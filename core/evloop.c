@@ -122,6 +122,12 @@ int evloop_run(struct evloop *loop, int timeout_ms)
                 h->cb(h->opaque, evs[i].events);
         }
     }
+    /* The stop is this run's: the loop can run again. A stop requested
+     * from here on stays set for the next run (flag first, then the fd). */
+    __atomic_store_n(&loop->stopping, 0, __ATOMIC_SEQ_CST);
+    uint64_t v;
+    ssize_t r = read(loop->stop_fd, &v, sizeof(v));
+    (void)r;
     return 0;
 }
 

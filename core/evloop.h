@@ -37,7 +37,9 @@ int evloop_mod(struct evloop *loop, int fd, uint32_t events);
 void evloop_del(struct evloop *loop, int fd);
 
 /* Runs until evloop_stop, or until timeout_ms passes (-1: no limit).
- * Returns 0 when stopped, -ETIMEDOUT on timeout, -errno on failure. */
+ * Returns 0 when stopped (the stop is then used up: the loop can run
+ * again), -ETIMEDOUT on timeout, -errno on failure. A stop requested while
+ * the loop is not running ends its next run at once. */
 int evloop_run(struct evloop *loop, int timeout_ms);
 
 /* Async-signal-safe and thread-safe: makes evloop_run return. */

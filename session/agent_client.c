@@ -307,6 +307,8 @@ int agent_client_run(struct agent_client *c, const struct agent_request *req,
     if (ret < 0)
         return ret;
     flush(c);
+    if (c->closed)
+        return -EPIPE; /* the send found the channel gone (closed told) */
     c->run_active = true;
     c->run_id = rid;
     if (id)

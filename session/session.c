@@ -120,6 +120,8 @@ int session_run(struct session *s, const struct agent_request *req)
     int ret = agent_client_run(&s->client, req, &s->run_id);
     if (ret < 0)
         return ret;
+    if (s->state != SESSION_READY)
+        return -EPIPE; /* sending it closed the channel: no run began */
     s->state = SESSION_RUNNING;
     s->runs++;
     return 0;

@@ -1,6 +1,6 @@
 /* The host side of one agent session, once for every front end: the
- * one-shot CLI and --exec (session/agent_exec.c) and API mode
- * (api/server.c) only decide where its events go.
+ * one-shot CLI and --exec (cli/agent_exec.c) and API mode (api/) only
+ * decide where its events go.
  *
  *   BOOTING --HELLO, right language--> READY --session_run--> RUNNING
  *      |                                 ^                        |
@@ -8,10 +8,11 @@
  *      +--HELLO, wrong language--> FAILED
  *   any state --channel closed--> CLOSED
  *
- * Each run ends exactly once: with a final EXIT (sink.exit, then
- * sink.done with the exit status of session/event.h) or with a failure
- * (sink.done with 125 and a reason: an agent ERROR, the channel closing,
- * a request that could not be sent). Knows nothing of KVM. */
+ * Each run that session_run started ends exactly once: with a final EXIT
+ * (sink.exit, then sink.done with the exit status of session/event.h) or
+ * with a failure (sink.done with 125 and a reason: an agent ERROR, the
+ * channel closing). A run session_run refused never began and is not
+ * reported. Knows nothing of KVM. */
 #ifndef RUNVM_SESSION_H
 #define RUNVM_SESSION_H
 
@@ -65,7 +66,8 @@ int session_init(struct session *s, struct evloop *loop, int fd,
                  void *opaque) __attribute__((warn_unused_result));
 
 /* Starts a run. 0, -EAGAIN before the agent is ready, -EBUSY while a run
- * is active, -EPIPE once closed or failed, -EMSGSIZE (over 8 MiB),
+ * is active, -EPIPE once closed or failed (also when sending this one
+ * found the channel gone), -EMSGSIZE (over 8 MiB),
  * -E2BIG (too many files), -ENOMEM. Nothing is reported for a refused
  * run. */
 int session_run(struct session *s, const struct agent_request *req)

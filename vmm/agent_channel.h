@@ -24,7 +24,8 @@ struct agent_channel {
 int agent_channel_attach(struct agent_channel *ch, struct vm *vm, char *err,
                          size_t err_len) __attribute__((warn_unused_result));
 
-/* After vm_run, before vm_destroy (which frees the loop). */
+/* After vm_run, before vm_destroy: leaves the VM's event loop and closes
+ * both ends. */
 void agent_channel_free(struct agent_channel *ch);
 
 #endif

@@ -334,8 +334,8 @@ void machine_destroy(struct machine *m)
 {
     if (!m)
         return;
-    /* Devices first, newest first: they use the VM's event loop, which
-     * vm_destroy frees. */
+    /* Devices first, newest first, each leaving the event loop (which
+     * outlives the machine) and its guest memory before the VM goes. */
     for (unsigned int i = m->nr_devs; i-- > 0;) {
         struct machine_dev *d = &m->devs[i];
         switch (d->kind) {
@@ -362,8 +362,10 @@ void machine_destroy(struct machine *m)
         }
     }
     m->nr_devs = 0;
-    if (m->vcon_listen_fd >= 0)
+    if (m->vcon_listen_fd >= 0) {
+        evloop_del(m->vm.loop, m->vcon_listen_fd);
         close(m->vcon_listen_fd);
+    }
     if (m->vcon_path)
         unlink(m->vcon_path);
     if (m->tap_fd >= 0)

@@ -1,6 +1,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -204,21 +205,27 @@ int vm_irq_line(struct vm *vm, unsigned int irq, int level)
     return ioctl(vm->vm_fd, KVM_IRQ_LINE, &line) < 0 ? -errno : 0;
 }
 
-void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
-                     unsigned long long detail)
+/* Records the first stop reason; true for the call that did. */
+static bool mark_stop(struct vm *vm, enum vm_stop reason, const char *why,
+                      unsigned long long detail)
 {
     int expected = VM_RUNNING;
     if (!__atomic_compare_exchange_n(&vm->stop_reason, &expected, (int)reason,
                                      0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        return;
+        return false;
     /* Only the winner writes these; they are read after every vCPU thread
      * is joined. */
     vm->stop_why = why;
     vm->stop_detail = detail;
-    if (vm->on_stop)
-        vm->on_stop(vm->on_stop_opaque);
-    else
-        evloop_stop(vm->loop);
+    return true;
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
+                     unsigned long long detail)
+{
+    if (!mark_stop(vm, reason, why, detail))
+        return;
+    evloop_stop(vm->loop);
     for (unsigned int i = 0; i < vm->nr_vcpus; i++)
         vcpu_kick(&vm->vcpus[i]);
 }
@@ -246,6 +253,10 @@ enum vm_stop vm_run(struct vm *vm, int timeout_ms)
         else if (ret < 0)
             vm_request_stop(vm, VM_STOP_ERROR, "event loop failed",
                             (unsigned long long)-ret);
+        else if (!vm_stopped(vm))
+            /* Another user of the loop stopped it: the VM ends with the
+             * run, and no stop is left pending for the loop's next one. */
+            (void)mark_stop(vm, VM_STOP_ERROR, "event loop stopped", 0);
     }
     /* A thread started after the stop was requested was not kicked:
      * vcpu_join kicks until each is gone. */

@@ -36,7 +36,7 @@
 enum vm_stop {
     VM_RUNNING = 0,
     VM_STOP_GUEST,   /* reset, triple fault, shutdown, panic reboot */
-    VM_STOP_TIMEOUT, /* --timeout passed */
+    VM_STOP_TIMEOUT, /* vm_run's timeout passed */
     VM_STOP_SIGNAL,  /* SIGINT/SIGTERM to runvm, or console escape */
     VM_STOP_ERROR,   /* KVM or runvm failed while the guest ran */
 };
@@ -50,10 +50,6 @@ struct vm {
     struct bus pio;
     struct bus mmio;
     struct evloop *loop; /* the caller's; device back-ends run on it */
-    /* Called once when a stop is requested (any thread); NULL: stop the
-     * loop, for a loop that serves this VM alone. */
-    void (*on_stop)(void *opaque);
-    void *on_stop_opaque;
     struct cmdline cmdline;
     unsigned int nr_vcpus;
     struct vcpu vcpus[VM_MAX_VCPUS];
@@ -123,8 +119,10 @@ int vm_ioeventfd(struct vm *vm, int fd, uint64_t addr, uint32_t len, int match,
 int vm_irq_line(struct vm *vm, unsigned int irq, int level);
 
 /* Starts the vCPU threads and runs the event loop on the calling thread
- * until the VM stops or timeout_ms passes (-1: none), then stops and joins
- * every vCPU. Returns the enum vm_stop reason. */
+ * until the VM stops (vm_request_stop ends the loop's run), timeout_ms
+ * passes (-1: none) or another user of the loop ends its run
+ * (VM_STOP_ERROR), then stops and joins every vCPU. Returns the enum
+ * vm_stop reason. */
 enum vm_stop vm_run(struct vm *vm, int timeout_ms);
 
 /* Whether a stop was requested. Thread-safe. */

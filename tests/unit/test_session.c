@@ -262,6 +262,25 @@ static void channel_closing_mid_run(void **state)
     teardown(t);
 }
 
+/* A run whose sending finds the agent gone never began: refused, and no
+ * done for it, only closed. */
+static void run_onto_a_dead_channel(void **state)
+{
+    (void)state;
+    struct t *t = setup(NULL, "sh");
+    peer_hello(t);
+    pump(t);
+    close(t->peer);
+    t->peer = -1;
+    static const char *const argv[] = {"true", NULL};
+    struct agent_request req = {.run_argv = argv};
+    assert_int_equal(session_run(&t->s, &req), -EPIPE);
+    assert_int_equal(t->nclosed, 1);
+    assert_int_equal(t->ndone, 0);
+    assert_int_equal(t->s.state, SESSION_CLOSED);
+    teardown(t);
+}
+
 static void closing_while_idle_is_no_run(void **state)
 {
     (void)state;
@@ -283,6 +302,7 @@ int main(void)
         cmocka_unit_test(agent_error_ends_the_run),
         cmocka_unit_test(wrong_language_fails_once),
         cmocka_unit_test(channel_closing_mid_run),
+        cmocka_unit_test(run_onto_a_dead_channel),
         cmocka_unit_test(closing_while_idle_is_no_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
