@@ -11,7 +11,7 @@
 
 #include "protocol/msg.h"
 
-#define AGENT_VERSION "0.1.0"
+#define AGENT_VERSION "0.2.0"
 
 /* Limits used where a RUN leaves one at 0. */
 #define AGENT_DEFAULT_WALL_MS    30000

@@ -16,12 +16,17 @@
 
 #include "protocol/slip.h"
 
-#define MSG_MAGIC       0x5652 /* "RV" on the wire */
-#define MSG_VERSION     1
-#define MSG_HEADER_SIZE 16
-#define MSG_CRC_SIZE    4
-#define MSG_MAX_PAYLOAD (8u << 20)
-#define MSG_MAX_FRAME   (MSG_HEADER_SIZE + MSG_MAX_PAYLOAD + MSG_CRC_SIZE)
+#define MSG_MAGIC   0x5652 /* "RV" on the wire */
+#define MSG_VERSION 1
+/* The oldest agent (HELLO's AGENT_VERSION) that understands what runvm
+ * sends within MSG_VERSION: BUILD_LIMITS, a FILE without a name, ANNOUNCE
+ * (docs/protocol.md, "Compatibility"). runvm refuses an older one at its
+ * HELLO. */
+#define MSG_AGENT_MIN_VERSION "0.2.0"
+#define MSG_HEADER_SIZE       16
+#define MSG_CRC_SIZE          4
+#define MSG_MAX_PAYLOAD       (8u << 20)
+#define MSG_MAX_FRAME         (MSG_HEADER_SIZE + MSG_MAX_PAYLOAD + MSG_CRC_SIZE)
 /* The virtio-serial port name runvm gives the agent channel: the agent
  * finds its port by this name in /sys/class/virtio-ports/ (docs/protocol.md).
  */

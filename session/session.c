@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
 
 #include "session/event.h"
@@ -16,21 +17,61 @@ static void fail_run(struct session *s, const char *why)
         s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
 }
 
+/* The number at *p (saturating; none is 0), and *p past the part it
+ * ends: up to and past the next '.'. */
+static unsigned long version_part(const char **p)
+{
+    unsigned long v = 0;
+    for (; **p >= '0' && **p <= '9'; (*p)++)
+        v = v > ULONG_MAX / 10 - 1 ? ULONG_MAX : v * 10 + (unsigned)(**p - '0');
+    *p += strcspn(*p, ".");
+    *p += **p == '.';
+    return v;
+}
+
+/* Compares dotted version numbers ("0.10.1" > "0.9"); a missing part is
+ * 0, what follows a part's digits is ignored. <0, 0 or >0. */
+static int version_cmp(const char *a, const char *b)
+{
+    while (*a || *b) {
+        unsigned long x = version_part(&a), y = version_part(&b);
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+
+/* The session cannot serve this agent: FAILED, and why. */
+static void refuse(struct session *s, const char *why)
+{
+    s->state = SESSION_FAILED;
+    if (s->sink->done)
+        s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
+}
+
 static void on_hello(void *opaque, const struct agent_hello *h)
 {
     struct session *s = opaque;
     /* A later HELLO (an ANNOUNCE's answer) keeps the state it finds. */
     if (s->state != SESSION_BOOTING)
         return;
+    char why[256];
+    if (version_cmp(h->agent_version, MSG_AGENT_MIN_VERSION) < 0) {
+        snprintf(why, sizeof(why),
+                 "the image's agent is version %.20s, older than this runvm "
+                 "needs (%s): rebuild the image (make images%s%.40s)",
+                 h->agent_version[0] ? h->agent_version : "(none)",
+                 MSG_AGENT_MIN_VERSION, s->lang ? " IMAGE_LANGS=" : "",
+                 s->lang ? s->lang : "");
+        refuse(s, why);
+        return;
+    }
     if (s->lang && strcmp(h->lang, s->lang) != 0) {
-        char why[200];
         snprintf(why, sizeof(why),
                  "the image's agent serves language "
                  "\"%.60s\", not \"%.60s\"",
                  h->lang, s->lang);
-        s->state = SESSION_FAILED;
-        if (s->sink->done)
-            s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
+        refuse(s, why);
         return;
     }
     s->state = SESSION_READY;

@@ -610,7 +610,7 @@ static void spec_examples_decode(void **state)
     doc_view("HELLO", buf, sizeof(buf), &v);
     struct msg_hello h;
     assert_int_equal(msg_decode_hello(&v, &h), 0);
-    assert_true(bytes_eq(h.agent_version, "0.1.0"));
+    assert_true(bytes_eq(h.agent_version, "0.2.0"));
     assert_true(bytes_eq(h.lang, "go"));
     assert_true(bytes_eq(h.toolchain, "go1.19.8"));
     assert_true(bytes_eq(h.source, "main.go"));
@@ -697,7 +697,7 @@ static void spec_examples_decode(void **state)
     doc_view("HELLO-ANNOUNCED", buf, sizeof(buf), &v);
     assert_int_equal(v.id, 13);
     assert_int_equal(msg_decode_hello(&v, &h), 0);
-    assert_true(bytes_eq(h.agent_version, "0.1.0"));
+    assert_true(bytes_eq(h.agent_version, "0.2.0"));
     assert_true(bytes_eq(h.lang, "python"));
     assert_true(bytes_eq(h.toolchain, "Python 3.11.2"));
     assert_true(bytes_eq(h.source, "main.py"));

@@ -224,17 +224,54 @@ static void wrong_language_fails_once(void **state)
     teardown(t);
 }
 
-static void peer_hello(struct t *t)
+/* The test plays an agent of version version saying HELLO. */
+static void peer_hello_version(struct t *t, const char *version)
 {
     struct msg_buf m, wire;
     msg_buf_init(&m);
     msg_buf_init(&wire);
-    struct msg_hello h = {.lang = {(const uint8_t *)"sh", 2}};
+    struct msg_hello h = {
+        .lang = {(const uint8_t *)"sh", 2},
+        .agent_version = {(const uint8_t *)version, (uint32_t)strlen(version)},
+    };
     assert_int_equal(msg_build_hello(&m, 0, &h), 0);
     assert_int_equal(msg_slip_append(&wire, m.data, m.len), 0);
     assert_int_equal(write(t->peer, wire.data, wire.len), (ssize_t)wire.len);
     msg_buf_free(&m);
     msg_buf_free(&wire);
+}
+
+static void peer_hello(struct t *t)
+{
+    peer_hello_version(t, MSG_AGENT_MIN_VERSION);
+}
+
+/* An agent older than the protocol runvm speaks is refused at its HELLO,
+ * with what to do; versions compare as dotted numbers. */
+static void old_agent_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *version;
+        bool ok;
+    } cases[] = {{"0.1.0", false}, {"", false},         {"0.1.99", false},
+                 {"0.2", true},    {"0.2.0", true},     {"0.10.0", true},
+                 {"1", true},      {"0.2.0-rc1", true}, {"x", false}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct t *t = setup(NULL, "sh");
+        peer_hello_version(t, cases[i].version);
+        pump(t);
+        if (cases[i].ok) {
+            assert_int_equal(t->s.state, SESSION_READY);
+            assert_int_equal(t->ndone, 0);
+        } else {
+            assert_int_equal(t->s.state, SESSION_FAILED);
+            assert_int_equal(t->status, RUNVM_EXIT_INFRA);
+            assert_non_null(strstr(t->why, "older than this runvm needs"));
+            assert_non_null(strstr(t->why, "make images IMAGE_LANGS=sh"));
+        }
+        teardown(t);
+    }
 }
 
 static void channel_closing_mid_run(void **state)
@@ -303,6 +340,7 @@ int main(void)
         cmocka_unit_test(wrong_language_fails_once),
         cmocka_unit_test(channel_closing_mid_run),
         cmocka_unit_test(run_onto_a_dead_channel),
+        cmocka_unit_test(old_agent_refused),
         cmocka_unit_test(closing_while_idle_is_no_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
