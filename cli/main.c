@@ -403,11 +403,15 @@ int main(int argc, char **argv)
         .uart_rx_ready = uart_rx_ready,
         .uart_opaque = &r,
         .count_exits = o.boot_timer,
-        .vconsole = o.vconsole,
-        .net = o.net,
+        .vconsole = o.vconsole_stdio || o.vconsole_path,
+        .vconsole_in = STDIN_FILENO,
+        .vconsole_out = STDOUT_FILENO,
+        .vconsole_socket = o.vconsole_path,
+        .net_tap = o.net_tap[0] ? o.net_tap : NULL,
         .agent_channel = job != NULL,
     };
     struct evloop loop;
+    memcpy(desc.net_mac, o.net_mac, sizeof(desc.net_mac));
     int ret = evloop_init(&loop);
     if (ret < 0) {
         fprintf(stderr, "runvm: event loop: %s\n", strerror(-ret));

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/un.h>
+
 #include "arch/arch.h"
 
 int cli_parse_number(const char *s, unsigned long min, unsigned long max,
@@ -22,6 +24,20 @@ int cli_parse_number(const char *s, unsigned long min, unsigned long max,
     if (errno == ERANGE || v < min || v > max)
         return -ERANGE;
     *out = v;
+    return 0;
+}
+
+int cli_parse_mac(const char *text, uint8_t mac[6])
+{
+    unsigned int b[6];
+    char end;
+    if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
+               &b[4], &b[5], &end) != 6)
+        return -EINVAL;
+    if (b[0] & 1)
+        return -EINVAL; /* multicast bit: not a station address */
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)b[i];
     return 0;
 }
 
@@ -59,6 +75,48 @@ static int number(const char *flag, const char *s, unsigned long min,
     if (ret < 0)
         return fail(err, err_len, "%s %s: out of range (%lu to %lu)", flag, s,
                     min, max);
+    return 0;
+}
+
+static int vconsole(struct cli_config *c, const char *spec, char *err,
+                    size_t err_len)
+{
+    if (strcmp(spec, "stdio") == 0) {
+        c->vconsole_stdio = true;
+        c->vconsole_path = NULL;
+    } else if (strncmp(spec, "unix:", 5) == 0 && spec[5] != '\0') {
+        if (strlen(spec + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return fail(err, err_len, "--vconsole %s: path too long", spec);
+        c->vconsole_path = spec + 5;
+        c->vconsole_stdio = false;
+    } else {
+        return fail(err, err_len, "--vconsole %s: want stdio or unix:PATH",
+                    spec);
+    }
+    return 0;
+}
+
+static int net(struct cli_config *c, const char *spec, char *err,
+               size_t err_len)
+{
+    /* A locally administered unicast default, as QEMU's 52:54:00:... */
+    static const uint8_t default_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    const char *comma = strchr(spec, ',');
+    size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
+    if (len == 0 || len > CLI_TAP_NAME_MAX)
+        return fail(err, err_len,
+                    "--net %s: want TAP[,mac=MAC], TAP a "
+                    "tap device's name (1 to %d characters)",
+                    spec, CLI_TAP_NAME_MAX);
+    memcpy(c->net_tap, spec, len);
+    c->net_tap[len] = '\0';
+    memcpy(c->net_mac, default_mac, sizeof(default_mac));
+    if (comma && (strncmp(comma + 1, "mac=", 4) != 0 ||
+                  cli_parse_mac(comma + 5, c->net_mac) < 0))
+        return fail(err, err_len,
+                    "--net %s: want TAP[,mac=52:54:00:xx:xx:xx] "
+                    "(a unicast MAC)",
+                    spec);
     return 0;
 }
 
@@ -220,16 +278,8 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
             break;
         case O_CONSOLE: c->console = true; break;
         case O_BOOT_TIMER: c->boot_timer = true; break;
-        case O_VCONSOLE:
-            if (strcmp(optarg, "stdio") != 0 &&
-                (strncmp(optarg, "unix:", 5) != 0 || optarg[5] == '\0'))
-                return fail(err, err_len,
-                            "--vconsole %s: want stdio or "
-                            "unix:PATH",
-                            optarg);
-            c->vconsole = optarg;
-            break;
-        case O_NET: c->net = optarg; break;
+        case O_VCONSOLE: ret = vconsole(c, optarg, err, err_len); break;
+        case O_NET: ret = net(c, optarg, err, err_len); break;
         case O_EXEC: exec = true; break;
         case O_LIST: c->mode = CLI_LIST_LANGS; return 0;
         case O_VERSION: c->mode = CLI_VERSION; return 0;
@@ -246,11 +296,11 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
     int nargs = argc - optind;
     char **args = argv + optind;
     /* "--" ends the options; what follows is ARGV (--exec) or FILE. */
-    if (c->console && c->vconsole && strcmp(c->vconsole, "stdio") == 0)
+    if (c->console && c->vconsole_stdio)
         return fail(err, err_len,
                     "--console and --vconsole stdio both want "
                     "stdin and stdout; use --vconsole unix:PATH");
-    if (exec && c->vconsole)
+    if (exec && (c->vconsole_stdio || c->vconsole_path))
         return fail(err, err_len,
                     "--exec uses the virtio-console itself; "
                     "drop --vconsole");

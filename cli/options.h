@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Bounds a user sees in --help and docs/cli.md. */
 #define CLI_MAX_MEM_MIB             65536
@@ -15,6 +16,7 @@
 #define CLI_DEFAULT_RUN_TIMEOUT_S   10
 #define CLI_DEFAULT_BUILD_TIMEOUT_S 60
 #define CLI_DEFAULT_BOOT_MEM_MIB    256
+#define CLI_TAP_NAME_MAX            15 /* IFNAMSIZ less its NUL */
 /* Every mode's kernel command line unless --cmdline replaces it. */
 #define CLI_DEFAULT_CMDLINE "reboot=k panic=-1"
 
@@ -46,9 +48,14 @@ struct cli_config {
     unsigned long build_timeout_s;
     bool console;
     bool boot_timer;
-    const char *vconsole; /* "stdio" or "unix:PATH" */
-    const char *net;      /* "TAP[,mac=MAC]" */
-    char **exec_argv;     /* NULL-terminated, inside the caller's argv */
+    /* --vconsole stdio|unix:PATH */
+    bool vconsole_stdio;
+    const char *vconsole_path; /* the Unix socket's path */
+    /* --net TAP[,mac=MAC]: the tap's name ("" for none) and the MAC, a
+     * locally administered default when not given */
+    char net_tap[CLI_TAP_NAME_MAX + 1];
+    uint8_t net_mac[6];
+    char **exec_argv; /* NULL-terminated, inside the caller's argv */
 };
 
 /* Parses argv into cfg. 0, or -EINVAL with a one-line message (without
@@ -61,6 +68,11 @@ int cli_parse_args(int argc, char **argv, struct cli_config *cfg, char *err,
  * no suffix). 0, -EINVAL (not a number) or -ERANGE. */
 int cli_parse_number(const char *s, unsigned long min, unsigned long max,
                      unsigned long *out) __attribute__((warn_unused_result));
+
+/* Parses a MAC address "52:54:00:12:34:56" into mac. 0, or -EINVAL (also
+ * for a multicast MAC, which is no station's). */
+int cli_parse_mac(const char *text, uint8_t mac[6])
+    __attribute__((warn_unused_result));
 
 /* Whether LANG is a language name (what --lang and image files use):
  * 1 to 32 of a-z 0-9 - _ +. */

@@ -39,20 +39,6 @@ int virtio_net_open_tap(const char *name)
     return fd;
 }
 
-int virtio_net_parse_mac(const char *text, uint8_t mac[6])
-{
-    unsigned int b[6];
-    char end;
-    if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
-               &b[4], &b[5], &end) != 6)
-        return -EINVAL;
-    if (b[0] & 1)
-        return -EINVAL; /* multicast bit: not a station address */
-    for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)b[i];
-    return 0;
-}
-
 static struct virtio_net *to_net(struct virtio_dev *dev)
 {
     return dev->opaque;

@@ -63,10 +63,6 @@ struct virtio_net {
  * is not a free tap, -EPERM/-EACCES without the right to open it. */
 int virtio_net_open_tap(const char *name) __attribute__((warn_unused_result));
 
-/* Parses "52:54:00:12:34:56". 0 or -EINVAL (also for a multicast MAC). */
-int virtio_net_parse_mac(const char *text, uint8_t mac[6])
-    __attribute__((warn_unused_result));
-
 /* Sets up the device on tap_fd (from virtio_net_open_tap; the caller keeps
  * ownership) with the given MAC, and watches the tap on loop. 0 or
  * -errno. */

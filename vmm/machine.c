@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -110,7 +111,7 @@ static void vcon_accept(void *opaque, uint32_t events)
         return;
     int ret = virtio_console_connect(m->vcon, fd, fd);
     if (ret < 0) {
-        fprintf(stderr, "runvm: --vconsole: client: %s\n", strerror(-ret));
+        fprintf(stderr, "runvm: virtio-console: client: %s\n", strerror(-ret));
         close(fd);
         return;
     }
@@ -124,15 +125,24 @@ static int vcon_listen(struct machine *m, const char *path, char *err,
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(addr.sun_path)) {
-        snprintf(err, err_len, "--vconsole unix:%s: path too long", path);
+        snprintf(err, err_len, "virtio-console socket %s: path too long", path);
         return -ENAMETOOLONG;
     }
     memcpy(addr.sun_path, path, strlen(path));
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        listen(fd, 1) < 0) {
-        int ret = -errno;
-        snprintf(err, err_len, "--vconsole unix:%s: %s%s", path, strerror(-ret),
+    int ret = fd < 0 ? -errno : 0;
+    if (ret == 0) {
+        /* Mode 0600 from the start: the guest's console is runvm's
+         * user's alone, with no window where others could connect. */
+        mode_t old = umask(0177);
+        if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+            listen(fd, 1) < 0)
+            ret = -errno;
+        umask(old);
+    }
+    if (ret < 0) {
+        snprintf(err, err_len, "virtio-console socket %s: %s%s", path,
+                 strerror(-ret),
                  ret == -EADDRINUSE ? " (remove the stale "
                                       "socket or pick another path)"
                                     : "");
@@ -142,63 +152,45 @@ static int vcon_listen(struct machine *m, const char *path, char *err,
     }
     m->vcon_listen_fd = fd;
     m->vcon_path = path;
-    int ret = evloop_add(m->vm.loop, fd, EPOLLIN, vcon_accept, m);
+    ret = evloop_add(m->vm.loop, fd, EPOLLIN, vcon_accept, m);
     if (ret < 0)
-        snprintf(err, err_len, "--vconsole: event loop: %s", strerror(-ret));
+        snprintf(err, err_len, "virtio-console: event loop: %s",
+                 strerror(-ret));
     return ret;
 }
 
-static int add_vconsole(struct machine *m, const char *spec, char *err,
-                        size_t err_len)
+static int add_vconsole(struct machine *m, const struct machine_desc *d,
+                        char *err, size_t err_len)
 {
     struct vm *vm = &m->vm;
     m->vcon = calloc(1, sizeof(*m->vcon));
     if (!m->vcon) {
-        snprintf(err, err_len, "--vconsole: out of memory");
+        snprintf(err, err_len, "virtio-console: out of memory");
         return -ENOMEM;
     }
     vm_virtio_prepare(&m->vcon_slot, vm);
-    int stdio = strcmp(spec, "stdio") == 0;
+    bool sock = d->vconsole_socket != NULL;
     int ret = virtio_console_init(
-        m->vcon, &vm->mem, vm->loop, stdio ? STDIN_FILENO : -1,
-        stdio ? STDOUT_FILENO : -1, vm_virtio_irq, &m->vcon_slot);
+        m->vcon, &vm->mem, vm->loop, sock ? -1 : d->vconsole_in,
+        sock ? -1 : d->vconsole_out, vm_virtio_irq, &m->vcon_slot);
     if (ret < 0) {
         free(m->vcon);
         m->vcon = NULL;
-        snprintf(err, err_len, "--vconsole %s: %s", spec, strerror(-ret));
+        snprintf(err, err_len, "virtio-console: %s", strerror(-ret));
         return ret;
     }
     add_dev(m, MACHINE_DEV_VCONSOLE, "virtio-console", m->vcon, &m->vcon_slot);
     ret = vm_virtio_attach(&m->vcon_slot, &m->vcon->vdev, err, err_len);
-    if (ret == 0 && !stdio)
-        ret = vcon_listen(m, spec + 5, err, err_len);
+    if (ret == 0 && sock)
+        ret = vcon_listen(m, d->vconsole_socket, err, err_len);
     return ret;
 }
 
-static int add_net(struct machine *m, const char *spec, char *err,
+static int add_net(struct machine *m, const struct machine_desc *d, char *err,
                    size_t err_len)
 {
     struct vm *vm = &m->vm;
-    char name[64];
-    /* A locally administered unicast default, as QEMU's 52:54:00:... */
-    uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
-    const char *comma = strchr(spec, ',');
-    size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
-    if (len == 0 || len >= sizeof(name)) {
-        snprintf(err, err_len, "--net %s: want TAP[,mac=MAC]", spec);
-        return -EINVAL;
-    }
-    memcpy(name, spec, len);
-    name[len] = '\0';
-    if (comma && (strncmp(comma + 1, "mac=", 4) != 0 ||
-                  virtio_net_parse_mac(comma + 5, mac) < 0)) {
-        snprintf(err, err_len,
-                 "--net %s: want TAP[,mac=52:54:00:xx:xx:xx] "
-                 "(a unicast MAC)",
-                 spec);
-        return -EINVAL;
-    }
-    m->tap_fd = virtio_net_open_tap(name);
+    m->tap_fd = virtio_net_open_tap(d->net_tap);
     if (m->tap_fd < 0) {
         int ret = m->tap_fd;
         const char *hint = ret == -ENODEV ? " (create it first: ip tuntap "
@@ -207,22 +199,23 @@ static int add_net(struct machine *m, const char *spec, char *err,
                                ? " (needs CAP_NET_ADMIN or a tap "
                                  "owned by this user)"
                                : "";
-        snprintf(err, err_len, "--net: tap %s: %s%s", name,
+        snprintf(err, err_len, "tap %s: %s%s", d->net_tap,
                  ret == -ENODEV ? "no such device" : strerror(-ret), hint);
         return ret;
     }
     m->vnet = calloc(1, sizeof(*m->vnet));
     if (!m->vnet) {
-        snprintf(err, err_len, "--net: out of memory");
+        snprintf(err, err_len, "virtio-net: out of memory");
         return -ENOMEM;
     }
     vm_virtio_prepare(&m->vnet_slot, vm);
-    int ret = virtio_net_init(m->vnet, &vm->mem, vm->loop, m->tap_fd, mac,
-                              vm_virtio_irq, &m->vnet_slot);
+    int ret = virtio_net_init(m->vnet, &vm->mem, vm->loop, m->tap_fd,
+                              d->net_mac, vm_virtio_irq, &m->vnet_slot);
     if (ret < 0) {
         free(m->vnet);
         m->vnet = NULL;
-        snprintf(err, err_len, "--net %s: %s", spec, strerror(-ret));
+        snprintf(err, err_len, "virtio-net on tap %s: %s", d->net_tap,
+                 strerror(-ret));
         return ret;
     }
     add_dev(m, MACHINE_DEV_NET, "virtio-net", m->vnet, &m->vnet_slot);
@@ -268,7 +261,7 @@ int machine_create(struct machine **out, const struct machine_desc *d,
          cmdline_append(&m->vm.cmdline, console) < 0) ||
         (d->cmdline && cmdline_append(&m->vm.cmdline, d->cmdline) < 0)) {
         snprintf(err, err_len,
-                 "--cmdline: too long or has control "
+                 "kernel command line: too long or has control "
                  "characters");
         ret = -EINVAL;
         goto fail;
@@ -277,9 +270,9 @@ int machine_create(struct machine **out, const struct machine_desc *d,
         vm_count_exits(&m->vm); /* exits per boot phase, best effort */
     ret = add_platform_devices(m, d, err, err_len);
     if (ret == 0 && d->vconsole)
-        ret = add_vconsole(m, d->vconsole, err, err_len);
-    if (ret == 0 && d->net)
-        ret = add_net(m, d->net, err, err_len);
+        ret = add_vconsole(m, d, err, err_len);
+    if (ret == 0 && d->net_tap)
+        ret = add_net(m, d, err, err_len);
     if (ret == 0 && d->agent_channel)
         ret = add_agent_channel(m, err, err_len);
     if (ret < 0)

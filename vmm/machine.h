@@ -31,10 +31,17 @@ struct machine_desc {
     void (*uart_out)(void *opaque, const uint8_t *data, size_t len);
     void (*uart_rx_ready)(void *opaque);
     void *uart_opaque;
-    bool count_exits;     /* KVM exits per boot phase (best effort) */
-    const char *vconsole; /* NULL, "stdio" or "unix:PATH" */
-    const char *net;      /* NULL or "TAP[,mac=MAC]" */
-    bool agent_channel;   /* the runvm.agent console port */
+    bool count_exits; /* KVM exits per boot phase (best effort) */
+    /* A virtio-console (the guest's /dev/hvc0) on the front end's
+     * vconsole_in and vconsole_out, or with vconsole_socket on the first
+     * client of a Unix socket (mode 0600) made at that path. */
+    bool vconsole;
+    int vconsole_in, vconsole_out;
+    const char *vconsole_socket;
+    /* A virtio-net card on tap device net_tap (NULL: none), MAC net_mac. */
+    const char *net_tap;
+    uint8_t net_mac[6];
+    bool agent_channel; /* the runvm.agent console port */
 };
 
 enum machine_dev_kind {

@@ -88,7 +88,17 @@ static void modes(void **state)
     assert_int_equal(c.build_timeout_s, 7);
     assert_int_equal(c.mem_mib, 700);
     assert_int_equal(c.cpus, 2);
-    assert_string_equal(c.net, "tap0");
+    assert_string_equal(c.net_tap, "tap0");
+    static const uint8_t qemu_like[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    assert_memory_equal(c.net_mac, qemu_like, 6); /* the default */
+    assert_int_equal(parse(&c, err, sizeof(err),
+                           "--lang go a.go --net tap1,mac=52:54:00:00:02:0f "
+                           "--vconsole stdio"),
+                     0);
+    assert_string_equal(c.net_tap, "tap1");
+    assert_int_equal(c.net_mac[5], 0x0f);
+    assert_true(c.vconsole_stdio);
+    assert_null(c.vconsole_path);
     assert_int_equal(
         parse(&c, err, sizeof(err), "--lang python --api-sock /tmp/s"), 0);
     assert_int_equal(c.mode, CLI_API);
@@ -105,7 +115,8 @@ static void modes(void **state)
                      0);
     assert_string_equal(c.cmdline, "quiet");
     assert_true(c.cmdline_given);
-    assert_string_equal(c.vconsole, "unix:/tmp/v");
+    assert_string_equal(c.vconsole_path, "/tmp/v");
+    assert_false(c.vconsole_stdio);
     assert_int_equal(c.timeout_s, 9);
     assert_int_equal(
         parse(&c, err, sizeof(err), "--kernel k --initrd i --exec -- ls -l /"),
@@ -147,6 +158,16 @@ static void bad_command_lines(void **state)
         {"--kernel k --initrd i --vconsole unix:", "want stdio or unix:PATH"},
         {"--kernel k --initrd i --console --vconsole stdio",
          "both want stdin and stdout"},
+        {"--kernel k --initrd i --vconsole unix:/"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         "path too long"},
+        {"--kernel k --initrd i --net ,mac=52:54:00:00:00:01", "want TAP"},
+        {"--kernel k --initrd i --net abcdefghijklmnop", "1 to 15 characters"},
+        {"--kernel k --initrd i --net tap0,mac=01:00:5e:00:00:01",
+         "a unicast MAC"},
+        {"--kernel k --initrd i --net tap0,mc=52:54:00:00:00:01",
+         "want TAP[,mac="},
         {"--kernel k --initrd i --exec", "--exec needs the program"},
         {"--kernel k --initrd i --exec --vconsole stdio -- ls",
          "drop --vconsole"},
@@ -184,6 +205,18 @@ static void reparse_starts_afresh(void **state)
     assert_string_equal(c.file, "b.go");
 }
 
+static void parse_mac(void **state)
+{
+    (void)state;
+    uint8_t mac[6];
+    assert_int_equal(cli_parse_mac("52:54:00:ab:CD:ef", mac), 0);
+    assert_int_equal(mac[4], 0xcd);
+    assert_int_equal(cli_parse_mac("52:54:00:ab:cd", mac), -EINVAL);
+    assert_int_equal(cli_parse_mac("52:54:00:ab:cd:ef:", mac), -EINVAL);
+    assert_int_equal(cli_parse_mac("01:00:5e:00:00:01", mac), -EINVAL);
+    assert_int_equal(cli_parse_mac("zz:54:00:ab:cd:ef", mac), -EINVAL);
+}
+
 static void language_names(void **state)
 {
     (void)state;
@@ -208,6 +241,7 @@ int main(void)
         cmocka_unit_test(bad_command_lines),
         cmocka_unit_test(reparse_starts_afresh),
         cmocka_unit_test(language_names),
+        cmocka_unit_test(parse_mac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -453,18 +453,6 @@ static void reset_turns_offloads_off(void **state)
     assert_int_equal(last_offloads, 0);
 }
 
-static void parse_mac(void **state)
-{
-    (void)state;
-    uint8_t mac[6];
-    assert_int_equal(virtio_net_parse_mac("52:54:00:ab:CD:ef", mac), 0);
-    assert_int_equal(mac[4], 0xcd);
-    assert_int_equal(virtio_net_parse_mac("52:54:00:ab:cd", mac), -EINVAL);
-    assert_int_equal(virtio_net_parse_mac("52:54:00:ab:cd:ef:", mac), -EINVAL);
-    assert_int_equal(virtio_net_parse_mac("01:00:5e:00:00:01", mac), -EINVAL);
-    assert_int_equal(virtio_net_parse_mac("zz:54:00:ab:cd:ef", mac), -EINVAL);
-}
-
 static void open_missing_tap_is_enodev(void **state)
 {
     (void)state;
@@ -496,7 +484,6 @@ int main(void)
                                         setup_guest_csum_tso4, teardown),
         cmocka_unit_test_setup_teardown(reset_turns_offloads_off,
                                         setup_guest_csum_tso4, teardown),
-        cmocka_unit_test(parse_mac),
         cmocka_unit_test(open_missing_tap_is_enodev),
     };
     return cmocka_run_group_tests_name("virtio_net", tests, NULL, NULL);

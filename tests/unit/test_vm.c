@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
@@ -285,12 +286,10 @@ static void machine_lists_every_device(void **state)
         .cpus = 1,
         .cmdline = "panic=-1",
         .console = true,
-        .vconsole = NULL,
+        .vconsole = true,
+        .vconsole_socket = path,
         .agent_channel = true,
     };
-    char vcon[80];
-    snprintf(vcon, sizeof(vcon), "unix:%s", path);
-    d.vconsole = vcon;
     struct machine *m;
     char err[256] = "";
     assert_int_equal(machine_create(&m, &d, &loop, 0, err, sizeof(err)), 0);
@@ -310,7 +309,9 @@ static void machine_lists_every_device(void **state)
                         "console=ttyS0 panic=-1 "
                         "virtio_mmio.device=4K@0xd0000000:5 "
                         "virtio_mmio.device=4K@0xd0001000:6");
-    assert_int_equal(access(path, F_OK), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600); /* runvm's user's alone */
     int host_fd = machine_agent(m)->host_fd;
     machine_destroy(m);
     assert_int_equal(fcntl(host_fd, F_GETFD), -1);
@@ -322,18 +323,18 @@ static void machine_failure_cleans_up(void **state)
 {
     (void)state;
     struct machine_desc d = {
-        .mem_bytes = 64 * MiB, .cpus = 1, .net = "no-such-tap-runvm"};
+        .mem_bytes = 64 * MiB, .cpus = 1, .net_tap = "no-such-tap"};
     struct machine *m = (struct machine *)&d; /* overwritten with NULL */
     char err[256] = "";
     assert_true(machine_create(&m, &d, &loop, 0, err, sizeof(err)) < 0);
     assert_null(m);
-    assert_non_null(strstr(err, "--net"));
+    assert_non_null(strstr(err, "tap no-such-tap: "));
     assert_all_closed();
     d = (struct machine_desc){
         .mem_bytes = 64 * MiB, .cpus = 1, .cmdline = "bad\ncmdline"};
     assert_int_equal(machine_create(&m, &d, &loop, 0, err, sizeof(err)),
                      -EINVAL);
-    assert_non_null(strstr(err, "--cmdline"));
+    assert_non_null(strstr(err, "kernel command line"));
     assert_all_closed();
 }
 
