@@ -252,10 +252,18 @@ static void on_closed(void *opaque, int err)
     }
 }
 
+/* PUT /shutdown's grace passed without the guest powering off. */
+static void on_power_off_overdue(void *opaque)
+{
+    struct api_server *s = opaque;
+    vm_request_stop(s->vm, VM_STOP_GUEST, "PUT /shutdown", 0);
+}
+
 const struct session_sink api_run_sink = {
     .ready = on_ready,
     .output = on_output,
     .exit = on_exit_msg,
     .done = on_done,
     .closed = on_closed,
+    .power_off_overdue = on_power_off_overdue,
 };

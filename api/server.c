@@ -180,16 +180,6 @@ static void get_status(struct api_server *s, struct api_conn *c,
     msg_buf_free(&b);
 }
 
-static void shutdown_timer(void *opaque, uint32_t events)
-{
-    struct api_server *s = opaque;
-    (void)events;
-    uint64_t n;
-    ssize_t r = read(s->timer_fd, &n, sizeof(n));
-    (void)r;
-    vm_request_stop(s->vm, VM_STOP_GUEST, "PUT /shutdown", 0);
-}
-
 static void put_shutdown(struct api_server *s, struct api_conn *c,
                          const struct http_request *req)
 {
@@ -198,15 +188,8 @@ static void put_shutdown(struct api_server *s, struct api_conn *c,
     s->stopping = true;
     api_reply(c, 200, "{\"state\":\"stopping\"}");
     /* The agent powers the VM off; a stop after the grace period
-     * otherwise. */
-    if (session_shutdown(&s->session) == 0) {
-        struct itimerspec its = {
-            .it_value = {API_SHUTDOWN_GRACE_MS / 1000,
-                         (API_SHUTDOWN_GRACE_MS % 1000) * 1000000L}};
-        if (timerfd_settime(s->timer_fd, 0, &its, NULL) == 0)
-            return;
-    }
-    vm_request_stop(s->vm, VM_STOP_GUEST, "PUT /shutdown", 0);
+     * otherwise (api_run's power_off_overdue). */
+    session_power_off(&s->session, API_SHUTDOWN_GRACE_MS);
 }
 
 /* ---- routing ------------------------------------------------------------ */
@@ -356,7 +339,7 @@ int api_server_attach(struct api_server **out, struct vm *vm,
     }
     s->vm = vm;
     s->cfg = *cfg;
-    s->listen_fd = s->timer_fd = -1;
+    s->listen_fd = -1;
     for (int i = 0; i < API_MAX_CONNS; i++)
         s->conns[i].fd = -1;
     api_run_init(&s->run);
@@ -380,13 +363,6 @@ int api_server_attach(struct api_server **out, struct vm *vm,
                            &api_run_sink, s);
     if (ret < 0) {
         snprintf(err, err_len, "API: agent channel: %s", strerror(-ret));
-        return ret;
-    }
-    s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (s->timer_fd < 0 ||
-        evloop_add(vm->loop, s->timer_fd, EPOLLIN, shutdown_timer, s) < 0) {
-        ret = -errno;
-        snprintf(err, err_len, "API: timer: %s", strerror(-ret));
         return ret;
     }
     char why[200];
@@ -428,10 +404,6 @@ void api_server_free(struct api_server *s)
         unlink(s->cfg.sock_path);
     if (s->rundir[0])
         rmdir(s->rundir);
-    if (s->timer_fd >= 0) {
-        evloop_del(s->vm->loop, s->timer_fd);
-        close(s->timer_fd);
-    }
     session_free(&s->session);
     free(s);
 }

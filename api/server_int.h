@@ -42,7 +42,6 @@ struct api_server {
     int listen_fd;
     bool own_sock;         /* we created cfg.sock_path */
     char rundir[PATH_MAX]; /* where output sockets are made */
-    int timer_fd;          /* PUT /shutdown's grace period */
     struct api_conn conns[API_MAX_CONNS];
     struct api_conn *pending_start; /* POST /start waiting for HELLO */
     struct api_run run;

@@ -20,7 +20,6 @@ struct agent_exec {
     int runs; /* RUNs completed (repeat benchmark) */
     uint64_t sent_ns;
     double *rtt_ms;
-    int timer_fd;
     bool done;             /* outcome known */
     int status;            /* valid when done */
     char why[256];         /* failure reported by agent_exec_status */
@@ -66,18 +65,7 @@ static void finish(struct agent_exec *x, int status, const char *why)
             event_failure(&x->events, status, why);
         flush_events(x);
     }
-    /* Power off through the agent; the timer stops the VM if it does not
-     * reboot in time (it runs nothing the host still needs). */
-    if (session_shutdown(&x->session) < 0)
-        vm_request_stop(x->vm, VM_STOP_GUEST, "agent channel closed", 0);
-    struct itimerspec its = {
-        .it_value = {x->cfg.shutdown_grace_ms / 1000,
-                     (long)(x->cfg.shutdown_grace_ms % 1000) * 1000000},
-    };
-    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
-        its.it_value.tv_nsec = 1;
-    if (timerfd_settime(x->timer_fd, 0, &its, NULL) < 0)
-        vm_request_stop(x->vm, VM_STOP_GUEST, "agent finished", 0);
+    session_power_off(&x->session, (unsigned int)x->cfg.shutdown_grace_ms);
 }
 
 static uint64_t now_ns(void)
@@ -112,19 +100,6 @@ static int repeat_run(struct agent_exec *x)
             x->runs, x->rtt_ms[x->runs / 2], x->rtt_ms[0],
             x->rtt_ms[x->runs - 1]);
     return 0;
-}
-
-static void on_timer(void *opaque, uint32_t events)
-{
-    struct agent_exec *x = opaque;
-    (void)events;
-    uint64_t n;
-    ssize_t r = read(x->timer_fd, &n, sizeof(n));
-    (void)r;
-    vm_request_stop(x->vm, VM_STOP_GUEST,
-                    "agent finished; guest did not "
-                    "power off in time",
-                    0);
 }
 
 static void on_ready(void *opaque, const struct agent_hello *h)
@@ -222,12 +197,20 @@ static void on_closed(void *opaque, int err)
     finish(x, RUNVM_EXIT_INFRA, why);
 }
 
+static void on_power_off_overdue(void *opaque)
+{
+    struct agent_exec *x = opaque;
+    vm_request_stop(x->vm, VM_STOP_GUEST,
+                    "agent finished; guest did not power off in time", 0);
+}
+
 static const struct session_sink exec_sink = {
     .ready = on_ready,
     .output = on_output,
     .exit = on_exit_msg,
     .done = on_done,
     .closed = on_closed,
+    .power_off_overdue = on_power_off_overdue,
 };
 
 int agent_exec_attach(struct agent_exec **out, struct vm *vm,
@@ -243,7 +226,6 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
     }
     x->vm = vm;
     x->cfg = *cfg;
-    x->timer_fd = -1;
     x->stats = getenv("RUNVM_EXEC_STATS") != NULL;
     x->t_attach_ns = now_ns();
     if (cfg->repeat > 1)
@@ -254,13 +236,6 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
                            &exec_sink, x);
     if (ret < 0) {
         snprintf(err, err_len, "agent channel: %s", strerror(-ret));
-        goto fail;
-    }
-    x->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (x->timer_fd < 0 ||
-        evloop_add(vm->loop, x->timer_fd, EPOLLIN, on_timer, x) < 0) {
-        ret = -errno;
-        snprintf(err, err_len, "agent: timer: %s", strerror(-ret));
         goto fail;
     }
     *out = x;
@@ -342,10 +317,6 @@ void agent_exec_free(struct agent_exec *x)
 {
     if (!x)
         return;
-    if (x->timer_fd >= 0) {
-        evloop_del(x->vm->loop, x->timer_fd);
-        close(x->timer_fd);
-    }
     session_free(&x->session);
     msg_buf_free(&x->events);
     free(x->rtt_ms);

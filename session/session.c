@@ -4,6 +4,10 @@
 #include <stdio.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "session/event.h"
 
@@ -138,6 +142,7 @@ int session_init(struct session *s, struct evloop *loop, int fd,
                  void *opaque)
 {
     memset(s, 0, sizeof(*s));
+    s->power_off_fd = -1;
     s->lang = lang;
     s->sink = sink;
     s->opaque = opaque;
@@ -168,11 +173,47 @@ int session_run(struct session *s, const struct agent_request *req)
     return 0;
 }
 
-int session_shutdown(struct session *s)
+static void overdue(struct session *s)
 {
-    if (!s->client_up)
-        return -EPIPE;
-    return agent_client_shutdown(&s->client);
+    if (s->power_off_fd >= 0) {
+        evloop_del(s->client.loop, s->power_off_fd);
+        close(s->power_off_fd);
+    }
+    s->power_off_fd = -2; /* called: never again */
+    if (s->sink->power_off_overdue)
+        s->sink->power_off_overdue(s->opaque);
+}
+
+static void power_off_expired(void *opaque, uint32_t events)
+{
+    (void)events;
+    overdue(opaque);
+}
+
+void session_power_off(struct session *s, unsigned int grace_ms)
+{
+    if (s->power_off_fd != -1)
+        return; /* asked already */
+    if (!s->client_up || agent_client_shutdown(&s->client) < 0) {
+        overdue(s);
+        return;
+    }
+    /* The agent syncs and reboots the guest; a guest that does not is
+     * stopped (it runs nothing the host still needs). */
+    struct itimerspec its = {
+        .it_value = {grace_ms / 1000, (long)(grace_ms % 1000) * 1000000},
+    };
+    if (grace_ms == 0)
+        its.it_value.tv_nsec = 1;
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0 || timerfd_settime(fd, 0, &its, NULL) < 0 ||
+        evloop_add(s->client.loop, fd, EPOLLIN, power_off_expired, s) < 0) {
+        if (fd >= 0)
+            close(fd);
+        overdue(s);
+        return;
+    }
+    s->power_off_fd = fd;
 }
 
 const struct agent_hello *session_hello(const struct session *s)
@@ -182,7 +223,13 @@ const struct agent_hello *session_hello(const struct session *s)
 
 void session_free(struct session *s)
 {
-    if (s->client.loop)
-        agent_client_free(&s->client);
+    if (!s->client.loop)
+        return; /* zeroed, or session_init failed before the client */
+    if (s->power_off_fd >= 0) {
+        evloop_del(s->client.loop, s->power_off_fd);
+        close(s->power_off_fd);
+        s->power_off_fd = -1;
+    }
+    agent_client_free(&s->client);
     s->client_up = false;
 }

@@ -46,6 +46,9 @@ struct session_sink {
     /* The channel closed while no run was active (after done, if one
      * was); err is -errno. */
     void (*closed)(void *opaque, int err);
+    /* session_power_off's grace passed, or its SHUTDOWN could not be
+     * sent: stop the VM. Once at most. */
+    void (*power_off_overdue)(void *opaque);
 };
 
 struct session {
@@ -56,7 +59,8 @@ struct session {
     const struct session_sink *sink;
     void *opaque;
     uint32_t run_id;
-    uint64_t runs; /* runs started */
+    uint64_t runs;    /* runs started */
+    int power_off_fd; /* timerfd of session_power_off's grace, or -1 */
 };
 
 /* Serves the agent on fd (a connected stream; not owned) from loop.
@@ -73,13 +77,15 @@ int session_init(struct session *s, struct evloop *loop, int fd,
 int session_run(struct session *s, const struct agent_request *req)
     __attribute__((warn_unused_result));
 
-/* Asks the agent to sync and power off. 0 or -EPIPE. */
-int session_shutdown(struct session *s) __attribute__((warn_unused_result));
+/* Asks the agent to sync and power the guest off, and gives it grace_ms
+ * to do so: then, or at once if the request cannot be sent, the sink's
+ * power_off_overdue is called. A second call changes nothing. */
+void session_power_off(struct session *s, unsigned int grace_ms);
 
 /* The agent's identity from its last HELLO (empty strings before). */
 const struct agent_hello *session_hello(const struct session *s);
 
-/* Stops serving; does not close the fd. */
+/* Stops serving; does not close the fd. Safe on a zeroed session. */
 void session_free(struct session *s);
 
 #endif

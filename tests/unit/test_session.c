@@ -25,7 +25,7 @@ struct t {
     struct session s;
     int fd, peer;
     struct agent_fixture agent; /* the real agent core, when it serves */
-    int nready, ndone, nclosed, nexits;
+    int nready, ndone, nclosed, nexits, noverdue;
     int status;
     char why[256];
     struct msg_buf out;
@@ -69,12 +69,20 @@ static void on_closed(void *o, int err)
     evloop_stop(&t->loop);
 }
 
+static void on_overdue(void *o)
+{
+    struct t *t = o;
+    t->noverdue++;
+    evloop_stop(&t->loop);
+}
+
 static const struct session_sink sink = {
     .ready = on_ready,
     .output = on_output,
     .exit = on_exit_msg,
     .done = on_done,
     .closed = on_closed,
+    .power_off_overdue = on_overdue,
 };
 
 /* evloop_stop is final for a loop; the test restarts it between waits. */
@@ -295,7 +303,11 @@ static void channel_closing_mid_run(void **state)
     assert_int_equal(t->nclosed, 1);
     assert_int_equal(t->s.state, SESSION_CLOSED);
     assert_int_equal(session_run(&t->s, &req), -EPIPE);
-    assert_int_equal(session_shutdown(&t->s), -EPIPE);
+    /* Powering off a gone agent: the VM is to be stopped at once. */
+    session_power_off(&t->s, 60000);
+    assert_int_equal(t->noverdue, 1);
+    session_power_off(&t->s, 60000);
+    assert_int_equal(t->noverdue, 1);
     teardown(t);
 }
 
@@ -315,6 +327,27 @@ static void run_onto_a_dead_channel(void **state)
     assert_int_equal(t->nclosed, 1);
     assert_int_equal(t->ndone, 0);
     assert_int_equal(t->s.state, SESSION_CLOSED);
+    teardown(t);
+}
+
+/* An agent that does not power off within the grace: overdue once, after
+ * the SHUTDOWN went out. */
+static void power_off_grace(void **state)
+{
+    (void)state;
+    struct t *t = setup(NULL, "sh");
+    peer_hello(t);
+    pump(t);
+    session_power_off(&t->s, 50);
+    session_power_off(&t->s, 50); /* asked already: no second timer */
+    assert_int_equal(t->noverdue, 0);
+    pump(t);
+    assert_int_equal(t->noverdue, 1);
+    uint8_t buf[64];
+    ssize_t n = read(t->peer, buf, sizeof(buf));
+    assert_true(n > 1 + MSG_HEADER_SIZE);
+    assert_int_equal(buf[0], SLIP_END);
+    assert_int_equal(buf[1 + 3], MSG_SHUTDOWN); /* the header's type */
     teardown(t);
 }
 
@@ -341,6 +374,7 @@ int main(void)
         cmocka_unit_test(channel_closing_mid_run),
         cmocka_unit_test(run_onto_a_dead_channel),
         cmocka_unit_test(old_agent_refused),
+        cmocka_unit_test(power_off_grace),
         cmocka_unit_test(closing_while_idle_is_no_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
