@@ -10,6 +10,7 @@
 
 #include "api/request.h"
 #include "api/server_int.h"
+#include "core/clock.h"
 #include "session/event.h"
 
 #define API_MAX_EVENTS_BUFFERED (64u << 20) /* output held for no reader */
@@ -202,9 +203,7 @@ static void on_ready(void *opaque, const struct agent_hello *h)
 {
     struct api_server *s = opaque;
     (void)h;
-    if (s->t_hello_ns)
-        return; /* an ANNOUNCE's answer */
-    s->t_hello_ns = api_now_ns();
+    s->t_hello_ns = clock_now_ns();
     if (s->pending_start) {
         struct api_conn *c = s->pending_start;
         s->pending_start = NULL;

@@ -18,18 +18,12 @@
 #include "api/http.h"
 #include "api/run.h"
 #include "api/server_int.h"
+#include "core/clock.h"
 #include "session/event.h"
 #include "session/session.h"
 #include "vmm/agent_channel.h"
 
 #define API_SHUTDOWN_GRACE_MS 2000
-
-uint64_t api_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- connections and replies -------------------------------------------- */
 
@@ -172,7 +166,7 @@ static void get_status(struct api_server *s, struct api_conn *c,
              vm->t_first_run ? (double)(vm->t_first_run - vm->t_start) / ms
                              : 0.0,
              s->t_hello_ns ? (double)(s->t_hello_ns - vm->t_start) / ms : 0.0,
-             (double)(api_now_ns() - vm->t_start) / ms, s->runs, s->requests,
+             (double)(clock_now_ns() - vm->t_start) / ms, s->runs, s->requests,
              s->rejected, ac->bytes_in, ac->bytes_out,
              ac->dropped + msg_reader_dropped(&ac->reader));
     msg_buf_append(&b, tmp, strlen(tmp) + 1);

@@ -50,9 +50,6 @@ struct api_server {
     uint64_t t_hello_ns;
 };
 
-/* CLOCK_MONOTONIC in ns, the clock of the VM's boot timeline. */
-uint64_t api_now_ns(void);
-
 /* Sends a complete response with a JSON body (a newline is added) and
  * closes the connection afterwards. */
 void api_reply(struct api_conn *c, int status, const char *body);

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/write.h"
+#include "core/clock.h"
 #include "session/event.h"
 #include "vmm/agent_channel.h"
 
@@ -30,25 +32,9 @@ struct agent_exec {
     uint64_t output_bytes, output_msgs;
 };
 
-/* Writes everything (blocking): stdout and stderr are runvm's own, and
- * a slow reader should slow the guest down, not lose its output. */
-static void write_all(int fd, const void *p, size_t n)
-{
-    const char *b = p;
-    while (n > 0) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; /* reader gone: drop output, keep going */
-        b += w;
-        n -= (size_t)w;
-    }
-}
-
 static void flush_events(struct agent_exec *x)
 {
-    write_all(STDOUT_FILENO, x->events.data, x->events.len);
+    cli_write_all(STDOUT_FILENO, x->events.data, x->events.len);
     msg_buf_reset(&x->events);
 }
 
@@ -68,13 +54,6 @@ static void finish(struct agent_exec *x, int status, const char *why)
     session_power_off(&x->session, (unsigned int)x->cfg.shutdown_grace_ms);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -87,9 +66,9 @@ static int repeat_run(struct agent_exec *x)
     int n = x->cfg.repeat;
     if (n <= 1 || !x->rtt_ms)
         return 0;
-    x->rtt_ms[x->runs++] = (double)(now_ns() - x->sent_ns) / 1e6;
+    x->rtt_ms[x->runs++] = (double)(clock_now_ns() - x->sent_ns) / 1e6;
     if (x->runs < n) {
-        x->sent_ns = now_ns();
+        x->sent_ns = clock_now_ns();
         if (session_run(&x->session, x->cfg.req) == 0)
             return 1;
     }
@@ -105,10 +84,8 @@ static int repeat_run(struct agent_exec *x)
 static void on_ready(void *opaque, const struct agent_hello *h)
 {
     struct agent_exec *x = opaque;
-    (void)h;
-    if (x->done || x->session.runs)
-        return; /* an ANNOUNCE's answer: the run is under way */
-    x->sent_ns = now_ns();
+    (void)h; /* once: the session reports the first HELLO only */
+    x->sent_ns = clock_now_ns();
     x->t_run_ns = x->sent_ns;
     int ret = session_run(&x->session, x->cfg.req);
     if (ret < 0) {
@@ -125,7 +102,7 @@ static void on_output(void *opaque, const struct msg_output *o)
 {
     struct agent_exec *x = opaque;
     if (!x->output_msgs++)
-        x->t_first_output_ns = now_ns();
+        x->t_first_output_ns = clock_now_ns();
     x->output_bytes += o->data.len;
     if (x->cfg.json) {
         event_output(&x->events, o);
@@ -137,7 +114,7 @@ static void on_output(void *opaque, const struct msg_output *o)
     int fd = o->phase == MSG_PHASE_RUN && o->stream == MSG_STREAM_STDOUT
                  ? STDOUT_FILENO
                  : STDERR_FILENO;
-    write_all(fd, o->data.p, o->data.len);
+    cli_write_all(fd, o->data.p, o->data.len);
 }
 
 /* Says on stderr why a final EXIT is not a plain exit. */
@@ -176,7 +153,7 @@ static void on_exit_msg(void *opaque, const struct msg_exit *e)
 static void on_done(void *opaque, int status, const char *why)
 {
     struct agent_exec *x = opaque;
-    x->t_exit_ns = now_ns();
+    x->t_exit_ns = clock_now_ns();
     if (!why && status == 0 && repeat_run(x))
         return;
     finish(x, status, why);
@@ -227,7 +204,7 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
     x->vm = vm;
     x->cfg = *cfg;
     x->stats = getenv("RUNVM_EXEC_STATS") != NULL;
-    x->t_attach_ns = now_ns();
+    x->t_attach_ns = clock_now_ns();
     if (cfg->repeat > 1)
         x->rtt_ms = calloc((size_t)cfg->repeat, sizeof(double));
     msg_buf_init(&x->events);

@@ -26,6 +26,8 @@
 #include "arch/arch.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/write.h"
+#include "core/clock.h"
 #include "devices/boot_timer.h"
 #include "protocol/msg.h"
 #include "session/event.h"
@@ -127,15 +129,7 @@ static int open_input(const char *flag, const char *path, uint64_t *size)
 static void console_out(void *opaque, const uint8_t *data, size_t len)
 {
     (void)opaque;
-    while (len > 0) {
-        ssize_t n = write(STDOUT_FILENO, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return; /* stdout gone: drop output, keep the guest going */
-        data += n;
-        len -= (size_t)n;
-    }
+    cli_write_all(STDOUT_FILENO, data, len);
 }
 
 static void uart_rx_ready(void *opaque)
@@ -341,7 +335,7 @@ static void print_boot_timer(const struct vm *vm)
 
 int main(int argc, char **argv)
 {
-    uint64_t t_start = boot_timer_now_ns();
+    uint64_t t_start = clock_now_ns();
     struct runvm r = {.rx_event_fd = -1, .signal_fd = -1};
     struct cli_config o;
     char err[512];
@@ -449,7 +443,7 @@ int main(int argc, char **argv)
     int timeout_ms = -1;
     if (o.timeout_s) {
         int64_t left = (int64_t)o.timeout_s * 1000 -
-                       (int64_t)((boot_timer_now_ns() - vm->t_start) / 1000000);
+                       (int64_t)((clock_now_ns() - vm->t_start) / 1000000);
         timeout_ms = left > 0 ? (int)left : 0;
     }
     enum vm_stop stop = vm_run(vm, timeout_ms);

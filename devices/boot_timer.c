@@ -2,12 +2,7 @@
 
 #include <time.h>
 
-uint64_t boot_timer_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
+#include "core/clock.h"
 
 static void boot_timer_write(void *opaque, uint64_t offset, const uint8_t *data,
                              uint32_t len)
@@ -15,7 +10,7 @@ static void boot_timer_write(void *opaque, uint64_t offset, const uint8_t *data,
     struct boot_timer *bt = opaque;
     (void)offset;
     (void)len;
-    uint64_t now = bt->now_ns ? bt->now_ns() : boot_timer_now_ns();
+    uint64_t now = bt->now_ns ? bt->now_ns() : clock_now_ns();
     /* A slot per write, claimed atomically: vCPUs may race. */
     unsigned int i = __atomic_fetch_add(&bt->nr_marks, 1, __ATOMIC_RELAXED);
     if (i >= BOOT_TIMER_MAX_MARKS)

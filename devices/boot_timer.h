@@ -1,4 +1,5 @@
-/* Boot timer: a guest write to LAYOUT_PORT_BOOT_TIMER records the time, so
+/* Boot timer: a guest write to its port (arch_platform's boot_timer; 0x440
+ * on x86) records the time, so
  * a benchmark can split a boot into VMM set-up, kernel and init phases, and
  * with it any counters the VMM hands in (KVM's exit counts), so it can
  * count each phase's exits. */
@@ -36,8 +37,5 @@ struct boot_timer {
 
 /* Bus handlers for the one port; opaque is the struct boot_timer. */
 extern const struct bus_dev_ops boot_timer_bus_ops;
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t boot_timer_now_ns(void);
 
 #endif

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "arch/arch.h"
-#include "devices/boot_timer.h"
+#include "core/clock.h"
 #include "vmm/exit.h"
 #include "vmm/vm.h"
 
@@ -73,7 +73,7 @@ static void *vcpu_thread(void *arg)
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
     while (!vm_stopped(vm)) {
         if (v->index == 0 && vm->t_first_run == 0)
-            vm->t_first_run = boot_timer_now_ns();
+            vm->t_first_run = clock_now_ns();
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;

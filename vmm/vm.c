@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "vmm/kvm.h"
 
 static int vm_set_memory(struct vm *vm, char *err, size_t err_len)
@@ -90,7 +91,7 @@ int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size,
         if (ret < 0)
             goto fail;
     }
-    vm->t_kvm_ready = boot_timer_now_ns();
+    vm->t_kvm_ready = clock_now_ns();
     return 0;
 fail:
     vm_destroy(vm);
