@@ -117,8 +117,3 @@ int gm_write(const struct guest_mem *mem, uint64_t gpa, const void *src,
     memcpy(dst, src, len);
     return 0;
 }
-
-uint64_t gm_low_size(const struct guest_mem *mem)
-{
-    return mem->nr_regions ? mem->regions[0].size : 0;
-}

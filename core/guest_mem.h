@@ -51,7 +51,4 @@ int gm_read(const struct guest_mem *mem, void *dst, uint64_t gpa, uint64_t len);
 int gm_write(const struct guest_mem *mem, uint64_t gpa, const void *src,
              uint64_t len);
 
-/* Bytes of the first region (on x86, the RAM below the MMIO hole). */
-uint64_t gm_low_size(const struct guest_mem *mem);
-
 #endif

@@ -134,7 +134,7 @@ void msg_buf_consume(struct msg_buf *m, size_t n);
 /* Appends raw bytes. */
 void msg_buf_append(struct msg_buf *m, const void *p, size_t n);
 /* Makes room for n more bytes; returns where they go, or NULL (and sets the
- * sticky error). For the builders in msg.c. */
+ * sticky error). For the builders in msg.c and msg_build.c. */
 uint8_t *msg_buf_reserve(struct msg_buf *m, size_t n);
 
 /* Starts a message at the end of m. */

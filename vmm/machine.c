@@ -294,25 +294,31 @@ struct agent_channel *machine_agent(struct machine *m)
 
 void machine_print_stats(const struct machine *m, FILE *f)
 {
-    if (m->vcon)
-        fprintf(f,
-                "runvm: virtio-console: to guest %llu bytes, to "
-                "host %llu bytes, %llu notifications, %llu interrupts\n",
-                (unsigned long long)m->vcon->bytes_to_guest,
-                (unsigned long long)m->vcon->bytes_to_host,
-                (unsigned long long)m->vcon->vdev.notifies,
-                (unsigned long long)m->vcon->vdev.interrupts);
-    if (m->vnet)
-        fprintf(f,
-                "runvm: virtio-net: rx %llu frames (%llu dropped), "
-                "tx %llu frames (%llu dropped), %llu notifications, %llu "
-                "interrupts\n",
-                (unsigned long long)m->vnet->rx_frames,
-                (unsigned long long)m->vnet->rx_dropped,
-                (unsigned long long)m->vnet->tx_frames,
-                (unsigned long long)m->vnet->tx_dropped,
-                (unsigned long long)m->vnet->vdev.notifies,
-                (unsigned long long)m->vnet->vdev.interrupts);
+    for (unsigned int i = 0; i < m->nr_devs; i++) {
+        const struct machine_dev *d = &m->devs[i];
+        if (d->kind == MACHINE_DEV_VCONSOLE) {
+            const struct virtio_console *c = d->model;
+            fprintf(f,
+                    "runvm: %s: to guest %llu bytes, to host %llu bytes, "
+                    "%llu notifications, %llu interrupts\n",
+                    d->name, (unsigned long long)c->bytes_to_guest,
+                    (unsigned long long)c->bytes_to_host,
+                    (unsigned long long)c->vdev.notifies,
+                    (unsigned long long)c->vdev.interrupts);
+        } else if (d->kind == MACHINE_DEV_NET) {
+            const struct virtio_net *n = d->model;
+            fprintf(f,
+                    "runvm: %s: rx %llu frames (%llu dropped), tx %llu "
+                    "frames (%llu dropped), %llu notifications, %llu "
+                    "interrupts\n",
+                    d->name, (unsigned long long)n->rx_frames,
+                    (unsigned long long)n->rx_dropped,
+                    (unsigned long long)n->tx_frames,
+                    (unsigned long long)n->tx_dropped,
+                    (unsigned long long)n->vdev.notifies,
+                    (unsigned long long)n->vdev.interrupts);
+        }
+    }
 }
 
 void machine_dump_queues(const struct machine *m, FILE *f)

@@ -124,7 +124,7 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
                           files->kernel_path, &bz, err, err_len);
     if (ret < 0)
         return ret;
-    if (bz.mem_end > gm_low_size(mem)) {
+    if (bz.mem_end > x86_low_ram(mem)) {
         snprintf(err, err_len,
                  "%s: the kernel needs %llu MiB of RAM to "
                  "boot; raise --mem",
@@ -160,7 +160,7 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
         ret =
             bootparams_initrd_addr(&bz, mem, files->initrd_size, &initrd_addr);
         if (ret < 0) {
-            uint64_t top = gm_low_size(mem);
+            uint64_t top = x86_low_ram(mem);
             if ((uint64_t)bz.initrd_addr_max + 1 < top)
                 top = (uint64_t)bz.initrd_addr_max + 1;
             snprintf(err, err_len,

@@ -6,9 +6,15 @@
 
 #include <linux/kvm.h>
 
+#include "core/guest_mem.h"
+
 struct arch_vm {
     struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
     uint64_t entry;           /* 64-bit kernel entry, set by arch_load */
 };
+
+/* Bytes of RAM below the MMIO hole: the first region of arch_ram_layout's
+ * layout, where the kernel, its command line and the initramfs go. */
+uint64_t x86_low_ram(const struct guest_mem *mem);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "arch/x86_64/arch_x86.h"
 #include "arch/x86_64/layout.h"
 
 #define PAGE_SIZE 4096ULL
@@ -22,7 +23,7 @@ static unsigned int e820_add(struct boot_e820_entry *tab, unsigned int n,
 unsigned int bootparams_e820(const struct guest_mem *mem,
                              struct boot_e820_entry *tab, unsigned int max)
 {
-    uint64_t low = gm_low_size(mem);
+    uint64_t low = x86_low_ram(mem);
     unsigned int n = 0;
     /* The last KiB of base memory holds the MP table; keep the kernel off
      * it and off the legacy VGA/ROM area, as a PC BIOS would. */
@@ -43,7 +44,7 @@ int bootparams_initrd_addr(const struct bzimage *bz,
                            const struct guest_mem *mem, uint64_t size,
                            uint64_t *addr)
 {
-    uint64_t top = gm_low_size(mem); /* exclusive */
+    uint64_t top = x86_low_ram(mem); /* exclusive */
     /* initrd_addr_max is the last byte it may use (inclusive). */
     if (bz->initrd_addr_max < UINT64_MAX && bz->initrd_addr_max + 1 < top)
         top = bz->initrd_addr_max + 1;

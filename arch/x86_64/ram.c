@@ -21,3 +21,8 @@ int arch_ram_layout(uint64_t ram_size, struct gm_region *out, unsigned int *n)
     }
     return 0;
 }
+
+uint64_t x86_low_ram(const struct guest_mem *mem)
+{
+    return mem->nr_regions ? mem->regions[0].size : 0;
+}
