@@ -280,8 +280,10 @@ static unsigned long long guest_resident_kib(const struct guest_mem *mem)
     return pages * (unsigned long long)page / 1024;
 }
 
-static void print_boot_timer(const struct vm *vm)
+static void print_boot_timer(const struct machine *m)
 {
+    const struct vm *vm = &m->vm;
+    const struct boot_timer *timer = &m->timer;
     /* Read HWM first: the report itself must not count. */
     unsigned long long hwm = peak_rss_kib();
     unsigned long long guest = guest_resident_kib(&vm->mem);
@@ -290,11 +292,10 @@ static void print_boot_timer(const struct vm *vm)
             "ms, first-kvm-run %.3f ms",
             ms_since(vm->t_start, vm->t_kvm_ready),
             ms_since(vm->t_start, vm->t_first_run));
-    unsigned int n = __atomic_load_n(&vm->timer.nr_marks, __ATOMIC_ACQUIRE);
+    unsigned int n = __atomic_load_n(&timer->nr_marks, __ATOMIC_ACQUIRE);
     for (unsigned int i = 0; i < n && i < BOOT_TIMER_MAX_MARKS; i++)
-        fprintf(stderr, ", guest-marker 0x%02x %.3f ms",
-                vm->timer.marks[i].value,
-                ms_since(vm->t_start, vm->timer.marks[i].ns));
+        fprintf(stderr, ", guest-marker 0x%02x %.3f ms", timer->marks[i].value,
+                ms_since(vm->t_start, timer->marks[i].ns));
     if (n == 0)
         fputs(", no guest marker", stderr);
     fputc('\n', stderr);
@@ -310,12 +311,12 @@ static void print_boot_timer(const struct vm *vm)
                 "cumulative:",
                 kvm_stats_source_name(&vm->exit_stats));
         for (unsigned int i = 0; i < n && i < BOOT_TIMER_MAX_MARKS; i++) {
-            if (!vm->timer.marks[i].have_counters)
+            if (!timer->marks[i].have_counters)
                 continue;
-            fprintf(stderr, " guest-marker 0x%02x", vm->timer.marks[i].value);
+            fprintf(stderr, " guest-marker 0x%02x", timer->marks[i].value);
             for (int c = 0; c < KVM_STAT_COUNT; c++)
                 fprintf(stderr, " %s %" PRIu64, kvm_stat_names[c],
-                        vm->timer.marks[i].counters[c]);
+                        timer->marks[i].counters[c]);
             fputc(';', stderr);
         }
         fputs(" stop", stderr);
@@ -459,7 +460,7 @@ int main(int argc, char **argv)
     status = job ? cli_job_status(job, stop, r.got_signal)
                  : event_stop_status(stop, r.got_signal, true);
     if (o.boot_timer) {
-        print_boot_timer(vm);
+        print_boot_timer(r.m);
         machine_print_stats(r.m, stderr);
         /* A guest stopped from outside (its timeout, or a signal from a
          * caller that gave up) may be waiting on a device: show where

@@ -86,11 +86,10 @@ static int add_platform_devices(struct machine *m, const struct machine_desc *d,
     }
     m->i8042 = (struct i8042){.reset = reset_requested, .opaque = m};
     add_dev(m, MACHINE_DEV_RESET, "i8042", &m->i8042, NULL);
-    add_dev(m, MACHINE_DEV_BOOT_TIMER, "boot-timer", &m->vm.timer, NULL);
+    add_dev(m, MACHINE_DEV_BOOT_TIMER, "boot-timer", &m->timer, NULL);
     ret = add_platform(m, &p->reset, &i8042_bus_ops, &m->i8042);
     if (ret == 0)
-        ret =
-            add_platform(m, &p->boot_timer, &boot_timer_bus_ops, &m->vm.timer);
+        ret = add_platform(m, &p->boot_timer, &boot_timer_bus_ops, &m->timer);
     if (ret < 0) {
         snprintf(err, err_len, "legacy devices: %s", strerror(-ret));
         return ret;
@@ -267,7 +266,8 @@ int machine_create(struct machine **out, const struct machine_desc *d,
         goto fail;
     }
     if (d->count_exits)
-        vm_count_exits(&m->vm); /* exits per boot phase, best effort */
+        vm_count_exits(&m->vm,
+                       &m->timer); /* exits per boot phase, best effort */
     ret = add_platform_devices(m, d, err, err_len);
     if (ret == 0 && d->vconsole)
         ret = add_vconsole(m, d, err, err_len);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "devices/boot_timer.h"
 #include "devices/i8042.h"
 #include "devices/serial.h"
 #include "vmm/agent_channel.h"
@@ -69,6 +70,7 @@ struct machine {
     void (*uart_rx_ready)(void *opaque);
     void *uart_opaque;
     struct i8042 i8042;
+    struct boot_timer timer;
     struct virtio_console *vcon;
     struct vm_virtio vcon_slot;
     int vcon_listen_fd;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "devices/boot_timer.h"
 #include "vmm/kvm.h"
 
 static int vm_set_memory(struct vm *vm, char *err, size_t err_len)
@@ -114,7 +115,7 @@ static int read_exit_counts(void *ctx, uint64_t *out, unsigned int nr)
     return 0;
 }
 
-void vm_count_exits(struct vm *vm)
+void vm_count_exits(struct vm *vm, struct boot_timer *timer)
 {
     int fds[VM_MAX_VCPUS];
     for (unsigned int i = 0; i < vm->nr_vcpus; i++)
@@ -122,9 +123,9 @@ void vm_count_exits(struct vm *vm)
     kvm_stats_open(&vm->exit_stats, vm->kvm_fd, vm->vm_fd, fds, vm->nr_vcpus);
     if (vm->exit_stats.source == KVM_STATS_NONE)
         return;
-    vm->timer.read_counters = read_exit_counts;
-    vm->timer.counters_ctx = &vm->exit_stats;
-    vm->timer.nr_counters = KVM_STAT_COUNT;
+    timer->read_counters = read_exit_counts;
+    timer->counters_ctx = &vm->exit_stats;
+    timer->nr_counters = KVM_STAT_COUNT;
 }
 
 int vm_load(struct vm *vm, struct arch_boot_files *files, char *err,

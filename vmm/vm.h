@@ -23,7 +23,6 @@
 #include <linux/kvm.h>
 
 #include "arch/arch.h"
-#include "devices/boot_timer.h"
 #include "core/bus.h"
 #include "core/evloop.h"
 #include "core/guest_mem.h"
@@ -31,6 +30,8 @@
 #include "vmm/kvm_stats.h"
 
 #define VM_MAX_VCPUS 32
+
+struct boot_timer;
 
 /* Why the VM stopped (first cause wins). */
 enum vm_stop {
@@ -64,7 +65,6 @@ struct vm {
     uint64_t t_start;     /* set by the caller: VMM process start */
     uint64_t t_kvm_ready; /* VM, memory and vCPUs created */
     uint64_t t_first_run; /* first KVM_RUN of the boot vCPU */
-    struct boot_timer timer;
     /* KVM's exit counters, opened by vm_count_exits (else source NONE). */
     struct kvm_stats exit_stats;
 };
@@ -79,9 +79,9 @@ int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size,
     __attribute__((warn_unused_result));
 
 /* Opens KVM's exit counters for this VM's vCPUs (kvm_stats_open: best
- * effort) and has the boot timer read them at each guest mark, so exits
- * can be told per boot phase. After vm_create, before vm_run. */
-void vm_count_exits(struct vm *vm);
+ * effort) and has timer read them at each guest mark, so exits can be
+ * told per boot phase. After vm_create, before vm_run. */
+void vm_count_exits(struct vm *vm, struct boot_timer *timer);
 
 /* Loads the kernel and initramfs (arch_load) with vm->cmdline and sets up
  * every vCPU. 0 or -errno with a message in err. */
