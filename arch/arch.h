@@ -51,7 +51,8 @@ struct arch_place {
  * A place whose bus is ARCH_BUS_NONE does not exist on this arch. */
 struct arch_platform {
     struct arch_place uart;       /* 16550A-compatible, the kernel log */
-    struct arch_place reset;      /* i8042: the guest's reset line */
+    struct arch_place reset;      /* an i8042 for the guest's reset line
+                                   * (reboot=k), where the platform has one */
     struct arch_place boot_timer; /* a guest write records a timestamp */
     const char *console_param;    /* kernel parameter for the UART */
 };

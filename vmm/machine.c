@@ -84,12 +84,17 @@ static int add_platform_devices(struct machine *m, const struct machine_desc *d,
         snprintf(err, err_len, "serial port: %s", strerror(-ret));
         return ret;
     }
-    m->i8042 = (struct i8042){.reset = reset_requested, .opaque = m};
-    add_dev(m, MACHINE_DEV_RESET, "i8042", &m->i8042, NULL);
-    add_dev(m, MACHINE_DEV_BOOT_TIMER, "boot-timer", &m->timer, NULL);
-    ret = add_platform(m, &p->reset, &i8042_bus_ops, &m->i8042);
-    if (ret == 0)
+    /* Where the platform has them: a reset line that is not an i8042
+     * (PSCI on aarch64) is the arch's own. */
+    if (p->reset.bus != ARCH_BUS_NONE) {
+        m->i8042 = (struct i8042){.reset = reset_requested, .opaque = m};
+        add_dev(m, MACHINE_DEV_RESET, "i8042", &m->i8042, NULL);
+        ret = add_platform(m, &p->reset, &i8042_bus_ops, &m->i8042);
+    }
+    if (ret == 0 && p->boot_timer.bus != ARCH_BUS_NONE) {
+        add_dev(m, MACHINE_DEV_BOOT_TIMER, "boot-timer", &m->timer, NULL);
         ret = add_platform(m, &p->boot_timer, &boot_timer_bus_ops, &m->timer);
+    }
     if (ret < 0) {
         snprintf(err, err_len, "legacy devices: %s", strerror(-ret));
         return ret;
