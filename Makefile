@@ -182,10 +182,12 @@ check-format:
 format:
 	$(Q)git ls-files '*.c' '*.h' | xargs clang-format -i
 
-# Includes point down the layers only (scripts/check-layers has the order).
+# Includes point down the layers only (scripts/check-layers has the order),
+# and the check itself catches what it is for (tests/layers/).
 .PHONY: check-layers
 check-layers:
 	$(Q)scripts/check-layers
+	$(Q)tests/layers/check-layers-test.sh >/dev/null
 
 fuzz: $(addprefix $(B)/fuzz/,$(FUZZ_TARGETS))
 
