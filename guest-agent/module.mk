@@ -5,6 +5,11 @@ AGENT_CORE_SRCS := guest-agent/agent.c guest-agent/workdir.c guest-agent/job.c \
 AGENT_SRCS += $(AGENT_CORE_SRCS) guest-agent/pid1.c guest-agent/port.c \
               guest-agent/main.c
 
+# The real agent core forked on a socketpair: for its own test and those
+# of the host side of the protocol (session/, api/).
+AGENT_FIXTURE = tests/unit/agent_fixture.c $(AGENT_CORE_SRCS) \
+                $(LANGCONF_SRCS)
+
 UNIT_TESTS += test_agent test_port
-test_agent_SRCS = $(AGENT_CORE_SRCS) $(PROTOCOL_SRCS) $(LANGCONF_SRCS)
+test_agent_SRCS = $(AGENT_FIXTURE) $(PROTOCOL_SRCS)
 test_port_SRCS := guest-agent/port.c

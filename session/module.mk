@@ -5,11 +5,6 @@ SESSION_SRCS := session/agent_client.c session/session.c session/event.c
 RUNVM_SRCS += $(SESSION_SRCS)
 RUNVM_LIBS += -ljansson
 
-# The real agent core forked on a socketpair, for the tests of the host
-# side of the protocol (here and api/).
-AGENT_FIXTURE = tests/unit/agent_fixture.c $(AGENT_CORE_SRCS) \
-                $(LANGCONF_SRCS)
-
 UNIT_TESTS += test_agent_client
 test_agent_client_SRCS = session/agent_client.c core/evloop.c \
                          $(PROTOCOL_SRCS) $(AGENT_FIXTURE)

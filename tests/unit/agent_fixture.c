@@ -36,6 +36,8 @@ int agent_fixture_init(struct agent_fixture *f, const char *name,
     snprintf(f->conf, sizeof(f->conf), "%s.conf", f->work);
     if (chmod(f->work, 0711) < 0)
         return -errno;
+    if (!conf_text)
+        return 0; /* an image without a lang.conf */
     FILE *conf = fopen(f->conf, "w");
     if (!conf)
         return -errno;

@@ -1,6 +1,7 @@
 /* The real guest agent core (guest-agent/agent.c) as a forked child on one
- * end of a socketpair, for the tests of the host side of the protocol
- * (test_agent_client, test_session, test_api): its work root and lang.conf
+ * end of a socketpair, for the agent's own test (test_agent) and those of
+ * the host side of the protocol (test_agent_client, test_session,
+ * test_api): its work root and lang.conf
  * under /tmp, the child started, stopped gracefully, and cleaned up after.
  * Functions return 0 or -errno; they assert nothing, the test does. */
 #ifndef RUNVM_AGENT_FIXTURE_H
@@ -17,7 +18,7 @@ struct agent_fixture {
 
 /* Makes the work root /tmp/<name>.XXXXXX, mode 0711 so a step running as
  * uid 1000 reaches its per-run directory, and writes conf_text to the
- * lang.conf beside it. */
+ * lang.conf beside it (NULL: none is written, as in an image without). */
 __attribute__((warn_unused_result)) int
 agent_fixture_init(struct agent_fixture *f, const char *name,
                    const char *conf_text);

@@ -23,16 +23,15 @@
 
 #include "guest-agent/agent.h"
 #include "protocol/msg.h"
+#include "tests/unit/agent_fixture.h"
 
 #define STEP_UID   1000
 #define MAX_EXITS  4
 #define MAX_ERRORS 8
 
 struct h {
-    pid_t agent;
+    struct agent_fixture agent;
     int fd;
-    char work[64];
-    char conf[96];
     struct msg_reader reader;
     /* What arrived: */
     bool hello;
@@ -165,39 +164,10 @@ static struct h *start_agent(const char *lang_conf)
     for (int p = 0; p < 2; p++)
         for (int s = 0; s < 3; s++)
             msg_buf_init(&h->out[p][s]);
-    strcpy(h->work, "/tmp/test_agent.XXXXXX");
-    assert_non_null(mkdtemp(h->work));
-    assert_int_equal(chmod(h->work, 0711), 0);
-    snprintf(h->conf, sizeof(h->conf), "%s.conf", h->work);
-    if (lang_conf) {
-        FILE *f = fopen(h->conf, "w");
-        assert_non_null(f);
-        fputs(lang_conf, f);
-        fclose(f);
-    }
+    assert_int_equal(agent_fixture_init(&h->agent, "test_agent", lang_conf), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(msg_reader_init(&h->reader, on_msg, NULL, h), 0);
-    fflush(NULL);
-    h->agent = fork();
-    assert_true(h->agent >= 0);
-    if (h->agent == 0) {
-        close(sv[0]);
-        struct agent_config cfg = {
-            .channel_fd = sv[1],
-            .lang_conf = h->conf,
-            .work_root = h->work,
-            .switch_user = geteuid() == 0,
-            .uid = STEP_UID,
-            .gid = STEP_UID,
-        };
-        struct agent *a = agent_new(&cfg);
-        if (!a)
-            _exit(100);
-        int r = agent_run(a);
-        agent_free(a);
-        _exit(r < 0 ? 101 : r);
-    }
-    close(sv[1]);
+    assert_int_equal(agent_fixture_start(&h->agent, sv[1]), 0);
     h->fd = sv[0];
     wait_for(h, &h->hello, 5000);
     return h;
@@ -209,21 +179,12 @@ static int stop_agent(struct h *h)
     int st = -1;
     close(h->fd);
     /* Closing the channel ends the agent; SIGKILL only if it hangs. */
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(h->agent, &st, WNOHANG) == h->agent)
-            break;
-        usleep(10000);
-        if (i == 499) {
-            kill(h->agent, SIGKILL);
-            waitpid(h->agent, &st, 0);
-        }
-    }
+    agent_fixture_stop(&h->agent, &st);
     msg_reader_free(&h->reader);
     for (int p = 0; p < 2; p++)
         for (int s = 0; s < 3; s++)
             msg_buf_free(&h->out[p][s]);
-    unlink(h->conf);
-    rmdir(h->work);
+    assert_int_equal(agent_fixture_free(&h->agent), 0);
     free(h);
     return st;
 }
@@ -325,9 +286,9 @@ static void hello_and_lang_conf_defaults(void **state)
     assert_true(
         out_is(h, MSG_PHASE_RUN, MSG_STREAM_STDOUT, "hi there/two words/1\n"));
     /* The step ran in a fresh directory under the work root. */
-    assert_true(h->out[1][MSG_STREAM_STDERR].len > strlen(h->work));
-    assert_memory_equal(h->out[1][MSG_STREAM_STDERR].data, h->work,
-                        strlen(h->work));
+    assert_true(h->out[1][MSG_STREAM_STDERR].len > strlen(h->agent.work));
+    assert_memory_equal(h->out[1][MSG_STREAM_STDERR].data, h->agent.work,
+                        strlen(h->agent.work));
     assert_true(e->exited);
     assert_int_equal(e->code, 0);
     assert_int_equal(e->phase, MSG_PHASE_RUN);
@@ -892,18 +853,12 @@ static void shutdown_ends_agent(void **state)
     assert_int_equal(msg_build_shutdown(&m, 50), 0);
     send_msg(h, &m);
     msg_buf_free(&m);
+    /* SHUTDOWN alone ends it, before its channel closes. */
     int st;
-    assert_int_equal(waitpid(h->agent, &st, 0), h->agent);
+    assert_int_equal(agent_fixture_stop(&h->agent, &st), 0);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), AGENT_END_SHUTDOWN);
-    h->agent = -1;
-    close(h->fd);
-    msg_reader_free(&h->reader);
-    for (int p = 0; p < 2; p++)
-        for (int s = 0; s < 3; s++)
-            msg_buf_free(&h->out[p][s]);
-    rmdir(h->work);
-    free(h);
+    stop_agent(h); /* the channel and the rest; the agent is gone */
 }
 
 int main(void)

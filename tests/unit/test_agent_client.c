@@ -99,16 +99,23 @@ static int pump(struct t *t, int ms)
     return evloop_run(&t->loop, ms);
 }
 
-static struct t *setup_pair(void)
+/* A test's state with its loop, and the two ends of its channel in sv. */
+static struct t *new_t(int sv[2])
 {
     struct t *t = calloc(1, sizeof(*t));
-    int sv[2];
     assert_non_null(t);
     for (int p = 0; p < 2; p++)
         for (int s = 0; s < 3; s++)
             msg_buf_init(&t->out[p][s]);
     assert_int_equal(evloop_init(&t->loop), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    return t;
+}
+
+static struct t *setup_pair(void)
+{
+    int sv[2];
+    struct t *t = new_t(sv);
     assert_int_equal(agent_client_init(&t->c, &t->loop, sv[0], &ops, t), 0);
     t->peer = sv[1];
     return t;
@@ -135,14 +142,8 @@ static void swallow_frame(int fd)
  * HELLO went by, as for a VM restored from a snapshot. */
 static struct t *setup_agent_conf(const char *conf, bool late_client)
 {
-    struct t *t = calloc(1, sizeof(*t));
     int sv[2];
-    assert_non_null(t);
-    for (int p = 0; p < 2; p++)
-        for (int s = 0; s < 3; s++)
-            msg_buf_init(&t->out[p][s]);
-    assert_int_equal(evloop_init(&t->loop), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct t *t = new_t(sv);
     assert_int_equal(agent_fixture_init(&t->agent, "test_agent_client", conf),
                      0);
     assert_int_equal(agent_fixture_start(&t->agent, sv[1]), 0);
