@@ -8,7 +8,8 @@
 #   make demo       boot the guest under runvm (nested host if no usable /dev/kvm)
 #   make test       check, fuzz corpora, then integration tests on real KVM
 #                   (nested host without a usable /dev/kvm; RUNVM_NESTED=1
-#                   forces it); TEST_IMAGE_LANGS (go rust) images first
+#                   forces it); TEST_IMAGE_LANGS (go go@1.24 rust)
+#                   images first
 #   make bench      benchmarks on real KVM (nested host without a
 #                   usable /dev/kvm), each beside its peer (QEMU microvm, native):
 #                   boot, rss, create rate, exec, console, snippets, exits
@@ -200,8 +201,9 @@ fuzz-regress: fuzz
 	    echo "fuzz-regress: $$t ok"; done
 
 # Language images the integration tests boot (rootfs cached by inputs in
-# $RUNVM_CACHE, so only the first run on a machine pays for mmdebstrap).
-TEST_IMAGE_LANGS ?= go rust
+# $RUNVM_CACHE, so only the first run on a machine pays for mmdebstrap):
+# the default Go and Rust, and go@1.24 to prove a second version works.
+TEST_IMAGE_LANGS ?= go go@1.24 rust
 .PHONY: test-images
 test-images: all
 	$(Q)$(MAKE) --no-print-directory images IMAGE_LANGS="$(TEST_IMAGE_LANGS)"

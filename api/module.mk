@@ -9,7 +9,8 @@ fuzz_http_SRCS := api/http.c
 # (a zeroed struct vm lends it an event loop and vm_request_stop).
 UNIT_TESTS += test_api
 test_api_SRCS = $(API_SRCS) session/session.c session/agent_client.c \
-                session/event.c vmm/vm.c vmm/vcpu.c vmm/kvm.c vmm/exit.c \
+                session/event.c session/catalog.c $(LANGCONF_SRCS) \
+                vmm/vm.c vmm/vcpu.c vmm/kvm.c vmm/exit.c \
                 vmm/kvm_stats.c devices/boot_timer.c $(CORE_SRCS) \
                 $(ARCH_SRCS) $(PROTOCOL_SRCS) $(AGENT_FIXTURE)
 test_api_LIBS := -ljansson -lz -lpthread

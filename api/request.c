@@ -48,6 +48,7 @@ static const char *parse_json(struct api_request *r, const char *body,
     json_t *args = json_object_get(root, "args");
     json_t *limits = json_object_get(root, "limits");
     json_t *reuse = json_object_get(root, "reuse");
+    json_t *lang = json_object_get(root, "lang");
     if (code && !json_is_string(code))
         return "\"code\" must be a string";
     if (files && !json_is_object(files))
@@ -61,6 +62,9 @@ static const char *parse_json(struct api_request *r, const char *body,
         return "\"limits\" must be an object";
     if (reuse && !json_is_boolean(reuse))
         return "\"reuse\" must be true or false";
+    if (lang && !json_is_string(lang))
+        return "\"lang\" must be a string: LANG or LANG@VERSION";
+    r->lang = lang ? json_string_value(lang) : NULL;
     bool reusing = reuse && json_is_true(reuse);
     if (!code && !files && !reusing)
         return "give \"code\" or \"files\"";

@@ -1,6 +1,6 @@
 /* The body of POST /start turned into one agent run (docs/cli.md,
  * "POST /start"): the program's source as text, or JSON with code, files,
- * stdin, args, limits and reuse. Pure: bytes in, a request or the status
+ * stdin, args, limits, reuse and lang. Pure: bytes in, a request or the status
  * and message to refuse it with out; tests/unit/test_api.c checks every
  * refusal through the server. */
 #ifndef RUNVM_API_REQUEST_H
@@ -23,6 +23,7 @@ struct api_request {
     struct agent_request run;
     struct agent_file files[API_MAX_FILES];
     const char *argv[API_MAX_ARGS + 1];
+    const char *lang; /* the language it names ("lang"), or NULL */
     struct json_t *json;
 };
 

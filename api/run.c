@@ -11,6 +11,7 @@
 #include "api/request.h"
 #include "api/server_int.h"
 #include "core/clock.h"
+#include "protocol/version.h"
 #include "session/event.h"
 
 #define API_MAX_EVENTS_BUFFERED (64u << 20) /* output held for no reader */
@@ -113,6 +114,32 @@ static void emit(struct api_server *s)
 
 /* ---- POST /start -------------------------------------------------------- */
 
+/* Whether spec (a request's "lang") names the language version this
+ * process serves; if not, why. */
+static bool serves(const struct api_server *s, const char *spec, char *why,
+                   size_t len)
+{
+    const struct session_expect *x = &s->cfg.expect;
+    const char *at = strchr(spec, '@');
+    size_t n = at ? (size_t)(at - spec) : strlen(spec);
+    const struct catalog_entry *e =
+        s->cfg.catalog ? catalog_find(s->cfg.catalog, spec, why, len) : NULL;
+    bool ok;
+    if (e)
+        ok = !strcmp(e->lang, x->lang) &&
+             !strcmp(e->version, x->version ? x->version : "");
+    else
+        ok = x->lang && strlen(x->lang) == n && !strncmp(spec, x->lang, n) &&
+             (!at || (x->version && version_match(at + 1, x->version)));
+    if (!ok && (e || !s->cfg.catalog))
+        snprintf(why, len,
+                 "this process serves %s%s%s, not %s: one API-mode runvm "
+                 "is one language version; start another with --lang %s",
+                 x->lang ? x->lang : "?", x->version ? "@" : "",
+                 x->version ? x->version : "", spec, spec);
+    return ok;
+}
+
 /* Starts the run c asks for, the agent being ready. */
 static void start(struct api_server *s, struct api_conn *c,
                   const struct http_request *req)
@@ -127,6 +154,11 @@ static void start(struct api_server *s, struct api_conn *c,
     int status =
         api_request_parse(&r, req->content_type, req->body, req->content_length,
                           s->cfg.default_run_ms, s->cfg.default_build_ms, &why);
+    char lang_why[1024];
+    if (!status && r.lang && !serves(s, r.lang, lang_why, sizeof(lang_why))) {
+        status = 400;
+        why = lang_why;
+    }
     if (status) {
         api_request_free(&r);
         api_reply_error(c, status, "%s", why);

@@ -155,6 +155,13 @@ static void get_status(struct api_server *s, struct api_conn *c,
     event_json_string(&b, h->toolchain, strlen(h->toolchain));
     msg_buf_append(&b, ",\"agent_version\":", 17);
     event_json_string(&b, h->agent_version, strlen(h->agent_version));
+    const char *version = s->cfg.expect.version ? s->cfg.expect.version : "";
+    msg_buf_append(&b, ",\"version\":", 11);
+    event_json_string(&b, version, strlen(version));
+    if (s->cfg.catalog) {
+        msg_buf_append(&b, ",\"langs\":", 9);
+        catalog_json(s->cfg.catalog, &b);
+    }
     double ms = 1e6;
     snprintf(tmp, sizeof(tmp),
              ",\"boot\":{\"kvm_ready_ms\":%.3f,\"first_kvm_run_ms\":%.3f,"
@@ -353,7 +360,7 @@ int api_server_attach(struct api_server **out, struct vm *vm,
         return ret;
     }
     s->ch = ch;
-    int ret = session_init(&s->session, vm->loop, ch->host_fd, cfg->lang,
+    int ret = session_init(&s->session, vm->loop, ch->host_fd, &cfg->expect,
                            &api_run_sink, s);
     if (ret < 0) {
         snprintf(err, err_len, "API: agent channel: %s", strerror(-ret));

@@ -9,12 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "session/catalog.h"
+#include "session/session.h"
 #include "vmm/agent_channel.h"
 #include "vmm/vm.h"
 
 struct api_server_config {
-    const char *sock_path; /* created mode 0600, removed at exit */
-    const char *lang;      /* expected in the agent's HELLO */
+    const char *sock_path;         /* created mode 0600, removed at exit */
+    struct session_expect expect;  /* what HELLO must announce */
+    const struct catalog *catalog; /* the versions there are, or NULL */
     uint64_t default_run_ms;
     uint64_t default_build_ms;
 };

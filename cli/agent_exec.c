@@ -209,7 +209,7 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
         x->rtt_ms = calloc((size_t)cfg->repeat, sizeof(double));
     msg_buf_init(&x->events);
     x->ch = ch;
-    int ret = session_init(&x->session, vm->loop, ch->host_fd, cfg->lang,
+    int ret = session_init(&x->session, vm->loop, ch->host_fd, &cfg->expect,
                            &exec_sink, x);
     if (ret < 0) {
         snprintf(err, err_len, "agent channel: %s", strerror(-ret));

@@ -19,9 +19,9 @@ struct agent_exec_config {
     /* The one RUN (build and run step, each with its limits); must
      * outlive the run. An unnamed file is the image's SOURCE. */
     const struct agent_request *req;
-    bool json;             /* NDJSON events on stdout instead of raw output */
-    const char *lang;      /* expected HELLO language, or NULL */
-    int shutdown_grace_ms; /* after SHUTDOWN, before stopping the VM */
+    bool json; /* NDJSON events on stdout instead of raw output */
+    struct session_expect expect; /* what HELLO must announce */
+    int shutdown_grace_ms;        /* after SHUTDOWN, before stopping the VM */
     /* Benchmark: send req this many times in the booted VM (0 or 1: once)
      * and print the round trips (RUN sent to final EXIT) on stderr. */
     int repeat;

@@ -1,6 +1,5 @@
 #include "cli/cli.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -12,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "session/catalog.h"
 #include "session/event.h"
 #include "api/server.h"
 #include "cli/agent_exec.h"
@@ -36,7 +36,10 @@ struct cli_job {
     char *source, *stdin_data;
     size_t source_len, stdin_len;
     const char *const *argv;
-    char kernel_path[PATH_MAX], image_path[PATH_MAX];
+    char kernel_path[PATH_MAX];
+    struct catalog catalog;
+    struct catalog_entry lang;    /* what --lang picked */
+    struct session_expect expect; /* of job->lang */
 };
 
 static const char *const empty_argv[] = {NULL};
@@ -100,73 +103,23 @@ static bool is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
 }
 
-static const char *const image_suffixes[] = {".cpio.gz", ".cpio.lz4", ".cpio"};
-
-/* Finds LANG's image: 1 with the path in out, 0 if none. */
-static int find_image(const struct search *s, const char *lang, char *out)
+/* The languages and versions in the image directories. */
+static void load_catalog(const struct search *s, struct catalog *c)
 {
+    const char *dirs[MAX_DIRS + 1];
     for (int d = 0; d < s->ndirs; d++)
-        for (size_t i = 0; i < 3; i++) {
-            snprintf(out, PATH_MAX, "%.3000s/%s%s", s->image_dirs[d], lang,
-                     image_suffixes[i]);
-            if (is_file(out))
-                return 1;
-        }
-    return 0;
+        dirs[d] = s->image_dirs[d];
+    if (catalog_load(c, dirs, (size_t)s->ndirs) < 0)
+        fail_infra("out of memory");
 }
 
-/* Prints every language with an image, one per line, each once. */
-static int list_langs(const struct search *s, FILE *f, const char *indent)
+static void no_image(const struct search *s, const char *why)
 {
-    char seen[64][40];
-    int nseen = 0;
-    for (int d = 0; d < s->ndirs; d++) {
-        DIR *dir = opendir(s->image_dirs[d]);
-        if (!dir)
-            continue;
-        struct dirent *e;
-        while ((e = readdir(dir)) && nseen < 64) {
-            char name[40];
-            const char *dot = strstr(e->d_name, ".cpio");
-            size_t n = dot ? (size_t)(dot - e->d_name) : 0;
-            if (!dot || n == 0 || n >= sizeof(name))
-                continue;
-            memcpy(name, e->d_name, n);
-            name[n] = '\0';
-            if (!cli_lang_name_ok(name))
-                continue;
-            char path[PATH_MAX];
-            if (!find_image(s, name, path))
-                continue;
-            bool dup = false;
-            for (int i = 0; i < nseen; i++)
-                dup |= strcmp(seen[i], name) == 0;
-            if (dup)
-                continue;
-            strcpy(seen[nseen++], name);
-            fprintf(f, "%s%-10s %s\n", indent, name, path);
-        }
-        closedir(dir);
-    }
-    return nseen;
-}
-
-static void image_hint(const struct search *s, const char *lang)
-{
-    fprintf(stderr,
-            "runvm: no image for language \"%s\"; looked for "
-            "%s.cpio.gz in:\n",
-            lang, lang);
+    fprintf(stderr, "runvm: %s\nrunvm: looked in:\n", why);
     for (int d = 0; d < s->ndirs; d++)
         fprintf(stderr, "  %s\n", s->image_dirs[d]);
-    fprintf(stderr, "runvm: known languages:\n");
-    if (list_langs(s, stderr, "  ") == 0)
-        fprintf(stderr, "  (none: no images built yet)\n");
-    fprintf(stderr,
-            "runvm: build it with `make images IMAGE_LANGS=%s` in "
-            "the source tree, or point RUNVM_IMAGES at a directory holding "
-            "%s.cpio.gz\n",
-            lang, lang);
+    fprintf(stderr, "runvm: `runvm --list-langs` lists them all; "
+                    "RUNVM_IMAGES names one more directory\n");
     exit(RUNVM_EXIT_INFRA);
 }
 
@@ -212,10 +165,14 @@ static char *read_file(const char *flag, const char *path, size_t max,
 int cli_list_langs(void)
 {
     struct search s;
+    struct catalog c;
     search_init(&s);
-    if (list_langs(&s, stdout, "") == 0) {
-        fprintf(stderr, "runvm: no language images found; build them "
-                        "with `make images`\n");
+    load_catalog(&s, &c);
+    size_t n = catalog_print(&c, stdout);
+    catalog_free(&c);
+    if (n == 0) {
+        fprintf(stderr, "runvm: no language configs or images found; "
+                        "build them with `make images`\n");
         return RUNVM_EXIT_INFRA;
     }
     return 0;
@@ -227,7 +184,6 @@ static void resolve_lang(struct cli_config *cfg, struct cli_job *job)
 {
     struct search s;
     search_init(&s);
-    const char *lang = cfg->lang;
     if (!cfg->kernel) {
         int i;
         for (i = 0; i < s.nkernels && !is_file(s.kernels[i]); i++)
@@ -243,11 +199,31 @@ static void resolve_lang(struct cli_config *cfg, struct cli_job *job)
                  s.kernels[i]);
         cfg->kernel = job->kernel_path;
     }
-    if (!cfg->initrd) {
-        if (!find_image(&s, lang, job->image_path))
-            image_hint(&s, lang);
-        cfg->initrd = job->image_path;
+    load_catalog(&s, &job->catalog);
+    char why[2048];
+    const struct catalog_entry *e =
+        catalog_find(&job->catalog, cfg->lang, why, sizeof(why));
+    const char *at = strchr(cfg->lang, '@');
+    if (cfg->initrd) {
+        /* The caller's image: its HELLO must say what --lang named, no
+         * more (its version only when --lang gave one). */
+        if (e)
+            snprintf(job->lang.lang, sizeof(job->lang.lang), "%s", e->lang);
+        else
+            snprintf(job->lang.lang, sizeof(job->lang.lang), "%.*s",
+                     (int)strcspn(cfg->lang, "@"), cfg->lang);
+        snprintf(job->lang.version, sizeof(job->lang.version), "%s",
+                 at ? at + 1 : "");
+    } else if (e) {
+        job->lang = *e;
+        cfg->initrd = job->lang.image;
+    } else {
+        no_image(&s, why);
     }
+    job->expect = (struct session_expect){
+        .lang = job->lang.lang,
+        .version = job->lang.version[0] ? job->lang.version : NULL,
+    };
     if (!cfg->mem_mib) {
         /* The initramfs is held twice at boot (the archive, then the
          * unpacked tmpfs, gzip shrinks about 3x) plus room to build. */
@@ -292,7 +268,6 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
         return job;
     }
     resolve_lang(cfg, job);
-    const char *lang = cfg->lang;
     unsigned long run_s = cfg->timeout_s, build_s = cfg->build_timeout_s;
     bool json = cfg->json;
     /* The agent modes keep the kernel quiet unless its log was asked
@@ -303,7 +278,8 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
         job->kind = JOB_API;
         job->api_cfg = (struct api_server_config){
             .sock_path = cfg->api_sock,
-            .lang = lang,
+            .expect = job->expect,
+            .catalog = &job->catalog,
             .default_run_ms = run_s * 1000,
             .default_build_ms = build_s * 1000,
         };
@@ -333,7 +309,7 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
     job->exec_cfg = (struct agent_exec_config){
         .req = &job->req,
         .json = json,
-        .lang = lang,
+        .expect = job->expect,
         .shutdown_grace_ms = 1000,
     };
     /* The whole VM's watchdog. */
@@ -367,5 +343,6 @@ void cli_job_free(struct cli_job *job)
     api_server_free(job->api);
     free(job->source);
     free(job->stdin_data);
+    catalog_free(&job->catalog);
     free(job);
 }

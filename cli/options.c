@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include "arch/arch.h"
+#include "session/catalog.h"
 
 int cli_parse_number(const char *s, unsigned long min, unsigned long max,
                      unsigned long *out)
@@ -39,18 +40,6 @@ int cli_parse_mac(const char *text, uint8_t mac[6])
     for (int i = 0; i < 6; i++)
         mac[i] = (uint8_t)b[i];
     return 0;
-}
-
-bool cli_lang_name_ok(const char *l)
-{
-    size_t n = strlen(l);
-    if (n == 0 || n > 32)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((l[i] >= 'a' && l[i] <= 'z') || (l[i] >= '0' && l[i] <= '9') ||
-              l[i] == '-' || l[i] == '_' || l[i] == '+'))
-            return false;
-    return true;
 }
 
 static int fail(char *err, size_t err_len, const char *fmt, ...)
@@ -180,8 +169,11 @@ static int lang_only(const struct cli_config *c, char *err, size_t err_len)
 static int check_lang(struct cli_config *c, int nargs, char **args, bool exec,
                       char *err, size_t err_len)
 {
-    if (!cli_lang_name_ok(c->lang))
-        return fail(err, err_len, "--lang %s: not a language name", c->lang);
+    if (!catalog_spec_ok(c->lang))
+        return fail(err, err_len,
+                    "--lang %s: not a language: NAME or NAME@VERSION "
+                    "(go, go@1.24, python@3)",
+                    c->lang);
     if (exec)
         return fail(err, err_len,
                     "--exec runs ARGV in a bare initramfs; "

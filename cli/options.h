@@ -74,8 +74,4 @@ int cli_parse_number(const char *s, unsigned long min, unsigned long max,
 int cli_parse_mac(const char *text, uint8_t mac[6])
     __attribute__((warn_unused_result));
 
-/* Whether LANG is a language name (what --lang and image files use):
- * 1 to 32 of a-z 0-9 - _ +. */
-bool cli_lang_name_ok(const char *lang);
-
 #endif

@@ -19,13 +19,16 @@
 #include "initramfs-builder/registry.h"
 #include "initramfs-builder/tree.h"
 #include "protocol/langconf.h"
+#include "protocol/version.h"
 
 #define BUILDER_VERSION "1"
 #define MAX_AGENT       (64u << 20)
 
 static void usage(FILE *f)
 {
-    fputs("usage: initramfs-builder --lang LANG [--from SOURCE] -o OUT\n"
+    fputs("usage: initramfs-builder --lang LANG[@VERSION] [--from SOURCE] "
+          "-o OUT\n"
+          "       initramfs-builder --lang LANG[@VERSION] --print-conf\n"
           "         [--compress none|gzip|lz4] [--platform OS/ARCH[/VARIANT]]\n"
           "         [--agent PATH] [--lang-dir DIR] [--auth-file FILE] "
           "[--quiet]\n"
@@ -33,7 +36,10 @@ static void usage(FILE *f)
           "SOURCE: docker://[REGISTRY/]REPO[:TAG|@sha256:DIGEST]\n"
           "        oci:DIR[:TAG]   docker-archive:FILE   rootfs:TAR|DIR\n"
           "        (default: docker://IMAGE from the language config)\n"
-          "--compress defaults from OUT's suffix (.gz, .lz4), else none.\n",
+          "--compress defaults from OUT's suffix (.gz, .lz4), else none.\n"
+          "LANG is LANG-DIR/LANG/DEFAULT.conf (DEFAULT= of its lang.conf),\n"
+          "LANG@VERSION is LANG-DIR/LANG/VERSION.conf; --print-conf prints\n"
+          "it with its INCLUDE lines resolved (docs/lang-conf.md).\n",
           f);
 }
 
@@ -57,27 +63,86 @@ static int exe_dir(char *out, size_t len)
     return 0;
 }
 
-static int find_lang_conf(const char *lang_dir, const char *lang, char *out,
-                          size_t len)
+/* The directory of language configs: --lang-dir, $RUNVM_LANG_DIR, or the
+ * source tree's beside build/bin/. */
+static void lang_dir_of(const char *lang_dir, char *out, size_t len)
 {
-    char exe[PATH_MAX - 64];
-    const char *dirs[3] = {lang_dir, getenv("RUNVM_LANG_DIR"), NULL};
-    char fallback[PATH_MAX];
-    if (!lang_dir && !dirs[1] && exe_dir(exe, sizeof(exe)) == 0) {
+    char exe[PATH_MAX - 400];
+    const char *env = getenv("RUNVM_LANG_DIR");
+    if (lang_dir || (env && *env))
+        snprintf(out, len, "%.3000s", lang_dir ? lang_dir : env);
+    else if (exe_dir(exe, sizeof(exe)) == 0)
         /* build/bin/initramfs-builder → initramfs-builder/langs */
-        snprintf(fallback, sizeof(fallback), "%s/../../initramfs-builder/langs",
-                 exe);
-        dirs[2] = fallback;
+        snprintf(out, len, "%s/../../initramfs-builder/langs", exe);
+    else
+        snprintf(out, len, "initramfs-builder/langs");
+}
+
+/* Loads the config of spec, NAME or NAME@VERSION: DIR/NAME/VERSION.conf,
+ * VERSION defaulting to the DEFAULT= of DIR/NAME/lang.conf. Checks that
+ * it names itself (LANG=NAME, VERSION=VERSION). 0, or 1 after saying
+ * why. */
+static int load_lang_conf(const char *dir, const char *spec,
+                          struct langconf_kv *lc, char *path, size_t len)
+{
+    char name[64], version[64], why[PATH_MAX + 200];
+    const char *at = strchr(spec, '@');
+    snprintf(name, sizeof(name), "%.*s",
+             (int)(at ? at - spec : (ptrdiff_t)strlen(spec)), spec);
+    snprintf(version, sizeof(version), "%s", at ? at + 1 : "");
+    if (!at) {
+        struct langconf_kv common;
+        snprintf(path, len, "%s/%s/lang.conf", dir, name);
+        if (langconf_kv_load(&common, path, why, sizeof(why)) != 0) {
+            progress_error("%s — no such language in %s (or pass "
+                           "--lang-dir)",
+                           why, dir);
+            return 1;
+        }
+        const char *def = langconf_kv_get(&common, "DEFAULT");
+        snprintf(version, sizeof(version), "%s", def ? def : "");
+        langconf_kv_free(&common);
+        if (!version_valid(version, 31)) {
+            progress_error("%s: no DEFAULT=VERSION naming the default "
+                           "version",
+                           path);
+            return 1;
+        }
     }
-    for (int i = 0; i < 3; i++) {
-        if (!dirs[i])
-            continue;
-        snprintf(out, len, "%s/%s.conf", dirs[i], lang);
-        if (access(out, R_OK) == 0 || i < 2)
-            return 0;
+    snprintf(path, len, "%s/%s/%s.conf", dir, name, version);
+    if (langconf_kv_load(lc, path, why, sizeof(why)) != 0) {
+        progress_error("%s — %s has no version %s (see %s/%s/)", why, name,
+                       version, dir, name);
+        return 1;
     }
-    snprintf(out, len, "initramfs-builder/langs/%s.conf", lang);
+    const char *l = langconf_kv_get(lc, "LANG");
+    const char *v = langconf_kv_get(lc, "VERSION");
+    if (!l || strcmp(l, name) != 0 || !v || strcmp(v, version) != 0) {
+        progress_error("%s: must say LANG=%s and VERSION=%s (its directory "
+                       "and file name), not LANG=%s VERSION=%s",
+                       path, name, version, l ? l : "", v ? v : "");
+        langconf_kv_free(lc);
+        return 1;
+    }
     return 0;
+}
+
+/* The toolchain the image holds (TOOLCHAIN, what VERSION_CMD printed)
+ * must be the config's VERSION. 0, or 1 after saying why. */
+static int check_toolchain(const struct langconf_kv *lc, const char *path)
+{
+    const char *t = langconf_kv_get(lc, "TOOLCHAIN");
+    const char *v = langconf_kv_get(lc, "VERSION");
+    char found[32];
+    if (!t || !v)
+        return 0; /* not known here: runvm checks HELLO's */
+    if (version_of_toolchain(t, found, sizeof(found)) &&
+        version_match(v, found))
+        return 0;
+    progress_error("%s: the toolchain installed is \"%s\", not version %s: "
+                   "fix PACKAGES, SUITE or IMAGE",
+                   path, t, v);
+    return 1;
 }
 
 static int apply_source(struct tree *t, const char *from,
@@ -106,15 +171,17 @@ static int apply_source(struct tree *t, const char *from,
     return -EINVAL;
 }
 
+/* NAME or NAME@VERSION: NAME of a-z 0-9 - _, VERSION dotted digits. */
 static int valid_lang(const char *s)
 {
-    if (!*s)
+    const char *at = strchr(s, '@');
+    if (s[0] == '\0' || s[0] == '@')
         return 0;
-    for (; *s; s++)
-        if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) &&
-            *s != '-' && *s != '_')
+    for (const char *p = s; *p && p != at; p++)
+        if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
+            *p != '-' && *p != '_')
             return 0;
-    return 1;
+    return !at || version_valid(at + 1, 31);
 }
 
 int main(int argc, char **argv)
@@ -130,6 +197,7 @@ int main(int argc, char **argv)
         {"auth-file", required_argument, NULL, 'A'},
         {"set", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
+        {"print-conf", no_argument, NULL, 'P'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -139,13 +207,14 @@ int main(int argc, char **argv)
     struct image_opts io = {.platform = "linux/amd64"};
     const char *sets[16];
     int nsets = 0;
+    bool print_conf = false;
     int c;
     /* Layer tars carry UTF-8 names; libarchive converts through the locale,
      * so a UTF-8 one keeps them intact. */
     if (!setlocale(LC_CTYPE, "C.UTF-8"))
         setlocale(LC_CTYPE, "");
-    while ((c = getopt_long(argc, argv, "l:f:o:c:p:a:L:A:s:qVh", opts, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc, argv, "l:f:o:c:p:a:L:A:s:qPVh", opts,
+                            NULL)) != -1) {
         switch (c) {
         case 'l': lang = optarg; break;
         case 'f': from = optarg; break;
@@ -163,22 +232,24 @@ int main(int argc, char **argv)
             sets[nsets++] = optarg;
             break;
         case 'q': progress_set_quiet(1); break;
+        case 'P': print_conf = true; break;
         case 'V': puts("initramfs-builder " BUILDER_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!lang || !out || optind != argc) {
+    if (!lang || (!out && !print_conf) || optind != argc) {
         usage(stderr);
         return 2;
     }
     if (!valid_lang(lang)) {
-        progress_error("--lang %s: use lower-case letters, digits, - or _",
+        progress_error("--lang %s: NAME or NAME@VERSION: lower-case letters, "
+                       "digits, - or _, then digits and dots",
                        lang);
         return 2;
     }
     enum cpio_compress comp = CPIO_NONE;
-    size_t olen = strlen(out);
+    size_t olen = out ? strlen(out) : 0;
     if (!compress)
         compress = olen > 3 && strcmp(out + olen - 3, ".gz") == 0    ? "gzip"
                    : olen > 4 && strcmp(out + olen - 4, ".lz4") == 0 ? "lz4"
@@ -189,25 +260,29 @@ int main(int argc, char **argv)
     }
 
     char conf_path[PATH_MAX], agent_buf[PATH_MAX], why[PATH_MAX + 200];
+    char langs[PATH_MAX - 200];
     struct langconf_kv lc;
-    int found = find_lang_conf(lang_dir, lang, conf_path, sizeof(conf_path));
-    if (found == 0) {
-        found = langconf_kv_load(&lc, conf_path, why, sizeof(why));
-        if (found != 0)
-            progress_error("%s", why);
-    }
-    if (found != 0) {
-        progress_error("no usable config for language %s (%s) — see "
-                       "initramfs-builder/langs/ or pass --lang-dir",
-                       lang, conf_path);
+    lang_dir_of(lang_dir, langs, sizeof(langs));
+    if (load_lang_conf(langs, lang, &lc, conf_path, sizeof(conf_path)) != 0)
         return 1;
-    }
     for (int i = 0; i < nsets; i++) {
         if (langconf_kv_set(&lc, sets[i]) != 0) {
             progress_error("--set %s: expected KEY=VALUE", sets[i]);
             langconf_kv_free(&lc);
             return 2;
         }
+    }
+    if (print_conf) {
+        /* The whole config, INCLUDEs resolved: what make installs beside
+         * the images and what mkimage.sh reads. */
+        for (size_t i = 0; i < lc.n; i++)
+            printf("%s=%s\n", lc.entries[i].key, lc.entries[i].value);
+        langconf_kv_free(&lc);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    if (check_toolchain(&lc, conf_path) != 0) {
+        langconf_kv_free(&lc);
+        return 1;
     }
     /* Split DROP before fetching anything, so that a bad glob line fails
      * in a second rather than after the download. */

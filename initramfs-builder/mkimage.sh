@@ -1,73 +1,85 @@
 #!/bin/sh
-# Builds build/images/LANG.cpio.{gz,lz4} offline-style: mmdebstrap a Debian
-# rootfs with the config's PACKAGES, check hello world in it, cache it, and
-# turn it into an initramfs with initramfs-builder (rootfs: source).
+# Builds one language version's image offline-style: mmdebstrap a Debian
+# rootfs of the config's SUITE with its PACKAGES, check hello world in it,
+# cache it, and turn it into an initramfs with initramfs-builder (rootfs:
+# source); install the config beside it.
 #
-#   initramfs-builder/mkimage.sh LANG OUT BUILDER AGENT
+#   initramfs-builder/mkimage.sh LANG[@VERSION] OUTDIR SUFFIX BUILDER AGENT
 #
+# writes OUTDIR/LANG@VERSION.conf and OUTDIR/LANG@VERSION$SUFFIX (SUFFIX:
+# .cpio.lz4, .cpio.gz or .cpio); LANG alone is the language's DEFAULT.
 # The rootfs tarball is cached in ${RUNVM_CACHE:-~/.cache/runvm}/images/,
-# keyed by the language config (minus DROP), the hello-world source, the
-# hook script, the mmdebstrap recipe, the builder version and the Debian suite's Release date (the archive state);
-# with no network the newest tarball for the same config is reused.
+# keyed by the version's whole config (minus DROP), the hello-world source,
+# the hook script, the mmdebstrap recipe, the builder version and the
+# Debian suite's Release date (the archive state); with no network the
+# newest tarball for the same config is reused.
 set -eu
-lang=$1 out=$2 builder=$3 agent=$4
+spec=$1 outdir=$2 suffix=$3 builder=$4 agent=$5
 here=$(cd "$(dirname "$0")" && pwd)
-conf=$here/langs/$lang.conf
-[ -f "$conf" ] || { echo "mkimage: no $conf" >&2; exit 1; }
-suite=${RUNVM_DEBIAN_SUITE:-bookworm}
-mirror=${RUNVM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache=${RUNVM_CACHE:-$HOME/.cache/runvm}/images
-mkdir -p "$cache" "$(dirname "$out")"
-get() { sed -n "s/^$1=//p" "$conf" | tail -n 1; }
+mirror=${RUNVM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+mkdir -p "$cache" "$outdir"
+# The whole config, INCLUDEs resolved, as the builder reads it: one parser.
+flat=$(mktemp "${TMPDIR:-/tmp}/runvm-conf.XXXXXX")
+trap 'rm -f "$flat"' EXIT
+"$builder" --lang "$spec" --print-conf >"$flat"
+get() { sed -n "s/^$1=//p" "$flat" | tail -n 1; }
+lang=$(get LANG) version=$(get VERSION) suite=$(get SUITE)
+name=$lang@$version
+[ -n "$suite" ] || { echo "mkimage: $name: no SUITE= in its config" >&2; exit 1; }
+conf=$outdir/$name.conf
+out=$outdir/$name$suffix
+cp "$flat" "$conf.tmp" && mv "$conf.tmp" "$conf"
 source=$(get SOURCE)
+start_all=$(date +%s)
 
 # DROP= only matters to initramfs-builder, so editing it keeps the rootfs.
 # RECIPE names the mmdebstrap invocation below: bump it when that changes.
 recipe="essential no-recommends 1"
-confkey=$( { grep -v '^DROP=' "$conf"; cat "$here/langs/hello/$source" \
+confkey=$( { grep -v '^DROP=' "$flat"; cat "$here/langs/hello/$source" \
     "$here/image-hook.sh"; "$builder" --version; echo "$suite $mirror $recipe"; } |
     sha256sum | cut -c1-12)
 # The suite's Release date names the archive state the packages come from.
 stamp=$(curl -sf --max-time 20 -r 0-4095 "$mirror/dists/$suite/InRelease" |
     sed -n 's/^Date: *//p' | head -n 1 | tr -d '\r') || stamp=
 if [ -n "$stamp" ]; then
-    rootfs=$cache/$lang-$confkey-$(printf %s "$stamp" | sha256sum | cut -c1-8).tar
+    rootfs=$cache/$name-$confkey-$(printf %s "$stamp" | sha256sum | cut -c1-8).tar
 else
-    rootfs=$(ls -t "$cache/$lang-$confkey"-*.tar 2>/dev/null | head -n 1) || true
-    [ -n "$rootfs" ] || { echo "mkimage: $mirror unreachable and no cached rootfs for $lang" >&2; exit 1; }
+    rootfs=$(ls -t "$cache/$name-$confkey"-*.tar 2>/dev/null | head -n 1) || true
+    [ -n "$rootfs" ] || { echo "mkimage: $mirror unreachable and no cached rootfs for $name" >&2; exit 1; }
     echo "mkimage: $mirror unreachable; reusing $rootfs" >&2
 fi
 
 if [ -e "$rootfs" ]; then
-    echo "mkimage: $lang: cached rootfs $rootfs" >&2
+    echo "mkimage: $name: cached rootfs $rootfs" >&2
 else
-    echo "mkimage: $lang: mmdebstrap $suite + $(get PACKAGES) (archive of $stamp)" >&2
+    echo "mkimage: $name: mmdebstrap $suite + $(get PACKAGES) (archive of $stamp)" >&2
     start=$(date +%s)
     # mmdebstrap picks its output format from the name: keep ".tar" last.
     tmp=${rootfs%.tar}.tmp$$.tar
-    trap 'rm -f "$tmp" "$tmp.toolchain" "$tmp.toolchain.packages"' EXIT
+    trap 'rm -f "$flat" "$tmp" "$tmp.toolchain" "$tmp.toolchain.packages"' EXIT
     # No Recommends: lean images.
     # shellcheck disable=SC2046
     mmdebstrap --variant=essential --quiet \
         --aptopt='APT::Install-Recommends "false"' \
         --include="$(get PACKAGES | tr ' ' ',')" \
-        --customize-hook="$here/image-hook.sh \"\$1\" $conf $here/langs/hello $tmp.toolchain" \
+        --customize-hook="$here/image-hook.sh \"\$1\" $flat $here/langs/hello $tmp.toolchain" \
         "$suite" "$tmp" "$mirror"
     mv "$tmp.toolchain" "$rootfs.toolchain"
     mv "$tmp.toolchain.packages" "$rootfs.packages"
     mv "$tmp" "$rootfs"
-    trap - EXIT
-    echo "mkimage: $lang: rootfs in $(( $(date +%s) - start )) s" >&2
+    trap 'rm -f "$flat"' EXIT
+    echo "mkimage: $name: rootfs in $(( $(date +%s) - start )) s" >&2
 fi
 # The image is a function of the rootfs, the agent, the builder and the
 # config (DROP included): skip the rebuild and its check when none changed.
-inputs=$( { echo "$rootfs"; cat "$conf" "$agent" "$builder"; } | sha256sum | cut -c1-16)
+inputs=$( { echo "$rootfs"; cat "$flat" "$agent" "$builder"; } | sha256sum | cut -c1-16)
 if [ -f "$out" ] && [ "$(cat "$out.inputs" 2>/dev/null)" = "$inputs" ]; then
-    echo "mkimage: $lang: $out up to date" >&2
+    echo "mkimage: $name: $out up to date" >&2
     exit 0
 fi
 rm -f "$out.inputs"
-set -- --lang "$lang" --from "rootfs:$rootfs" -o "$out" --agent "$agent"
+set -- --lang "$name" --from "rootfs:$rootfs" -o "$out" --agent "$agent"
 if [ -s "$rootfs.toolchain" ]; then
     set -- "$@" --set "TOOLCHAIN=$(cat "$rootfs.toolchain")"
 fi
@@ -76,22 +88,24 @@ fi
 # Check the final image itself: unpack it and build + run hello world as the
 # agent's user, so an over-eager DROP glob fails the build here.
 check=$(mktemp -d "${TMPDIR:-/tmp}/runvm-check.XXXXXX")
-trap 'rm -rf "$check"' EXIT
+trap 'rm -rf "$check" "$flat"' EXIT
 chmod 755 "$check" # the image's root directory, entered as uid 1000
 case $out in
 *.gz) gzip -dc "$out" ;;
 *.lz4) lz4 -dc "$out" ;;
 *) cat "$out" ;;
 esac | (cd "$check" && cpio -idm --quiet)
+unpacked=$(du -sm "$check" | cut -f1)
 start=$(date +%s%N)
 # The guest's agent mounts /dev and /proc; here a private mount namespace
 # lends the host's for the check and takes them away when it ends.
 unshare --mount --propagation private sh -c '
     mount --bind /dev "$1/dev" && mount -t proc proc "$1/proc" &&
     exec "$2" --check "$1" "$3" "$4"' sh \
-    "$check" "$here/image-hook.sh" "$conf" "$here/langs/hello"
-echo "mkimage: $lang: hello world build+run in the final image: $(( ($(date +%s%N) - start) / 1000000 )) ms" >&2
+    "$check" "$here/image-hook.sh" "$flat" "$here/langs/hello"
+echo "mkimage: $name: hello world build+run in the final image: $(( ($(date +%s%N) - start) / 1000000 )) ms" >&2
 echo "$inputs" >"$out.inputs"
+echo "mkimage: $name: $out: $(( $(wc -c <"$out") >> 20 )) MiB, $unpacked MiB unpacked, built in $(( $(date +%s) - start_all )) s" >&2
 # runvm takes the first of LANG.cpio.gz, .cpio.lz4, .cpio it finds: drop the
 # other compressions of this language so a stale one is never booted.
 for other in "${out%.cpio*}.cpio" "${out%.cpio*}.cpio.gz" "${out%.cpio*}.cpio.lz4"; do

@@ -7,23 +7,42 @@ BUILDER_SRCS += $(BUILDER_CORE_SRCS) initramfs-builder/main.c
 BUILDER_LIBS += -larchive -lcurl -ljansson -lz -lcrypto
 
 # ---- language images ------------------------------------------------------
-# `make images` builds $(B)/images/LANG.cpio.lz4 for each language config
-# via mmdebstrap (rootfs cached in ${RUNVM_CACHE:-~/.cache/runvm}/images).
-# Pick languages with IMAGE_LANGS="go rust", the compression with
-# IMAGE_COMPRESS=gz|lz4|none. lz4 is the default by measurement: the kernel
-# unpacked the Go image 3-4x faster than from gzip, for a file ~17% larger
-# (initramfs-builder/bench-unpack.sh). mmdebstrap runs are heavy: one at a
-# time.
+# One config per language version, initramfs-builder/langs/LANG/VERSION.conf
+# (docs/lang-conf.md). `make images` builds $(B)/images/LANG@VERSION.cpio.lz4
+# for each of IMAGE_LANGS via mmdebstrap (rootfs cached in
+# ${RUNVM_CACHE:-~/.cache/runvm}/images): LANG is the language's default
+# version, LANG@VERSION another (IMAGE_LANGS="go@1.24 python@3.13"). The
+# compression is IMAGE_COMPRESS=gz|lz4|none. lz4 is the default by
+# measurement: the kernel unpacked the Go image 3-4x faster than from gzip,
+# for a file ~17% larger (initramfs-builder/bench-unpack.sh). mmdebstrap
+# runs are heavy: one at a time.
 IMAGE_LANGS ?= go rust c python
 IMAGE_COMPRESS ?= lz4
 IMAGE_SUFFIX := .cpio$(if $(filter none,$(IMAGE_COMPRESS)),,.$(IMAGE_COMPRESS))
 IMAGE_AGENT ?= $(B)/bin/runvm-agent
 
 .PHONY: images
-images: $(B)/bin/initramfs-builder $(IMAGE_AGENT)
+images: $(B)/bin/initramfs-builder $(IMAGE_AGENT) lang-confs
 	$(Q)set -e; for l in $(IMAGE_LANGS); do \
-	    initramfs-builder/mkimage.sh $$l $(B)/images/$$l$(IMAGE_SUFFIX) \
+	    initramfs-builder/mkimage.sh $$l $(B)/images $(IMAGE_SUFFIX) \
 	        $(B)/bin/initramfs-builder $(IMAGE_AGENT); done
+
+# Every version's config, INCLUDEs resolved, installed as
+# $(B)/images/LANG@VERSION.conf whether or not its image is built: runvm
+# lists and picks versions from them (session/catalog.c).
+LANG_CONFS := $(sort $(wildcard initramfs-builder/langs/*/*.conf))
+LANG_VERSIONS := $(filter-out %/lang.conf,$(LANG_CONFS))
+$(B)/images/.confs: $(LANG_CONFS) $(B)/bin/initramfs-builder
+	$(Q)mkdir -p $(@D)
+	$(Q)set -e; for f in $(LANG_VERSIONS); do \
+	    v=$${f##*/}; v=$${v%.conf}; l=$${f%/*}; l=$${l##*/}; \
+	    $(B)/bin/initramfs-builder --lang $$l@$$v --print-conf \
+	        >$(@D)/$$l@$$v.conf.tmp; \
+	    mv $(@D)/$$l@$$v.conf.tmp $(@D)/$$l@$$v.conf; done
+	$(Q)touch $@
+.PHONY: lang-confs
+lang-confs: $(B)/images/.confs
+all: lang-confs
 
 UNIT_TESTS += test_paths test_whiteout test_registry_ref
 test_paths_SRCS := initramfs-builder/tree.c

@@ -227,20 +227,70 @@ static int read_text(const char *path, char **buf, size_t *len, char *err,
     return 0;
 }
 
-int langconf_kv_load(struct langconf_kv *kv, const char *path, char *err,
-                     size_t errlen)
+#define LANGCONF_MAX_INCLUDE 4
+
+/* Loads path into kv (appending), its INCLUDE= lines replaced by the
+ * entries of the file they name, beside it. */
+static int kv_load(struct langconf_kv *kv, const char *path, int depth,
+                   char *err, size_t errlen)
 {
     char *text, sub[200];
     size_t len;
+    struct langconf_kv file;
 
-    memset(kv, 0, sizeof(*kv));
     int r = read_text(path, &text, &len, err, errlen);
     if (r < 0)
         return r;
-    r = langconf_kv_parse(kv, text, len, sub, sizeof(sub));
-    if (r < 0)
-        snprintf(err, errlen, "%s: %s", path, sub);
+    r = langconf_kv_parse(&file, text, len, sub, sizeof(sub));
     free(text);
+    if (r < 0) {
+        snprintf(err, errlen, "%s: %s", path, sub);
+        return r;
+    }
+    for (size_t i = 0; i < file.n && r == 0; i++) {
+        const struct langconf_entry *e = &file.entries[i];
+        if (strcmp(e->key, "INCLUDE") != 0) {
+            r = kv_add(kv, e->key, strlen(e->key), e->value, strlen(e->value),
+                       e->line);
+            continue;
+        }
+        const char *v = e->value;
+        if (!*v || strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, "..")) {
+            snprintf(err, errlen,
+                     "%s: line %u: INCLUDE names a file beside it, "
+                     "without /",
+                     path, e->line);
+            r = -EINVAL;
+        } else if (depth == LANGCONF_MAX_INCLUDE) {
+            snprintf(err, errlen, "%s: line %u: INCLUDE nested too deep", path,
+                     e->line);
+            r = -ELOOP;
+        } else {
+            const char *slash = strrchr(path, '/');
+            int dir = slash ? (int)(slash - path + 1) : 0;
+            char *inc = malloc((size_t)dir + strlen(v) + 1);
+            if (!inc) {
+                r = -ENOMEM;
+                break;
+            }
+            sprintf(inc, "%.*s%s", dir, path, v);
+            r = kv_load(kv, inc, depth + 1, err, errlen);
+            free(inc);
+        }
+    }
+    langconf_kv_free(&file);
+    return r;
+}
+
+int langconf_kv_load(struct langconf_kv *kv, const char *path, char *err,
+                     size_t errlen)
+{
+    memset(kv, 0, sizeof(*kv));
+    int r = kv_load(kv, path, 0, err, errlen);
+    if (r == -ENOMEM)
+        snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+    if (r < 0)
+        langconf_kv_free(kv);
     return r;
 }
 
@@ -329,8 +379,9 @@ nomem:
 }
 
 /* Read by the image build only; everything else is for the agent. */
-static const char *const build_keys[] = {"IMAGE", "PACKAGES", "DROP",
-                                         "VERSION_CMD", "WRITABLE"};
+static const char *const build_keys[] = {
+    "IMAGE",   "PACKAGES", "DROP",  "VERSION_CMD", "WRITABLE",
+    "INCLUDE", "VERSION",  "SUITE", "ALIASES",     "DEFAULT"};
 
 bool langconf_is_build_key(const char *key)
 {

@@ -1,8 +1,10 @@
 /* lang.conf, the language configuration of an image (format in
- * docs/lang-conf.md). One grammar for both of its readers: the image
- * builder's language configs (initramfs-builder/langs/LANG.conf), which it
- * reads, extends with --set and renders into the image, and the image's
- * /etc/runvm/lang.conf, which the agent reads at boot.
+ * docs/lang-conf.md). One grammar for all of its readers: the image
+ * builder's language configs (initramfs-builder/langs/LANG/VERSION.conf),
+ * which it reads, extends with --set and renders into the image; runvm's
+ * catalogue of the versions installed beside the images
+ * (session/catalog.c); and the image's /etc/runvm/lang.conf, which the
+ * agent reads at boot.
  *
  * Two layers over one line scanner and one word splitter:
  *   langconf_kv_*  every KEY=VALUE line in file order, values unchecked
@@ -47,8 +49,10 @@ int langconf_kv_parse(struct langconf_kv *kv, const char *text, size_t len,
                       char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Reads and parses path (at most LANGCONF_MAX_SIZE bytes). Returns 0 or
- * -errno with "path: why" in err (-ENOENT when it does not exist). */
+/* Reads and parses path (at most LANGCONF_MAX_SIZE bytes), each INCLUDE=FILE
+ * line replaced by the entries of FILE, a file beside path (no '/'; nested
+ * at most 4 deep). Returns 0 or -errno with "path: why" in err (-ENOENT
+ * when it does not exist). */
 int langconf_kv_load(struct langconf_kv *kv, const char *path, char *err,
                      size_t errlen) __attribute__((warn_unused_result));
 
@@ -70,8 +74,9 @@ int langconf_kv_words(const struct langconf_kv *kv, const char *key,
     __attribute__((warn_unused_result));
 void langconf_free_words(char **words);
 
-/* True for keys only the image build reads (IMAGE, PACKAGES, DROP,
- * VERSION_CMD, WRITABLE): they are not copied into the image. */
+/* True for keys only the image build and runvm's catalogue read (IMAGE,
+ * PACKAGES, DROP, VERSION_CMD, WRITABLE, INCLUDE, VERSION, SUITE, ALIASES,
+ * DEFAULT): they are not copied into the image. */
 bool langconf_is_build_key(const char *key);
 
 /* Renders every entry that is not a build key, in order, as the text of

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "protocol/version.h"
 #include "session/event.h"
 
 /* Ends the current run once, as a failure. */
@@ -19,30 +20,6 @@ static void fail_run(struct session *s, const char *why)
     s->state = s->client_up ? SESSION_READY : SESSION_CLOSED;
     if (s->sink->done)
         s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
-}
-
-/* The number at *p (saturating; none is 0), and *p past the part it
- * ends: up to and past the next '.'. */
-static unsigned long version_part(const char **p)
-{
-    unsigned long v = 0;
-    for (; **p >= '0' && **p <= '9'; (*p)++)
-        v = v > ULONG_MAX / 10 - 1 ? ULONG_MAX : v * 10 + (unsigned)(**p - '0');
-    *p += strcspn(*p, ".");
-    *p += **p == '.';
-    return v;
-}
-
-/* Compares dotted version numbers ("0.10.1" > "0.9"); a missing part is
- * 0, what follows a part's digits is ignored. <0, 0 or >0. */
-static int version_cmp(const char *a, const char *b)
-{
-    while (*a || *b) {
-        unsigned long x = version_part(&a), y = version_part(&b);
-        if (x != y)
-            return x < y ? -1 : 1;
-    }
-    return 0;
 }
 
 /* The session cannot serve this agent: FAILED, and why. */
@@ -59,22 +36,35 @@ static void on_hello(void *opaque, const struct agent_hello *h)
     /* A later HELLO (an ANNOUNCE's answer) keeps the state it finds. */
     if (s->state != SESSION_BOOTING)
         return;
-    char why[256];
+    char why[512];
     if (version_cmp(h->agent_version, MSG_AGENT_MIN_VERSION) < 0) {
         snprintf(why, sizeof(why),
                  "the image's agent is version %.20s, older than this runvm "
                  "needs (%s): rebuild the image (make images%s%.40s)",
                  h->agent_version[0] ? h->agent_version : "(none)",
-                 MSG_AGENT_MIN_VERSION, s->lang ? " IMAGE_LANGS=" : "",
-                 s->lang ? s->lang : "");
+                 MSG_AGENT_MIN_VERSION, s->expect.lang ? " IMAGE_LANGS=" : "",
+                 s->expect.lang ? s->expect.lang : "");
         refuse(s, why);
         return;
     }
-    if (s->lang && strcmp(h->lang, s->lang) != 0) {
+    if (s->expect.lang && strcmp(h->lang, s->expect.lang) != 0) {
         snprintf(why, sizeof(why),
                  "the image's agent serves language "
                  "\"%.60s\", not \"%.60s\"",
-                 h->lang, s->lang);
+                 h->lang, s->expect.lang);
+        refuse(s, why);
+        return;
+    }
+    char found[32];
+    if (s->expect.version &&
+        (!version_of_toolchain(h->toolchain, found, sizeof(found)) ||
+         !version_match(s->expect.version, found))) {
+        snprintf(why, sizeof(why),
+                 "the image for %.40s@%.20s is stale: its toolchain is "
+                 "\"%.80s\"; rebuild it (make images "
+                 "IMAGE_LANGS=%.40s@%.20s)",
+                 h->lang, s->expect.version, h->toolchain, h->lang,
+                 s->expect.version);
         refuse(s, why);
         return;
     }
@@ -138,12 +128,13 @@ static const struct agent_client_ops session_ops = {
 };
 
 int session_init(struct session *s, struct evloop *loop, int fd,
-                 const char *lang, const struct session_sink *sink,
-                 void *opaque)
+                 const struct session_expect *expect,
+                 const struct session_sink *sink, void *opaque)
 {
     memset(s, 0, sizeof(*s));
     s->power_off_fd = -1;
-    s->lang = lang;
+    if (expect)
+        s->expect = *expect;
     s->sink = sink;
     s->opaque = opaque;
     s->state = SESSION_BOOTING;

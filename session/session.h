@@ -5,7 +5,7 @@
  *   BOOTING --HELLO, right language--> READY --session_run--> RUNNING
  *      |                                 ^                        |
  *      |                                 +-- final EXIT, ERROR ---+
- *      +--HELLO, wrong language--> FAILED
+ *      +--HELLO, wrong language or version--> FAILED
  *   any state --channel closed--> CLOSED
  *
  * Each run that session_run started ends exactly once: with a final EXIT
@@ -51,11 +51,18 @@ struct session_sink {
     void (*power_off_overdue)(void *opaque);
 };
 
+/* What the agent's HELLO must announce; a NULL member is not checked. */
+struct session_expect {
+    const char *lang; /* its language */
+    const char
+        *version; /* a version its toolchain must match (version_match) */
+};
+
 struct session {
     struct agent_client client;
     bool client_up;
     enum session_state state;
-    const char *lang; /* expected in HELLO, or NULL */
+    struct session_expect expect;
     const struct session_sink *sink;
     void *opaque;
     uint32_t run_id;
@@ -64,10 +71,12 @@ struct session {
 };
 
 /* Serves the agent on fd (a connected stream; not owned) from loop.
- * lang, when not NULL, must outlive the session. 0 or -errno. */
+ * expect may be NULL; its strings must outlive the session. 0 or
+ * -errno. */
 int session_init(struct session *s, struct evloop *loop, int fd,
-                 const char *lang, const struct session_sink *sink,
-                 void *opaque) __attribute__((warn_unused_result));
+                 const struct session_expect *expect,
+                 const struct session_sink *sink, void *opaque)
+    __attribute__((warn_unused_result));
 
 /* Starts a run. 0, -EAGAIN before the agent is ready, -EBUSY while a run
  * is active, -EPIPE once closed or failed (also when sending this one

@@ -9,6 +9,7 @@
 # Writes seconds, one a line, to OUT/snippet_L_{booted,cold}.{runvm,peer}.s.
 #
 # usage: tests/bench/lang.sh B=BUILD_DIR N=RUNS OUT=DIR [LANGS="go rust c python"]
+# (a LANGS word is LANG, its default version, or LANG@VERSION.)
 # Needs /dev/kvm (tests/bench/run provides it) and root (chroot, mount).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,12 +32,19 @@ cleanup() {
 trap cleanup EXIT
 failed=
 declare -A EXT=([go]=go [rust]=rs [c]=c [python]=py)
+# The image runvm picks for LANG (its default) or LANG@VERSION (exactly).
+image_of() {
+    local l=${1%%@*} v=
+    [[ $1 == *@* ]] && v=${1#*@}
+    "$B/bin/runvm" --list-langs 2>/dev/null | awk -v l="$l" -v v="$v" '
+        NR > 1 && $1 == l && (v == "" ? $3 == "yes" : $2 == v) && $NF !~ /\)$/ { print $NF; exit }'
+}
 
 for L in $LANGS; do
-    src=examples/hello.${EXT[$L]:-$L}
-    IMG=$(ls "$B"/images/"$L".cpio* 2>/dev/null | grep -v '\.inputs$' | head -1 || true)
+    src=examples/hello.${EXT[${L%%@*}]:-${L%%@*}}
+    IMG=$(image_of "$L")
     if [ -z "$IMG" ]; then
-        echo "snippet_$L: skipped, no image $B/images/$L.cpio.* (make images IMAGE_LANGS=$L)" >>"$OUT/notes"
+        echo "snippet_$L: skipped, no image for $L (make images IMAGE_LANGS=$L)" >>"$OUT/notes"
         echo "lang.sh: no $L image: skipped" >&2
         continue
     fi

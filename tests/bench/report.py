@@ -165,6 +165,22 @@ def main():
                     "runvm": r, "peer": q, "peer_name": "native build+run, same host",
                     "ratio": ratio(r, q), "ratio_means": "runvm / peer; < 1: runvm faster",
                     "target": "<= 1.3" if kind == "booted" else "–", "where": where}
+    # A language version beside its language's default, both on a booted
+    # VM in the same run: what a newer toolchain costs per submission.
+    for lang in langs:
+        base = lang.split("@")[0]
+        if "@" not in lang or base not in langs:
+            continue
+        r = stats(load(R("snippet_%s_booted.runvm.s" % lang)), "s")
+        q = stats(load(R("snippet_%s_booted.runvm.s" % base)), "s")
+        if r and q:
+            figs["snippet_%s_vs_default" % lang] = {
+                "what": "hello world, POST /start to the exit event on a booted VM "
+                        "(runvm --lang %s --api-sock), against the same on the "
+                        "language's default version (--lang %s), same run" % (lang, base),
+                "runvm": r, "peer": q, "peer_name": "runvm --lang %s" % base,
+                "ratio": ratio(r, q), "ratio_means": "version / default; < 1: the version faster",
+                "where": where}
 
     # KVM exits per boot phase, from runvm --boot-timer in the boot runs.
     src = None

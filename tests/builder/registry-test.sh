@@ -113,8 +113,9 @@ skopeo --insecure-policy copy -q --all --dest-tls-verify=false \
 ok "pushed test/img:v1 and test/img:multi (2 platforms) with skopeo"
 
 # ---- builds -----------------------------------------------------------------
-mkdir langs
-printf 'LANG=test\nSOURCE=main.t\nRUN=./main\nENV=A=b\nIMAGE=unused\nDROP=/etc/os-release-nothing\n' >langs/test.conf
+mkdir -p langs/test
+printf 'LANG=test\nDEFAULT=1\nSOURCE=main.t\nRUN=./main\nENV=A=b\nIMAGE=unused\nDROP=/etc/os-release-nothing\n' >langs/test/lang.conf
+printf 'INCLUDE=lang.conf\nVERSION=1\n' >langs/test/1.conf
 printf 'agent' >agent
 build() { # SOURCE OUT [ARGS...]
     src=$1 out=$2; shift 2
@@ -204,6 +205,33 @@ expect_fail() { # WHAT PATTERN SOURCE [ARGS...]
         cat err.log; bad "$what: message lacks '$pat'"
     fi
 }
+
+# ---- language versions ---------------------------------------------------------
+# The toolchain an image holds (TOOLCHAIN, from VERSION_CMD) must be its
+# config's VERSION, matched on dot boundaries.
+expect_fail "toolchain of another version" 'installed is "test 2.0.1", not version 1' \
+    docker-archive:docker-archive.tar --set "TOOLCHAIN=test 2.0.1"
+expect_fail "toolchain 10.1 is not version 1" 'not version 1' \
+    docker-archive:docker-archive.tar --set "TOOLCHAIN=test 10.1"
+build docker-archive:docker-archive.tar tc.cpio --set "TOOLCHAIN=test 1.4.2" 2>tc.log &&
+    ok "toolchain 1.4.2 is version 1" || { cat tc.log; bad "toolchain 1.4.2 refused"; }
+rm -f tc.cpio
+"$builder" --lang test@1 --lang-dir langs --print-conf >printed.conf &&
+    [ "$(cat printed.conf)" = "$(printf 'LANG=test\nDEFAULT=1\nSOURCE=main.t\nRUN=./main\nENV=A=b\nIMAGE=unused\nDROP=/etc/os-release-nothing\nVERSION=1')" ] &&
+    ok "--print-conf: the whole config, INCLUDE resolved" || { cat printed.conf; bad "--print-conf"; }
+if "$builder" --lang test@2 --lang-dir langs --print-conf >/dev/null 2>v.log; then
+    bad "unknown version accepted"
+else
+    grep -q 'test has no version 2' v.log && ok "unknown version: $(cut -c1-100 v.log)" ||
+        { cat v.log; bad "unknown version: message"; }
+fi
+printf 'INCLUDE=lang.conf\nVERSION=3\n' >langs/test/4.conf
+if "$builder" --lang test@4 --lang-dir langs --print-conf >/dev/null 2>v.log; then
+    bad "a config named for another version accepted"
+else
+    grep -q 'must say LANG=test and VERSION=4' v.log && ok "a config must name its own version" ||
+        { cat v.log; bad "misnamed config: message"; }
+fi
 
 # ---- authentication -----------------------------------------------------------
 # A proxy in front of the registry demands credentials like Docker Hub

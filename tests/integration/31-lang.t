@@ -7,7 +7,7 @@
 set -euo pipefail
 . tests/integration/boot-lib.sh
 boot_require
-compgen -G "$B/images/go.cpio*" >/dev/null || { echo "skip: no $B/images/go.cpio.* (make images IMAGE_LANGS=go)"; exit 77; }
+image_require go
 lang() { # NAME ARGS... : stdout/stderr/rc in $T/NAME.{out,err,rc}, seconds in .secs
     local name=$1 rc=0 start; shift
     start=$(date +%s.%N)

@@ -9,7 +9,7 @@
 set -euo pipefail
 . tests/integration/boot-lib.sh
 boot_require
-compgen -G "$B/images/go.cpio*" >/dev/null || { echo "skip: no $B/images/go.cpio.* (make images IMAGE_LANGS=go)"; exit 77; }
+image_require go
 S=$T/api.sock
 export XDG_RUNTIME_DIR=$T/xdg
 mkdir -p "$XDG_RUNTIME_DIR"

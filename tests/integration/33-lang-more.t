@@ -4,7 +4,7 @@
 set -euo pipefail
 . tests/integration/boot-lib.sh
 boot_require
-if compgen -G "$B/images/rust.cpio*" >/dev/null; then
+if image_built rust; then
     rc=0
     timeout 900 "$RUNVM" --lang rust examples/hello.rs >"$T/rs.out" 2>"$T/rs.err" </dev/null || rc=$?
     [ "$rc" = 0 ] || { tail -20 "$T/rs.err"; fail "rust hello: status $rc"; }
@@ -13,7 +13,7 @@ if compgen -G "$B/images/rust.cpio*" >/dev/null; then
 else
     echo "note: no rust image, rust hello not run"
 fi
-compgen -G "$B/images/go.cpio*" >/dev/null || { echo "skip: no go image"; exit 77; }
+image_require go
 printf 'package main\nimport "os"\nfunc main() { os.Stdout.WriteString("second\\n"); os.Exit(5) }\n' >"$T/second.go"
 timeout 900 "$RUNVM" --lang go examples/hello.go >"$T/a.out" 2>"$T/a.err" </dev/null & a=$!
 timeout 900 "$RUNVM" --lang go "$T/second.go" >"$T/b.out" 2>"$T/b.err" </dev/null & b=$!

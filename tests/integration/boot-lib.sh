@@ -12,6 +12,21 @@ boot_require() {
     scripts/kvm-usable -q || { echo "skip: $(scripts/kvm-usable 2>&1)"; exit 77; }
 }
 
+# image_built LANG[@VERSION]: whether runvm has a built image for it
+# (LANG alone: its default version), as `runvm --list-langs` says.
+image_built() {
+    local l=${1%%@*} v=
+    [[ $1 == *@* ]] && v=${1#*@}
+    "$RUNVM" --list-langs 2>/dev/null | awk -v l="$l" -v v="$v" '
+        NR > 1 && $1 == l && (v == "" ? $3 == "yes" : $2 == v) && $NF !~ /\)$/ { f = 1 }
+        END { exit !f }'
+}
+
+# Skips (exit 77) unless runvm has a built image for LANG[@VERSION].
+image_require() {
+    image_built "$1" || { echo "skip: no $1 image (make images IMAGE_LANGS=$1)"; exit 77; }
+}
+
 # Packs testinit as /init into $T/initrd.cpio.gz (or the name given).
 make_test_initrd() {
     local out=${1:-$T/initrd.cpio.gz}

@@ -84,7 +84,11 @@ static void stop_agent(struct t *t)
     agent_fixture_stop(&t->agent, NULL);
 }
 
-static struct t *setup_lang(const char *lang, bool agent)
+/* A server for lang (and version, with the versions catalog knows) whose
+ * agent reads conf. */
+static struct t *setup_full(const char *conf, const char *lang,
+                            const char *version, const struct catalog *catalog,
+                            bool agent)
 {
     struct t *t = calloc(1, sizeof(*t));
     int sv[2];
@@ -100,12 +104,13 @@ static struct t *setup_lang(const char *lang, bool agent)
     t->peer = sv[1];
     strcpy(t->base, "/tmp/test_api.XXXXXX");
     assert_non_null(mkdtemp(t->base));
-    assert_int_equal(agent_fixture_init(&t->agent, "test_api_work", CONF), 0);
+    assert_int_equal(agent_fixture_init(&t->agent, "test_api_work", conf), 0);
     snprintf(t->sock, sizeof(t->sock), "%s/api.sock", t->base);
     assert_int_equal(setenv("XDG_RUNTIME_DIR", t->base, 1), 0);
     struct api_server_config cfg = {
         .sock_path = t->sock,
-        .lang = lang,
+        .expect = {.lang = lang, .version = version},
+        .catalog = catalog,
         .default_run_ms = 10000,
         .default_build_ms = 10000,
     };
@@ -118,6 +123,11 @@ static struct t *setup_lang(const char *lang, bool agent)
     if (agent)
         start_agent(t);
     return t;
+}
+
+static struct t *setup_lang(const char *lang, bool agent)
+{
+    return setup_full(CONF, lang, NULL, NULL, agent);
 }
 
 static void teardown(struct t *t)
@@ -659,6 +669,89 @@ static void json_fields(void **state)
     teardown(t);
 }
 
+/* A request may name the language version it was written for: one this
+ * process does not serve is refused, since one API-mode runvm is one
+ * language version. /status says which versions there are. */
+static void lang_field(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_api_langs.XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    static const char *const files[][2] = {
+        {"sh@5.2.conf", "LANG=sh\nVERSION=5.2\nDEFAULT=5.2\nALIASES=dash\n"},
+        {"sh@5.3.conf", "LANG=sh\nVERSION=5.3\nDEFAULT=5.2\nALIASES=dash\n"},
+        {"sh@5.2.cpio", "x"},
+        {"sh@5.3.cpio", "x"},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i][0]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(files[i][1], f);
+        fclose(f);
+    }
+    struct catalog c;
+    const char *dirs[] = {dir};
+    assert_int_equal(catalog_load(&c, dirs, 1), 0);
+    struct t *t = setup_full("LANG=sh\nTOOLCHAIN=sh 5.2.15\nSOURCE=main.sh\n"
+                             "RUN=sh main.sh\n",
+                             "sh", "5.2", &c, true);
+    wait_state(t, "ready");
+    assert_string_equal(body_str(t, "version"), "5.2");
+    json_t *langs = json_object_get(t->body, "langs");
+    assert_int_equal(json_array_size(langs), 2);
+    assert_true(
+        json_is_true(json_object_get(json_array_get(langs, 0), "default")));
+    static const char *const same[] = {"sh", "sh@5.2", "dash", "dash@5.2"};
+    for (size_t i = 0; i < 4; i++) {
+        char body[128];
+        snprintf(body, sizeof(body),
+                 "{\"lang\": \"%s\", \"code\": \"echo ok\"}", same[i]);
+        expect_run(t, "application/json", body, 0, "ok\n");
+    }
+    /* sh@5 is the highest built 5.x: 5.3, not this one. */
+    post(t, "application/json", "{\"lang\": \"sh@5\", \"code\": \"echo\"}");
+    expect_error(t, 400,
+                 "this process serves sh@5.2, not sh@5: one API-mode runvm is "
+                 "one language version; start another with --lang sh@5");
+    post(t, "application/json", "{\"lang\": \"sh@5.3\", \"code\": \"echo\"}");
+    expect_error(t, 400,
+                 "this process serves sh@5.2, not sh@5.3: one API-mode runvm "
+                 "is one language version; start another with --lang sh@5.3");
+    post(t, "application/json", "{\"lang\": \"go\", \"code\": \"echo\"}");
+    expect_error(t, 400, "no language \"go\"; there are: sh");
+    post(t, "application/json", "{\"lang\": \"sh@6\", \"code\": \"echo\"}");
+    expect_error(t, 400,
+                 "sh has no version 6; it has:\n  sh@5.2 (default)\n"
+                 "  sh@5.3");
+    post(t, "application/json", "{\"lang\": 5, \"code\": \"echo\"}");
+    expect_error(t, 400, "\"lang\" must be a string: LANG or LANG@VERSION");
+    teardown(t);
+    catalog_free(&c);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i][0]);
+        assert_int_equal(unlink(path), 0);
+    }
+    assert_int_equal(rmdir(dir), 0);
+
+    /* With no catalogue (a hand-built --initrd): the name alone. */
+    t = setup_lang("sh", true);
+    wait_state(t, "ready");
+    assert_string_equal(body_str(t, "version"), "");
+    assert_null(json_object_get(t->body, "langs"));
+    expect_run(t, "application/json",
+               "{\"lang\": \"sh\", \"code\": \"echo a\"}", 0, "a\n");
+    post(t, "application/json", "{\"lang\": \"sh@1\", \"code\": \"echo\"}");
+    expect_error(t, 400,
+                 "this process serves sh, not sh@1: one API-mode runvm is one "
+                 "language version; start another with --lang sh@1");
+    post(t, "application/json", "{\"lang\": \"go\", \"code\": \"echo\"}");
+    expect_error(t, 400,
+                 "this process serves sh, not go: one API-mode runvm is one "
+                 "language version; start another with --lang go");
+    teardown(t);
+}
+
 /* One run at a time: a second POST /start while one runs gets 409, and
  * the first still streams to its exit event. Its id and socket are new
  * for each run, and events wait for a reader that comes late, even past a
@@ -958,6 +1051,7 @@ int main(void)
         cmocka_unit_test(content_types),
         cmocka_unit_test(json_fields),
         cmocka_unit_test(one_run_at_a_time),
+        cmocka_unit_test(lang_field),
         cmocka_unit_test(start_while_booting),
         cmocka_unit_test(waiting_client_leaves),
         cmocka_unit_test(status_fields),

@@ -484,8 +484,9 @@ static void kv_words_split_like_commands(void **state)
 static void build_keys_stay_out_of_the_image(void **state)
 {
     (void)state;
-    static const char *const build[] = {"IMAGE", "PACKAGES", "DROP",
-                                        "VERSION_CMD", "WRITABLE"};
+    static const char *const build[] = {
+        "IMAGE",   "PACKAGES", "DROP",  "VERSION_CMD", "WRITABLE",
+        "INCLUDE", "VERSION",  "SUITE", "ALIASES",     "DEFAULT"};
     for (size_t i = 0; i < sizeof(build) / sizeof(build[0]); i++)
         assert_true(langconf_is_build_key(build[i]));
     static const char *const runtime[] = {
@@ -517,6 +518,67 @@ static void build_keys_stay_out_of_the_image(void **state)
     assert_string_equal(text, "");
     free(text);
     langconf_kv_free(&kv);
+}
+
+/* A directory of its own, with files name=text, for INCLUDE. */
+static void write_in(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void include_splices_a_file_beside_it(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_langconf_inc.XXXXXX", path[256], err[256];
+    assert_non_null(mkdtemp(dir));
+    write_in(dir, "lang.conf", "LANG=go\nDEFAULT=1.19\nRUN=./main\n");
+    write_in(dir, "1.24.conf", "INCLUDE=lang.conf\nVERSION=1.24\nRUN=./b\n");
+    snprintf(path, sizeof(path), "%s/1.24.conf", dir);
+    struct langconf_kv kv;
+    assert_int_equal(langconf_kv_load(&kv, path, err, sizeof(err)), 0);
+    /* In place of the INCLUDE line, in order; a later line still wins. */
+    assert_int_equal(kv.n, 5);
+    assert_string_equal(kv.entries[0].key, "LANG");
+    assert_string_equal(kv.entries[3].key, "VERSION");
+    assert_string_equal(langconf_kv_get(&kv, "RUN"), "./b");
+    assert_string_equal(langconf_kv_get(&kv, "DEFAULT"), "1.19");
+    assert_null(langconf_kv_get(&kv, "INCLUDE"));
+    langconf_kv_free(&kv);
+
+    /* Only a file beside it: no paths, no climbing out. */
+    static const char *const bad[] = {"INCLUDE=/etc/passwd\n",
+                                      "INCLUDE=../x.conf\n", "INCLUDE=..\n",
+                                      "INCLUDE=\n", "INCLUDE=.\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_in(dir, "bad.conf", bad[i]);
+        snprintf(path, sizeof(path), "%s/bad.conf", dir);
+        assert_int_equal(langconf_kv_load(&kv, path, err, sizeof(err)),
+                         -EINVAL);
+        assert_non_null(strstr(err, "line 1: INCLUDE names a file beside"));
+        assert_int_equal(kv.n, 0);
+    }
+    /* A missing file names itself; a loop ends. */
+    write_in(dir, "bad.conf", "LANG=x\nINCLUDE=nothere.conf\n");
+    assert_int_equal(langconf_kv_load(&kv, path, err, sizeof(err)), -ENOENT);
+    assert_non_null(strstr(err, "nothere.conf: No such file"));
+    write_in(dir, "bad.conf", "LANG=x\nINCLUDE=bad.conf\n");
+    assert_int_equal(langconf_kv_load(&kv, path, err, sizeof(err)), -ELOOP);
+    assert_non_null(strstr(err, "nested too deep"));
+    assert_int_equal(kv.n, 0);
+    /* A bad line in the included file names that file and line. */
+    write_in(dir, "lang.conf", "LANG=go\nnot a line\n");
+    snprintf(path, sizeof(path), "%s/1.24.conf", dir);
+    assert_int_equal(langconf_kv_load(&kv, path, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "lang.conf: line 2"));
+
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* What `make images` does end to end: the builder reads its config, adds
@@ -594,6 +656,7 @@ int main(void)
         cmocka_unit_test(kv_words_split_like_commands),
         cmocka_unit_test(build_keys_stay_out_of_the_image),
         cmocka_unit_test(builder_output_parses_in_the_agent),
+        cmocka_unit_test(include_splices_a_file_beside_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,7 +99,8 @@ static void pump(struct t *t)
 
 /* With conf: the real agent core in a child; NULL: a bare peer the test
  * plays the agent on. */
-static struct t *setup(const char *conf, const char *lang)
+static struct t *setup_version(const char *conf, const char *lang,
+                               const char *version)
 {
     struct t *t = calloc(1, sizeof(*t));
     int sv[2];
@@ -115,9 +116,15 @@ static struct t *setup(const char *conf, const char *lang)
         assert_int_equal(agent_fixture_start(&t->agent, t->peer), 0);
         t->peer = -1; /* the agent's now */
     }
-    assert_int_equal(session_init(&t->s, &t->loop, t->fd, lang, &sink, t), 0);
+    struct session_expect x = {.lang = lang, .version = version};
+    assert_int_equal(session_init(&t->s, &t->loop, t->fd, &x, &sink, t), 0);
     assert_int_equal(t->s.state, SESSION_BOOTING);
     return t;
+}
+
+static struct t *setup(const char *conf, const char *lang)
+{
+    return setup_version(conf, lang, NULL);
 }
 
 static void teardown(struct t *t)
@@ -232,8 +239,10 @@ static void wrong_language_fails_once(void **state)
     teardown(t);
 }
 
-/* The test plays an agent of version version saying HELLO. */
-static void peer_hello_version(struct t *t, const char *version)
+/* The test plays an agent of version version, with toolchain, saying
+ * HELLO. */
+static void peer_hello_toolchain(struct t *t, const char *version,
+                                 const char *toolchain)
 {
     struct msg_buf m, wire;
     msg_buf_init(&m);
@@ -241,12 +250,18 @@ static void peer_hello_version(struct t *t, const char *version)
     struct msg_hello h = {
         .lang = {(const uint8_t *)"sh", 2},
         .agent_version = {(const uint8_t *)version, (uint32_t)strlen(version)},
+        .toolchain = {(const uint8_t *)toolchain, (uint32_t)strlen(toolchain)},
     };
     assert_int_equal(msg_build_hello(&m, 0, &h), 0);
     assert_int_equal(msg_slip_append(&wire, m.data, m.len), 0);
     assert_int_equal(write(t->peer, wire.data, wire.len), (ssize_t)wire.len);
     msg_buf_free(&m);
     msg_buf_free(&wire);
+}
+
+static void peer_hello_version(struct t *t, const char *version)
+{
+    peer_hello_toolchain(t, version, "");
 }
 
 static void peer_hello(struct t *t)
@@ -277,6 +292,46 @@ static void old_agent_refused(void **state)
             assert_int_equal(t->status, RUNVM_EXIT_INFRA);
             assert_non_null(strstr(t->why, "older than this runvm needs"));
             assert_non_null(strstr(t->why, "make images IMAGE_LANGS=sh"));
+        }
+        teardown(t);
+    }
+}
+
+/* An image picked for a version must hold that toolchain: a stale one is
+ * refused at HELLO, never run as another version. */
+static void stale_image_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *want, *toolchain;
+        bool ok;
+    } cases[] = {
+        {"1.24", "go version go1.24.4 linux/amd64", true},
+        {"1.24", "go version go1.19.8 linux/amd64", false},
+        {"1.2", "go version go1.24.4 linux/amd64", false},
+        {"1.19", "go version go1.19.8 linux/amd64", true},
+        {"12", "gcc (Debian 12.2.0-14) 12.2.0", true},
+        {"14", "gcc (Debian 12.2.0-14) 12.2.0", false},
+        {"3.13", "", false}, /* an image that does not say */
+        {NULL, "", true},    /* nothing asked */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct t *t = setup_version(NULL, "sh", cases[i].want);
+        peer_hello_toolchain(t, MSG_AGENT_MIN_VERSION, cases[i].toolchain);
+        pump(t);
+        if (cases[i].ok) {
+            assert_int_equal(t->s.state, SESSION_READY);
+            assert_int_equal(t->ndone, 0);
+        } else {
+            assert_int_equal(t->s.state, SESSION_FAILED);
+            assert_int_equal(t->ndone, 1);
+            assert_int_equal(t->status, RUNVM_EXIT_INFRA);
+            assert_non_null(strstr(t->why, "is stale"));
+            assert_non_null(strstr(t->why, cases[i].toolchain));
+            char fix[64];
+            snprintf(fix, sizeof(fix), "make images IMAGE_LANGS=sh@%s",
+                     cases[i].want);
+            assert_non_null(strstr(t->why, fix));
         }
         teardown(t);
     }
@@ -374,6 +429,7 @@ int main(void)
         cmocka_unit_test(channel_closing_mid_run),
         cmocka_unit_test(run_onto_a_dead_channel),
         cmocka_unit_test(old_agent_refused),
+        cmocka_unit_test(stale_image_refused),
         cmocka_unit_test(power_off_grace),
         cmocka_unit_test(closing_while_idle_is_no_run),
     };
