@@ -12,6 +12,23 @@
 #include "protocol/version.h"
 #include "session/event.h"
 
+/* p[0..n) as text safe to show on a terminal: printable ASCII kept, every
+ * other byte (escape sequences, C1 controls, newlines) as \xNN; cut to
+ * fit len with its NUL. What the guest says reaches users' terminals. */
+static const char *printable(char *out, size_t len, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 <= len; i++) {
+        if (b[i] >= 0x20 && b[i] < 0x7f && b[i] != '\\')
+            out[o++] = (char)b[i];
+        else
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", b[i]);
+    }
+    out[o < len ? o : len - 1] = '\0';
+    return out;
+}
+
 static void watchdog_disarm(struct session *s)
 {
     if (s->watchdog_fd < 0)
@@ -46,6 +63,7 @@ static void on_hello(void *opaque, const struct agent_hello *h)
     /* A later HELLO (an ANNOUNCE's answer) keeps the state it finds. */
     if (s->state != SESSION_BOOTING)
         return;
+    /* The client made HELLO's strings printable. */
     char why[512];
     if (version_cmp(h->agent_version, MSG_AGENT_MIN_VERSION) < 0) {
         snprintf(why, sizeof(why),
@@ -108,10 +126,9 @@ static void on_exit_msg(void *opaque, const struct msg_exit *e)
 static void on_error(void *opaque, const struct msg_error *e)
 {
     struct session *s = opaque;
-    char why[256];
-    snprintf(why, sizeof(why), "agent error %u: %.*s", e->code,
-             (int)(e->message.len < 200 ? e->message.len : 200),
-             (const char *)e->message.p);
+    char why[256], text[201];
+    printable(text, sizeof(text), e->message.p, e->message.len);
+    snprintf(why, sizeof(why), "agent error %u: %s", e->code, text);
     fail_run(s, why);
 }
 
