@@ -14,8 +14,6 @@
 #include "protocol/version.h"
 #include "session/event.h"
 
-#define API_MAX_EVENTS_BUFFERED (64u << 20) /* output held for no reader */
-
 void api_run_init(struct api_run *r)
 {
     *r = (struct api_run){.listen_fd = -1, .fd = -1};
@@ -44,6 +42,14 @@ void api_run_free(struct api_server *s)
     msg_buf_free(&r->events);
 }
 
+static void out_close(struct api_server *s)
+{
+    struct api_run *r = &s->run;
+    evloop_del(s->vm->loop, r->fd);
+    close(r->fd);
+    r->fd = -1;
+}
+
 static void out_flush(struct api_server *s)
 {
     struct api_run *r = &s->run;
@@ -60,9 +66,7 @@ static void out_flush(struct api_server *s)
         }
         if (n <= 0) {
             /* The reader left: the run goes on, its events go nowhere. */
-            evloop_del(s->vm->loop, r->fd);
-            close(r->fd);
-            r->fd = -1;
+            out_close(s);
             msg_buf_reset(&r->events);
             return;
         }
@@ -102,14 +106,21 @@ static void out_accept(void *opaque, uint32_t events)
     out_flush(s);
 }
 
-/* Sends what it can of the events queued; with no reader yet, holds them
- * up to API_MAX_EVENTS_BUFFERED and drops them past it. */
+/* Sends what it can of the events queued; holds the rest up to
+ * cfg.max_buffered. Past it they are dropped, and a reader that is
+ * connected but does not read is cut off: runvm's memory is bounded
+ * whatever the program prints and whoever reads it. */
 static void emit(struct api_server *s)
 {
     struct api_run *r = &s->run;
-    if (r->events.len > API_MAX_EVENTS_BUFFERED && r->fd < 0)
-        msg_buf_reset(&r->events);
     out_flush(s);
+    if (r->events.len <= s->cfg.max_buffered)
+        return;
+    if (r->fd >= 0) {
+        s->stalled_readers++;
+        out_close(s);
+    }
+    msg_buf_reset(&r->events);
 }
 
 /* ---- POST /start -------------------------------------------------------- */
@@ -260,17 +271,22 @@ static void on_exit_msg(void *opaque, const struct msg_exit *e)
 static void on_done(void *opaque, int status, const char *why)
 {
     struct api_server *s = opaque;
+    bool running = s->session.runs > 0 && !s->run.done;
+    if (why && running)
+        event_failure(&s->run.events, status, why);
+    if (running) {
+        s->run.done = true;
+        emit(s);
+    }
     if (s->session.state == SESSION_FAILED) {
-        /* No run: the image serves another language. */
+        /* The image serves another language, or its guest stopped
+         * keeping a run's limits: it runs nothing more. */
         fprintf(stderr, "runvm: %s\n", why);
         s->stopping = true;
-        vm_request_stop(s->vm, VM_STOP_ERROR, "wrong language image", 0);
-        return;
+        vm_request_stop(
+            s->vm, VM_STOP_ERROR,
+            running ? "run past its deadline" : "wrong language image", 0);
     }
-    if (why)
-        event_failure(&s->run.events, status, why);
-    s->run.done = true;
-    emit(s);
 }
 
 static void on_closed(void *opaque, int err)

@@ -78,6 +78,8 @@ void api_reply(struct api_conn *c, int status, const char *body)
     if (status >= 400)
         c->s->rejected++;
     c->replying = true;
+    /* The client has idle_ms to take its answer. */
+    c->deadline_ns = clock_now_ns() + (uint64_t)c->s->cfg.idle_ms * 1000000;
     msg_buf_reset(&c->out);
     msg_buf_append(&c->out, head, (size_t)n);
     msg_buf_append(&c->out, body, len);
@@ -167,6 +169,7 @@ static void get_status(struct api_server *s, struct api_conn *c,
              ",\"boot\":{\"kvm_ready_ms\":%.3f,\"first_kvm_run_ms\":%.3f,"
              "\"agent_ready_ms\":%.3f},\"uptime_ms\":%.3f,\"runs\":%" PRIu64
              ",\"requests\":%" PRIu64 ",\"rejected\":%" PRIu64
+             ",\"idle_closed\":%" PRIu64 ",\"stalled_readers\":%" PRIu64
              ",\"channel\":{\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
              ",\"dropped_frames\":%" PRIu64 "}}",
              (double)(vm->t_kvm_ready - vm->t_start) / ms,
@@ -174,8 +177,8 @@ static void get_status(struct api_server *s, struct api_conn *c,
                              : 0.0,
              s->t_hello_ns ? (double)(s->t_hello_ns - vm->t_start) / ms : 0.0,
              (double)(clock_now_ns() - vm->t_start) / ms, s->runs, s->requests,
-             s->rejected, ac->bytes_in, ac->bytes_out,
-             ac->dropped + msg_reader_dropped(&ac->reader));
+             s->rejected, s->idle_closed, s->stalled_readers, ac->bytes_in,
+             ac->bytes_out, ac->dropped + msg_reader_dropped(&ac->reader));
     msg_buf_append(&b, tmp, strlen(tmp) + 1);
     api_reply(c, 200, (const char *)b.data);
     msg_buf_free(&b);
@@ -288,7 +291,36 @@ static void conn_ready(void *opaque, uint32_t events)
         return;
     }
     c->have_request = true;
+    c->deadline_ns = 0; /* a handler's now, however long it holds it */
     route(s, c, &c->req);
+}
+
+/* Closes connections past their deadline: one that has not sent a whole
+ * request in idle_ms is answered 408 (and has idle_ms more to read it),
+ * one that does not read its answer is dropped. A client that connects
+ * and waits holds a slot that long, not forever. */
+static void sweep_idle(void *opaque, uint32_t events)
+{
+    struct api_server *s = opaque;
+    uint64_t expirations, now = clock_now_ns();
+    (void)events;
+    if (read(s->tick_fd, &expirations, sizeof(expirations)) < 0 &&
+        errno != EAGAIN)
+        return;
+    for (int i = 0; i < API_MAX_CONNS; i++) {
+        struct api_conn *c = &s->conns[i];
+        if (c->fd < 0 || !c->deadline_ns || now < c->deadline_ns)
+            continue;
+        if (c->replying || c->drain) {
+            conn_close(c);
+        } else {
+            s->idle_closed++;
+            s->requests++;
+            c->drain = true;
+            api_reply_error(c, 408, "no whole request within %u ms",
+                            s->cfg.idle_ms);
+        }
+    }
 }
 
 static void api_accept(void *opaque, uint32_t events)
@@ -315,7 +347,11 @@ static void api_accept(void *opaque, uint32_t events)
             close(fd);
             continue;
         }
-        *c = (struct api_conn){.s = s, .fd = fd};
+        *c = (struct api_conn){
+            .s = s,
+            .fd = fd,
+            .deadline_ns = clock_now_ns() + (uint64_t)s->cfg.idle_ms * 1000000,
+        };
         msg_buf_init(&c->in);
         msg_buf_init(&c->out);
         if (evloop_add(s->vm->loop, fd, EPOLLIN, conn_ready, c) < 0) {
@@ -340,7 +376,14 @@ int api_server_attach(struct api_server **out, struct vm *vm,
     }
     s->vm = vm;
     s->cfg = *cfg;
+    if (!s->cfg.run_slack_ms)
+        s->cfg.run_slack_ms = API_RUN_SLACK_MS;
+    if (!s->cfg.idle_ms)
+        s->cfg.idle_ms = API_IDLE_MS;
+    if (!s->cfg.max_buffered)
+        s->cfg.max_buffered = API_MAX_BUFFERED;
     s->listen_fd = -1;
+    s->tick_fd = -1;
     for (int i = 0; i < API_MAX_CONNS; i++)
         s->conns[i].fd = -1;
     api_run_init(&s->run);
@@ -364,6 +407,21 @@ int api_server_attach(struct api_server **out, struct vm *vm,
                            &api_run_sink, s);
     if (ret < 0) {
         snprintf(err, err_len, "API: agent channel: %s", strerror(-ret));
+        return ret;
+    }
+    session_set_watchdog(&s->session, s->cfg.run_slack_ms);
+    /* Idle connections are looked for four times per idle_ms. */
+    uint64_t tick_ns = (uint64_t)s->cfg.idle_ms * 1000000 / 4;
+    struct itimerspec its = {
+        .it_interval = {(time_t)(tick_ns / 1000000000),
+                        (long)(tick_ns % 1000000000)},
+    };
+    its.it_value = its.it_interval;
+    s->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (s->tick_fd < 0 || timerfd_settime(s->tick_fd, 0, &its, NULL) < 0 ||
+        (ret = evloop_add(vm->loop, s->tick_fd, EPOLLIN, sweep_idle, s)) < 0) {
+        ret = ret < 0 ? ret : -errno;
+        snprintf(err, err_len, "API: idle timer: %s", strerror(-ret));
         return ret;
     }
     char why[200];
@@ -397,6 +455,10 @@ void api_server_free(struct api_server *s)
     for (int i = 0; i < API_MAX_CONNS; i++)
         conn_close(&s->conns[i]);
     api_run_free(s);
+    if (s->tick_fd >= 0) {
+        evloop_del(s->vm->loop, s->tick_fd);
+        close(s->tick_fd);
+    }
     if (s->listen_fd >= 0) {
         evloop_del(s->vm->loop, s->listen_fd);
         close(s->listen_fd);

@@ -20,7 +20,20 @@ struct api_server_config {
     const struct catalog *catalog; /* the versions there are, or NULL */
     uint64_t default_run_ms;
     uint64_t default_build_ms;
+    /* 0: the defaults below. A run still going past its time limits plus
+     * run_slack_ms fails and stops the VM (its guest no longer keeps
+     * them); a connection that has not sent a whole request within
+     * idle_ms, or not read its answer within it, is closed; events held
+     * for a run's output socket past max_buffered bytes are dropped, and
+     * a reader that does not take them is disconnected. */
+    unsigned int run_slack_ms;
+    unsigned int idle_ms;
+    size_t max_buffered;
 };
+
+#define API_RUN_SLACK_MS 30000
+#define API_IDLE_MS      10000
+#define API_MAX_BUFFERED (64u << 20)
 
 struct api_server;
 

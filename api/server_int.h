@@ -30,6 +30,7 @@ struct api_conn {
     bool replying;
     bool drain; /* after the reply, read the rest of the request */
     size_t drained;
+    uint64_t deadline_ns; /* closed past it; 0: held by a handler */
 };
 
 struct api_server {
@@ -46,7 +47,8 @@ struct api_server {
     struct api_conn *pending_start; /* POST /start waiting for HELLO */
     struct api_run run;
     /* Counters for GET /status. */
-    uint64_t requests, runs, rejected;
+    uint64_t requests, runs, rejected, stalled_readers, idle_closed;
+    int tick_fd; /* timerfd sweeping idle connections */
     uint64_t t_hello_ns;
 };
 

@@ -33,7 +33,8 @@ int gm_describe(struct guest_mem *mem, const struct gm_region *layout,
  * page behind it is a 2 MiB page too: the guest then takes one nested page
  * fault per 2 MiB it first touches instead of 512, and its TLB misses walk
  * a level less. MAP_NORESERVE: the guest touches what it uses; untouched
- * RAM costs nothing on the host. NULL (errno set) on failure. */
+ * RAM costs nothing on the host. Left out of core dumps (MADV_DONTDUMP).
+ * NULL (errno set) on failure. */
 static uint8_t *map_ram(uint64_t size)
 {
     uint64_t span = size + GM_HUGE_ALIGN;
@@ -48,6 +49,13 @@ static uint8_t *map_ram(uint64_t size)
     munmap(start + size, (size_t)(p + span - (start + size)));
     /* Fails (EINVAL) on a kernel without THP: small pages then. */
     madvise(start, size, MADV_HUGEPAGE);
+    /* What the guest holds stays out of runvm's core dumps. */
+    if (madvise(start, size, MADV_DONTDUMP) < 0) {
+        int e = errno;
+        munmap(start, size);
+        errno = e;
+        return NULL;
+    }
     return start;
 }
 

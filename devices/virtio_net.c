@@ -1,6 +1,7 @@
 #include "devices/virtio_net.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -148,6 +149,12 @@ static void net_rx(struct virtio_net *net)
         net->rx_iov[0].iov_len = sizeof(net->rx_hdr);
         unsigned int cnt = 1 + iov_after(&net->rx_iov[1], e->iov, e->in_num,
                                          sizeof(net->rx_hdr));
+        if (cnt > IOV_MAX) {
+            virtq_unpop(vq);
+            virtio_mmio_fail(&net->vdev, "receive chain longer than "
+                                         "readv takes (IOV_MAX)");
+            return;
+        }
         ssize_t n = readv(net->tap_fd, net->rx_iov, (int)cnt);
         if (n < 0) {
             virtq_unpop(vq);
@@ -155,8 +162,10 @@ static void net_rx(struct virtio_net *net)
                 continue;
             if (errno == EAGAIN)
                 net->want_rx = true;
-            else
-                fprintf(stderr, "runvm: virtio-net: tap read: %s\n",
+            else if (net->rx_errors++ == 0) /* once: not per kick */
+                fprintf(stderr,
+                        "runvm: virtio-net: tap read: %s (further "
+                        "errors counted, not shown)\n",
                         strerror(errno));
             break;
         }

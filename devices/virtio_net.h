@@ -55,6 +55,7 @@ struct virtio_net {
     struct virtio_net_hdr_v1 rx_hdr;
     struct iovec rx_iov[VIRTQ_MAX_IOV + 1];
     uint64_t rx_frames, rx_dropped, tx_frames, tx_dropped;
+    uint64_t rx_errors; /* tap reads that failed (the first one is logged) */
 };
 
 /* Opens the EXISTING tap interface `name` (IFF_TAP | IFF_NO_PI |

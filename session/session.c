@@ -12,11 +12,38 @@
 #include "protocol/version.h"
 #include "session/event.h"
 
+/* p[0..n) as text safe to show on a terminal: printable ASCII kept, every
+ * other byte (escape sequences, C1 controls, newlines) as \xNN; cut to
+ * fit len with its NUL. What the guest says reaches users' terminals. */
+static const char *printable(char *out, size_t len, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 <= len; i++) {
+        if (b[i] >= 0x20 && b[i] < 0x7f && b[i] != '\\')
+            out[o++] = (char)b[i];
+        else
+            o += (size_t)snprintf(out + o, len - o, "\\x%02x", b[i]);
+    }
+    out[o < len ? o : len - 1] = '\0';
+    return out;
+}
+
+static void watchdog_disarm(struct session *s)
+{
+    if (s->watchdog_fd < 0)
+        return;
+    evloop_del(s->client.loop, s->watchdog_fd);
+    close(s->watchdog_fd);
+    s->watchdog_fd = -1;
+}
+
 /* Ends the current run once, as a failure. */
 static void fail_run(struct session *s, const char *why)
 {
     if (s->state != SESSION_RUNNING)
         return;
+    watchdog_disarm(s);
     s->state = s->client_up ? SESSION_READY : SESSION_CLOSED;
     if (s->sink->done)
         s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
@@ -36,6 +63,7 @@ static void on_hello(void *opaque, const struct agent_hello *h)
     /* A later HELLO (an ANNOUNCE's answer) keeps the state it finds. */
     if (s->state != SESSION_BOOTING)
         return;
+    /* The client made HELLO's strings printable. */
     char why[512];
     if (version_cmp(h->agent_version, MSG_AGENT_MIN_VERSION) < 0) {
         snprintf(why, sizeof(why),
@@ -89,6 +117,7 @@ static void on_exit_msg(void *opaque, const struct msg_exit *e)
         s->sink->exit(s->opaque, e);
     if (!(e->status & MSG_EXIT_FINAL))
         return;
+    watchdog_disarm(s);
     s->state = SESSION_READY;
     if (s->sink->done)
         s->sink->done(s->opaque, event_exit_status(e), NULL);
@@ -97,10 +126,9 @@ static void on_exit_msg(void *opaque, const struct msg_exit *e)
 static void on_error(void *opaque, const struct msg_error *e)
 {
     struct session *s = opaque;
-    char why[256];
-    snprintf(why, sizeof(why), "agent error %u: %.*s", e->code,
-             (int)(e->message.len < 200 ? e->message.len : 200),
-             (const char *)e->message.p);
+    char why[256], text[201];
+    printable(text, sizeof(text), e->message.p, e->message.len);
+    snprintf(why, sizeof(why), "agent error %u: %s", e->code, text);
     fail_run(s, why);
 }
 
@@ -133,6 +161,7 @@ int session_init(struct session *s, struct evloop *loop, int fd,
 {
     memset(s, 0, sizeof(*s));
     s->power_off_fd = -1;
+    s->watchdog_fd = -1;
     if (expect)
         s->expect = *expect;
     s->sink = sink;
@@ -145,6 +174,63 @@ int session_init(struct session *s, struct evloop *loop, int fd,
     return 0;
 }
 
+void session_set_watchdog(struct session *s, unsigned int slack_ms)
+{
+    s->watchdog_slack_ms = slack_ms;
+}
+
+static void watchdog_expired(void *opaque, uint32_t events)
+{
+    struct session *s = opaque;
+    (void)events;
+    watchdog_disarm(s);
+    if (s->state != SESSION_RUNNING)
+        return;
+    char why[160];
+    snprintf(why, sizeof(why),
+             "the run did not end within its time limits and %u ms more: "
+             "the guest stopped keeping them",
+             s->watchdog_slack_ms);
+    s->state = SESSION_FAILED;
+    if (s->sink->done)
+        s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
+}
+
+static uint64_t wall_or_default(uint64_t ms)
+{
+    return ms ? ms : MSG_DEFAULT_WALL_MS;
+}
+
+/* Arms the host-side deadline of the run req starts. */
+static int watchdog_arm(struct session *s, const struct agent_request *req)
+{
+    if (!s->watchdog_slack_ms)
+        return 0;
+    uint64_t ms = wall_or_default(req->limits.wall_ms) + s->watchdog_slack_ms;
+    /* A build step may come first (the image's BUILD, unless skipped or
+     * given as an empty argv). */
+    bool no_build = (req->flags & MSG_RUN_SKIP_BUILD) ||
+                    (req->build_argv && !req->build_argv[0]);
+    if (!no_build)
+        ms += wall_or_default(req->has_build_limits ? req->build_limits.wall_ms
+                                                    : req->limits.wall_ms);
+    struct itimerspec its = {
+        .it_value = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000},
+    };
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    int ret = timerfd_settime(fd, 0, &its, NULL) < 0 ? -errno : 0;
+    if (!ret)
+        ret = evloop_add(s->client.loop, fd, EPOLLIN, watchdog_expired, s);
+    if (ret < 0) {
+        close(fd);
+        return ret;
+    }
+    s->watchdog_fd = fd;
+    return 0;
+}
+
 int session_run(struct session *s, const struct agent_request *req)
 {
     switch (s->state) {
@@ -154,11 +240,15 @@ int session_run(struct session *s, const struct agent_request *req)
     case SESSION_CLOSED: return -EPIPE;
     case SESSION_READY: break;
     }
-    int ret = agent_client_run(&s->client, req, &s->run_id);
+    int ret = watchdog_arm(s, req);
     if (ret < 0)
         return ret;
-    if (s->state != SESSION_READY)
-        return -EPIPE; /* sending it closed the channel: no run began */
+    ret = agent_client_run(&s->client, req, &s->run_id);
+    if (ret < 0 || s->state != SESSION_READY) {
+        watchdog_disarm(s);
+        /* sending it may have closed the channel: no run began */
+        return ret < 0 ? ret : -EPIPE;
+    }
     s->state = SESSION_RUNNING;
     s->runs++;
     return 0;
@@ -221,6 +311,7 @@ void session_free(struct session *s)
         close(s->power_off_fd);
         s->power_off_fd = -1;
     }
+    watchdog_disarm(s);
     agent_client_free(&s->client);
     s->client_up = false;
 }

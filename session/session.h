@@ -5,7 +5,8 @@
  *   BOOTING --HELLO, right language--> READY --session_run--> RUNNING
  *      |                                 ^                        |
  *      |                                 +-- final EXIT, ERROR ---+
- *      +--HELLO, wrong language or version--> FAILED
+ *      +--HELLO, wrong language or version--> FAILED <--run past its
+ *                                                         deadline--
  *   any state --channel closed--> CLOSED
  *
  * Each run that session_run started ends exactly once: with a final EXIT
@@ -27,7 +28,8 @@ enum session_state {
     SESSION_BOOTING,
     SESSION_READY,
     SESSION_RUNNING,
-    SESSION_FAILED, /* the agent serves another language */
+    SESSION_FAILED, /* the agent serves another language or stopped
+                       keeping its run's limits */
     SESSION_CLOSED,
 };
 
@@ -68,6 +70,8 @@ struct session {
     uint32_t run_id;
     uint64_t runs;    /* runs started */
     int power_off_fd; /* timerfd of session_power_off's grace, or -1 */
+    int watchdog_fd;  /* timerfd of the running run's deadline, or -1 */
+    unsigned int watchdog_slack_ms; /* 0: no host-side deadline */
 };
 
 /* Serves the agent on fd (a connected stream; not owned) from loop.
@@ -77,6 +81,13 @@ int session_init(struct session *s, struct evloop *loop, int fd,
                  const struct session_expect *expect,
                  const struct session_sink *sink, void *opaque)
     __attribute__((warn_unused_result));
+
+/* Gives every later run a host-side deadline: its steps' time limits (the
+ * agent's default where a RUN gives none) plus slack_ms. A run still going
+ * then fails (sink.done with 125) and the session is FAILED: the guest no
+ * longer keeps its own limits, so its agent is not trusted again. 0 turns
+ * it off. */
+void session_set_watchdog(struct session *s, unsigned int slack_ms);
 
 /* Starts a run. 0, -EAGAIN before the agent is ready, -EBUSY while a run
  * is active, -EPIPE once closed or failed (also when sending this one

@@ -26,6 +26,7 @@
 
 #include "api/http.h"
 #include "api/server.h"
+#include "api/server_int.h"
 #include "core/evloop.h"
 #include "guest-agent/agent.h"
 #include "protocol/msg.h"
@@ -84,6 +85,10 @@ static void stop_agent(struct t *t)
     agent_fixture_stop(&t->agent, NULL);
 }
 
+/* run_slack_ms, idle_ms and max_buffered for the next server set up (0:
+ * the server's defaults); a test that sets them clears them. */
+static struct api_server_config limits;
+
 /* A server for lang (and version, with the versions catalog knows) whose
  * agent reads conf. */
 static struct t *setup_full(const char *conf, const char *lang,
@@ -111,6 +116,9 @@ static struct t *setup_full(const char *conf, const char *lang,
         .sock_path = t->sock,
         .expect = {.lang = lang, .version = version},
         .catalog = catalog,
+        .run_slack_ms = limits.run_slack_ms,
+        .idle_ms = limits.idle_ms,
+        .max_buffered = limits.max_buffered,
         .default_run_ms = 10000,
         .default_build_ms = 10000,
     };
@@ -752,6 +760,133 @@ static void lang_field(void **state)
     teardown(t);
 }
 
+/* A reader that connects to its output socket and does not read cannot
+ * make runvm hold the run's output: past max_buffered it is cut off, the
+ * run goes on to its end and the next one works. */
+static void stalled_reader_cut_off(void **state)
+{
+    (void)state;
+    limits = (struct api_server_config){.max_buffered = 256 << 10};
+    struct t *t = setup_lang("sh", true);
+    limits = (struct api_server_config){0};
+    wait_state(t, "ready");
+    /* 8 MB of control bytes: 48 MB of JSON escapes. */
+    assert_int_equal(post(t, "application/json",
+                          "{\"code\": \"head -c 8000000 /dev/zero | tr "
+                          "'\\\\0' '\\\\1'\", \"limits\": "
+                          "{\"max_output_bytes\": 16000000}}"),
+                     200);
+    int fd = connect_to(body_str(t, "output_socket"));
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    wait_state(t, "ready"); /* the run ends, unread */
+    assert_int_equal(body_int(t->body, "stalled_readers"), 1);
+    /* What the reader gets ends without an exit event. */
+    struct msg_buf in;
+    msg_buf_init(&in);
+    uint64_t deadline = now_ns() + 5000000000ull;
+    while (!recv_some(fd, &in)) {
+        pump(t, 2);
+        assert_true(now_ns() < deadline);
+    }
+    close(fd);
+    msg_buf_append(&in, "", 1);
+    assert_null(strstr((const char *)in.data, "\"type\":\"exit\""));
+    assert_true(in.len < (2u << 20));
+    msg_buf_free(&in);
+    expect_run(t, "text/plain", "echo next", 0, "next\n");
+    teardown(t);
+}
+
+/* Connections that send nothing hold their slots idle_ms, then get 408:
+ * they cannot lock every other client out. */
+static void idle_connections_time_out(void **state)
+{
+    (void)state;
+    limits = (struct api_server_config){.idle_ms = 300};
+    struct t *t = setup_lang("sh", true);
+    limits = (struct api_server_config){0};
+    wait_state(t, "ready");
+    int idle[API_MAX_CONNS];
+    for (int i = 0; i < API_MAX_CONNS; i++)
+        idle[i] = connect_to(t->sock);
+    pump(t, 20);
+    assert_int_equal(simple(t, "GET", "/status"), 503);
+    uint64_t deadline = now_ns() + 5000000000ull;
+    while (simple(t, "GET", "/status") != 200) {
+        pump(t, 20);
+        assert_true(now_ns() < deadline);
+    }
+    assert_int_equal(body_int(t->body, "idle_closed"), API_MAX_CONNS);
+    for (int i = 0; i < API_MAX_CONNS; i++) {
+        struct msg_buf in;
+        msg_buf_init(&in);
+        read_to_end(t, idle[i], "", 0, 0, &in);
+        take_answer(t, &in);
+        expect_error(t, 408, "no whole request within 300 ms");
+        close(idle[i]);
+    }
+    /* A request sent slowly but within the time is served. */
+    int fd = connect_to(t->sock);
+    const char *req = "GET /status HTTP/1.1\r\n";
+    assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
+    pump(t, 100);
+    struct msg_buf in;
+    msg_buf_init(&in);
+    read_to_end(t, fd, "\r\n", 2, 0, &in);
+    close(fd);
+    take_answer(t, &in);
+    assert_int_equal(t->status, 200);
+    teardown(t);
+}
+
+/* A guest that stops keeping a run's limits (here its agent is frozen)
+ * does not keep the VM forever: the run fails with 125 at its limits plus
+ * the slack, and the VM is stopped. */
+static void run_past_deadline_stops_the_vm(void **state)
+{
+    (void)state;
+    limits = (struct api_server_config){.run_slack_ms = 300};
+    struct t *t = setup_lang("sh", true);
+    limits = (struct api_server_config){0};
+    wait_state(t, "ready");
+    uint64_t start = now_ns();
+    assert_int_equal(post(t, "application/json",
+                          "{\"code\": \"sleep 30\", \"limits\": "
+                          "{\"timeout_ms\": 200, \"build_timeout_ms\": 100}}"),
+                     200);
+    kill(t->agent.pid, SIGSTOP);
+    struct events ev;
+    read_events(t, &ev);
+    uint64_t took_ms = (now_ns() - start) / 1000000;
+    kill(t->agent.pid, SIGCONT);
+    assert_int_equal(body_int(ev.exit, "status"), RUNVM_EXIT_INFRA);
+    const char *why = json_string_value(json_object_get(ev.exit, "error"));
+    assert_non_null(why);
+    assert_non_null(strstr(why, "did not end within its time limits"));
+    assert_true(took_ms >= 600 && took_ms < 5000);
+    assert_true(vm_stopped(&t->vm));
+    assert_int_equal(t->vm.stop_reason, VM_STOP_ERROR);
+    assert_string_equal(t->vm.stop_why, "run past its deadline");
+    events_free(&ev);
+    post(t, "text/plain", "echo no");
+    expect_error(t, 503, "the VM is shutting down");
+    teardown(t);
+
+    /* A run that ends within its limits is not touched. */
+    limits = (struct api_server_config){.run_slack_ms = 300};
+    t = setup_lang("sh", true);
+    limits = (struct api_server_config){0};
+    wait_state(t, "ready");
+    expect_run(t, "application/json",
+               "{\"code\": \"sleep 0.3; echo in time\", \"limits\": "
+               "{\"timeout_ms\": 2000, \"build_timeout_ms\": 100}}",
+               0, "in time\n");
+    pump(t, 3000);
+    assert_false(vm_stopped(&t->vm));
+    teardown(t);
+}
+
 /* One run at a time: a second POST /start while one runs gets 409, and
  * the first still streams to its exit event. Its id and socket are new
  * for each run, and events wait for a reader that comes late, even past a
@@ -1052,6 +1187,9 @@ int main(void)
         cmocka_unit_test(json_fields),
         cmocka_unit_test(one_run_at_a_time),
         cmocka_unit_test(lang_field),
+        cmocka_unit_test(stalled_reader_cut_off),
+        cmocka_unit_test(idle_connections_time_out),
+        cmocka_unit_test(run_past_deadline_stops_the_vm),
         cmocka_unit_test(start_while_booting),
         cmocka_unit_test(waiting_client_leaves),
         cmocka_unit_test(status_fields),

@@ -4,6 +4,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,6 +75,39 @@ static void describe_rejects_bad_layouts(void **state)
     two[1] = (struct gm_region){.gpa = 4 * MiB, .size = MiB};
     assert_int_equal(gm_describe(&m, two, 2), 0);
     assert_int_equal(m.ram_size, 3 * MiB);
+}
+
+/* The VmFlags of the mapping holding p, from /proc/self/smaps. */
+static void vm_flags(const void *p, char *flags, size_t len)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512];
+    bool in = false;
+    flags[0] = '\0';
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0)
+            snprintf(flags, len, "%s", line + 8);
+    }
+    fclose(f);
+}
+
+/* Guest RAM is left out of core dumps: a crash of runvm must not write
+ * what the guest held into a file. */
+static void ram_not_in_core_dumps(void **state)
+{
+    (void)state;
+    struct guest_mem m;
+    assert_int_equal(gm_init(&m, 4 * MiB), 0);
+    char flags[256];
+    vm_flags(gm_ptr(&m, 0, 1), flags, sizeof(flags));
+    assert_non_null(strstr(flags, " dd"));
+    vm_flags(gm_ptr(&m, 4 * MiB - 1, 1), flags, sizeof(flags));
+    assert_non_null(strstr(flags, " dd"));
+    gm_free(&m);
 }
 
 static void ptr_bounds(void **state)
@@ -178,6 +212,7 @@ int main(void)
         cmocka_unit_test(layout_rejects_bad_sizes),
         cmocka_unit_test(describe_rejects_bad_layouts),
         cmocka_unit_test(ptr_bounds),
+        cmocka_unit_test(ram_not_in_core_dumps),
         cmocka_unit_test(ptr_never_spans_hole),
         cmocka_unit_test(read_write_roundtrip),
         cmocka_unit_test(ram_huge_page_aligned_and_advised),

@@ -337,6 +337,41 @@ static void stale_image_refused(void **state)
     }
 }
 
+/* What the guest says reaches a user's terminal only as printable text:
+ * an agent ERROR or a HELLO carrying escape sequences cannot drive it. */
+static void guest_text_made_printable(void **state)
+{
+    (void)state;
+    struct t *t = setup(NULL, "sh");
+    peer_hello(t);
+    pump(t);
+    static const char *const argv[] = {"true", NULL};
+    struct agent_request req = {.run_argv = argv};
+    assert_int_equal(session_run(&t->s, &req), 0);
+    struct msg_buf m, wire;
+    msg_buf_init(&m);
+    msg_buf_init(&wire);
+    assert_int_equal(msg_build_error(&m, t->s.run_id, 3,
+                                     "\x1b]0;pwned\x07\x1b[2J\r\nfake\\x"),
+                     0);
+    assert_int_equal(msg_slip_append(&wire, m.data, m.len), 0);
+    assert_int_equal(write(t->peer, wire.data, wire.len), (ssize_t)wire.len);
+    run_until_done(t);
+    assert_string_equal(t->why, "agent error 3: \\x1b]0;pwned\\x07\\x1b[2J"
+                                "\\x0d\\x0afake\\x5cx");
+    msg_buf_free(&m);
+    msg_buf_free(&wire);
+    teardown(t);
+
+    t = setup_version(NULL, "sh", "9");
+    peer_hello_toolchain(t, MSG_AGENT_MIN_VERSION, "sh 1.0\x1b[31m");
+    pump(t);
+    assert_int_equal(t->s.state, SESSION_FAILED);
+    assert_non_null(strstr(t->why, "\"sh 1.0?[31m\""));
+    assert_null(strchr(t->why, 0x1b));
+    teardown(t);
+}
+
 static void channel_closing_mid_run(void **state)
 {
     (void)state;
@@ -430,6 +465,7 @@ int main(void)
         cmocka_unit_test(run_onto_a_dead_channel),
         cmocka_unit_test(old_agent_refused),
         cmocka_unit_test(stale_image_refused),
+        cmocka_unit_test(guest_text_made_printable),
         cmocka_unit_test(power_off_grace),
         cmocka_unit_test(closing_while_idle_is_no_run),
     };

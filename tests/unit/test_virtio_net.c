@@ -93,6 +93,12 @@ static int setup_with(void **state, uint64_t net_features)
     return 0;
 }
 
+/* A driver that takes indirect descriptors. */
+static int setup_indirect(void **state)
+{
+    return setup_with(state, 1ULL << 28 /* VIRTIO_RING_F_INDIRECT_DESC */);
+}
+
 /* A driver that takes no offloads. */
 static int setup(void **state)
 {
@@ -224,6 +230,38 @@ static void rx_waits_for_buffers(void **state)
         assert_int_equal(len, 40);
         assert_int_equal(*host(f, BUF + 0x1000 * id + 12, 1), i);
     }
+}
+
+/* A receive chain longer than readv takes is a driver error, reported
+ * once: not an error line on every kick for as long as the guest likes. */
+static void rx_chain_over_iov_max_needs_reset(void **state)
+{
+    struct fixture *f = *state;
+    /* An indirect table of the longest chain the device takes: with the
+     * header's own iovec in front, one more than readv takes. */
+    const uint64_t table = BUF + 0x40000;
+    for (uint16_t i = 0; i < VIRTQ_MAX_IOV; i++) {
+        struct {
+            uint64_t addr;
+            uint32_t len;
+            uint16_t flags, next;
+        } d = {
+            .addr = BUF + 16 * i,
+            .len = 16,
+            .flags = VRING_DESC_F_WRITE |
+                     (i + 1 < VIRTQ_MAX_IOV ? VRING_DESC_F_NEXT : 0),
+            .next = (uint16_t)(i + 1),
+        };
+        memcpy(host(f, table + sizeof(d) * i, sizeof(d)), &d, sizeof(d));
+    }
+    mock_desc(&f->rx, 0, table, VIRTQ_MAX_IOV * 16, VRING_DESC_F_INDIRECT, 0);
+    mock_publish(&f->rx, 0);
+    uint8_t frame[40] = {0};
+    assert_int_equal(send(f->sv[1], frame, sizeof(frame), 0), 40);
+    virtio_mmio_notify(&f->net->vdev, VIRTIO_NET_RXQ);
+    run_loop(f, 20);
+    assert_true(needs_reset(f));
+    assert_int_equal(f->net->rx_frames, 0);
 }
 
 static void rx_buffer_too_small_needs_reset(void **state)
@@ -470,6 +508,8 @@ int main(void)
         T(tx_header_and_frame_to_tap),
         T(rx_frame_sets_num_buffers),
         T(rx_waits_for_buffers),
+        cmocka_unit_test_setup_teardown(rx_chain_over_iov_max_needs_reset,
+                                        setup_indirect, teardown),
         T(rx_buffer_too_small_needs_reset),
         T(tx_writable_descriptor_needs_reset),
         T(offloads_offered),
