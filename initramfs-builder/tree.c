@@ -337,6 +337,7 @@ static void remove_descendants(struct tree *t, const char *dir, unsigned below)
     size_t dlen = strlen(dir);
     for (size_t i = 0; i < t->nslots; i++) {
         struct tree_entry *e = t->slots[i];
+        t->removal_steps++;
         if (!e || e == TOMBSTONE || e->layer >= below)
             continue;
         if (dlen == 0

@@ -41,6 +41,10 @@ struct tree {
     unsigned layer; /* current layer number, from 1 */
     /* Counters for the summary line and for tests. */
     unsigned long skipped_unsafe, skipped_devices, whiteouts;
+    /* Slots or entries examined to remove whiteout victims, opaque
+     * directories' contents and replaced subtrees: their cost, which tests
+     * bound. */
+    unsigned long removal_steps;
 };
 
 /* A tar-like entry to apply; `name`/`target` are raw archive strings. */
