@@ -31,6 +31,13 @@ struct tree_entry {
     char *symlink;  /* target of a symlink, as stored */
     struct tree_content *content; /* regular files only */
     int live;
+    /* The directory structure, so that removing a subtree visits only the
+     * subtree: the parent (NULL for the root) and a doubly linked list of
+     * the children, in no particular order. */
+    struct tree_entry *parent, *children, *next, *prev;
+    /* Nothing in this directory's subtree is of a layer before this one:
+     * whiteouts of this layer removed those (0: not known). */
+    unsigned cleared_below;
 };
 
 struct tree {
