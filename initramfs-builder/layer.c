@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "initramfs-builder/limits.h"
 #include "initramfs-builder/progress.h"
 
 static ssize_t archive_data_read(void *opaque, void *buf, size_t len)
@@ -61,6 +62,12 @@ int layer_apply_archive(struct tree *t, struct archive *a, const char *what)
         err = tree_apply(t, &in, kind == TK_FILE ? archive_data_read : NULL, a);
         if (err == -EIO) {
             progress_error("%s: %s: %s", what, name, archive_error_string(a));
+            return err;
+        }
+        if (err == -EDQUOT) {
+            char why[256];
+            limits_tree_cap_text(t, why, sizeof(why));
+            progress_error("%s: %s: %s", what, name, why);
             return err;
         }
         if (err) {
@@ -156,7 +163,12 @@ int layer_apply_dir(struct tree *t, const char *dir)
         };
         err = tree_apply(t, &in, kind == TK_FILE ? archive_data_read : NULL, a);
         if (err) {
-            progress_error("%s: %s", full, strerror(-err));
+            char why[256];
+            if (err == -EDQUOT)
+                limits_tree_cap_text(t, why, sizeof(why));
+            else
+                snprintf(why, sizeof(why), "%s", strerror(-err));
+            progress_error("%s: %s", full, why);
             goto out;
         }
         n++;

@@ -8,7 +8,7 @@ struct archive;
 
 /* Applies every entry of an opened libarchive reader as the tree's current
  * layer. `what` names the layer in messages. Returns 0 or -errno (message
- * printed). */
+ * printed; -EDQUOT when the tree met one of its caps). */
 int layer_apply_archive(struct tree *t, struct archive *a, const char *what)
     __attribute__((warn_unused_result));
 

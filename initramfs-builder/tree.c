@@ -126,6 +126,10 @@ static struct tree_entry *parent_of(const struct tree *t, const char *path)
 static int entry_insert(struct tree *t, struct tree_entry *e)
 {
     struct tree_entry *parent = NULL;
+    if (t->max_entries && t->nlive >= t->max_entries) {
+        t->cap_hit = TREE_CAP_ENTRIES;
+        return -EDQUOT;
+    }
     if (e->path[0] != '\0') {
         parent = parent_of(t, e->path);
         if (!parent || !S_ISDIR(parent->mode))
@@ -466,6 +470,10 @@ static int spool_data(struct tree *t, struct tree_content *c, tree_read_fn read,
             return (int)n;
         if (n == 0)
             return 0;
+        if (t->max_bytes && c->offset + c->size + (uint64_t)n > t->max_bytes) {
+            t->cap_hit = TREE_CAP_BYTES;
+            return -EDQUOT;
+        }
         for (ssize_t done = 0; done < n;) {
             ssize_t w = pwrite(t->spool_fd, buf + done, (size_t)(n - done),
                                (off_t)(c->offset + c->size));
@@ -612,7 +620,7 @@ int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
     return err;
 
 unsafe:
-    if (err == -ENOMEM)
+    if (err == -ENOMEM || err == -EDQUOT)
         return err;
     t->skipped_unsafe++;
     return 0;
