@@ -449,7 +449,13 @@ static struct archive *open_outer(const char *file)
     struct archive *a = archive_read_new();
     if (!a)
         return NULL;
-    archive_read_support_filter_all(a);
+    int err = layer_support_filters(a);
+    if (err) {
+        progress_error("%s: setting up the decompressors: %s", file,
+                       strerror(-err));
+        archive_read_free(a);
+        return NULL;
+    }
     archive_read_support_format_tar(a);
     if (archive_read_open_filename(a, file, 1 << 16) != ARCHIVE_OK) {
         progress_error("%s: %s", file, archive_error_string(a));
@@ -532,13 +538,20 @@ int image_apply_docker_archive(struct tree *t, const char *file,
             break;
         }
         struct archive *in = archive_read_new();
-        archive_read_support_filter_all(in);
-        archive_read_support_format_tar(in);
         char label[128];
         snprintf(label, sizeof(label), "layer %zu/%zu", i + 1, count);
         tree_next_layer(t);
-        if (archive_read_open(in, a, NULL, outer_read, NULL) != ARCHIVE_OK) {
-            progress_error("%s: %s: %s", file, name, archive_error_string(in));
+        err = in ? layer_support_filters(in) : -ENOMEM;
+        if (!err)
+            archive_read_support_format_tar(in);
+        if (err) {
+            progress_error("%s: %s: setting up the decompressors: %s", file,
+                           name, strerror(-err));
+        } else if (archive_read_open(in, a, NULL, outer_read, NULL) !=
+                   ARCHIVE_OK) {
+            progress_error("%s: %s: %s — is it a tar layer, " LAYER_COMPRESSIONS
+                           "? (other compressions are refused)",
+                           file, name, archive_error_string(in));
             err = -EIO;
         } else {
             err = layer_apply_archive(t, in, label);

@@ -51,7 +51,9 @@ static void usage(FILE *f)
           "  --max-unpacked-size SIZE  file contents of all layers together\n"
           "      (default 8G, or $RUNVM_BUILDER_MAX_UNPACKED_SIZE)\n"
           "  --max-entries N           files, directories and links at once\n"
-          "      (default 1000000, or $RUNVM_BUILDER_MAX_ENTRIES)\n",
+          "      (default 1000000, or $RUNVM_BUILDER_MAX_ENTRIES)\n"
+          "Layers are tars, plain or compressed with gzip, zstd, xz or\n"
+          "bzip2; a compression that needs an external program is refused.\n",
           f);
 }
 

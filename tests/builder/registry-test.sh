@@ -7,7 +7,8 @@
 # entry by entry with the expected one. Also: oci: and docker-archive:
 # sources give byte-identical archives, and the error paths (missing tag,
 # platform not in the index, corrupt blob, each cap on blob size, unpacked
-# size and entries, by flag and by environment) fail with a clear message.
+# size and entries, by flag and by environment; a layer compressed with a
+# program-only filter) fail with a clear message.
 #
 # usage: tests/builder/registry-test.sh [BUILDER]   (needs no KVM)
 set -eu
@@ -289,6 +290,24 @@ expect_fail "corrupt blob" "digest mismatch" "oci:bad:v1"
 printf 'tampered' >>"bad/blobs/sha256/$l1d"
 expect_fail "blob longer than declared" "bytes, its descriptor declares $(size layer1.tar)" "oci:bad:v1"
 expect_fail "unreachable registry" "127.0.0.1:1" "docker://127.0.0.1:1/x/y:z"
+# ---- decompressor programs -------------------------------------------------------
+# A layer that says lrzip (libarchive's lrzip is always "lrzip -d -q") is
+# refused, as a rootfs tar and inside a docker archive, and no lrzip runs:
+# a fake one first on PATH would leave a mark.
+mkdir -p fakebin
+printf '#!/bin/sh\necho "$0" >>%s/ran\ncat >/dev/null\n' "$tmp" >fakebin/lrzip
+chmod 755 fakebin/lrzip
+{ printf 'LRZI\000\006'; head -c 600 /dev/zero; } >layer.lrz
+mkdir dalrz
+cp layer1.tar dalrz/l1.tar; cp layer.lrz dalrz/l2.tar; cp config-amd64.json dalrz/config.json
+echo '[{"Config":"config.json","Layers":["l1.tar","l2.tar"]}]' >dalrz/manifest.json
+tar -C dalrz -cf lrz-archive.tar manifest.json config.json l1.tar l2.tar
+PATH="$tmp/fakebin:$PATH" expect_fail "lrzip layer (rootfs)" "compressed with lrzip, whose decompressor is an external program: refused" \
+    "rootfs:$tmp/layer.lrz"
+PATH="$tmp/fakebin:$PATH" expect_fail "lrzip layer (docker archive)" "l2.tar: Unrecognized archive format" \
+    "docker-archive:lrz-archive.tar"
+[ ! -e ran ] && ok "no decompressor program ran" || bad "a decompressor program ran: $(cat ran)"
+
 # ---- caps ---------------------------------------------------------------------
 # Each cap, set by its flag or its variable, fails the build naming it.
 expect_fail "blob cap (declared size)" "over the cap of 100 bytes per blob (raise it with --max-blob-size" \

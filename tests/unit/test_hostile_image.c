@@ -1,8 +1,8 @@
 /* initramfs-builder: what a hostile image cannot make the builder do. It
  * cannot pull a blob past the size its manifest declares or past the cap,
  * nor unpack more bytes or entries than the caps allow; each refusal names
- * the cap. Blobs come from a registry served on loopback by a thread of
- * this test. */
+ * the cap. Nor can a layer start a decompressor program. Blobs come from a
+ * registry served on loopback by a thread of this test. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -568,6 +568,132 @@ static void test_layout_sizes(void **state)
     tree_free(&t);
 }
 
+/* ---- decompressors ------------------------------------------------------*/
+
+/* A layer of tar.EXT written through libarchive's own filter. */
+static void make_compressed(const char *name, int (*filter)(struct archive *))
+{
+    static char tar[64 << 10];
+    size_t len = make_tar(tar, sizeof(tar), 1, 100);
+    struct archive *a = archive_write_new();
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    archive_write_set_format_raw(a);
+    assert_int_equal(filter(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_filetype(e, AE_IFREG);
+    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+    assert_int_equal(archive_write_data(a, tar, len), (la_ssize_t)len);
+    archive_entry_free(e);
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+}
+
+static void test_decompressor_programs_refused(void **state)
+{
+    (void)state;
+    /* The compressions a layer may have, each decompressed in-process. */
+    static const struct {
+        const char *file;
+        int (*filter)(struct archive *);
+    } builtin[] = {
+        {"l.tar.gz", archive_write_add_filter_gzip},
+        {"l.tar.zst", archive_write_add_filter_zstd},
+        {"l.tar.xz", archive_write_add_filter_xz},
+        {"l.tar.lzma", archive_write_add_filter_lzma},
+        {"l.tar.bz2", archive_write_add_filter_bzip2},
+    };
+    /* Headers of compressions libarchive only knows how to hand to a
+     * program ("lrzip -d -q", "lzop -d", "grzip -d"). */
+    static const struct {
+        const char *file, *magic;
+        size_t len;
+        const char *name;
+    } program[] = {
+        {"l.tar.lrz", "LRZI\x00\x06", 6, "lrzip"},
+        {"l.tar.lzo", "\x89LZO\x00\r\n\x1a\n\x10\x30", 11, "lzop"},
+        {"l.tar.grz", "GRZipII\x00\x02\x04:)", 12, "grzip"},
+    };
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+        make_compressed(builtin[i].file, builtin[i].filter);
+    for (size_t i = 0; i < sizeof(program) / sizeof(program[0]); i++) {
+        char head[512] = "";
+        memcpy(head, program[i].magic, program[i].len);
+        write_file(program[i].file, head, sizeof(head));
+    }
+    /* Every decompressor program there is, first on PATH, leaves a mark
+     * when it runs. */
+    static const char *const names[] = {"lrzip", "lzop",  "grzip",   "lz4",
+                                        "lzip",  "gzip",  "zstd",    "xz",
+                                        "lzma",  "bzip2", "compress"};
+    char bin[300], ran[300], script[700], *path = getenv("PATH");
+    char *saved_path = strdup(path ? path : "/usr/bin:/bin");
+    snprintf(bin, sizeof(bin), "%s/bin", tmpdir);
+    snprintf(ran, sizeof(ran), "%s/ran", tmpdir);
+    assert_int_equal(mkdir(bin, 0755), 0);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char rel[64];
+        snprintf(script, sizeof(script),
+                 "#!/bin/sh\necho \"$0 $*\" >>'%s'\ncat >/dev/null\nexit 1\n",
+                 ran);
+        snprintf(rel, sizeof(rel), "bin/%s", names[i]);
+        assert_int_equal(chmod(write_file(rel, script, strlen(script)), 0755),
+                         0);
+    }
+    /* Nothing asserted until PATH is back: a failure must not leave the
+     * rest of the run without one. */
+    int builtin_err[sizeof(builtin) / sizeof(builtin[0])];
+    int program_err[sizeof(program) / sizeof(program[0])];
+    char program_msg[sizeof(program) / sizeof(program[0])][1024];
+    setenv("PATH", bin, 1);
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
+        struct tree t;
+        char p[400];
+        snprintf(p, sizeof(p), "%s/%s", tmpdir, builtin[i].file);
+        builtin_err[i] = tree_init(&t, NULL);
+        if (!builtin_err[i])
+            builtin_err[i] = layer_apply_file(&t, p, builtin[i].file);
+        if (!builtin_err[i] && !tree_lookup(&t, "file0"))
+            builtin_err[i] = -ENOENT;
+        tree_free(&t);
+    }
+    for (size_t i = 0; i < sizeof(program) / sizeof(program[0]); i++) {
+        struct tree t;
+        char p[400];
+        snprintf(p, sizeof(p), "%s/%s", tmpdir, program[i].file);
+        program_err[i] = tree_init(&t, NULL);
+        capture_begin();
+        if (!program_err[i])
+            program_err[i] = layer_apply_file(&t, p, "layer 1/1");
+        snprintf(program_msg[i], sizeof(program_msg[i]), "%s", capture_end());
+        tree_free(&t);
+    }
+    setenv("PATH", saved_path, 1);
+    free(saved_path);
+
+    FILE *f = fopen(ran, "r");
+    if (f) {
+        char log[512];
+        size_t n = fread(log, 1, sizeof(log) - 1, f);
+        log[n] = '\0';
+        fclose(f);
+        fail_msg("a decompressor program ran: %s", log);
+    }
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+        if (builtin_err[i])
+            fail_msg("%s: %s", builtin[i].file, strerror(-builtin_err[i]));
+    for (size_t i = 0; i < sizeof(program) / sizeof(program[0]); i++) {
+        char want[128];
+        assert_int_equal(program_err[i], -ENOTSUP);
+        snprintf(want, sizeof(want),
+                 "layer 1/1: compressed with %s, whose decompressor is an "
+                 "external program: refused",
+                 program[i].name);
+        assert_mentions(program_msg[i], want);
+    }
+}
+
 static pthread_t server;
 
 static int group_setup(void **state)
@@ -623,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_pull_more_than_declared),
         cmocka_unit_test(test_pull_past_cap),
         cmocka_unit_test(test_layout_sizes),
+        cmocka_unit_test(test_decompressor_programs_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
