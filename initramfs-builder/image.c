@@ -16,6 +16,7 @@
 
 #include "initramfs-builder/digest.h"
 #include "initramfs-builder/layer.h"
+#include "initramfs-builder/limits.h"
 #include "initramfs-builder/progress.h"
 
 #define MT_OCI_INDEX    "application/vnd.oci.image.index.v1+json"
@@ -138,7 +139,8 @@ static json_t *pick_platform(json_t *manifests, const char *platform,
 }
 
 static int apply_manifest(struct tree *t, const struct image_store *s,
-                          json_t *root, const char *what)
+                          json_t *root, const struct image_opts *o,
+                          const char *what)
 {
     json_t *config = json_object_get(root, "config");
     json_t *layers = json_object_get(root, "layers");
@@ -164,6 +166,26 @@ static int apply_manifest(struct tree *t, const struct image_store *s,
                            "pulled)",
                            what, i + 1, mt ? mt : "(none)");
             return -ENOTSUP;
+        }
+        /* image-spec descriptor.md: "size" is required and a client
+         * should not trust content of another size; older manifests may
+         * lack it, and then only the cap bounds the download. */
+        json_t *sz = json_object_get(l, "size");
+        if (sz && (!json_is_integer(sz) || json_integer_value(sz) < 0)) {
+            progress_error("%s: layer %zu: size is not a byte count", what,
+                           i + 1);
+            return -EINVAL;
+        }
+        if (sz && o->max_blob &&
+            (uint64_t)json_integer_value(sz) > o->max_blob) {
+            char have[32], cap[32];
+            limits_format_size((uint64_t)json_integer_value(sz), have,
+                               sizeof(have));
+            limits_format_size(o->max_blob, cap, sizeof(cap));
+            progress_error("%s: layer %zu: %s, over the cap of %s per blob "
+                           "(raise it with " LIMITS_BLOB_HOW ")",
+                           what, i + 1, have, cap);
+            return -EFBIG;
         }
     }
     json_array_foreach(layers, i, l)
@@ -241,7 +263,7 @@ static int resolve(struct tree *t, const struct image_store *s, const char *ref,
             err = resolve(t, s, d, jstr(m, "mediaType"), o, depth + 1);
         }
     } else if (is_manifest(mt)) {
-        err = apply_manifest(t, s, root, s->name);
+        err = apply_manifest(t, s, root, o, s->name);
     } else {
         progress_error("%s: unsupported manifest type %s (schema 1 images "
                        "must be re-pushed with a current client)",
@@ -265,6 +287,7 @@ int image_apply(struct tree *t, const struct image_store *store,
 
 struct layout {
     const char *dir;
+    uint64_t max_blob; /* 0: no cap */
 };
 
 static int blob_path(const struct layout *l, const char *digest, char **out)
@@ -291,11 +314,39 @@ static int layout_get_manifest(void *ctx, const char *ref, char **buf,
     return err;
 }
 
+/* A blob of the size its descriptor declares and within the cap; checked
+ * before hashing, so that a huge file costs nothing. */
+static int layout_check_size(const struct layout *l, const char *path,
+                             int64_t size)
+{
+    struct stat st;
+    char have[32], cap[32];
+    if (stat(path, &st) < 0) {
+        progress_error("%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    if (size >= 0 && st.st_size != size) {
+        progress_error("%s: %lld bytes, its descriptor declares %lld", path,
+                       (long long)st.st_size, (long long)size);
+        return -EBADMSG;
+    }
+    if (l->max_blob && (uint64_t)st.st_size > l->max_blob) {
+        limits_format_size((uint64_t)st.st_size, have, sizeof(have));
+        limits_format_size(l->max_blob, cap, sizeof(cap));
+        progress_error("%s: %s, over the cap of %s per blob (raise it "
+                       "with " LIMITS_BLOB_HOW ")",
+                       path, have, cap);
+        return -EFBIG;
+    }
+    return 0;
+}
+
 static int layout_get_blob(void *ctx, const char *digest, int64_t size,
                            char **path)
 {
-    (void)size;
     int err = blob_path(ctx, digest, path);
+    if (!err)
+        err = layout_check_size(ctx, *path, size);
     if (!err)
         err = digest_check_file(*path, digest, *path);
     if (err) {
@@ -366,7 +417,7 @@ int image_apply_oci_layout(struct tree *t, const char *spec,
         err = -EINVAL;
         goto out;
     }
-    struct layout l = {dir};
+    struct layout l = {dir, o->max_blob};
     struct image_store s = {layout_get_manifest, layout_get_blob, &l, spec};
     progress("pull: oci:%s: manifest %.19s", spec, d);
     err = resolve(t, &s, d, jstr(pick, "mediaType"), o, 0);
@@ -398,7 +449,13 @@ static struct archive *open_outer(const char *file)
     struct archive *a = archive_read_new();
     if (!a)
         return NULL;
-    archive_read_support_filter_all(a);
+    int err = layer_support_filters(a);
+    if (err) {
+        progress_error("%s: setting up the decompressors: %s", file,
+                       strerror(-err));
+        archive_read_free(a);
+        return NULL;
+    }
     archive_read_support_format_tar(a);
     if (archive_read_open_filename(a, file, 1 << 16) != ARCHIVE_OK) {
         progress_error("%s: %s", file, archive_error_string(a));
@@ -408,8 +465,9 @@ static struct archive *open_outer(const char *file)
     return a;
 }
 
-/* Positions `a` at member `name`; returns 0 or -ENOENT. */
-static int seek_member(struct archive *a, const char *name)
+/* Positions `a` at member `name` and gives its size (-1: unknown);
+ * returns 0 or -ENOENT. */
+static int seek_member(struct archive *a, const char *name, int64_t *size)
 {
     struct archive_entry *e;
     char want[4096], got[4096];
@@ -418,21 +476,25 @@ static int seek_member(struct archive *a, const char *name)
     while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
         const char *p = archive_entry_pathname(e);
         if (p && tree_normalize(p, got, sizeof(got)) == 0 &&
-            strcmp(got, want) == 0)
+            strcmp(got, want) == 0) {
+            *size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
             return 0;
+        }
     }
     return -ENOENT;
 }
 
-int image_apply_docker_archive(struct tree *t, const char *file)
+int image_apply_docker_archive(struct tree *t, const char *file,
+                               const struct image_opts *o)
 {
     struct archive *a = open_outer(file);
     json_t *root = NULL;
     char *buf = NULL;
+    int64_t size;
     int err = 0;
     if (!a)
         return -EIO;
-    if (seek_member(a, "manifest.json") != 0) {
+    if (seek_member(a, "manifest.json", &size) != 0) {
         progress_error("%s: no manifest.json — not a `docker save` archive",
                        file);
         archive_read_free(a);
@@ -456,7 +518,7 @@ int image_apply_docker_archive(struct tree *t, const char *file)
     {
         const char *name = json_string_value(l);
         a = name ? open_outer(file) : NULL;
-        if (!a || seek_member(a, name) != 0) {
+        if (!a || seek_member(a, name, &size) != 0) {
             progress_error("%s: layer %s listed but missing", file,
                            name ? name : "(not a string)");
             err = -ENOENT;
@@ -464,14 +526,32 @@ int image_apply_docker_archive(struct tree *t, const char *file)
                 archive_read_free(a);
             break;
         }
+        if (o->max_blob && size > 0 && (uint64_t)size > o->max_blob) {
+            char have[32], cap[32];
+            limits_format_size((uint64_t)size, have, sizeof(have));
+            limits_format_size(o->max_blob, cap, sizeof(cap));
+            progress_error("%s: layer %s: %s, over the cap of %s per blob "
+                           "(raise it with " LIMITS_BLOB_HOW ")",
+                           file, name, have, cap);
+            archive_read_free(a);
+            err = -EFBIG;
+            break;
+        }
         struct archive *in = archive_read_new();
-        archive_read_support_filter_all(in);
-        archive_read_support_format_tar(in);
         char label[128];
         snprintf(label, sizeof(label), "layer %zu/%zu", i + 1, count);
         tree_next_layer(t);
-        if (archive_read_open(in, a, NULL, outer_read, NULL) != ARCHIVE_OK) {
-            progress_error("%s: %s: %s", file, name, archive_error_string(in));
+        err = in ? layer_support_filters(in) : -ENOMEM;
+        if (!err)
+            archive_read_support_format_tar(in);
+        if (err) {
+            progress_error("%s: %s: setting up the decompressors: %s", file,
+                           name, strerror(-err));
+        } else if (archive_read_open(in, a, NULL, outer_read, NULL) !=
+                   ARCHIVE_OK) {
+            progress_error("%s: %s: %s — is it a tar layer, " LAYER_COMPRESSIONS
+                           "? (other compressions are refused)",
+                           file, name, archive_error_string(in));
             err = -EIO;
         } else {
             err = layer_apply_archive(t, in, label);

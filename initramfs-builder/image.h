@@ -15,7 +15,9 @@ struct image_store {
     int (*get_manifest)(void *ctx, const char *ref, char **buf, size_t *len,
                         char **media);
     /* Makes a blob available as a local file whose digest was verified;
-     * *path is malloc'd. `size` is the descriptor's (-1 when unknown). */
+     * *path is malloc'd. `size` is the descriptor's (-1 when unknown): a
+     * blob of another size is refused, and so is one past the store's
+     * cap (image_opts.max_blob). */
     int (*get_blob)(void *ctx, const char *digest, int64_t size, char **path);
     void *ctx;
     const char *name; /* the source as the user wrote it, for messages */
@@ -23,6 +25,7 @@ struct image_store {
 
 struct image_opts {
     const char *platform; /* "os/arch[/variant]" */
+    uint64_t max_blob;    /* bytes of one blob; 0 for no cap */
 };
 
 /* Resolves `ref` (tag or digest) through indexes to one manifest for the
@@ -37,8 +40,10 @@ int image_apply_oci_layout(struct tree *t, const char *spec,
                            const struct image_opts *o)
     __attribute__((warn_unused_result));
 
-/* Applies "docker-archive:FILE" (the tarball `docker save` writes). */
-int image_apply_docker_archive(struct tree *t, const char *file)
+/* Applies "docker-archive:FILE" (the tarball `docker save` writes); a
+ * layer past o->max_blob is refused. */
+int image_apply_docker_archive(struct tree *t, const char *file,
+                               const struct image_opts *o)
     __attribute__((warn_unused_result));
 
 /* Reads a whole (small) file; returns 0 or -errno. */

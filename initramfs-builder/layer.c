@@ -4,12 +4,68 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "initramfs-builder/limits.h"
 #include "initramfs-builder/progress.h"
+
+int layer_support_filters(struct archive *a)
+{
+    static int (*const filters[])(struct archive *) = {
+        archive_read_support_filter_gzip,  archive_read_support_filter_zstd,
+        archive_read_support_filter_xz,    archive_read_support_filter_lzma,
+        archive_read_support_filter_bzip2,
+    };
+    for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
+        /* ARCHIVE_WARN means "will run an external program"; once asked
+         * for, a filter cannot be taken back, so ask a scratch reader
+         * first. */
+        struct archive *probe = archive_read_new();
+        if (!probe)
+            return -ENOMEM;
+        int r = filters[i](probe);
+        archive_read_free(probe);
+        if (r == ARCHIVE_OK && filters[i](a) != ARCHIVE_OK)
+            return -EIO;
+    }
+    return 0;
+}
+
+/* Compressions libarchive knows but layer_support_filters() leaves off,
+ * by their magic numbers: named in the error when such a layer fails.
+ * Returns the name, and in *program whether libarchive would have run an
+ * external program for it; NULL for none of them. */
+static const char *refused_compression(const unsigned char *head, size_t n,
+                                       int *program)
+{
+    static const struct {
+        const char *magic;
+        size_t len;
+        const char *name;
+        int program;
+    } known[] = {
+        {"LRZI", 4, "lrzip", 1},
+        {"\x89LZO\x00\r\n\x1a\n", 9, "lzop", 1},
+        {"GRZipII\x00\x02\x04:)", 12, "grzip", 1},
+        {"\x04\x22\x4d\x18", 4, "lz4", 0},
+        {"\x02\x21\x4c\x18", 4, "lz4 (legacy)", 0},
+        {"LZIP", 4, "lzip", 0},
+        {"\x1f\x9d", 2, "compress (.Z)", 0},
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (n >= known[i].len &&
+            memcmp(head, known[i].magic, known[i].len) == 0) {
+            *program = known[i].program;
+            return known[i].name;
+        }
+    }
+    return NULL;
+}
 
 static ssize_t archive_data_read(void *opaque, void *buf, size_t len)
 {
@@ -40,8 +96,9 @@ int layer_apply_archive(struct tree *t, struct archive *a, const char *what)
         if (r == ARCHIVE_WARN) {
             progress("unpack: %s: %s", what, archive_error_string(a));
         } else if (r != ARCHIVE_OK) {
-            progress_error("%s: %s — is it a (compressed) tar layer?", what,
-                           archive_error_string(a));
+            progress_error("%s: %s — is it a tar layer, " LAYER_COMPRESSIONS
+                           "? (other compressions are refused)",
+                           what, archive_error_string(a));
             return -EIO;
         }
         const char *name = archive_entry_pathname(e);
@@ -63,6 +120,12 @@ int layer_apply_archive(struct tree *t, struct archive *a, const char *what)
             progress_error("%s: %s: %s", what, name, archive_error_string(a));
             return err;
         }
+        if (err == -EDQUOT) {
+            char why[256];
+            limits_tree_cap_text(t, why, sizeof(why));
+            progress_error("%s: %s: %s", what, name, why);
+            return err;
+        }
         if (err) {
             progress_error("%s: %s: %s%s", what, name, strerror(-err),
                            err == -ENOSPC ? " — free space in $TMPDIR (the "
@@ -78,17 +141,43 @@ int layer_apply_archive(struct tree *t, struct archive *a, const char *what)
 
 int layer_apply_file(struct tree *t, const char *path, const char *what)
 {
+    unsigned char head[16];
+    ssize_t got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        got = pread(fd, head, sizeof(head), 0);
+        close(fd);
+    }
     struct archive *a = archive_read_new();
     if (!a)
         return -ENOMEM;
-    archive_read_support_filter_all(a);
+    int err = layer_support_filters(a);
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
-    int err = 0;
     tree_next_layer(t);
-    if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
-        progress_error("%s: %s", path, archive_error_string(a));
-        err = -EIO;
+    if (err) {
+        progress_error("%s: setting up the decompressors: %s", path,
+                       strerror(-err));
+    } else if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
+        /* Opening reads the first block and recognizes the format there:
+         * a compression left off fails here. */
+        int program = 0;
+        const char *refused =
+            refused_compression(head, got > 0 ? (size_t)got : 0, &program);
+        if (refused) {
+            progress_error("%s: compressed with %s%s: refused (a layer is a "
+                           "tar, " LAYER_COMPRESSIONS ")",
+                           what ? what : path, refused,
+                           program ? ", whose decompressor is an external "
+                                     "program"
+                                   : "");
+            err = -ENOTSUP;
+        } else {
+            progress_error("%s: %s — is it a tar layer, " LAYER_COMPRESSIONS
+                           "?",
+                           path, archive_error_string(a));
+            err = -EIO;
+        }
     } else {
         err = layer_apply_archive(t, a, what ? what : path);
     }
@@ -156,7 +245,12 @@ int layer_apply_dir(struct tree *t, const char *dir)
         };
         err = tree_apply(t, &in, kind == TK_FILE ? archive_data_read : NULL, a);
         if (err) {
-            progress_error("%s: %s", full, strerror(-err));
+            char why[256];
+            if (err == -EDQUOT)
+                limits_tree_cap_text(t, why, sizeof(why));
+            else
+                snprintf(why, sizeof(why), "%s", strerror(-err));
+            progress_error("%s: %s", full, why);
             goto out;
         }
         n++;

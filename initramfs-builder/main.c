@@ -15,6 +15,7 @@
 #include "initramfs-builder/cpio.h"
 #include "initramfs-builder/image.h"
 #include "initramfs-builder/layer.h"
+#include "initramfs-builder/limits.h"
 #include "initramfs-builder/progress.h"
 #include "initramfs-builder/registry.h"
 #include "initramfs-builder/tree.h"
@@ -33,13 +34,26 @@ static void usage(FILE *f)
           "         [--agent PATH] [--lang-dir DIR] [--auth-file FILE] "
           "[--quiet]\n"
           "         [--set KEY=VALUE]... (adds to /etc/runvm/lang.conf)\n"
+          "         [--max-blob-size SIZE] [--max-unpacked-size SIZE]\n"
+          "         [--max-entries N]\n"
           "SOURCE: docker://[REGISTRY/]REPO[:TAG|@sha256:DIGEST]\n"
           "        oci:DIR[:TAG]   docker-archive:FILE   rootfs:TAR|DIR\n"
           "        (default: docker://IMAGE from the language config)\n"
           "--compress defaults from OUT's suffix (.gz, .lz4), else none.\n"
           "LANG is LANG-DIR/LANG/DEFAULT.conf (DEFAULT= of its lang.conf),\n"
           "LANG@VERSION is LANG-DIR/LANG/VERSION.conf; --print-conf prints\n"
-          "it with its INCLUDE lines resolved (docs/lang-conf.md).\n",
+          "it with its INCLUDE lines resolved (docs/lang-conf.md).\n"
+          "Caps on what an image may take; the build fails naming the one\n"
+          "it meets. SIZE is bytes or a number with K, M, G or T (KiB...):\n"
+          "  --max-blob-size SIZE      one layer blob, pulled or read, and\n"
+          "      never more than its manifest declares (default 4G, or\n"
+          "      $RUNVM_BUILDER_MAX_BLOB_SIZE)\n"
+          "  --max-unpacked-size SIZE  file contents of all layers together\n"
+          "      (default 8G, or $RUNVM_BUILDER_MAX_UNPACKED_SIZE)\n"
+          "  --max-entries N           files, directories and links at once\n"
+          "      (default 1000000, or $RUNVM_BUILDER_MAX_ENTRIES)\n"
+          "Layers are tars, plain or compressed with gzip, zstd, xz or\n"
+          "bzip2; a compression that needs an external program is refused.\n",
           f);
 }
 
@@ -154,7 +168,7 @@ static int apply_source(struct tree *t, const char *from,
     if (strncmp(from, "oci:", 4) == 0)
         return image_apply_oci_layout(t, from + 4, io);
     if (strncmp(from, "docker-archive:", 15) == 0)
-        return image_apply_docker_archive(t, from + 15);
+        return image_apply_docker_archive(t, from + 15, io);
     if (strncmp(from, "rootfs:", 7) == 0) {
         const char *p = from + 7;
         if (stat(p, &st) < 0) {
@@ -198,6 +212,9 @@ int main(int argc, char **argv)
         {"set", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
         {"print-conf", no_argument, NULL, 'P'},
+        {"max-blob-size", required_argument, NULL, 'B'},
+        {"max-unpacked-size", required_argument, NULL, 'U'},
+        {"max-entries", required_argument, NULL, 'E'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -205,15 +222,22 @@ int main(int argc, char **argv)
     const char *lang = NULL, *from = NULL, *out = NULL, *compress = NULL;
     const char *agent = NULL, *lang_dir = NULL, *auth_file = NULL;
     struct image_opts io = {.platform = "linux/amd64"};
+    struct builder_limits caps;
+    char why_caps[256];
     const char *sets[16];
     int nsets = 0;
     bool print_conf = false;
     int c;
+    limits_default(&caps);
+    if (limits_from_env(&caps, why_caps, sizeof(why_caps)) != 0) {
+        progress_error("%s", why_caps);
+        return 2;
+    }
     /* Layer tars carry UTF-8 names; libarchive converts through the locale,
      * so a UTF-8 one keeps them intact. */
     if (!setlocale(LC_CTYPE, "C.UTF-8"))
         setlocale(LC_CTYPE, "");
-    while ((c = getopt_long(argc, argv, "l:f:o:c:p:a:L:A:s:qPVh", opts,
+    while ((c = getopt_long(argc, argv, "l:f:o:c:p:a:L:A:s:qPVhB:U:E:", opts,
                             NULL)) != -1) {
         switch (c) {
         case 'l': lang = optarg; break;
@@ -230,6 +254,23 @@ int main(int argc, char **argv)
                 return 2;
             }
             sets[nsets++] = optarg;
+            break;
+        case 'B':
+        case 'U':
+            if (limits_parse_size(optarg, c == 'B' ? &caps.max_blob
+                                                   : &caps.max_unpacked)) {
+                progress_error("--%s %s: expected a size such as 512M or 4G",
+                               c == 'B' ? "max-blob-size" : "max-unpacked-size",
+                               optarg);
+                return 2;
+            }
+            break;
+        case 'E':
+            if (limits_parse_count(optarg, &caps.max_entries)) {
+                progress_error("--max-entries %s: expected a positive number",
+                               optarg);
+                return 2;
+            }
             break;
         case 'q': progress_set_quiet(1); break;
         case 'P': print_conf = true; break;
@@ -341,6 +382,9 @@ int main(int argc, char **argv)
                        strerror(-err));
         goto out;
     }
+    io.max_blob = caps.max_blob;
+    t.max_bytes = caps.max_unpacked;
+    t.max_entries = caps.max_entries;
     progress("source: %s (lang %s, platform %s)", from, lang, io.platform);
     err = apply_source(&t, from, &io, auth_file);
     if (err)
@@ -355,6 +399,11 @@ int main(int argc, char **argv)
     if (!err)
         err = tree_put_file(&t, "etc/runvm/lang.conf", 0644, runtime,
                             strlen(runtime));
+    if (err == -EDQUOT) {
+        limits_tree_cap_text(&t, why, sizeof(why));
+        progress_error("adding /init and /etc/runvm/lang.conf: %s", why);
+        goto out_tree;
+    }
     if (err) {
         progress_error("adding /init and /etc/runvm/lang.conf: %s (does the "
                        "image have a non-directory /etc or /etc/runvm?)",

@@ -1,7 +1,7 @@
 # initramfs-builder/: OCI image / rootfs -> per-language initramfs (cpio).
 BUILDER_CORE_SRCS := initramfs-builder/tree.c initramfs-builder/layer.c \
                      initramfs-builder/cpio.c initramfs-builder/progress.c \
-                     initramfs-builder/digest.c \
+                     initramfs-builder/digest.c initramfs-builder/limits.c \
                      initramfs-builder/image.c initramfs-builder/registry.c
 BUILDER_SRCS += $(BUILDER_CORE_SRCS) initramfs-builder/main.c
 BUILDER_LIBS += -larchive -lcurl -ljansson -lz -lcrypto
@@ -47,14 +47,21 @@ all: lang-confs
 UNIT_TESTS += test_paths test_whiteout test_registry_ref
 test_paths_SRCS := initramfs-builder/tree.c
 test_whiteout_SRCS := initramfs-builder/tree.c initramfs-builder/layer.c \
-                      initramfs-builder/cpio.c initramfs-builder/progress.c
+                      initramfs-builder/cpio.c initramfs-builder/progress.c \
+                      initramfs-builder/limits.c
 test_whiteout_LIBS := -larchive -lz
 test_registry_ref_SRCS := initramfs-builder/registry.c \
                           initramfs-builder/digest.c \
                           initramfs-builder/progress.c \
                           initramfs-builder/image.c \
-                          initramfs-builder/layer.c initramfs-builder/tree.c
+                          initramfs-builder/layer.c initramfs-builder/tree.c \
+                          initramfs-builder/limits.c
 test_registry_ref_LIBS := -lcurl -ljansson -larchive -lcrypto
+# Caps and refusals against a hostile image, through a registry the test
+# serves itself on loopback.
+UNIT_TESTS += test_hostile_image
+test_hostile_image_SRCS := $(test_registry_ref_SRCS)
+test_hostile_image_LIBS := $(test_registry_ref_LIBS) -lpthread
 
 # ---- registry round trip (no KVM needed), part of `make check` -------------
 # Runs tests/builder/registry-test.sh against a sanitized builder

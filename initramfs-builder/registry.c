@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "initramfs-builder/digest.h"
+#include "initramfs-builder/limits.h"
 #include "initramfs-builder/progress.h"
 
 #define ACCEPT_MANIFESTS                                                       \
@@ -34,7 +35,8 @@ struct registry {
     const char *name; /* for messages */
     char *user, *pass;
     char *bearer;
-    char *cache_dir; /* .../blobs/sha256 */
+    char *cache_dir;   /* .../blobs/sha256 */
+    uint64_t max_blob; /* 0: no cap */
     CURL *curl;
 };
 
@@ -200,6 +202,7 @@ struct response {
     int too_big;
     FILE *file; /* blobs go straight to a file */
     EVP_MD_CTX *md;
+    uint64_t file_max, file_len; /* what the file may take, has taken */
     char *www_auth;
     char *content_type;
 };
@@ -209,7 +212,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *opaque)
     struct response *r = opaque;
     size_t n = size * nmemb;
     if (r->file) {
-        /* With CURLOPT_FAILONERROR only a successful body reaches here. */
+        /* With CURLOPT_FAILONERROR only a successful body reaches here.
+         * A body longer than its cap stops here, whatever Content-Length
+         * said (or did not). */
+        if (n > r->file_max - r->file_len) {
+            r->too_big = 1;
+            return 0;
+        }
+        r->file_len += n;
         if (fwrite(data, 1, n, r->file) != n)
             return 0; /* curl reports CURLE_WRITE_ERROR; errno kept */
         EVP_DigestUpdate(r->md, data, n);
@@ -292,12 +302,13 @@ static void response_free(struct response *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* One GET. With `file`, a 2xx body is written there (and hashed into
- * `md`); otherwise it is kept in r->body. Returns 0 when the request
- * completed (any status) or -errno for transport errors. */
+/* One GET. With `file`, a 2xx body of at most `file_max` bytes is written
+ * there (and hashed into `md`); otherwise it is kept in r->body. Returns 0
+ * when the request completed (any status), -EFBIG for a body past
+ * `file_max`, or -errno for other transport errors. */
 static int http_get(struct registry *g, const char *url, const char *accept,
                     int send_auth, FILE *file, EVP_MD_CTX *md,
-                    struct response *r)
+                    uint64_t file_max, struct response *r)
 {
     CURL *c = g->curl;
     struct curl_slist *h = NULL;
@@ -305,6 +316,7 @@ static int http_get(struct registry *g, const char *url, const char *accept,
     memset(r, 0, sizeof(*r));
     r->file = file;
     r->md = md;
+    r->file_max = file_max;
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
@@ -341,12 +353,18 @@ static int http_get(struct registry *g, const char *url, const char *accept,
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+        /* Refuses a Content-Length past the cap before any byte. */
+        if (file_max <= (uint64_t)INT64_MAX)
+            curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+                             (curl_off_t)file_max);
     }
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(h);
     if (rc == CURLE_HTTP_RETURNED_ERROR)
         return 0; /* status says what */
+    if (file && (r->too_big || rc == CURLE_FILESIZE_EXCEEDED))
+        return -EFBIG;
     if (rc == CURLE_WRITE_ERROR && file)
         return errno ? -errno : -EIO;
     if (rc != CURLE_OK) {
@@ -426,7 +444,7 @@ static int authenticate(struct registry *g, const char *challenge)
     struct response r;
     char *saved = g->bearer;
     g->bearer = NULL;
-    err = http_get(g, url, NULL, g->user != NULL, NULL, NULL, &r);
+    err = http_get(g, url, NULL, g->user != NULL, NULL, NULL, 0, &r);
     g->bearer = saved;
     free(url);
     if (err)
@@ -480,7 +498,7 @@ static int get_manifest(void *ctx, const char *ref, char **buf, size_t *len,
     size_t n = strlen(url);
     snprintf(url + n, sizeof(url) - n, "/manifests/%s", ref);
     for (int attempt = 0;; attempt++) {
-        err = http_get(g, url, ACCEPT_MANIFESTS, 1, NULL, NULL, &r);
+        err = http_get(g, url, ACCEPT_MANIFESTS, 1, NULL, NULL, 0, &r);
         if (err)
             return err;
         if (r.status != 401 || attempt == 1)
@@ -534,16 +552,41 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
+/* Says why a blob download stopped at `max` bytes. */
+static void report_too_big(const struct registry *g, const char *digest,
+                           int64_t size, uint64_t max)
+{
+    char cap[32];
+    if (size >= 0 && (uint64_t)size == max) {
+        progress_error("%s: blob %s: the registry sent more than the %lld "
+                       "bytes its descriptor declares — refused",
+                       g->name, digest, (long long)size);
+        return;
+    }
+    limits_format_size(max, cap, sizeof(cap));
+    progress_error("%s: blob %s: more than %s, the cap per blob (raise it "
+                   "with " LIMITS_BLOB_HOW ")",
+                   g->name, digest, cap);
+}
+
 static int get_blob(void *ctx, const char *digest, int64_t size, char **path)
 {
     struct registry *g = ctx;
     char *tmp = NULL;
     int err;
+    /* The most bytes this blob may take: the descriptor's size, within
+     * the cap. */
+    uint64_t max = g->max_blob ? g->max_blob : UINT64_MAX;
+    if (size >= 0 && (uint64_t)size < max)
+        max = (uint64_t)size;
     if (asprintf(path, "%s/%s", g->cache_dir, digest + 7) < 0)
         return -ENOMEM;
-    /* A cached blob is trusted only after its digest checks out again. */
+    /* A cached blob is trusted only after its digest checks out again;
+     * its size first, which costs no hashing. */
     char got[DIGEST_STR_LEN + 1];
-    if (access(*path, R_OK) == 0 && digest_file(*path, got) == 0 &&
+    struct stat cached;
+    if (stat(*path, &cached) == 0 && (uint64_t)cached.st_size <= max &&
+        (size < 0 || cached.st_size == size) && digest_file(*path, got) == 0 &&
         strcmp(got, digest) == 0) {
         progress("pull: %.19s cached", digest);
         return 0;
@@ -571,7 +614,7 @@ static int get_blob(void *ctx, const char *digest, int64_t size, char **path)
         }
         struct response r;
         errno = 0;
-        err = http_get(g, url, NULL, 1, f, md, &r);
+        err = http_get(g, url, NULL, 1, f, md, max, &r);
         if (fclose(f) != 0 && !err)
             err = -errno;
         unsigned char mdv[32];
@@ -579,17 +622,21 @@ static int get_blob(void *ctx, const char *digest, int64_t size, char **path)
         EVP_DigestFinal_ex(md, mdv, &mdlen);
         EVP_MD_CTX_free(md);
         if (err) {
-            progress_error("pull: %.19s: writing %s: %s%s", digest, tmp,
-                           strerror(-err),
-                           err == -ENOSPC ? " — disk full: free space under "
-                                            "$RUNVM_CACHE"
-                                          : "");
+            response_free(&r);
+            if (err == -EFBIG)
+                report_too_big(g, digest, size, max);
+            else
+                progress_error("pull: %.19s: writing %s: %s%s", digest, tmp,
+                               strerror(-err),
+                               err == -ENOSPC ? " — disk full: free space "
+                                                "under $RUNVM_CACHE"
+                                              : "");
             goto fail;
         }
         if (r.status == 401 && attempt == 0) {
             response_free(&r);
             /* FAILONERROR hides the challenge; ask for it again. */
-            err = http_get(g, url, NULL, 0, NULL, NULL, &r);
+            err = http_get(g, url, NULL, 0, NULL, NULL, 0, &r);
             char *ch = r.www_auth ? strdup(r.www_auth) : NULL;
             response_free(&r);
             if (!err)
@@ -650,6 +697,7 @@ int registry_apply(struct tree *t, const char *refstr,
     memset(&g, 0, sizeof(g));
     snprintf(name, sizeof(name), "docker://%s", refstr);
     g.name = name;
+    g.max_blob = o->max_blob;
     if (registry_parse_ref(refstr, &g.ref) != 0) {
         progress_error("%s: not an image reference "
                        "([REGISTRY/]REPO[:TAG|@sha256:DIGEST])",

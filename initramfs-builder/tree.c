@@ -107,9 +107,62 @@ static void entry_free(struct tree_entry *e)
     free(e);
 }
 
-static void table_remove_slot(struct tree *t, size_t j)
+/* Parent directory of a non-root path: the entry at its longest proper
+ * prefix ending before a '/', or the root. */
+static struct tree_entry *parent_of(const struct tree *t, const char *path)
 {
-    entry_free(t->slots[j]);
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (n >= sizeof(dir))
+        return NULL;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return tree_lookup(t, dir);
+}
+
+/* Adds `e` to the table and, unless it is the root, to its parent's
+ * children; the parent must be a live directory (-ENOTDIR otherwise). */
+static int entry_insert(struct tree *t, struct tree_entry *e)
+{
+    struct tree_entry *parent = NULL;
+    if (t->max_entries && t->nlive >= t->max_entries) {
+        t->cap_hit = TREE_CAP_ENTRIES;
+        return -EDQUOT;
+    }
+    if (e->path[0] != '\0') {
+        parent = parent_of(t, e->path);
+        if (!parent || !S_ISDIR(parent->mode))
+            return -ENOTDIR;
+    }
+    int err = table_insert(t, e);
+    if (err)
+        return err;
+    e->parent = parent;
+    if (parent) {
+        e->next = parent->children;
+        if (e->next)
+            e->next->prev = e;
+        parent->children = e;
+    }
+    return 0;
+}
+
+/* Unlinks and frees `e`, which must have no children left (an entry
+ * never outlives its directory). */
+static void entry_remove(struct tree *t, struct tree_entry *e)
+{
+    size_t mask = t->nslots - 1;
+    size_t j = hash_path(e->path) & mask;
+    while (t->slots[j] != e)
+        j = (j + 1) & mask;
+    if (e->prev)
+        e->prev->next = e->next;
+    else if (e->parent)
+        e->parent->children = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    entry_free(e);
     t->slots[j] = TOMBSTONE;
     t->nlive--;
 }
@@ -141,7 +194,7 @@ int tree_init(struct tree *t, const char *spool_dir)
     }
     root->mode = S_IFDIR | 0755;
     root->live = 1;
-    int err = table_insert(t, root);
+    int err = entry_insert(t, root);
     if (err) {
         entry_free(root);
         tree_free(t);
@@ -319,7 +372,7 @@ static int ensure_parents(struct tree *t, const char *path)
             e = entry_new(buf, S_IFDIR | 0755, 0, 0, t->layer);
             if (!e)
                 return -ENOMEM;
-            int err = table_insert(t, e);
+            int err = entry_insert(t, e);
             if (err) {
                 entry_free(e);
                 return err;
@@ -330,34 +383,71 @@ static int ensure_parents(struct tree *t, const char *path)
     return 0;
 }
 
-/* Removes the descendants of `dir` ("" = root) written before layer
- * `below` (all of them when `below` is UINT_MAX). */
-static void remove_descendants(struct tree *t, const char *dir, unsigned below)
+/* Whether the subtree of directory `e` may still hold entries of layers
+ * before `below`. */
+static int may_hold_older(const struct tree_entry *e, unsigned below)
 {
-    size_t dlen = strlen(dir);
-    for (size_t i = 0; i < t->nslots; i++) {
-        struct tree_entry *e = t->slots[i];
-        if (!e || e == TOMBSTONE || e->layer >= below)
-            continue;
-        if (dlen == 0
-                ? e->path[0] != '\0'
-                : strncmp(e->path, dir, dlen) == 0 && e->path[dlen] == '/')
-            table_remove_slot(t, i);
+    return below == UINT_MAX || e->cleared_below < below;
+}
+
+/* After its children were visited: removes `e` when it was written before
+ * layer `below` and nothing in it stayed; a directory that stays is marked
+ * as cleared of layers before `below`. */
+static void settle(struct tree *t, struct tree_entry *e, unsigned below)
+{
+    if (e->layer < below && !e->children && e->parent) {
+        entry_remove(t, e);
+        return;
     }
+    if (below != UINT_MAX && S_ISDIR(e->mode) && e->cleared_below < below)
+        e->cleared_below = below;
+}
+
+/* Removes the descendants of directory `dir` written before layer `below`
+ * (all of them when `below` is UINT_MAX), children before their parents.
+ * The walk visits the subtree only, and skips directories this layer's
+ * whiteouts already cleared: an entry is written with its layer and its
+ * parents stamped with it (ensure_parents), so nothing below a cleared
+ * directory can be older. Each entry is thus removed once and visited at
+ * most once a layer while it stays, whatever the number of markers. */
+static void remove_descendants(struct tree *t, struct tree_entry *dir,
+                               unsigned below)
+{
+    if (!may_hold_older(dir, below))
+        return;
+    struct tree_entry *e = dir->children;
+    while (e) {
+        t->removal_steps++;
+        if (e->children && may_hold_older(e, below)) {
+            e = e->children;
+            continue;
+        }
+        /* Settle `e`, then every directory whose last child it was. */
+        for (;;) {
+            struct tree_entry *next = e->next, *up = e->parent;
+            settle(t, e, below);
+            if (next || up == dir) {
+                e = next;
+                break;
+            }
+            e = up;
+        }
+    }
+    if (below != UINT_MAX && dir->cleared_below < below)
+        dir->cleared_below = below;
 }
 
 /* Removes `path` and, for a directory, its subtree (entries of layers
  * before `below` only). */
 static void remove_path(struct tree *t, const char *path, unsigned below)
 {
-    size_t j = table_find(t, path);
-    if (j == SIZE_MAX)
+    struct tree_entry *e = tree_lookup(t, path);
+    if (!e)
         return;
-    struct tree_entry *e = t->slots[j];
+    t->removal_steps++;
     if (S_ISDIR(e->mode))
-        remove_descendants(t, path, below);
-    if (e->layer < below && path[0] != '\0')
-        table_remove_slot(t, j);
+        remove_descendants(t, e, below);
+    settle(t, e, below);
 }
 
 static const char *base_name(const char *path)
@@ -380,6 +470,10 @@ static int spool_data(struct tree *t, struct tree_content *c, tree_read_fn read,
             return (int)n;
         if (n == 0)
             return 0;
+        if (t->max_bytes && c->offset + c->size + (uint64_t)n > t->max_bytes) {
+            t->cap_hit = TREE_CAP_BYTES;
+            return -EDQUOT;
+        }
         for (ssize_t done = 0; done < n;) {
             ssize_t w = pwrite(t->spool_fd, buf + done, (size_t)(n - done),
                                (off_t)(c->offset + c->size));
@@ -396,12 +490,13 @@ static int spool_data(struct tree *t, struct tree_content *c, tree_read_fn read,
 }
 
 /* Inserts `e` at its path, replacing what is there (a directory over a
- * directory only updates its attributes and keeps the children). */
+ * directory only updates its attributes and keeps the children). Takes
+ * `e` over: on failure it is freed. */
 static int place(struct tree *t, struct tree_entry *e)
 {
-    size_t j = table_find(t, e->path);
-    if (j != SIZE_MAX) {
-        struct tree_entry *old = t->slots[j];
+    int err = 0;
+    struct tree_entry *old = tree_lookup(t, e->path);
+    if (old) {
         if (S_ISDIR(old->mode) && S_ISDIR(e->mode)) {
             old->mode = e->mode;
             old->uid = e->uid;
@@ -412,9 +507,13 @@ static int place(struct tree *t, struct tree_entry *e)
         }
         remove_path(t, e->path, UINT_MAX);
         if (tree_lookup(t, e->path)) /* the root: never replaced */
-            return -EPERM;
+            err = -EPERM;
     }
-    return table_insert(t, e);
+    if (!err)
+        err = entry_insert(t, e);
+    if (err)
+        entry_free(e);
+    return err;
 }
 
 int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
@@ -440,7 +539,9 @@ int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
             err = ensure_parents(t, path);
             if (err)
                 goto unsafe;
-            remove_descendants(t, dir, t->layer);
+            struct tree_entry *d = tree_lookup(t, dir);
+            if (d) /* always: ensure_parents made it a directory */
+                remove_descendants(t, d, t->layer);
             return 0;
         }
         const char *victim = base + strlen(WH_PREFIX);
@@ -514,12 +615,12 @@ int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
         }
     }
     err = place(t, e);
-    if (err == -EPERM)
+    if (err == -EPERM || err == -ENOTDIR)
         goto unsafe;
     return err;
 
 unsafe:
-    if (err == -ENOMEM)
+    if (err == -ENOMEM || err == -EDQUOT)
         return err;
     t->skipped_unsafe++;
     return 0;
@@ -566,8 +667,8 @@ unsigned long tree_drop_globs(struct tree *t, char *const *globs, size_t nglobs)
             if (fnmatch(globs[g], full, 0) != 0)
                 continue;
             if (S_ISDIR(e->mode))
-                remove_descendants(t, e->path, UINT_MAX);
-            table_remove_slot(t, i);
+                remove_descendants(t, e, UINT_MAX);
+            entry_remove(t, e);
             break;
         }
     }

@@ -31,7 +31,17 @@ struct tree_entry {
     char *symlink;  /* target of a symlink, as stored */
     struct tree_content *content; /* regular files only */
     int live;
+    /* The directory structure, so that removing a subtree visits only the
+     * subtree: the parent (NULL for the root) and a doubly linked list of
+     * the children, in no particular order. */
+    struct tree_entry *parent, *children, *next, *prev;
+    /* Nothing in this directory's subtree is of a layer before this one:
+     * whiteouts of this layer removed those (0: not known). */
+    unsigned cleared_below;
 };
+
+/* Which cap a tree_apply() that returned -EDQUOT met. */
+enum tree_cap { TREE_CAP_NONE, TREE_CAP_BYTES, TREE_CAP_ENTRIES };
 
 struct tree {
     struct tree_entry **slots; /* open-addressing hash of live entries */
@@ -39,8 +49,17 @@ struct tree {
     int spool_fd;
     uint64_t spool_size;
     unsigned layer; /* current layer number, from 1 */
+    /* Caps, 0 for none (tree_init sets none): bytes spooled, every layer
+     * together (contents a later layer replaces or whites out still take
+     * their space in the spool, so they count), and live entries. */
+    uint64_t max_bytes, max_entries;
+    enum tree_cap cap_hit; /* set with -EDQUOT */
     /* Counters for the summary line and for tests. */
     unsigned long skipped_unsafe, skipped_devices, whiteouts;
+    /* Slots or entries examined to remove whiteout victims, opaque
+     * directories' contents and replaced subtrees: their cost, which tests
+     * bound. */
+    unsigned long removal_steps;
 };
 
 /* A tar-like entry to apply; `name`/`target` are raw archive strings. */
@@ -77,7 +96,9 @@ int tree_normalize(const char *name, char *out, size_t outlen);
  * parents resolved inside the tree (symlinks followed but never out of it),
  * hard links to entries already present. Unsafe or unsupported entries are
  * skipped and counted (returns 0); returns -errno only for I/O errors
- * (reading the data or writing the spool, e.g. -ENOSPC). */
+ * (reading the data or writing the spool, e.g. -ENOSPC), -ENOMEM, and
+ * -EDQUOT when the entry would pass max_bytes or max_entries (cap_hit
+ * says which). */
 int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
                void *opaque) __attribute__((warn_unused_result));
 

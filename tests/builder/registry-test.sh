@@ -6,7 +6,9 @@
 # digest, through a multi-platform index) and compares the initramfs tree
 # entry by entry with the expected one. Also: oci: and docker-archive:
 # sources give byte-identical archives, and the error paths (missing tag,
-# platform not in the index, corrupt blob) fail with a clear message.
+# platform not in the index, corrupt blob, each cap on blob size, unpacked
+# size and entries, by flag and by environment; a layer compressed with a
+# program-only filter) fail with a clear message.
 #
 # usage: tests/builder/registry-test.sh [BUILDER]   (needs no KVM)
 set -eu
@@ -199,7 +201,7 @@ expect_fail() { # WHAT PATTERN SOURCE [ARGS...]
     what=$1 pat=$2 src=$3; shift 3
     if build "$src" err.cpio "$@" 2>err.log; then
         bad "$what: succeeded"
-    elif grep -q "$pat" err.log; then
+    elif grep -q -e "$pat" err.log; then
         ok "$what: $(grep error: err.log | head -n 1 | cut -c1-120)"
     else
         cat err.log; bad "$what: message lacks '$pat'"
@@ -283,9 +285,50 @@ expect_fail "missing repository" "not found" "docker://127.0.0.1:$port/no/such:v
 expect_fail "platform not in index" "not in the image index" \
     "docker://127.0.0.1:$port/test/img:multi" --platform linux/s390x
 cp -a oci bad
-printf 'tampered' >>"bad/blobs/sha256/$l1d"
+printf 'tampered' | dd of="bad/blobs/sha256/$l1d" bs=1 seek=600 conv=notrunc 2>/dev/null
 expect_fail "corrupt blob" "digest mismatch" "oci:bad:v1"
+printf 'tampered' >>"bad/blobs/sha256/$l1d"
+expect_fail "blob longer than declared" "bytes, its descriptor declares $(size layer1.tar)" "oci:bad:v1"
 expect_fail "unreachable registry" "127.0.0.1:1" "docker://127.0.0.1:1/x/y:z"
+# ---- decompressor programs -------------------------------------------------------
+# A layer that says lrzip (libarchive's lrzip is always "lrzip -d -q") is
+# refused, as a rootfs tar and inside a docker archive, and no lrzip runs:
+# a fake one first on PATH would leave a mark.
+mkdir -p fakebin
+printf '#!/bin/sh\necho "$0" >>%s/ran\ncat >/dev/null\n' "$tmp" >fakebin/lrzip
+chmod 755 fakebin/lrzip
+{ printf 'LRZI\000\006'; head -c 600 /dev/zero; } >layer.lrz
+mkdir dalrz
+cp layer1.tar dalrz/l1.tar; cp layer.lrz dalrz/l2.tar; cp config-amd64.json dalrz/config.json
+echo '[{"Config":"config.json","Layers":["l1.tar","l2.tar"]}]' >dalrz/manifest.json
+tar -C dalrz -cf lrz-archive.tar manifest.json config.json l1.tar l2.tar
+PATH="$tmp/fakebin:$PATH" expect_fail "lrzip layer (rootfs)" "compressed with lrzip, whose decompressor is an external program: refused" \
+    "rootfs:$tmp/layer.lrz"
+PATH="$tmp/fakebin:$PATH" expect_fail "lrzip layer (docker archive)" "l2.tar: Unrecognized archive format" \
+    "docker-archive:lrz-archive.tar"
+[ ! -e ran ] && ok "no decompressor program ran" || bad "a decompressor program ran: $(cat ran)"
+
+# ---- caps ---------------------------------------------------------------------
+# Each cap, set by its flag or its variable, fails the build naming it.
+expect_fail "blob cap (declared size)" "over the cap of 100 bytes per blob (raise it with --max-blob-size" \
+    "docker://127.0.0.1:$port/test/img:v1" --max-blob-size 100
+expect_fail "blob cap (layout)" "over the cap of 1 KiB per blob" "oci:oci:v1" --max-blob-size 1K
+expect_fail "blob cap (docker archive)" "layer l1.tar: 20 KiB, over the cap of 1 KiB per blob" \
+    "docker-archive:docker-archive.tar" --max-blob-size 1K
+expect_fail "unpacked size cap" "more than 10 bytes of file contents, the cap (raise it with --max-unpacked-size" \
+    "oci:oci:v1" --max-unpacked-size 10
+expect_fail "entry cap" "more than 5 entries, the cap (raise it with --max-entries" \
+    "docker-archive:docker-archive.tar" --max-entries 5
+export RUNVM_BUILDER_MAX_ENTRIES=6
+expect_fail "entry cap from the environment" "more than 6 entries" "oci:oci:v1"
+build oci:oci:v1 caps.cpio --max-entries 100 2>caps.log && cmp -s pulled.cpio caps.cpio &&
+    ok "the flag overrides the environment" || { cat caps.log; bad "--max-entries over the environment"; }
+export RUNVM_BUILDER_MAX_ENTRIES=many
+expect_fail "a bad cap in the environment" "RUNVM_BUILDER_MAX_ENTRIES=many: expected a positive number" "oci:oci:v1"
+unset RUNVM_BUILDER_MAX_ENTRIES
+expect_fail "a bad cap flag" "--max-blob-size 4X: expected a size" "oci:oci:v1" --max-blob-size 4X
+rm -f caps.cpio
+
 # Disk full: a 64 KiB tmpfs in a private mount namespace (root only).
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
     mkdir small

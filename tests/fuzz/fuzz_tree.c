@@ -27,9 +27,28 @@ static ssize_t data_read(void *opaque, void *buf, size_t len)
     return (ssize_t)n;
 }
 
+/* The children list of `dir` is consistent, and the removal walk's two
+ * premises hold: a parent is never of an older layer than its child, and
+ * nothing below a directory cleared of lower layers is from one. */
+static void check_links(const struct tree_entry *dir, size_t *linked)
+{
+    const struct tree_entry *prev = NULL;
+    for (const struct tree_entry *c = dir->children; c; c = c->next) {
+        if (c->parent != dir || c->prev != prev)
+            abort();
+        if (dir->parent && dir->layer < c->layer)
+            abort();
+        for (const struct tree_entry *a = dir; a; a = a->parent)
+            if (c->layer < a->cleared_below)
+                abort();
+        prev = c;
+        (*linked)++;
+    }
+}
+
 static void check_tree(struct tree *t)
 {
-    size_t n;
+    size_t n, linked = 0;
     struct tree_entry **v = tree_sorted(t, &n);
     char norm[4096];
     if (!v)
@@ -49,8 +68,15 @@ static void check_tree(struct tree *t)
             struct tree_entry *e = tree_lookup(t, parent);
             if (!e || !S_ISDIR(e->mode))
                 abort(); /* an orphan: its parent is gone or not a dir */
+            if (v[i]->parent != e)
+                abort(); /* linked under another directory */
+        } else if (v[i]->parent) {
+            abort();
         }
+        check_links(v[i], &linked);
     }
+    if (linked != n - 1)
+        abort(); /* the children lists miss or repeat entries */
     free(v);
 }
 
