@@ -32,6 +32,7 @@
 #include "protocol/msg.h"
 #include "session/event.h"
 #include "vmm/machine.h"
+#include "vmm/sandbox.h"
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A, then 'x' quits (as QEMU) */
 
@@ -441,6 +442,11 @@ int main(int argc, char **argv)
     }
     if (o.console)
         console_stdin_setup(&r);
+    /* Everything is open: confine runvm before the guest runs. */
+    if (sandbox_process(err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: %s\n", err);
+        goto out;
+    }
 
     /* --timeout counts from runvm's start, as timeout(1) would. */
     int timeout_ms = -1;

@@ -3,8 +3,13 @@
 # channel's console).
 VMM_SRCS := vmm/vm.c vmm/exit.c vmm/kvm_stats.c vmm/vm_virtio.c \
             vmm/vcpu.c vmm/kvm.c vmm/machine.c \
-            vmm/agent_channel.c
+            vmm/agent_channel.c vmm/sandbox.c
 RUNVM_SRCS += $(VMM_SRCS)
+
+# The process confinement, checked in a forked child.
+UNIT_TESTS += test_sandbox
+test_sandbox_SRCS := vmm/sandbox.c
+test_sandbox_LIBS := -lpthread
 
 UNIT_TESTS += test_exit test_kvm_stats
 test_exit_SRCS := vmm/exit.c core/bus.c devices/serial.c devices/i8042.c \
