@@ -443,7 +443,8 @@ int main(int argc, char **argv)
     if (o.console)
         console_stdin_setup(&r);
     /* Everything is open: confine runvm before the guest runs. */
-    if (sandbox_process(err, sizeof(err)) < 0) {
+    if (sandbox_process(err, sizeof(err)) < 0 ||
+        sandbox_seccomp(SANDBOX_LOOP, err, sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s\n", err);
         goto out;
     }
