@@ -91,6 +91,9 @@ static const char usage_text[] =
     "itself); 124 a time limit stopped it; 125 runvm, the VM, the agent, a\n"
     "kernel or an image failed or is missing; 126 the build failed; 128+N\n"
     "a signal N killed the program (or runvm); 2 a bad command line.\n"
+    "\n"
+    "runvm confines itself before the guest runs (no_new_privs, seccomp\n"
+    "allow-lists per thread); RUNVM_SECCOMP=off leaves the filters off.\n"
     "See docs/cli.md.\n";
 
 struct runvm {
