@@ -10,7 +10,7 @@ fuzz_http_SRCS := api/http.c
 UNIT_TESTS += test_api
 test_api_SRCS = $(API_SRCS) session/session.c session/agent_client.c \
                 session/event.c session/catalog.c $(LANGCONF_SRCS) \
-                vmm/vm.c vmm/vcpu.c vmm/kvm.c vmm/exit.c \
+                vmm/vm.c vmm/vcpu.c vmm/kvm.c vmm/exit.c vmm/seccomp.c \
                 vmm/kvm_stats.c devices/boot_timer.c $(CORE_SRCS) \
                 $(ARCH_SRCS) $(PROTOCOL_SRCS) $(AGENT_FIXTURE)
-test_api_LIBS := -ljansson -lz -lpthread
+test_api_LIBS := -ljansson -lz -lpthread -lseccomp

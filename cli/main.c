@@ -32,6 +32,7 @@
 #include "protocol/msg.h"
 #include "session/event.h"
 #include "vmm/machine.h"
+#include "vmm/sandbox.h"
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A, then 'x' quits (as QEMU) */
 
@@ -90,6 +91,9 @@ static const char usage_text[] =
     "itself); 124 a time limit stopped it; 125 runvm, the VM, the agent, a\n"
     "kernel or an image failed or is missing; 126 the build failed; 128+N\n"
     "a signal N killed the program (or runvm); 2 a bad command line.\n"
+    "\n"
+    "runvm confines itself before the guest runs (no_new_privs, seccomp\n"
+    "allow-lists per thread); RUNVM_SECCOMP=off leaves the filters off.\n"
     "See docs/cli.md.\n";
 
 struct runvm {
@@ -441,6 +445,12 @@ int main(int argc, char **argv)
     }
     if (o.console)
         console_stdin_setup(&r);
+    /* Everything is open: confine runvm before the guest runs. */
+    if (sandbox_process(err, sizeof(err)) < 0 ||
+        sandbox_seccomp(SANDBOX_LOOP, err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: %s\n", err);
+        goto out;
+    }
 
     /* --timeout counts from runvm's start, as timeout(1) would. */
     int timeout_ms = -1;

@@ -23,12 +23,13 @@
  * (docs/protocol.md, "Compatibility"). runvm refuses an older one at its
  * HELLO. */
 #define MSG_AGENT_MIN_VERSION "0.2.0"
-/* The wall-clock limit of a step whose RUN gives none (the agent's). */
-#define MSG_DEFAULT_WALL_MS 30000
-#define MSG_HEADER_SIZE     16
-#define MSG_CRC_SIZE        4
-#define MSG_MAX_PAYLOAD     (8u << 20)
-#define MSG_MAX_FRAME       (MSG_HEADER_SIZE + MSG_MAX_PAYLOAD + MSG_CRC_SIZE)
+/* The limits of a step whose RUN gives none (the agent's). */
+#define MSG_DEFAULT_WALL_MS    30000
+#define MSG_DEFAULT_MAX_OUTPUT (16ull << 20)
+#define MSG_HEADER_SIZE        16
+#define MSG_CRC_SIZE           4
+#define MSG_MAX_PAYLOAD        (8u << 20)
+#define MSG_MAX_FRAME          (MSG_HEADER_SIZE + MSG_MAX_PAYLOAD + MSG_CRC_SIZE)
 /* The virtio-serial port name runvm gives the agent channel: the agent
  * finds its port by this name in /sys/class/virtio-ports/ (docs/protocol.md).
  */

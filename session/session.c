@@ -104,7 +104,16 @@ static void on_hello(void *opaque, const struct agent_hello *h)
 static void on_output(void *opaque, const struct msg_output *o)
 {
     struct session *s = opaque;
-    if (s->state == SESSION_RUNNING && s->sink->output)
+    if (s->state != SESSION_RUNNING)
+        return;
+    /* The agent caps each step's output; one that does not is not let
+     * make the host write more than the run asked for. */
+    if (o->data.len > s->output_budget) {
+        s->output_dropped += o->data.len;
+        return;
+    }
+    s->output_budget -= o->data.len;
+    if (s->sink->output)
         s->sink->output(s->opaque, o);
 }
 
@@ -196,9 +205,19 @@ static void watchdog_expired(void *opaque, uint32_t events)
         s->sink->done(s->opaque, RUNVM_EXIT_INFRA, why);
 }
 
-static uint64_t wall_or_default(uint64_t ms)
+static uint64_t or_default(uint64_t v, uint64_t def)
 {
-    return ms ? ms : MSG_DEFAULT_WALL_MS;
+    return v ? v : def;
+}
+
+/* The limits of the build step req may start, or NULL when it has none
+ * (skipped, or an empty argv instead of the image's BUILD). */
+static const struct msg_limits *build_limits(const struct agent_request *req)
+{
+    if ((req->flags & MSG_RUN_SKIP_BUILD) ||
+        (req->build_argv && !req->build_argv[0]))
+        return NULL;
+    return req->has_build_limits ? &req->build_limits : &req->limits;
 }
 
 /* Arms the host-side deadline of the run req starts. */
@@ -206,14 +225,11 @@ static int watchdog_arm(struct session *s, const struct agent_request *req)
 {
     if (!s->watchdog_slack_ms)
         return 0;
-    uint64_t ms = wall_or_default(req->limits.wall_ms) + s->watchdog_slack_ms;
-    /* A build step may come first (the image's BUILD, unless skipped or
-     * given as an empty argv). */
-    bool no_build = (req->flags & MSG_RUN_SKIP_BUILD) ||
-                    (req->build_argv && !req->build_argv[0]);
-    if (!no_build)
-        ms += wall_or_default(req->has_build_limits ? req->build_limits.wall_ms
-                                                    : req->limits.wall_ms);
+    const struct msg_limits *b = build_limits(req);
+    uint64_t ms = or_default(req->limits.wall_ms, MSG_DEFAULT_WALL_MS) +
+                  s->watchdog_slack_ms;
+    if (b)
+        ms += or_default(b->wall_ms, MSG_DEFAULT_WALL_MS);
     struct itimerspec its = {
         .it_value = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000},
     };
@@ -251,6 +267,10 @@ int session_run(struct session *s, const struct agent_request *req)
     }
     s->state = SESSION_RUNNING;
     s->runs++;
+    const struct msg_limits *b = build_limits(req);
+    s->output_budget =
+        or_default(req->limits.max_output, MSG_DEFAULT_MAX_OUTPUT) +
+        (b ? or_default(b->max_output, MSG_DEFAULT_MAX_OUTPUT) : 0);
     return 0;
 }
 

@@ -71,6 +71,9 @@ struct session {
     uint64_t runs;    /* runs started */
     int power_off_fd; /* timerfd of session_power_off's grace, or -1 */
     int watchdog_fd;  /* timerfd of the running run's deadline, or -1 */
+    /* Output bytes the running run may still pass on (its steps'
+     * max_output), and those dropped past it, over the session. */
+    uint64_t output_budget, output_dropped;
     unsigned int watchdog_slack_ms; /* 0: no host-side deadline */
 };
 

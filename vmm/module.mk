@@ -3,8 +3,14 @@
 # channel's console).
 VMM_SRCS := vmm/vm.c vmm/exit.c vmm/kvm_stats.c vmm/vm_virtio.c \
             vmm/vcpu.c vmm/kvm.c vmm/machine.c \
-            vmm/agent_channel.c
+            vmm/agent_channel.c vmm/sandbox.c vmm/seccomp.c
 RUNVM_SRCS += $(VMM_SRCS)
+RUNVM_LIBS += -lseccomp
+
+# The process confinement, checked in a forked child.
+UNIT_TESTS += test_sandbox
+test_sandbox_SRCS := vmm/sandbox.c vmm/seccomp.c
+test_sandbox_LIBS := -lpthread -lseccomp
 
 UNIT_TESTS += test_exit test_kvm_stats
 test_exit_SRCS := vmm/exit.c core/bus.c devices/serial.c devices/i8042.c \
@@ -18,5 +24,5 @@ TEST_PROGS += testinit
 UNIT_TESTS += test_vm
 test_vm_SRCS = $(VMM_SRCS) $(LEGACY_DEV_SRCS) $(VIRTIO_SRCS) $(CORE_SRCS) \
                $(ARCH_SRCS)
-test_vm_LIBS := -lpthread
+test_vm_LIBS := -lpthread -lseccomp
 test_vm_LDFLAGS := -Wl,--wrap=open,--wrap=ioctl,--wrap=arch_check_kvm

@@ -12,6 +12,7 @@
 #include "arch/arch.h"
 #include "core/clock.h"
 #include "vmm/exit.h"
+#include "vmm/sandbox.h"
 #include "vmm/vm.h"
 
 /* Signal that kicks a vCPU thread out of KVM_RUN. Its handler is the
@@ -68,6 +69,12 @@ static void *vcpu_thread(void *arg)
     struct vm *vm = v->vm;
     struct exit_ctx ctx = {&vm->pio, &vm->mmio, v->run_size};
     sigset_t kick;
+    char err[160];
+    if (sandbox_seccomp(SANDBOX_VCPU, err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: vCPU %u: %s\n", v->index, err);
+        vm_request_stop(vm, VM_STOP_ERROR, "vCPU sandbox", 0);
+        return NULL;
+    }
     sigemptyset(&kick);
     sigaddset(&kick, VCPU_KICK_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &kick, NULL);

@@ -58,6 +58,18 @@ jq -s -e '(map(select(.type=="output" and .stream=="stdout") | .data) | join("")
     { cat "$T/hello.ndjson"; fail "hello events"; }
 [ ! -e "$sock" ] || fail "output socket left after the run"
 echo "ok: hello over the API"
+# runvm confined itself before the guest ran (vmm/sandbox.c, seccomp.c):
+# every thread, the vCPUs started after it included, has no_new_privs and
+# a seccomp filter; no core dumps.
+tasks=0
+for st in /proc/$pid/task/*/status; do
+    grep -q '^NoNewPrivs:[[:space:]]*1$' "$st" || fail "thread $st: $(grep NoNewPrivs "$st")"
+    grep -q '^Seccomp:[[:space:]]*2$' "$st" || fail "thread $st: $(grep Seccomp: "$st"), want a filter (2)"
+    tasks=$((tasks + 1))
+done
+[ "$tasks" -ge 2 ] || fail "runvm has $tasks threads, want the loop and a vCPU"
+grep -Eq '^Max core file size +0 +0 ' /proc/$pid/limits || fail "core dumps not off: $(grep core /proc/$pid/limits)"
+echo "ok: runvm's $tasks threads have no_new_privs and a seccomp filter, no core dumps"
 
 python3 examples/client.py "$S" examples/stdin.go "1 2 3" 6 "40 2" 42 "7" 7 | tee "$T/client.out"
 [ "$(grep -c PASS "$T/client.out")" = 3 ] || fail "client: not 3 PASS"

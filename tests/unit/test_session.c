@@ -372,6 +372,49 @@ static void guest_text_made_printable(void **state)
     teardown(t);
 }
 
+/* An agent that does not cap a run's output cannot make the host pass on
+ * more than the run's max_output (its build step's too, when it has one). */
+static void output_capped_by_the_host(void **state)
+{
+    (void)state;
+    struct t *t = setup(NULL, "sh");
+    peer_hello(t);
+    pump(t);
+    static const char *const argv[] = {"true", NULL}, *const none_argv[] = {
+                                                          NULL};
+    struct agent_request req = {
+        .build_argv = none_argv, /* no build step */
+        .run_argv = argv,
+        .limits = {.max_output = 100},
+    };
+    assert_int_equal(session_run(&t->s, &req), 0);
+    struct msg_buf m, wire;
+    msg_buf_init(&m);
+    msg_buf_init(&wire);
+    char chunk[30];
+    memset(chunk, 'x', sizeof(chunk));
+    for (int i = 0; i < 10; i++) {
+        msg_buf_reset(&m);
+        assert_int_equal(msg_build_output(&m, t->s.run_id, MSG_PHASE_RUN,
+                                          MSG_STREAM_STDOUT, chunk,
+                                          sizeof(chunk)),
+                         0);
+        assert_int_equal(msg_slip_append(&wire, m.data, m.len), 0);
+    }
+    struct msg_exit e = {
+        .phase = MSG_PHASE_RUN, .exited = true, .status = MSG_EXIT_FINAL};
+    msg_buf_reset(&m);
+    assert_int_equal(msg_build_exit(&m, t->s.run_id, &e), 0);
+    assert_int_equal(msg_slip_append(&wire, m.data, m.len), 0);
+    assert_int_equal(write(t->peer, wire.data, wire.len), (ssize_t)wire.len);
+    run_until_done(t);
+    assert_int_equal(t->out.len, 90); /* three whole frames fit in 100 */
+    assert_int_equal(t->s.output_dropped, 7 * sizeof(chunk));
+    msg_buf_free(&m);
+    msg_buf_free(&wire);
+    teardown(t);
+}
+
 static void channel_closing_mid_run(void **state)
 {
     (void)state;
@@ -466,6 +509,7 @@ int main(void)
         cmocka_unit_test(old_agent_refused),
         cmocka_unit_test(stale_image_refused),
         cmocka_unit_test(guest_text_made_printable),
+        cmocka_unit_test(output_capped_by_the_host),
         cmocka_unit_test(power_off_grace),
         cmocka_unit_test(closing_while_idle_is_no_run),
     };
