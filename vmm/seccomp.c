@@ -16,34 +16,76 @@
 /* Syscalls every thread of runvm makes once the guest runs: memory,
  * locks, signals, time, its own end, and I/O on descriptors it holds. */
 static const int common[] = {
-    SCMP_SYS(read),          SCMP_SYS(write),        SCMP_SYS(readv),
-    SCMP_SYS(writev),        SCMP_SYS(pread64),      SCMP_SYS(close),
-    SCMP_SYS(futex),         SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
-    SCMP_SYS(exit),          SCMP_SYS(exit_group),   SCMP_SYS(mmap),
-    SCMP_SYS(munmap),        SCMP_SYS(mremap),       SCMP_SYS(madvise),
-    SCMP_SYS(brk),           SCMP_SYS(mprotect),     SCMP_SYS(clock_gettime),
-    SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),  SCMP_SYS(gettid),
-    SCMP_SYS(getpid),        SCMP_SYS(tgkill),       SCMP_SYS(sched_yield),
-    SCMP_SYS(restart_syscall), SCMP_SYS(lseek),      SCMP_SYS(fstat),
-    SCMP_SYS(newfstatat),    SCMP_SYS(getrandom),    SCMP_SYS(epoll_ctl),
-    SCMP_SYS(set_robust_list), SCMP_SYS(rseq),
+    SCMP_SYS(read),
+    SCMP_SYS(write),
+    SCMP_SYS(readv),
+    SCMP_SYS(writev),
+    SCMP_SYS(pread64),
+    SCMP_SYS(close),
+    SCMP_SYS(futex),
+    SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(exit),
+    SCMP_SYS(exit_group),
+    SCMP_SYS(mmap),
+    SCMP_SYS(munmap),
+    SCMP_SYS(mremap),
+    SCMP_SYS(madvise),
+    SCMP_SYS(brk),
+    SCMP_SYS(mprotect),
+    SCMP_SYS(clock_gettime),
+    SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(nanosleep),
+    SCMP_SYS(gettid),
+    SCMP_SYS(getpid),
+    SCMP_SYS(tgkill),
+    SCMP_SYS(sched_yield),
+    SCMP_SYS(restart_syscall),
+    SCMP_SYS(lseek),
+    SCMP_SYS(fstat),
+    SCMP_SYS(newfstatat),
+    SCMP_SYS(getrandom),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(set_robust_list),
+    SCMP_SYS(rseq),
 };
 
 /* The event loop's: the loop itself, the API server's sockets and timers,
  * runvm's own terminal and statistics at the end, and starting the vCPU
  * threads. */
 static const int loop_only[] = {
-    SCMP_SYS(epoll_wait),    SCMP_SYS(epoll_pwait),  SCMP_SYS(epoll_ctl),
-    SCMP_SYS(accept4),       SCMP_SYS(bind),         SCMP_SYS(listen),
-    SCMP_SYS(sendto),        SCMP_SYS(sendmsg),      SCMP_SYS(recvfrom),
-    SCMP_SYS(recvmsg),       SCMP_SYS(shutdown),     SCMP_SYS(getsockopt),
-    SCMP_SYS(setsockopt),    SCMP_SYS(unlink),       SCMP_SYS(unlinkat),
-    SCMP_SYS(rmdir),         SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime),
-    SCMP_SYS(timerfd_gettime), SCMP_SYS(eventfd2),   SCMP_SYS(fcntl),
-    SCMP_SYS(clone),         SCMP_SYS(clone3),       SCMP_SYS(umask),
-    SCMP_SYS(rt_sigaction),  SCMP_SYS(openat),
-    SCMP_SYS(getdents64),    SCMP_SYS(poll),         SCMP_SYS(ppoll),
-    SCMP_SYS(sigaltstack),   SCMP_SYS(prctl),        SCMP_SYS(wait4),
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(accept4),
+    SCMP_SYS(bind),
+    SCMP_SYS(listen),
+    SCMP_SYS(sendto),
+    SCMP_SYS(sendmsg),
+    SCMP_SYS(recvfrom),
+    SCMP_SYS(recvmsg),
+    SCMP_SYS(shutdown),
+    SCMP_SYS(getsockopt),
+    SCMP_SYS(setsockopt),
+    SCMP_SYS(unlink),
+    SCMP_SYS(unlinkat),
+    SCMP_SYS(rmdir),
+    SCMP_SYS(timerfd_create),
+    SCMP_SYS(timerfd_settime),
+    SCMP_SYS(timerfd_gettime),
+    SCMP_SYS(eventfd2),
+    SCMP_SYS(fcntl),
+    SCMP_SYS(clone),
+    SCMP_SYS(clone3),
+    SCMP_SYS(umask),
+    SCMP_SYS(rt_sigaction),
+    SCMP_SYS(openat),
+    SCMP_SYS(getdents64),
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(sigaltstack),
+    SCMP_SYS(prctl),
+    SCMP_SYS(wait4),
 };
 
 /* ioctls a vCPU thread makes: run, dump its registers when the guest
@@ -57,8 +99,10 @@ static const unsigned long vcpu_ioctls[] = {
 /* And the loop's: interrupts, KVM's statistics at the end, the terminal
  * it restores, a tap's offloads. */
 static const unsigned long loop_ioctls[] = {
-    KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_GET_STATS_FD, KVM_CHECK_EXTENSION,
-    TCGETS,       TCSETS,              TCSETSW,          TCSETSF,
+    KVM_IRQ_LINE,     KVM_IRQ_LINE_STATUS,
+    KVM_GET_STATS_FD, KVM_CHECK_EXTENSION,
+    TCGETS,           TCSETS,
+    TCSETSW,          TCSETSF,
     TUNSETOFFLOAD,
 };
 
@@ -97,8 +141,7 @@ static int add_all(scmp_filter_ctx ctx, const int *calls, size_t n)
     return 0;
 }
 
-static int add_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs,
-                      size_t n)
+static int add_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
