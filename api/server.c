@@ -439,6 +439,20 @@ int api_server_attach(struct api_server **out, struct vm *vm,
     return 0;
 }
 
+int api_server_chown(struct api_server *s, uid_t uid, gid_t gid, char *err,
+                     size_t err_len)
+{
+    const char *paths[] = {s->cfg.sock_path, s->rundir};
+    for (size_t i = 0; i < 2; i++)
+        if (chown(paths[i], uid, gid) < 0) {
+            int ret = -errno;
+            snprintf(err, err_len, "--user: chown %s: %s", paths[i],
+                     strerror(-ret));
+            return ret;
+        }
+    return 0;
+}
+
 int api_server_status(struct api_server *s, enum vm_stop stop, int signo)
 {
     int status = event_stop_status(stop, signo, s->shutdown_requested);

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "session/catalog.h"
 #include "session/session.h"
@@ -48,6 +49,12 @@ int api_server_attach(struct api_server **out, struct vm *vm,
  * (124, 128+N for signal signo to runvm) or 125 when the VM or agent
  * failed. */
 int api_server_status(struct api_server *s, enum vm_stop stop, int signo);
+
+/* Hands the API socket and the output sockets' directory to uid:gid, for
+ * a runvm that is about to become them (--user). 0 or -errno with the
+ * path in err. */
+int api_server_chown(struct api_server *s, uid_t uid, gid_t gid, char *err,
+                     size_t err_len);
 
 /* Closes every socket and removes the socket files. NULL is fine. */
 void api_server_free(struct api_server *s);

@@ -1,6 +1,8 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <limits.h>
@@ -333,6 +335,58 @@ int cli_job_status(struct cli_job *job, enum vm_stop stop, int signo)
     if (job->exec)
         return agent_exec_status(job->exec, stop, signo);
     return RUNVM_EXIT_INFRA;
+}
+
+/* A name or a number: the id in *id, the name's own group in *group. */
+static int user_id(const char *s, uid_t *id, gid_t *group)
+{
+    struct passwd *pw = getpwnam(s);
+    char *end;
+    if (!pw) {
+        unsigned long v = strtoul(s, &end, 10);
+        if (!*s || *end || v > 0xfffffffeUL)
+            return -1;
+        pw = getpwuid((uid_t)v);
+        *id = (uid_t)v;
+        *group = pw ? pw->pw_gid : (gid_t)v;
+        return 0;
+    }
+    *id = pw->pw_uid;
+    *group = pw->pw_gid;
+    return 0;
+}
+
+int cli_resolve_ids(const char *user, const char *group, uid_t *uid,
+                    gid_t *gid, char *err, size_t err_len)
+{
+    gid_t own = getgid();
+    *uid = getuid();
+    if (user && user_id(user, uid, &own) < 0) {
+        snprintf(err, err_len, "--user %s: no such user", user);
+        return -1;
+    }
+    *gid = own;
+    if (group) {
+        struct group *gr = getgrnam(group);
+        char *end;
+        unsigned long v = strtoul(group, &end, 10);
+        if (gr)
+            *gid = gr->gr_gid;
+        else if (*group && !*end && v <= 0xfffffffeUL)
+            *gid = (gid_t)v;
+        else {
+            snprintf(err, err_len, "--group %s: no such group", group);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_job_chown(struct cli_job *job, uid_t uid, gid_t gid, char *err,
+                  size_t err_len)
+{
+    return job && job->api ? api_server_chown(job->api, uid, gid, err, err_len)
+                           : 0;
 }
 
 void cli_job_free(struct cli_job *job)

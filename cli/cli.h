@@ -7,6 +7,7 @@
 #define RUNVM_CLI_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "cli/options.h"
 #include "vmm/agent_channel.h"
@@ -33,6 +34,15 @@ int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
 /* runvm's exit status once vm_run returned (agent_exec_status,
  * api_server_status); signo: the signal runvm got, 0 for none. */
 int cli_job_status(struct cli_job *job, enum vm_stop stop, int signo);
+
+/* --user and --group as ids: a name or a number each; the user's own group
+ * when only --user is given. 0, or -1 with why in err. */
+int cli_resolve_ids(const char *user, const char *group, uid_t *uid,
+                    gid_t *gid, char *err, size_t err_len);
+
+/* Hands what the job serves on (API mode's sockets) to uid:gid. */
+int cli_job_chown(struct cli_job *job, uid_t uid, gid_t gid, char *err,
+                  size_t err_len);
 
 /* Before the machine is destroyed. NULL is fine. */
 void cli_job_free(struct cli_job *job);

@@ -78,6 +78,9 @@ static const char usage_text[] =
     "                     and stdout, or on a Unix socket runvm listens on\n"
     "  --net TAP[,mac=MAC]\n"
     "                     a virtio-net card on the existing tap device TAP\n"
+    "  --user USER        once /dev/kvm, the tap and the files are open,\n"
+    "                     become USER (name or uid; root is given up)\n"
+    "  --group GROUP      and GROUP (default: USER's own group)\n"
     "  --boot-timer       on exit, print the boot timeline (ms since runvm\n"
     "                     started, each guest write to port 0x440), KVM\n"
     "                     exits per phase, how the guest stopped, and\n"
@@ -445,7 +448,22 @@ int main(int argc, char **argv)
     }
     if (o.console)
         console_stdin_setup(&r);
-    /* Everything is open: confine runvm before the guest runs. */
+    /* Everything is open: become --user, confine runvm, before the guest
+     * runs. */
+    if (o.user || o.group) {
+        uid_t uid;
+        gid_t gid;
+        if (cli_resolve_ids(o.user, o.group, &uid, &gid, err, sizeof(err)) <
+                0 ||
+            cli_job_chown(job, uid, gid, err, sizeof(err)) < 0 ||
+            (o.vconsole_path && chown(o.vconsole_path, uid, gid) < 0 &&
+             snprintf(err, sizeof(err), "--user: chown %s: %s",
+                      o.vconsole_path, strerror(errno)) > 0) ||
+            sandbox_drop(uid, gid, err, sizeof(err)) < 0) {
+            fprintf(stderr, "runvm: %s\n", err);
+            goto out;
+        }
+    }
     if (sandbox_process(err, sizeof(err)) < 0 ||
         sandbox_seccomp(SANDBOX_LOOP, err, sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s\n", err);

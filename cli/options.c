@@ -128,6 +128,8 @@ enum {
     O_VCONSOLE,
     O_NET,
     O_EXEC,
+    O_USER,
+    O_GROUP,
 };
 
 static const struct option longopts[] = {
@@ -149,6 +151,8 @@ static const struct option longopts[] = {
     {"vconsole", required_argument, NULL, O_VCONSOLE},
     {"net", required_argument, NULL, O_NET},
     {"exec", no_argument, NULL, O_EXEC},
+    {"user", required_argument, NULL, O_USER},
+    {"group", required_argument, NULL, O_GROUP},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -273,6 +277,8 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         case O_VCONSOLE: ret = vconsole(c, optarg, err, err_len); break;
         case O_NET: ret = net(c, optarg, err, err_len); break;
         case O_EXEC: exec = true; break;
+        case O_USER: c->user = optarg; break;
+        case O_GROUP: c->group = optarg; break;
         case O_LIST: c->mode = CLI_LIST_LANGS; return 0;
         case O_VERSION: c->mode = CLI_VERSION; return 0;
         case 'h': c->mode = CLI_HELP; return 0;

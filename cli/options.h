@@ -36,6 +36,9 @@ struct cli_config {
     const char *file;       /* the snippet (one-shot) */
     const char *stdin_path; /* the program's stdin (one-shot) */
     const char *api_sock;
+    /* --user, --group: who runvm becomes once /dev/kvm, the tap and its
+     * files are open (names or numbers, resolved by main). */
+    const char *user, *group;
     bool json;
     const char *kernel, *initrd; /* NULL with --lang: searched for */
     const char *cmdline;         /* the kernel command line */

@@ -4,13 +4,30 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <grp.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 static int fail(char *err, size_t err_len, const char *what)
 {
     int ret = -errno;
     snprintf(err, err_len, "sandbox: %s: %s", what, strerror(errno));
     return ret;
+}
+
+int sandbox_drop(uid_t uid, gid_t gid, char *err, size_t err_len)
+{
+    if (geteuid() == 0 && setgroups(0, NULL) < 0)
+        return fail(err, err_len, "setgroups");
+    if (setresgid(gid, gid, gid) < 0)
+        return fail(err, err_len, "setresgid (--group)");
+    if (setresuid(uid, uid, uid) < 0)
+        return fail(err, err_len, "setresuid (--user)");
+    if (uid != 0 && setuid(0) == 0) {
+        errno = EPERM;
+        return fail(err, err_len, "root could be regained");
+    }
+    return 0;
 }
 
 int sandbox_process(char *err, size_t err_len)

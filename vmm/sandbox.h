@@ -9,6 +9,7 @@
 #define RUNVM_SANDBOX_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Descriptors runvm may hold at once: its VM, vCPUs and devices, the API
  * server's connections and output sockets, with room to spare. */
@@ -16,6 +17,13 @@
 
 /* 0, or -errno with what failed in err. */
 int sandbox_process(char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+/* Becomes uid and gid (no supplementary groups), for good: called once
+ * everything privileged is open, before sandbox_process. 0, or -errno
+ * with what failed in err (also when the change cannot be undone-proofed:
+ * setuid(0) must fail afterwards for a uid other than 0). */
+int sandbox_drop(uid_t uid, gid_t gid, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
 /* The kinds of thread runvm has once the guest runs, each with its own

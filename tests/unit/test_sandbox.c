@@ -223,9 +223,39 @@ static void seccomp_off_by_env(void **state)
     assert_int_equal(unsetenv("RUNVM_SECCOMP"), 0);
 }
 
+/* --user: root gives up its ids and groups for good. */
+static void drop_to_nobody(void)
+{
+    char err[160];
+    if (sandbox_drop(65534, 65534, err, sizeof(err)) < 0)
+        _exit(10);
+    uid_t r, e, su;
+    gid_t gr, ge, gs;
+    if (getresuid(&r, &e, &su) < 0 || r != 65534 || e != 65534 || su != 65534)
+        _exit(11);
+    if (getresgid(&gr, &ge, &gs) < 0 || gr != 65534 || ge != 65534 ||
+        gs != 65534)
+        _exit(12);
+    if (getgroups(0, NULL) != 0)
+        _exit(13);
+    if (setuid(0) == 0 || seteuid(0) == 0)
+        _exit(14);
+    _exit(0);
+}
+
+static void drop_privileges(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* only root has ids to give up */
+    char out[256];
+    assert_int_equal(in_child(drop_to_nobody, out, sizeof(out)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
+        cmocka_unit_test(drop_privileges),
         cmocka_unit_test(seccomp_allow_lists),
         cmocka_unit_test(seccomp_off_by_env),
         cmocka_unit_test(process_confined_and_threads_inherit),
