@@ -172,8 +172,14 @@ static void handle_run(struct agent *a, const struct msg_view *v)
     for (size_t i = 0; i < j->run.nfiles; i++) {
         r = workdir_write_file(a, &j->run.files[i]);
         if (r < 0) {
-            agent_send_error(a, v->id, MSG_ERR_INTERNAL, "writing file %zu: %s",
-                             i, strerror(-r));
+            const struct msg_file *f = &j->run.files[i];
+            agent_send_error(a, v->id, MSG_ERR_INTERNAL,
+                             "writing file %zu (%.*s): %s", i, (int)f->name.len,
+                             (const char *)f->name.p,
+                             r == -EISDIR ? "an earlier step left a directory "
+                                            "of that name; a RUN without "
+                                            "reuse starts afresh"
+                                          : strerror(-r));
             goto drop;
         }
     }

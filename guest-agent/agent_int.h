@@ -58,6 +58,7 @@ struct agent {
     struct job job;
     char workdir[PATH_MAX]; /* "" when none */
     unsigned seq;
+    unsigned file_seq; /* temporary names of files being written */
     uint8_t readbuf[MSG_CHUNK];
 };
 
@@ -88,7 +89,9 @@ int workdir_make(struct agent *a);
 /* Whether n is a plain file name: not empty, ".", "..", no '/' or NUL. */
 bool workdir_valid_name(struct msg_bytes n);
 /* Writes one request file, whose name workdir_valid_name accepted, into the
- * work directory. 0 or -errno. */
+ * work directory, replacing whatever an earlier step left under its name
+ * (a directory there is -EISDIR). Never blocks on, nor writes through,
+ * what the snippet made. 0 or -errno. */
 int workdir_write_file(struct agent *a, const struct msg_file *f);
 
 /* ---- job.c: setting a job up ---- */

@@ -676,6 +676,98 @@ static void build_then_runs_reusing_it(void **state)
     stop_agent(h);
 }
 
+/* What a file of the test's own holds, as a string ("" when unreadable). */
+static void read_small_file(const char *path, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, len - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* A step leaves something under the name the next reusing RUN writes a
+ * file to: a FIFO (open() without O_NONBLOCK used to block PID 1 for good,
+ * deaf to SHUTDOWN), a symlink out of the directory, a hard link to another
+ * file of the snippet's. The agent answers, the file is a regular file with
+ * the request's content, and nothing the trap pointed at is written. */
+static void reuse_write_survives_traps(void **state)
+{
+    (void)state;
+    struct h *h = start_agent(NULL);
+    char victim[128], got[64];
+    snprintf(victim, sizeof(victim), "%s/victim", h->agent.work);
+    FILE *vf = fopen(victim, "w");
+    assert_non_null(vf);
+    fputs("victim\n", vf);
+    fclose(vf);
+    char link_cmd[200];
+    snprintf(link_cmd, sizeof(link_cmd), "ln -s %s main.py", victim);
+    const char *traps[] = {"mkfifo main.py", link_cmd,
+                           "echo mine > keep; ln keep main.py"};
+    const char *src = "print(1)\n";
+    uint32_t id = 100;
+
+    for (size_t i = 0; i < sizeof(traps) / sizeof(traps[0]); i++) {
+        struct run_opts trap = {.argv = ARGV("sh", "-c", traps[i])};
+        const struct msg_exit *e = run(h, id++, &trap, 5000);
+        assert_non_null(e);
+        assert_int_equal(e->code, 0);
+
+        struct run_opts reuse = {
+            .flags = MSG_RUN_REUSE_WORKDIR,
+            .argv = ARGV("sh", "-c",
+                         "test -f main.py && test ! -L main.py && "
+                         "cat main.py; cat keep 2>/dev/null; true"),
+            .file_name = "main.py",
+            .file_data = src,
+            .file_len = strlen(src),
+        };
+        e = run(h, id++, &reuse, 5000);
+        assert_non_null(e);
+        assert_int_equal(h->nerrors, 0);
+        assert_int_equal(e->code, 0);
+        assert_true(out_is(h, 1, MSG_STREAM_STDOUT,
+                           strstr(traps[i], "keep") ? "print(1)\nmine\n"
+                                                    : "print(1)\n"));
+        read_small_file(victim, got, sizeof(got));
+        assert_string_equal(got, "victim\n");
+    }
+
+    /* A directory in the way cannot be replaced: the host is told which
+     * file and why, and the agent serves on. */
+    struct run_opts dir = {.argv = ARGV("mkdir", "main.py")};
+    assert_non_null(run(h, id++, &dir, 5000));
+    struct run_opts reuse_dir = {.flags = MSG_RUN_REUSE_WORKDIR,
+                                 .argv = ARGV("true"),
+                                 .file_name = "main.py",
+                                 .file_data = src,
+                                 .file_len = strlen(src)};
+    assert_null(run(h, id++, &reuse_dir, 5000));
+    assert_int_equal(h->error_codes[0], MSG_ERR_INTERNAL);
+    assert_non_null(strstr(h->error_text[0], "main.py"));
+    assert_non_null(strstr(h->error_text[0], "directory"));
+    struct run_opts ok = {.flags = MSG_RUN_REUSE_WORKDIR,
+                          .argv = ARGV("sh", "-c", "ls -A")};
+    assert_non_null(run(h, id++, &ok, 5000));
+    /* No temporary file is left behind by the failed write. */
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "main.py\n"));
+
+    /* And SHUTDOWN is heard. */
+    struct msg_buf m;
+    msg_buf_init(&m);
+    assert_int_equal(msg_build_shutdown(&m, id), 0);
+    send_msg(h, &m);
+    msg_buf_free(&m);
+    int st;
+    assert_int_equal(agent_fixture_stop(&h->agent, &st), 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), AGENT_END_SHUTDOWN);
+    stop_agent(h);
+}
+
 /* The build step gets BUILD_TIMER_SLACK_NS (4 ms); the program keeps what
  * the agent has. */
 static void build_has_coarse_timer_slack(void **state)
@@ -876,6 +968,7 @@ int main(void)
         cmocka_unit_test(unknown_and_bad_messages_answered),
         cmocka_unit_test(busy_while_running),
         cmocka_unit_test(build_then_runs_reusing_it),
+        cmocka_unit_test(reuse_write_survives_traps),
         cmocka_unit_test(build_has_coarse_timer_slack),
         cmocka_unit_test(build_limit_stops_build),
         cmocka_unit_test(run_limits_stay_the_run_steps),
