@@ -68,6 +68,23 @@ static void set_limit(int resource, uint64_t soft, uint64_t hard,
         child_fail("setrlimit", name);
 }
 
+/* Empties the ambient and bounding capability sets (needs CAP_SETPCAP,
+ * so before the user changes). The kernel's last capability is the first
+ * one PR_CAPBSET_DROP calls EINVAL; no table here goes stale. */
+static void drop_capabilities(void)
+{
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0UL, 0UL, 0UL) < 0 &&
+        errno != EINVAL)
+        child_fail("prctl", "PR_CAP_AMBIENT_CLEAR_ALL");
+    for (unsigned long cap = 0;; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0UL, 0UL, 0UL) == 0)
+            continue;
+        if (errno == EINVAL && cap > 0)
+            break;
+        child_fail("prctl", "PR_CAPBSET_DROP");
+    }
+}
+
 /* execvpe with the PATH of envp, not of the agent's own environment. */
 static void exec_in_path(const char *const *argv, const char *const *envp)
 {
@@ -150,6 +167,10 @@ static __attribute__((noreturn)) void child_main(const struct step_spec *s)
     if (chdir(s->workdir) < 0)
         child_fail("chdir", s->workdir);
     if (s->switch_user) {
+        /* Still root: empty the bounding set, so that nothing the step
+         * execs (a setuid-root or file-capability binary, were no_new_privs
+         * ever lifted) can hold a capability again. */
+        drop_capabilities();
         if (setgroups(0, NULL) < 0)
             child_fail("setgroups", "0");
         if (setgid(s->gid) < 0)
@@ -157,6 +178,11 @@ static __attribute__((noreturn)) void child_main(const struct step_spec *s)
         if (setuid(s->uid) < 0)
             child_fail("setuid", "step user");
     }
+    /* From here on exec never grants privileges: setuid and setgid bits
+     * and file capabilities of binaries in the image are ignored. Inherited
+     * by everything the step starts; nothing can clear it. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1UL, 0UL, 0UL, 0UL) < 0)
+        child_fail("prctl", "PR_SET_NO_NEW_PRIVS");
     exec_in_path(s->argv, s->envp);
     child_fail("exec", s->argv[0]);
 }

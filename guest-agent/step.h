@@ -32,8 +32,9 @@ struct step_spec {
 /* Forks the step. The child becomes leader of a new process group, joins the
  * cgroup, applies rlimits (RLIMIT_AS only when there is no cgroup for
  * memory, RLIMIT_NPROC only for a switched user) and the timer slack,
- * changes user and directory and execs; if anything fails it writes why to
- * its stderr and exits 127. Returns the pid (also the pgid) or -errno. */
+ * changes directory and user (emptying the capability bounding and ambient
+ * sets first), sets no_new_privs and execs; if anything fails it writes why
+ * to its stderr and exits 127. Returns the pid (also the pgid) or -errno. */
 pid_t step_spawn(const struct step_spec *s) __attribute__((warn_unused_result));
 
 /* Creates cgroup root/name with memory.max, memory.swap.max and pids.max from

@@ -768,6 +768,65 @@ static void reuse_write_survives_traps(void **state)
     stop_agent(h);
 }
 
+/* Copies the file at from to to with mode (root-owned when the test is
+ * root). */
+static void copy_file(const char *from, const char *to, mode_t mode)
+{
+    FILE *in = fopen(from, "rb");
+    assert_non_null(in);
+    FILE *out = fopen(to, "wb");
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    assert_int_equal(chmod(to, mode), 0);
+}
+
+/* A step runs with no_new_privs and, where the agent is root, with empty
+ * capability sets (bounding and ambient too): a setuid-root binary in the
+ * image runs with the step's own uid. */
+static void step_cannot_gain_privileges(void **state)
+{
+    (void)state;
+    struct h *h = start_agent(NULL);
+    struct run_opts o = {.argv = ARGV("grep", "-E",
+                                      "^(CapPrm|CapEff|CapBnd|CapAmb|"
+                                      "NoNewPrivs):",
+                                      "/proc/self/status")};
+    const struct msg_exit *e = run(h, 110, &o, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->code, 0);
+    if (geteuid() != 0) {
+        /* Steps run as the caller, who may keep what it has. */
+        struct msg_buf *out = &h->out[1][MSG_STREAM_STDOUT];
+        assert_non_null(memmem(out->data, out->len, "NoNewPrivs:\t1\n", 14));
+        stop_agent(h);
+        return;
+    }
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT,
+                       "CapPrm:\t0000000000000000\n"
+                       "CapEff:\t0000000000000000\n"
+                       "CapBnd:\t0000000000000000\n"
+                       "CapAmb:\t0000000000000000\n"
+                       "NoNewPrivs:\t1\n"));
+
+    /* The threat itself: a setuid-root copy of id(1), reachable by the
+     * step (the work root is 0711). Without no_new_privs it says 0. */
+    char suid[128];
+    snprintf(suid, sizeof(suid), "%s/suid-id", h->agent.work);
+    copy_file(access("/usr/bin/id", X_OK) == 0 ? "/usr/bin/id" : "/bin/id",
+              suid, 04755);
+    struct run_opts id = {.argv = ARGV(suid, "-u")};
+    e = run(h, 111, &id, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->code, 0);
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "1000\n"));
+    stop_agent(h);
+}
+
 /* The build step gets BUILD_TIMER_SLACK_NS (4 ms); the program keeps what
  * the agent has. */
 static void build_has_coarse_timer_slack(void **state)
@@ -969,6 +1028,7 @@ int main(void)
         cmocka_unit_test(busy_while_running),
         cmocka_unit_test(build_then_runs_reusing_it),
         cmocka_unit_test(reuse_write_survives_traps),
+        cmocka_unit_test(step_cannot_gain_privileges),
         cmocka_unit_test(build_has_coarse_timer_slack),
         cmocka_unit_test(build_limit_stops_build),
         cmocka_unit_test(run_limits_stay_the_run_steps),
