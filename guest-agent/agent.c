@@ -162,8 +162,10 @@ static void handle_run(struct agent *a, const struct msg_view *v)
     if (!(j->run.flags & MSG_RUN_REUSE_WORKDIR) || !a->workdir[0]) {
         r = workdir_make(a);
         if (r < 0) {
-            agent_send_error(a, v->id, MSG_ERR_INTERNAL, "work dir in %s: %s",
-                             a->cfg.work_root, strerror(-r));
+            agent_send_error(
+                a, v->id, MSG_ERR_INTERNAL,
+                "fresh work dir in %s (and empty %s): %s", a->cfg.work_root,
+                a->cfg.tmp_root ? a->cfg.tmp_root : "tmp", strerror(-r));
             goto drop;
         }
     }
@@ -404,7 +406,7 @@ void agent_free(struct agent *a)
     if (a->job.active)
         job_step_kill(a);
     job_clear(&a->job);
-    workdir_remove(a);
+    (void)workdir_remove(a);
     msg_reader_free(&a->reader);
     msg_buf_free(&a->out);
     msg_buf_free(&a->scratch);

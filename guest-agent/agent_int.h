@@ -26,7 +26,7 @@ struct job {
     const char *build_argv[MAX_ARGV];
     const char *run_argv[MAX_ARGV];
     const char *env[MAX_ENV + 1];
-    char *env_storage[MAX_ENV];     /* the HOME= string we made */
+    char *env_storage[MAX_ENV];     /* the HOME=, TMPDIR= strings we made */
     struct msg_limits limits;       /* the run step's, defaults filled in */
     struct msg_limits build_limits; /* the build step's */
     struct msg_buf stdin_pending;
@@ -81,10 +81,13 @@ void agent_send_error(struct agent *a, uint32_t id, uint32_t code,
 
 /* ---- workdir.c: the work directory ---- */
 
-/* Removes the work directory and all in it, if there is one. */
-void workdir_remove(struct agent *a);
-/* Makes a fresh work directory (removing the previous one), owned by the
- * step user. 0 or -errno (then there is none). */
+/* Removes the work directory and all in it, if there is one; then there is
+ * none. -errno (logged) when some of it could not be removed: then it is
+ * still the work directory. */
+int workdir_remove(struct agent *a);
+/* Makes a fresh work directory owned by the step user, after removing the
+ * previous one and emptying the tmp root (cfg.tmp_root): a new submission
+ * sees nothing of the last. 0 or -errno (then there is none). */
 int workdir_make(struct agent *a);
 /* Whether n is a plain file name: not empty, ".", "..", no '/' or NUL. */
 bool workdir_valid_name(struct msg_bytes n);

@@ -1,10 +1,12 @@
 /* The guest agent's work directory: one per RUN (or kept for the next with
- * REUSE_WORKDIR), made, removed and filled with the request's files. */
+ * REUSE_WORKDIR), made, removed and filled with the request's files; a new
+ * one comes with an empty tmp root. */
 #include "guest-agent/agent_int.h"
+
+#include "guest-agent/tree.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,38 +16,45 @@
 /* How many fresh temporary names a file write tries before giving up. */
 #define TEMP_NAME_TRIES 16
 
-static int rm_entry(const char *path, const struct stat *st, int type,
-                    struct FTW *ftw)
+int workdir_remove(struct agent *a)
 {
-    (void)st;
-    (void)ftw;
-    if (type == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-void workdir_remove(struct agent *a)
-{
-    if (a->workdir[0])
-        nftw(a->workdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (!a->workdir[0])
+        return 0;
+    int r = tree_remove(a->workdir);
+    if (r < 0 && r != -ENOENT) {
+        /* Kept, so that the next fresh RUN tries again rather than leave
+         * it for the next submission to read. */
+        agent_log("removing %s: %s", a->workdir, strerror(-r));
+        return r;
+    }
     a->workdir[0] = '\0';
+    return 0;
 }
 
 int workdir_make(struct agent *a)
 {
-    workdir_remove(a);
+    /* What the last submission left must not be there for the next to
+     * read: its directory is gone, and so is all it put in the tmp root. */
+    int r = workdir_remove(a);
+    if (r < 0)
+        return r;
+    if (a->cfg.tmp_root) {
+        r = tree_empty(a->cfg.tmp_root);
+        if (r < 0) {
+            agent_log("emptying %s: %s", a->cfg.tmp_root, strerror(-r));
+            return r;
+        }
+    }
     snprintf(a->workdir, sizeof(a->workdir), "%s/run%u", a->cfg.work_root,
              ++a->seq);
-    if (mkdir(a->workdir, 0755) < 0 && errno != EEXIST) {
+    if (mkdir(a->workdir, 0755) < 0) {
         int e = -errno;
         a->workdir[0] = '\0';
         return e;
     }
     if (a->cfg.switch_user && chown(a->workdir, a->cfg.uid, a->cfg.gid) < 0) {
         int e = -errno;
-        workdir_remove(a);
+        (void)workdir_remove(a);
         return e;
     }
     return 0;

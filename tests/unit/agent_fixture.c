@@ -36,6 +36,14 @@ int agent_fixture_init(struct agent_fixture *f, const char *name,
     snprintf(f->conf, sizeof(f->conf), "%s.conf", f->work);
     if (chmod(f->work, 0711) < 0)
         return -errno;
+    snprintf(f->tmp, sizeof(f->tmp), "%s.tmp", f->work);
+    if (mkdir(f->tmp, 0700) < 0) {
+        int err = -errno;
+        f->tmp[0] = '\0';
+        return err;
+    }
+    if (chmod(f->tmp, 01777) < 0)
+        return -errno;
     if (!conf_text)
         return 0; /* an image without a lang.conf */
     FILE *conf = fopen(f->conf, "w");
@@ -58,6 +66,7 @@ static _Noreturn void run_agent(const struct agent_fixture *f, int channel_fd)
         .channel_fd = channel_fd,
         .lang_conf = f->conf,
         .work_root = f->work,
+        .tmp_root = f->tmp,
         .switch_user = geteuid() == 0,
         .uid = STEP_UID,
         .gid = STEP_GID,
@@ -130,11 +139,14 @@ int agent_fixture_free(struct agent_fixture *f)
     if (f->conf[0] && unlink(f->conf) < 0 && errno != ENOENT)
         err = -errno;
     /* Depth first, not following links: whatever a step left in there. */
-    if (f->work[0] &&
-        nftw(f->work, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 &&
-        errno != ENOENT && !err)
-        err = -errno;
+    const char *roots[] = {f->work, f->tmp};
+    for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++)
+        if (roots[i][0] &&
+            nftw(roots[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 &&
+            errno != ENOENT && !err)
+            err = -errno;
     f->work[0] = '\0';
     f->conf[0] = '\0';
+    f->tmp[0] = '\0';
     return err;
 }

@@ -13,12 +13,15 @@
 struct agent_fixture {
     char work[64]; /* the agent's work root; "" when none is made */
     char conf[96]; /* its lang.conf, <work>.conf */
+    char tmp[96];  /* its tmp root (the steps' TMPDIR), <work>.tmp */
     pid_t pid;     /* the agent while it runs, else 0 */
 };
 
 /* Makes the work root /tmp/<name>.XXXXXX, mode 0711 so a step running as
- * uid 1000 reaches its per-run directory, and writes conf_text to the
- * lang.conf beside it (NULL: none is written, as in an image without). */
+ * uid 1000 reaches its per-run directory, the tmp root beside it (mode
+ * 1777, as /tmp, which the agent empties for each fresh RUN), and writes
+ * conf_text to the lang.conf beside them (NULL: none is written, as in an
+ * image without). */
 __attribute__((warn_unused_result)) int
 agent_fixture_init(struct agent_fixture *f, const char *name,
                    const char *conf_text);
@@ -41,7 +44,7 @@ agent_fixture_start(struct agent_fixture *f, int channel_fd);
 int agent_fixture_stop(struct agent_fixture *f, int *wstatus);
 
 /* Stops an agent still running (as agent_fixture_stop), then removes the
- * work root with all the agent left in it, and the lang.conf. */
+ * work and tmp roots with all the agent left in them, and the lang.conf. */
 __attribute__((warn_unused_result)) int
 agent_fixture_free(struct agent_fixture *f);
 

@@ -827,6 +827,91 @@ static void step_cannot_gain_privileges(void **state)
     stop_agent(h);
 }
 
+/* Makes a chain of depth directories under root, a file in each: its
+ * paths run far past PATH_MAX, which a walk by path names cannot remove. */
+static void make_deep_tree(const char *root, int depth)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    for (int i = 0; i < depth; i++) {
+        int file = openat(fd, "file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        assert_true(file >= 0);
+        close(file);
+        assert_int_equal(mkdirat(fd, "dddd", 0755), 0);
+        int next = openat(fd, "dddd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(next >= 0);
+        close(fd);
+        fd = next;
+    }
+    close(fd);
+}
+
+/* A RUN without REUSE_WORKDIR is a new submission: it finds the tmp root
+ * (the steps' TMPDIR; /tmp in the guest) empty, and the last work
+ * directory gone, whatever the last one left there (links out of it, a
+ * directory it cannot read, a tree deeper than PATH_MAX); a reusing RUN
+ * keeps both. Nothing a link pointed at is touched. */
+static void fresh_run_gets_empty_tmp(void **state)
+{
+    (void)state;
+    struct h *h = start_agent(NULL);
+    char outside[128], keep[160], script[600];
+    snprintf(outside, sizeof(outside), "%s/outside", h->agent.work);
+    assert_int_equal(mkdir(outside, 0755), 0);
+    snprintf(keep, sizeof(keep), "%s/keep", outside);
+    FILE *kf = fopen(keep, "w");
+    assert_non_null(kf);
+    fclose(kf);
+    snprintf(script, sizeof(script),
+             "cd \"$TMPDIR\" && echo one > f && mkdir -p d/e && "
+             "echo x > d/e/g && mkdir .hidden && ln -s %s link && "
+             "ln -s %s flink%s",
+             outside, keep, geteuid() == 0 ? " && chmod 0 d" : "");
+    struct run_opts fill = {.argv = ARGV("sh", "-c", script)};
+    const struct msg_exit *e = run(h, 120, &fill, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->code, 0);
+
+    struct run_opts list = {.flags = MSG_RUN_REUSE_WORKDIR,
+                            .argv = ARGV("sh", "-c", "ls -A \"$TMPDIR\"")};
+    e = run(h, 121, &list, 5000);
+    assert_non_null(e);
+    assert_true(
+        out_is(h, 1, MSG_STREAM_STDOUT, ".hidden\nd\nf\nflink\nlink\n"));
+
+    struct run_opts fresh = {
+        .argv = ARGV("sh", "-c", "ls -A \"$TMPDIR\"; echo \"$TMPDIR\"; pwd")};
+    e = run(h, 122, &fresh, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->code, 0);
+    char want[300];
+    snprintf(want, sizeof(want), "%s\n", h->agent.tmp);
+    struct msg_buf *out = &h->out[1][MSG_STREAM_STDOUT];
+    assert_true(out->len > strlen(want));
+    assert_memory_equal(out->data, want, strlen(want));
+    char last_workdir[256];
+    snprintf(last_workdir, sizeof(last_workdir), "%.*s",
+             (int)(out->len - strlen(want) - 1),
+             (const char *)out->data + strlen(want));
+    struct stat st;
+    assert_int_equal(stat(h->agent.tmp, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 01777);
+    assert_int_equal(access(keep, F_OK), 0);
+
+    /* Deeper than PATH_MAX, in the tmp root and in the work dir. */
+    make_deep_tree(h->agent.tmp, 1500);
+    make_deep_tree(last_workdir, 1500);
+    e = run(h, 123, &fresh, 10000);
+    assert_non_null(e);
+    assert_int_equal(h->nerrors, 0);
+    assert_int_equal(e->code, 0);
+    assert_memory_equal(out->data, want, strlen(want));
+    assert_int_equal(stat(last_workdir, &st), -1);
+    assert_int_equal(errno, ENOENT);
+    stop_agent(h);
+}
+
 /* The build step gets BUILD_TIMER_SLACK_NS (4 ms); the program keeps what
  * the agent has. */
 static void build_has_coarse_timer_slack(void **state)
@@ -1029,6 +1114,7 @@ int main(void)
         cmocka_unit_test(build_then_runs_reusing_it),
         cmocka_unit_test(reuse_write_survives_traps),
         cmocka_unit_test(step_cannot_gain_privileges),
+        cmocka_unit_test(fresh_run_gets_empty_tmp),
         cmocka_unit_test(build_has_coarse_timer_slack),
         cmocka_unit_test(build_limit_stops_build),
         cmocka_unit_test(run_limits_stay_the_run_steps),
