@@ -272,6 +272,9 @@ struct agent *agent_new(const struct agent_config *cfg)
     }
     a->cfg = *cfg;
     a->sigfd = -1;
+    a->ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (a->ncpus < 1)
+        a->ncpus = 1;
     job_clear(&a->job);
     msg_buf_init(&a->out);
     msg_buf_init(&a->scratch);
@@ -339,11 +342,7 @@ int agent_run(struct agent *a)
                 iin = n;
                 p[n++] = (struct pollfd){j->in_fd, POLLOUT, 0};
             }
-            if (!j->timed_out) {
-                uint64_t now = agent_now_ms();
-                timeout =
-                    now >= j->deadline_ms ? 0 : (int)(j->deadline_ms - now);
-            }
+            timeout = job_step_poll_timeout(a);
         }
 
         int r = poll(p, (nfds_t)n, timeout);
@@ -354,11 +353,7 @@ int agent_run(struct agent *a)
         if (r < 0)
             continue;
 
-        if (j->active && j->pid > 0 && !j->timed_out &&
-            agent_now_ms() >= j->deadline_ms) {
-            j->timed_out = true;
-            step_kill(j->pid, j->cgroup[0] ? j->cgroup : NULL);
-        }
+        job_step_check_time(a);
         if (p[isig].revents)
             job_step_reap(a);
         if (iout >= 0 && p[iout].revents &&

@@ -37,12 +37,14 @@ struct job {
     pid_t pid; /* 0: none */
     int out_fd, err_fd, in_fd;
     uint64_t start_ms, deadline_ms;
+    uint64_t cpu_check_ms; /* next look at the cgroup's CPU time; 0: none */
     bool reaped;
     int wstatus;
     struct rusage ru;
     uint64_t output;
     bool truncated, timed_out;
     char cgroup[256]; /* "" when the step has none */
+    bool cgroup_limits_memory;
 };
 
 struct agent {
@@ -57,6 +59,7 @@ struct agent {
     int fatal; /* -errno that ends the loop */
     struct job job;
     char workdir[PATH_MAX]; /* "" when none */
+    long ncpus; /* online CPUs: how fast a step can spend CPU time */
     unsigned seq;
     unsigned file_seq; /* temporary names of files being written */
     uint8_t readbuf[MSG_CHUNK];
@@ -126,6 +129,14 @@ void job_step_pump_stdin(struct agent *a);
 void job_step_finish(struct agent *a);
 /* Collects exited children; the step leader's status is kept. */
 void job_step_reap(struct agent *a);
+/* How long the event loop may wait before job_step_check_time has work:
+ * the step's wall deadline or the next look at its CPU time; -1 when no
+ * step runs. */
+int job_step_poll_timeout(struct agent *a);
+/* Kills the step (marking it timed out) past its wall deadline, or once
+ * its cgroup has used its CPU limit: the CPU time of all its processes
+ * together, where RLIMIT_CPU bounds each process alone. */
+void job_step_check_time(struct agent *a);
 /* Kills the step in progress, if any, and ends the job. */
 void job_step_kill(struct agent *a);
 

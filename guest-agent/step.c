@@ -151,7 +151,7 @@ static __attribute__((noreturn)) void child_main(const struct step_spec *s)
         /* SIGXCPU at the soft limit, SIGKILL a second later. */
         set_limit(RLIMIT_CPU, sec, sec + 1, "RLIMIT_CPU");
     }
-    if (s->limits.mem_bytes && !s->cgroup)
+    if (s->limits.mem_bytes && !(s->cgroup && s->cgroup_limits_memory))
         set_limit(RLIMIT_AS, s->limits.mem_bytes, s->limits.mem_bytes,
                   "RLIMIT_AS");
     /* RLIMIT_NPROC counts the processes of the real uid and is ignored for
@@ -205,27 +205,32 @@ pid_t step_spawn(const struct step_spec *s)
 
 int step_cgroup_create(const char *root, const char *name,
                        const struct step_limits *limits, char *out,
-                       size_t outlen)
+                       size_t outlen, bool *limits_memory)
 {
     char num[32];
     int r;
 
+    *limits_memory = false;
     if ((size_t)snprintf(out, outlen, "%s/%s", root, name) >= outlen)
         return -ENAMETOOLONG;
     if (mkdir(out, 0755) < 0 && errno != EEXIST)
         return -errno;
+    /* -ENOENT: the controller is not enabled here (the guest's PID 1
+     * enables both or uses no cgroup; a host's --cgroup may lack one). */
     if (limits->mem_bytes) {
         snprintf(num, sizeof(num), "%" PRIu64, limits->mem_bytes);
         r = write_file(out, "memory.max", num);
-        if (r < 0)
+        if (r < 0 && r != -ENOENT)
             goto fail;
+        *limits_memory = r == 0;
         /* Absent without swap support: nothing to limit then. */
-        (void)write_file(out, "memory.swap.max", "0");
+        if (*limits_memory)
+            (void)write_file(out, "memory.swap.max", "0");
     }
     if (limits->max_procs) {
         snprintf(num, sizeof(num), "%" PRIu64, limits->max_procs);
         r = write_file(out, "pids.max", num);
-        if (r < 0)
+        if (r < 0 && r != -ENOENT)
             goto fail;
     }
     return 0;
@@ -320,6 +325,13 @@ void step_cgroup_usage(const char *cgroup, struct step_usage *u)
     if (read_small(cgroup, "memory.events", buf, sizeof(buf)) == 0 &&
         keyed(buf, "oom_kill", &v) == 0 && v > 0)
         u->oom_killed = true;
+}
+
+int step_cgroup_cpu_usec(const char *cgroup, uint64_t *usec)
+{
+    char buf[1024];
+    int r = read_small(cgroup, "cpu.stat", buf, sizeof(buf));
+    return r < 0 ? r : keyed(buf, "usage_usec", usec);
 }
 
 void step_cgroup_remove(const char *cgroup)

@@ -156,7 +156,9 @@ static void reset_results(struct h *h)
     h->run_over = false;
 }
 
-static struct h *start_agent(const char *lang_conf)
+/* Starts an agent; with cgroup, with a cgroup root for its steps, as PID 1
+ * has: then NULL where this machine offers none (the caller skips). */
+static struct h *start_agent_with(const char *lang_conf, bool cgroup)
 {
     struct h *h = calloc(1, sizeof(*h));
     int sv[2];
@@ -165,12 +167,27 @@ static struct h *start_agent(const char *lang_conf)
         for (int s = 0; s < 3; s++)
             msg_buf_init(&h->out[p][s]);
     assert_int_equal(agent_fixture_init(&h->agent, "test_agent", lang_conf), 0);
+    if (cgroup) {
+        int r = agent_fixture_use_cgroup(&h->agent, "test_agent");
+        if (r < 0) {
+            fprintf(stderr, "no cgroup v2 for the steps here: %s\n",
+                    strerror(-r));
+            assert_int_equal(agent_fixture_free(&h->agent), 0);
+            free(h);
+            return NULL;
+        }
+    }
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(msg_reader_init(&h->reader, on_msg, NULL, h), 0);
     assert_int_equal(agent_fixture_start(&h->agent, sv[1]), 0);
     h->fd = sv[0];
     wait_for(h, &h->hello, 5000);
     return h;
+}
+
+static struct h *start_agent(const char *lang_conf)
+{
+    return start_agent_with(lang_conf, false);
 }
 
 /* Ends the agent (closing the channel) and returns its exit status. */
@@ -218,6 +235,8 @@ static void send_run(struct h *h, uint32_t id, const struct run_opts *o)
         msg_put_bytes(&m, MSG_TAG_STDIN, o->stdin_data, o->stdin_len);
     if (o->limits.wall_ms)
         msg_put_u64(&m, MSG_TAG_WALL_MS, o->limits.wall_ms);
+    if (o->limits.cpu_ms)
+        msg_put_u64(&m, MSG_TAG_CPU_MS, o->limits.cpu_ms);
     if (o->limits.mem_bytes)
         msg_put_u64(&m, MSG_TAG_MEM_BYTES, o->limits.mem_bytes);
     if (o->limits.max_procs)
@@ -912,6 +931,48 @@ static void fresh_run_gets_empty_tmp(void **state)
     stop_agent(h);
 }
 
+/* The CPU limit is the whole step's: four busy processes share 1 s of CPU
+ * time, where RLIMIT_CPU gave each its own second (3.2 s used, exit 0).
+ * The step's cgroup counts them together; past the limit the step is
+ * killed and reported timed out. Needs a cgroup v2 hierarchy to make the
+ * step's cgroup in (cpu.stat is there without any controller). */
+static void cpu_limit_counts_every_process(void **state)
+{
+    (void)state;
+    struct h *h = start_agent_with(NULL, true);
+    if (!h)
+        skip();
+    struct run_opts o = {
+        .argv = ARGV("sh", "-c",
+                     "for i in 1 2 3 4; do (while :; do :; done) & done; "
+                     "wait; echo survived"),
+        .limits = {.wall_ms = 20000, .cpu_ms = 1000},
+    };
+    uint64_t t0 = now_ms();
+    const struct msg_exit *e = run(h, 130, &o, 25000);
+    assert_non_null(e);
+    assert_int_equal(h->out[1][MSG_STREAM_STDOUT].len, 0);
+    assert_true(e->status & MSG_EXIT_TIMED_OUT);
+    assert_true(e->signaled);
+    assert_int_equal(e->signal, SIGKILL);
+    /* The cgroup's own count: at the limit, and little past it (the looks
+     * at it come 10 ms apart near the end). */
+    fprintf(stderr, "cpu %llu ms in %llu ms wall\n",
+            (unsigned long long)e->cpu_ms, (unsigned long long)e->wall_ms);
+    assert_true(e->cpu_ms >= 1000);
+    assert_true(e->cpu_ms < 1500);
+    assert_true(now_ms() - t0 < 10000);
+
+    /* A step under its CPU limit is left alone. */
+    struct run_opts calm = {.argv = ARGV("sh", "-c", "sleep 0.3; echo ok"),
+                            .limits = {.cpu_ms = 1000}};
+    e = run(h, 131, &calm, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->status, MSG_EXIT_FINAL);
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "ok\n"));
+    stop_agent(h);
+}
+
 /* The build step gets BUILD_TIMER_SLACK_NS (4 ms); the program keeps what
  * the agent has. */
 static void build_has_coarse_timer_slack(void **state)
@@ -1115,6 +1176,7 @@ int main(void)
         cmocka_unit_test(reuse_write_survives_traps),
         cmocka_unit_test(step_cannot_gain_privileges),
         cmocka_unit_test(fresh_run_gets_empty_tmp),
+        cmocka_unit_test(cpu_limit_counts_every_process),
         cmocka_unit_test(build_has_coarse_timer_slack),
         cmocka_unit_test(build_limit_stops_build),
         cmocka_unit_test(run_limits_stay_the_run_steps),
