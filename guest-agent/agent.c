@@ -162,8 +162,10 @@ static void handle_run(struct agent *a, const struct msg_view *v)
     if (!(j->run.flags & MSG_RUN_REUSE_WORKDIR) || !a->workdir[0]) {
         r = workdir_make(a);
         if (r < 0) {
-            agent_send_error(a, v->id, MSG_ERR_INTERNAL, "work dir in %s: %s",
-                             a->cfg.work_root, strerror(-r));
+            agent_send_error(
+                a, v->id, MSG_ERR_INTERNAL,
+                "fresh work dir in %s (and empty %s): %s", a->cfg.work_root,
+                a->cfg.tmp_root ? a->cfg.tmp_root : "tmp", strerror(-r));
             goto drop;
         }
     }
@@ -172,8 +174,14 @@ static void handle_run(struct agent *a, const struct msg_view *v)
     for (size_t i = 0; i < j->run.nfiles; i++) {
         r = workdir_write_file(a, &j->run.files[i]);
         if (r < 0) {
-            agent_send_error(a, v->id, MSG_ERR_INTERNAL, "writing file %zu: %s",
-                             i, strerror(-r));
+            const struct msg_file *f = &j->run.files[i];
+            agent_send_error(a, v->id, MSG_ERR_INTERNAL,
+                             "writing file %zu (%.*s): %s", i, (int)f->name.len,
+                             (const char *)f->name.p,
+                             r == -EISDIR ? "an earlier step left a directory "
+                                            "of that name; a RUN without "
+                                            "reuse starts afresh"
+                                          : strerror(-r));
             goto drop;
         }
     }
@@ -264,6 +272,9 @@ struct agent *agent_new(const struct agent_config *cfg)
     }
     a->cfg = *cfg;
     a->sigfd = -1;
+    a->ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (a->ncpus < 1)
+        a->ncpus = 1;
     job_clear(&a->job);
     msg_buf_init(&a->out);
     msg_buf_init(&a->scratch);
@@ -331,11 +342,7 @@ int agent_run(struct agent *a)
                 iin = n;
                 p[n++] = (struct pollfd){j->in_fd, POLLOUT, 0};
             }
-            if (!j->timed_out) {
-                uint64_t now = agent_now_ms();
-                timeout =
-                    now >= j->deadline_ms ? 0 : (int)(j->deadline_ms - now);
-            }
+            timeout = job_step_poll_timeout(a);
         }
 
         int r = poll(p, (nfds_t)n, timeout);
@@ -346,11 +353,7 @@ int agent_run(struct agent *a)
         if (r < 0)
             continue;
 
-        if (j->active && j->pid > 0 && !j->timed_out &&
-            agent_now_ms() >= j->deadline_ms) {
-            j->timed_out = true;
-            step_kill(j->pid, j->cgroup[0] ? j->cgroup : NULL);
-        }
+        job_step_check_time(a);
         if (p[isig].revents)
             job_step_reap(a);
         if (iout >= 0 && p[iout].revents &&
@@ -398,7 +401,7 @@ void agent_free(struct agent *a)
     if (a->job.active)
         job_step_kill(a);
     job_clear(&a->job);
-    workdir_remove(a);
+    (void)workdir_remove(a);
     msg_reader_free(&a->reader);
     msg_buf_free(&a->out);
     msg_buf_free(&a->scratch);

@@ -25,6 +25,7 @@ struct agent_config {
     int channel_fd;          /* nonblocking-capable byte stream */
     const char *lang_conf;   /* path; missing file is fine */
     const char *work_root;   /* per-RUN directories are made here */
+    const char *tmp_root;    /* emptied for each fresh RUN (/tmp), or NULL */
     const char *cgroup_root; /* cgroup v2 dir for step cgroups, or NULL */
     bool switch_user;        /* run steps as uid/gid (agent must be root) */
     uid_t uid;

@@ -26,7 +26,7 @@ struct job {
     const char *build_argv[MAX_ARGV];
     const char *run_argv[MAX_ARGV];
     const char *env[MAX_ENV + 1];
-    char *env_storage[MAX_ENV];     /* the HOME= string we made */
+    char *env_storage[MAX_ENV];     /* the HOME=, TMPDIR= strings we made */
     struct msg_limits limits;       /* the run step's, defaults filled in */
     struct msg_limits build_limits; /* the build step's */
     struct msg_buf stdin_pending;
@@ -37,12 +37,14 @@ struct job {
     pid_t pid; /* 0: none */
     int out_fd, err_fd, in_fd;
     uint64_t start_ms, deadline_ms;
+    uint64_t cpu_check_ms; /* next look at the cgroup's CPU time; 0: none */
     bool reaped;
     int wstatus;
     struct rusage ru;
     uint64_t output;
     bool truncated, timed_out;
     char cgroup[256]; /* "" when the step has none */
+    bool cgroup_limits_memory;
 };
 
 struct agent {
@@ -57,7 +59,9 @@ struct agent {
     int fatal; /* -errno that ends the loop */
     struct job job;
     char workdir[PATH_MAX]; /* "" when none */
+    long ncpus; /* online CPUs: how fast a step can spend CPU time */
     unsigned seq;
+    unsigned file_seq; /* temporary names of files being written */
     uint8_t readbuf[MSG_CHUNK];
 };
 
@@ -80,15 +84,20 @@ void agent_send_error(struct agent *a, uint32_t id, uint32_t code,
 
 /* ---- workdir.c: the work directory ---- */
 
-/* Removes the work directory and all in it, if there is one. */
-void workdir_remove(struct agent *a);
-/* Makes a fresh work directory (removing the previous one), owned by the
- * step user. 0 or -errno (then there is none). */
+/* Removes the work directory and all in it, if there is one; then there is
+ * none. -errno (logged) when some of it could not be removed: then it is
+ * still the work directory. */
+int workdir_remove(struct agent *a);
+/* Makes a fresh work directory owned by the step user, after removing the
+ * previous one and emptying the tmp root (cfg.tmp_root): a new submission
+ * sees nothing of the last. 0 or -errno (then there is none). */
 int workdir_make(struct agent *a);
 /* Whether n is a plain file name: not empty, ".", "..", no '/' or NUL. */
 bool workdir_valid_name(struct msg_bytes n);
 /* Writes one request file, whose name workdir_valid_name accepted, into the
- * work directory. 0 or -errno. */
+ * work directory, replacing whatever an earlier step left under its name
+ * (a directory there is -EISDIR). Never blocks on, nor writes through,
+ * what the snippet made. 0 or -errno. */
 int workdir_write_file(struct agent *a, const struct msg_file *f);
 
 /* ---- job.c: setting a job up ---- */
@@ -120,6 +129,14 @@ void job_step_pump_stdin(struct agent *a);
 void job_step_finish(struct agent *a);
 /* Collects exited children; the step leader's status is kept. */
 void job_step_reap(struct agent *a);
+/* How long the event loop may wait before job_step_check_time has work:
+ * the step's wall deadline or the next look at its CPU time; -1 when no
+ * step runs. */
+int job_step_poll_timeout(struct agent *a);
+/* Kills the step (marking it timed out) past its wall deadline, or once
+ * its cgroup has used its CPU limit: the CPU time of all its processes
+ * together, where RLIMIT_CPU bounds each process alone. */
+void job_step_check_time(struct agent *a);
 /* Kills the step in progress, if any, and ends the job. */
 void job_step_kill(struct agent *a);
 

@@ -138,12 +138,17 @@ int job_resolve(struct agent *a, struct job *j)
     }
     j->env[0] = NULL;
     env_set(j->env, "PATH=" STEP_PATH);
-    env_set(j->env, "TMPDIR=/tmp");
-    if (asprintf(&j->env_storage[0], "HOME=%s", a->workdir) < 0) {
+    /* TMPDIR is the directory the agent empties for each fresh RUN. */
+    if (asprintf(&j->env_storage[0], "HOME=%s", a->workdir) < 0)
         j->env_storage[0] = NULL;
+    if (asprintf(&j->env_storage[1], "TMPDIR=%s",
+                 a->cfg.tmp_root ? a->cfg.tmp_root : "/tmp") < 0)
+        j->env_storage[1] = NULL;
+    if (!j->env_storage[0] || !j->env_storage[1]) {
         agent_send_error(a, j->id, MSG_ERR_INTERNAL, "out of memory");
         return MSG_ERR_INTERNAL;
     }
+    env_set(j->env, j->env_storage[1]);
     env_set(j->env, j->env_storage[0]);
     for (int i = 0; a->lang.env[i]; i++)
         env_set(j->env, a->lang.env[i]);

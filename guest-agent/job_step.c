@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,20 @@
  * exits 43 404 -> 14 448, median round trip 2.11 -> 1.30 s. The program
  * itself (RUN) keeps the kernel's 50 us. */
 #define BUILD_TIMER_SLACK_NS 4000000ULL
+
+/* The shortest wait between two looks at a step's CPU time. The looks
+ * come when the step could have spent what it had left with every CPU
+ * busy, so they thicken only near the limit; this caps how far past it a
+ * step gets (ncpus times as much) and what the checks cost. */
+#define CPU_CHECK_MIN_MS 10
+
+/* When a step that has used used_us of limit_us could first reach it. */
+static uint64_t next_cpu_check(const struct agent *a, uint64_t now,
+                               uint64_t used_us, uint64_t limit_us)
+{
+    uint64_t left_ms = (limit_us - used_us) / 1000 / (uint64_t)a->ncpus;
+    return now + (left_ms > CPU_CHECK_MIN_MS ? left_ms : CPU_CHECK_MIN_MS);
+}
 
 int job_step_start(struct agent *a, uint8_t phase)
 {
@@ -56,8 +71,9 @@ int job_step_start(struct agent *a, uint8_t phase)
     if (a->cfg.cgroup_root) {
         char name[32];
         snprintf(name, sizeof(name), "step%u-%u", a->seq, phase);
-        int cr = step_cgroup_create(a->cfg.cgroup_root, name, &lim, j->cgroup,
-                                    sizeof(j->cgroup));
+        int cr =
+            step_cgroup_create(a->cfg.cgroup_root, name, &lim, j->cgroup,
+                               sizeof(j->cgroup), &j->cgroup_limits_memory);
         if (cr < 0) {
             agent_log("cgroup %s/%s: %s; using rlimits only",
                       a->cfg.cgroup_root, name, strerror(-cr));
@@ -75,6 +91,7 @@ int job_step_start(struct agent *a, uint8_t phase)
         .uid = a->cfg.uid,
         .gid = a->cfg.gid,
         .cgroup = j->cgroup[0] ? j->cgroup : NULL,
+        .cgroup_limits_memory = j->cgroup_limits_memory,
         .limits = lim,
         .timer_slack_ns = phase == MSG_PHASE_BUILD ? BUILD_TIMER_SLACK_NS : 0,
     };
@@ -95,6 +112,13 @@ int job_step_start(struct agent *a, uint8_t phase)
     j->err_fd = err[0];
     j->in_fd = in[1];
     j->deadline_ms = j->start_ms + limits->wall_ms;
+    /* The cgroup counts the CPU time of every process of the step; without
+     * one only RLIMIT_CPU (per process) is left. */
+    uint64_t cpu_us;
+    j->cpu_check_ms = 0;
+    if (j->cgroup[0] && limits->cpu_ms &&
+        !__builtin_mul_overflow(limits->cpu_ms, 1000, &cpu_us))
+        j->cpu_check_ms = next_cpu_check(a, j->start_ms, 0, cpu_us);
     j->reaped = false;
     j->output = 0;
     j->truncated = j->timed_out = false;
@@ -260,6 +284,44 @@ void job_step_reap(struct agent *a)
             a->job.wstatus = st;
             a->job.ru = ru;
         }
+    }
+}
+
+int job_step_poll_timeout(struct agent *a)
+{
+    const struct job *j = &a->job;
+    if (!j->active || j->pid <= 0 || j->timed_out)
+        return -1;
+    uint64_t next = j->deadline_ms;
+    if (j->cpu_check_ms && j->cpu_check_ms < next)
+        next = j->cpu_check_ms;
+    uint64_t now = agent_now_ms();
+    if (now >= next)
+        return 0;
+    return next - now > INT_MAX ? INT_MAX : (int)(next - now);
+}
+
+void job_step_check_time(struct agent *a)
+{
+    struct job *j = &a->job;
+    if (!j->active || j->pid <= 0 || j->timed_out)
+        return;
+    uint64_t now = agent_now_ms();
+    bool over = now >= j->deadline_ms;
+    if (!over && j->cpu_check_ms && now >= j->cpu_check_ms) {
+        uint64_t used_us, limit_us = job_limits(j, j->phase)->cpu_ms * 1000;
+        if (step_cgroup_cpu_usec(j->cgroup, &used_us) < 0)
+            j->cpu_check_ms = 0; /* no cpu.stat: RLIMIT_CPU alone */
+        else if (used_us >= limit_us)
+            over = true;
+        else
+            j->cpu_check_ms = next_cpu_check(a, now, used_us, limit_us);
+    }
+    if (over) {
+        /* Reported as a time limit either way (MSG_EXIT_TIMED_OUT), as
+         * RLIMIT_CPU's SIGXCPU is. */
+        j->timed_out = true;
+        step_kill(j->pid, j->cgroup[0] ? j->cgroup : NULL);
     }
 }
 

@@ -5,9 +5,11 @@
  *   runvm-agent --host --channel PATH    serve a tty or socket path
  *
  * Options: --channel PATH, --fd N, --lang-conf PATH (default
- * /etc/runvm/lang.conf), --work DIR, --cgroup DIR (host mode; a cgroup v2
- * directory whose subtree has memory and pids enabled), --uid N, --gid N
- * (step user, default 1000:1000; only used when root). */
+ * /etc/runvm/lang.conf), --work DIR, --tmp DIR (emptied for each fresh
+ * RUN and the steps' TMPDIR; as PID 1 /tmp, on a host none unless given),
+ * --cgroup DIR (host mode; a cgroup v2 directory whose subtree has memory
+ * and pids enabled), --uid N, --gid N (step user, default 1000:1000; only
+ * used when root). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -32,7 +34,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: runvm-agent [--host] [--fd N | --channel PATH]\n"
             "                   [--lang-conf PATH] [--work DIR] "
-            "[--cgroup DIR]\n"
+            "[--tmp DIR] [--cgroup DIR]\n"
             "                   [--uid N] [--gid N]\n"
             "As PID 1 (the guest's /init) it needs no options and serves "
             "the virtio-serial\nport named %s (or %s where there is "
@@ -86,6 +88,7 @@ int main(int argc, char **argv)
         {"channel", required_argument, NULL, 'c'},
         {"lang-conf", required_argument, NULL, 'l'},
         {"work", required_argument, NULL, 'w'},
+        {"tmp", required_argument, NULL, 't'},
         {"cgroup", required_argument, NULL, 'g'},
         {"uid", required_argument, NULL, 'u'},
         {"gid", required_argument, NULL, 'G'},
@@ -96,7 +99,7 @@ int main(int argc, char **argv)
     int fd = -1;
     unsigned uid = 1000, gid = 1000, num;
     const char *channel = NULL, *lang_conf = DEFAULT_LANG_CONF;
-    const char *work = NULL, *cgroup = NULL;
+    const char *work = NULL, *tmp = NULL, *cgroup = NULL;
     bool pid1 = getpid() == 1;
     int c;
 
@@ -111,6 +114,7 @@ int main(int argc, char **argv)
         case 'c': channel = optarg; break;
         case 'l': lang_conf = optarg; break;
         case 'w': work = optarg; break;
+        case 't': tmp = optarg; break;
         case 'g': cgroup = optarg; break;
         case 'u':
             if (!parse_id(optarg, &uid))
@@ -146,6 +150,7 @@ int main(int argc, char **argv)
     if (pid1) {
         bool have_cgroup = pid1_setup() == 0;
         cfg.work_root = work ? work : PID1_WORK_ROOT;
+        cfg.tmp_root = tmp ? tmp : PID1_TMP_ROOT;
         cfg.cgroup_root =
             cgroup ? cgroup : (have_cgroup ? PID1_CGROUP_ROOT : NULL);
         cfg.kill_uid = true;
@@ -187,6 +192,8 @@ int main(int argc, char **argv)
         if (cfg.switch_user)
             chmod(work, 0711);
         cfg.work_root = work;
+        /* Never the host's own /tmp: only a directory given to empty. */
+        cfg.tmp_root = tmp;
         cfg.cgroup_root = cgroup;
     }
     cfg.channel_fd = fd;

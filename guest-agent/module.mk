@@ -1,7 +1,8 @@
 # guest-agent/: runvm-agent, the guest's /init (static), also runnable on a
 # host with --host for tests.
 AGENT_CORE_SRCS := guest-agent/agent.c guest-agent/workdir.c guest-agent/job.c \
-                   guest-agent/job_step.c guest-agent/step.c
+                   guest-agent/job_step.c guest-agent/step.c \
+                   guest-agent/tree.c
 AGENT_SRCS += $(AGENT_CORE_SRCS) guest-agent/pid1.c guest-agent/port.c \
               guest-agent/main.c
 

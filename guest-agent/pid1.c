@@ -60,8 +60,10 @@ int pid1_setup(void)
     ensure_stdio();
     do_mount("proc", "/proc", "proc", nsd | MS_NOEXEC, NULL);
     do_mount("sysfs", "/sys", "sysfs", nsd | MS_NOEXEC, NULL);
-    do_mount("tmpfs", "/tmp", "tmpfs", nsd, "mode=1777");
-    do_mount("tmpfs", PID1_WORK_ROOT, "tmpfs", nsd, "mode=0755");
+    do_mount("tmpfs", PID1_TMP_ROOT, "tmpfs", nsd,
+             "mode=1777,size=" PID1_TMPFS_SIZE);
+    do_mount("tmpfs", PID1_WORK_ROOT, "tmpfs", nsd,
+             "mode=0755,size=" PID1_TMPFS_SIZE);
     setenv("PATH",
            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
            "/bin",

@@ -68,6 +68,23 @@ static void set_limit(int resource, uint64_t soft, uint64_t hard,
         child_fail("setrlimit", name);
 }
 
+/* Empties the ambient and bounding capability sets (needs CAP_SETPCAP,
+ * so before the user changes). The kernel's last capability is the first
+ * one PR_CAPBSET_DROP calls EINVAL; no table here goes stale. */
+static void drop_capabilities(void)
+{
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0UL, 0UL, 0UL) < 0 &&
+        errno != EINVAL)
+        child_fail("prctl", "PR_CAP_AMBIENT_CLEAR_ALL");
+    for (unsigned long cap = 0;; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0UL, 0UL, 0UL) == 0)
+            continue;
+        if (errno == EINVAL && cap > 0)
+            break;
+        child_fail("prctl", "PR_CAPBSET_DROP");
+    }
+}
+
 /* execvpe with the PATH of envp, not of the agent's own environment. */
 static void exec_in_path(const char *const *argv, const char *const *envp)
 {
@@ -134,7 +151,7 @@ static __attribute__((noreturn)) void child_main(const struct step_spec *s)
         /* SIGXCPU at the soft limit, SIGKILL a second later. */
         set_limit(RLIMIT_CPU, sec, sec + 1, "RLIMIT_CPU");
     }
-    if (s->limits.mem_bytes && !s->cgroup)
+    if (s->limits.mem_bytes && !(s->cgroup && s->cgroup_limits_memory))
         set_limit(RLIMIT_AS, s->limits.mem_bytes, s->limits.mem_bytes,
                   "RLIMIT_AS");
     /* RLIMIT_NPROC counts the processes of the real uid and is ignored for
@@ -150,6 +167,10 @@ static __attribute__((noreturn)) void child_main(const struct step_spec *s)
     if (chdir(s->workdir) < 0)
         child_fail("chdir", s->workdir);
     if (s->switch_user) {
+        /* Still root: empty the bounding set, so that nothing the step
+         * execs (a setuid-root or file-capability binary, were no_new_privs
+         * ever lifted) can hold a capability again. */
+        drop_capabilities();
         if (setgroups(0, NULL) < 0)
             child_fail("setgroups", "0");
         if (setgid(s->gid) < 0)
@@ -157,6 +178,11 @@ static __attribute__((noreturn)) void child_main(const struct step_spec *s)
         if (setuid(s->uid) < 0)
             child_fail("setuid", "step user");
     }
+    /* From here on exec never grants privileges: setuid and setgid bits
+     * and file capabilities of binaries in the image are ignored. Inherited
+     * by everything the step starts; nothing can clear it. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1UL, 0UL, 0UL, 0UL) < 0)
+        child_fail("prctl", "PR_SET_NO_NEW_PRIVS");
     exec_in_path(s->argv, s->envp);
     child_fail("exec", s->argv[0]);
 }
@@ -179,27 +205,32 @@ pid_t step_spawn(const struct step_spec *s)
 
 int step_cgroup_create(const char *root, const char *name,
                        const struct step_limits *limits, char *out,
-                       size_t outlen)
+                       size_t outlen, bool *limits_memory)
 {
     char num[32];
     int r;
 
+    *limits_memory = false;
     if ((size_t)snprintf(out, outlen, "%s/%s", root, name) >= outlen)
         return -ENAMETOOLONG;
     if (mkdir(out, 0755) < 0 && errno != EEXIST)
         return -errno;
+    /* -ENOENT: the controller is not enabled here (the guest's PID 1
+     * enables both or uses no cgroup; a host's --cgroup may lack one). */
     if (limits->mem_bytes) {
         snprintf(num, sizeof(num), "%" PRIu64, limits->mem_bytes);
         r = write_file(out, "memory.max", num);
-        if (r < 0)
+        if (r < 0 && r != -ENOENT)
             goto fail;
+        *limits_memory = r == 0;
         /* Absent without swap support: nothing to limit then. */
-        (void)write_file(out, "memory.swap.max", "0");
+        if (*limits_memory)
+            (void)write_file(out, "memory.swap.max", "0");
     }
     if (limits->max_procs) {
         snprintf(num, sizeof(num), "%" PRIu64, limits->max_procs);
         r = write_file(out, "pids.max", num);
-        if (r < 0)
+        if (r < 0 && r != -ENOENT)
             goto fail;
     }
     return 0;
@@ -294,6 +325,13 @@ void step_cgroup_usage(const char *cgroup, struct step_usage *u)
     if (read_small(cgroup, "memory.events", buf, sizeof(buf)) == 0 &&
         keyed(buf, "oom_kill", &v) == 0 && v > 0)
         u->oom_killed = true;
+}
+
+int step_cgroup_cpu_usec(const char *cgroup, uint64_t *usec)
+{
+    char buf[1024];
+    int r = read_small(cgroup, "cpu.stat", buf, sizeof(buf));
+    return r < 0 ? r : keyed(buf, "usage_usec", usec);
 }
 
 void step_cgroup_remove(const char *cgroup)

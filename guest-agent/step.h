@@ -24,23 +24,29 @@ struct step_spec {
     bool switch_user;                   /* become uid/gid (needs root) */
     uid_t uid;
     gid_t gid;
-    const char *cgroup; /* directory of the step's cgroup, or NULL */
+    const char *cgroup;        /* directory of the step's cgroup, or NULL */
+    bool cgroup_limits_memory; /* its memory.max holds limits.mem_bytes */
     struct step_limits limits;
     uint64_t timer_slack_ns; /* PR_SET_TIMERSLACK; 0 keeps the agent's */
 };
 
 /* Forks the step. The child becomes leader of a new process group, joins the
- * cgroup, applies rlimits (RLIMIT_AS only when there is no cgroup for
- * memory, RLIMIT_NPROC only for a switched user) and the timer slack,
- * changes user and directory and execs; if anything fails it writes why to
- * its stderr and exits 127. Returns the pid (also the pgid) or -errno. */
+ * cgroup, applies rlimits (RLIMIT_AS only when no cgroup limits memory,
+ * RLIMIT_NPROC only for a switched user) and the timer slack,
+ * changes directory and user (emptying the capability bounding and ambient
+ * sets first), sets no_new_privs and execs; if anything fails it writes why
+ * to its stderr and exits 127. Returns the pid (also the pgid) or -errno. */
 pid_t step_spawn(const struct step_spec *s) __attribute__((warn_unused_result));
 
 /* Creates cgroup root/name with memory.max, memory.swap.max and pids.max from
- * limits; writes its path into out. 0 or -errno (then no cgroup is used). */
+ * limits; writes its path into out. A controller not enabled for root's
+ * subtree has no files there: its limit is left to the rlimits, and
+ * *limits_memory says whether memory.max holds one. 0 or -errno (then no
+ * cgroup is used). */
 int step_cgroup_create(const char *root, const char *name,
                        const struct step_limits *limits, char *out,
-                       size_t outlen) __attribute__((warn_unused_result));
+                       size_t outlen, bool *limits_memory)
+    __attribute__((warn_unused_result));
 
 /* SIGKILLs every process of the step: cgroup.kill when there is a cgroup,
  * and the process group. */
@@ -60,6 +66,10 @@ struct step_usage {
 /* Reads cpu.stat, memory.peak and memory.events of a cgroup; fields it
  * cannot read stay unset. */
 void step_cgroup_usage(const char *cgroup, struct step_usage *u);
+
+/* The CPU time all processes of the cgroup have used, from cpu.stat's
+ * usage_usec (there without the cpu controller too). 0 or -errno. */
+int step_cgroup_cpu_usec(const char *cgroup, uint64_t *usec);
 
 /* Removes the (empty) cgroup, retrying briefly while it drains. */
 void step_cgroup_remove(const char *cgroup);

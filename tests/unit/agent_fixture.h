@@ -11,17 +11,30 @@
 
 /* A zeroed one holds nothing: stop and free do nothing with it. */
 struct agent_fixture {
-    char work[64]; /* the agent's work root; "" when none is made */
-    char conf[96]; /* its lang.conf, <work>.conf */
-    pid_t pid;     /* the agent while it runs, else 0 */
+    char work[64];    /* the agent's work root; "" when none is made */
+    char conf[96];    /* its lang.conf, <work>.conf */
+    char tmp[96];     /* its tmp root (the steps' TMPDIR), <work>.tmp */
+    char cgroup[200]; /* its cgroup root; "" when it has none */
+    pid_t pid;        /* the agent while it runs, else 0 */
 };
 
 /* Makes the work root /tmp/<name>.XXXXXX, mode 0711 so a step running as
- * uid 1000 reaches its per-run directory, and writes conf_text to the
- * lang.conf beside it (NULL: none is written, as in an image without). */
+ * uid 1000 reaches its per-run directory, the tmp root beside it (mode
+ * 1777, as /tmp, which the agent empties for each fresh RUN), and writes
+ * conf_text to the lang.conf beside them (NULL: none is written, as in an
+ * image without). */
 __attribute__((warn_unused_result)) int
 agent_fixture_init(struct agent_fixture *f, const char *name,
                    const char *conf_text);
+
+/* Gives the agent a cgroup v2 root for its steps' cgroups, as PID 1 has
+ * (a new <name>.XXXXXX beside the caller's own cgroup), before
+ * agent_fixture_start. Steps then get a cgroup, even where the memory or
+ * pids controller is not enabled (only cgroup.kill and cpu.stat, which
+ * every cgroup has, are sure). 0, or -errno where no cgroup2 hierarchy is
+ * mounted or a new cgroup cannot be made in it (the caller skips). */
+__attribute__((warn_unused_result)) int
+agent_fixture_use_cgroup(struct agent_fixture *f, const char *name);
 
 /* Forks the agent serving channel_fd (which it takes: the parent's copy is
  * closed here, on failure too). Steps run as uid/gid 1000 when the test
@@ -41,7 +54,8 @@ agent_fixture_start(struct agent_fixture *f, int channel_fd);
 int agent_fixture_stop(struct agent_fixture *f, int *wstatus);
 
 /* Stops an agent still running (as agent_fixture_stop), then removes the
- * work root with all the agent left in it, and the lang.conf. */
+ * work and tmp roots with all the agent left in them, the lang.conf and
+ * the cgroup root. */
 __attribute__((warn_unused_result)) int
 agent_fixture_free(struct agent_fixture *f);
 

@@ -156,7 +156,9 @@ static void reset_results(struct h *h)
     h->run_over = false;
 }
 
-static struct h *start_agent(const char *lang_conf)
+/* Starts an agent; with cgroup, with a cgroup root for its steps, as PID 1
+ * has: then NULL where this machine offers none (the caller skips). */
+static struct h *start_agent_with(const char *lang_conf, bool cgroup)
 {
     struct h *h = calloc(1, sizeof(*h));
     int sv[2];
@@ -165,12 +167,27 @@ static struct h *start_agent(const char *lang_conf)
         for (int s = 0; s < 3; s++)
             msg_buf_init(&h->out[p][s]);
     assert_int_equal(agent_fixture_init(&h->agent, "test_agent", lang_conf), 0);
+    if (cgroup) {
+        int r = agent_fixture_use_cgroup(&h->agent, "test_agent");
+        if (r < 0) {
+            fprintf(stderr, "no cgroup v2 for the steps here: %s\n",
+                    strerror(-r));
+            assert_int_equal(agent_fixture_free(&h->agent), 0);
+            free(h);
+            return NULL;
+        }
+    }
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     assert_int_equal(msg_reader_init(&h->reader, on_msg, NULL, h), 0);
     assert_int_equal(agent_fixture_start(&h->agent, sv[1]), 0);
     h->fd = sv[0];
     wait_for(h, &h->hello, 5000);
     return h;
+}
+
+static struct h *start_agent(const char *lang_conf)
+{
+    return start_agent_with(lang_conf, false);
 }
 
 /* Ends the agent (closing the channel) and returns its exit status. */
@@ -218,6 +235,8 @@ static void send_run(struct h *h, uint32_t id, const struct run_opts *o)
         msg_put_bytes(&m, MSG_TAG_STDIN, o->stdin_data, o->stdin_len);
     if (o->limits.wall_ms)
         msg_put_u64(&m, MSG_TAG_WALL_MS, o->limits.wall_ms);
+    if (o->limits.cpu_ms)
+        msg_put_u64(&m, MSG_TAG_CPU_MS, o->limits.cpu_ms);
     if (o->limits.mem_bytes)
         msg_put_u64(&m, MSG_TAG_MEM_BYTES, o->limits.mem_bytes);
     if (o->limits.max_procs)
@@ -676,6 +695,284 @@ static void build_then_runs_reusing_it(void **state)
     stop_agent(h);
 }
 
+/* What a file of the test's own holds, as a string ("" when unreadable). */
+static void read_small_file(const char *path, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, len - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* A step leaves something under the name the next reusing RUN writes a
+ * file to: a FIFO (open() without O_NONBLOCK used to block PID 1 for good,
+ * deaf to SHUTDOWN), a symlink out of the directory, a hard link to another
+ * file of the snippet's. The agent answers, the file is a regular file with
+ * the request's content, and nothing the trap pointed at is written. */
+static void reuse_write_survives_traps(void **state)
+{
+    (void)state;
+    struct h *h = start_agent(NULL);
+    char victim[128], got[64];
+    snprintf(victim, sizeof(victim), "%s/victim", h->agent.work);
+    FILE *vf = fopen(victim, "w");
+    assert_non_null(vf);
+    fputs("victim\n", vf);
+    fclose(vf);
+    char link_cmd[200];
+    snprintf(link_cmd, sizeof(link_cmd), "ln -s %s main.py", victim);
+    const char *traps[] = {"mkfifo main.py", link_cmd,
+                           "echo mine > keep; ln keep main.py"};
+    const char *src = "print(1)\n";
+    uint32_t id = 100;
+
+    for (size_t i = 0; i < sizeof(traps) / sizeof(traps[0]); i++) {
+        struct run_opts trap = {.argv = ARGV("sh", "-c", traps[i])};
+        const struct msg_exit *e = run(h, id++, &trap, 5000);
+        assert_non_null(e);
+        assert_int_equal(e->code, 0);
+
+        struct run_opts reuse = {
+            .flags = MSG_RUN_REUSE_WORKDIR,
+            .argv = ARGV("sh", "-c",
+                         "test -f main.py && test ! -L main.py && "
+                         "cat main.py; cat keep 2>/dev/null; true"),
+            .file_name = "main.py",
+            .file_data = src,
+            .file_len = strlen(src),
+        };
+        e = run(h, id++, &reuse, 5000);
+        assert_non_null(e);
+        assert_int_equal(h->nerrors, 0);
+        assert_int_equal(e->code, 0);
+        assert_true(out_is(h, 1, MSG_STREAM_STDOUT,
+                           strstr(traps[i], "keep") ? "print(1)\nmine\n"
+                                                    : "print(1)\n"));
+        read_small_file(victim, got, sizeof(got));
+        assert_string_equal(got, "victim\n");
+    }
+
+    /* A directory in the way cannot be replaced: the host is told which
+     * file and why, and the agent serves on. */
+    struct run_opts dir = {.argv = ARGV("mkdir", "main.py")};
+    assert_non_null(run(h, id++, &dir, 5000));
+    struct run_opts reuse_dir = {.flags = MSG_RUN_REUSE_WORKDIR,
+                                 .argv = ARGV("true"),
+                                 .file_name = "main.py",
+                                 .file_data = src,
+                                 .file_len = strlen(src)};
+    assert_null(run(h, id++, &reuse_dir, 5000));
+    assert_int_equal(h->error_codes[0], MSG_ERR_INTERNAL);
+    assert_non_null(strstr(h->error_text[0], "main.py"));
+    assert_non_null(strstr(h->error_text[0], "directory"));
+    struct run_opts ok = {.flags = MSG_RUN_REUSE_WORKDIR,
+                          .argv = ARGV("sh", "-c", "ls -A")};
+    assert_non_null(run(h, id++, &ok, 5000));
+    /* No temporary file is left behind by the failed write. */
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "main.py\n"));
+
+    /* And SHUTDOWN is heard. */
+    struct msg_buf m;
+    msg_buf_init(&m);
+    assert_int_equal(msg_build_shutdown(&m, id), 0);
+    send_msg(h, &m);
+    msg_buf_free(&m);
+    int st;
+    assert_int_equal(agent_fixture_stop(&h->agent, &st), 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), AGENT_END_SHUTDOWN);
+    stop_agent(h);
+}
+
+/* Copies the file at from to to with mode (root-owned when the test is
+ * root). */
+static void copy_file(const char *from, const char *to, mode_t mode)
+{
+    FILE *in = fopen(from, "rb");
+    assert_non_null(in);
+    FILE *out = fopen(to, "wb");
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    assert_int_equal(chmod(to, mode), 0);
+}
+
+/* A step runs with no_new_privs and, where the agent is root, with empty
+ * capability sets (bounding and ambient too): a setuid-root binary in the
+ * image runs with the step's own uid. */
+static void step_cannot_gain_privileges(void **state)
+{
+    (void)state;
+    struct h *h = start_agent(NULL);
+    struct run_opts o = {.argv = ARGV("grep", "-E",
+                                      "^(CapPrm|CapEff|CapBnd|CapAmb|"
+                                      "NoNewPrivs):",
+                                      "/proc/self/status")};
+    const struct msg_exit *e = run(h, 110, &o, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->code, 0);
+    if (geteuid() != 0) {
+        /* Steps run as the caller, who may keep what it has. */
+        struct msg_buf *out = &h->out[1][MSG_STREAM_STDOUT];
+        assert_non_null(memmem(out->data, out->len, "NoNewPrivs:\t1\n", 14));
+        stop_agent(h);
+        return;
+    }
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT,
+                       "CapPrm:\t0000000000000000\n"
+                       "CapEff:\t0000000000000000\n"
+                       "CapBnd:\t0000000000000000\n"
+                       "CapAmb:\t0000000000000000\n"
+                       "NoNewPrivs:\t1\n"));
+
+    /* The threat itself: a setuid-root copy of id(1), reachable by the
+     * step (the work root is 0711). Without no_new_privs it says 0. */
+    char suid[128];
+    snprintf(suid, sizeof(suid), "%s/suid-id", h->agent.work);
+    copy_file(access("/usr/bin/id", X_OK) == 0 ? "/usr/bin/id" : "/bin/id",
+              suid, 04755);
+    struct run_opts id = {.argv = ARGV(suid, "-u")};
+    e = run(h, 111, &id, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->code, 0);
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "1000\n"));
+    stop_agent(h);
+}
+
+/* Makes a chain of depth directories under root, a file in each: its
+ * paths run far past PATH_MAX, which a walk by path names cannot remove. */
+static void make_deep_tree(const char *root, int depth)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    for (int i = 0; i < depth; i++) {
+        int file = openat(fd, "file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        assert_true(file >= 0);
+        close(file);
+        assert_int_equal(mkdirat(fd, "dddd", 0755), 0);
+        int next = openat(fd, "dddd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(next >= 0);
+        close(fd);
+        fd = next;
+    }
+    close(fd);
+}
+
+/* A RUN without REUSE_WORKDIR is a new submission: it finds the tmp root
+ * (the steps' TMPDIR; /tmp in the guest) empty, and the last work
+ * directory gone, whatever the last one left there (links out of it, a
+ * directory it cannot read, a tree deeper than PATH_MAX); a reusing RUN
+ * keeps both. Nothing a link pointed at is touched. */
+static void fresh_run_gets_empty_tmp(void **state)
+{
+    (void)state;
+    struct h *h = start_agent(NULL);
+    char outside[128], keep[160], script[600];
+    snprintf(outside, sizeof(outside), "%s/outside", h->agent.work);
+    assert_int_equal(mkdir(outside, 0755), 0);
+    snprintf(keep, sizeof(keep), "%s/keep", outside);
+    FILE *kf = fopen(keep, "w");
+    assert_non_null(kf);
+    fclose(kf);
+    snprintf(script, sizeof(script),
+             "cd \"$TMPDIR\" && echo one > f && mkdir -p d/e && "
+             "echo x > d/e/g && mkdir .hidden && ln -s %s link && "
+             "ln -s %s flink%s",
+             outside, keep, geteuid() == 0 ? " && chmod 0 d" : "");
+    struct run_opts fill = {.argv = ARGV("sh", "-c", script)};
+    const struct msg_exit *e = run(h, 120, &fill, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->code, 0);
+
+    struct run_opts list = {.flags = MSG_RUN_REUSE_WORKDIR,
+                            .argv = ARGV("sh", "-c", "ls -A \"$TMPDIR\"")};
+    e = run(h, 121, &list, 5000);
+    assert_non_null(e);
+    assert_true(
+        out_is(h, 1, MSG_STREAM_STDOUT, ".hidden\nd\nf\nflink\nlink\n"));
+
+    struct run_opts fresh = {
+        .argv = ARGV("sh", "-c", "ls -A \"$TMPDIR\"; echo \"$TMPDIR\"; pwd")};
+    e = run(h, 122, &fresh, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->code, 0);
+    char want[300];
+    snprintf(want, sizeof(want), "%s\n", h->agent.tmp);
+    struct msg_buf *out = &h->out[1][MSG_STREAM_STDOUT];
+    assert_true(out->len > strlen(want));
+    assert_memory_equal(out->data, want, strlen(want));
+    char last_workdir[256];
+    snprintf(last_workdir, sizeof(last_workdir), "%.*s",
+             (int)(out->len - strlen(want) - 1),
+             (const char *)out->data + strlen(want));
+    struct stat st;
+    assert_int_equal(stat(h->agent.tmp, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 01777);
+    assert_int_equal(access(keep, F_OK), 0);
+
+    /* Deeper than PATH_MAX, in the tmp root and in the work dir. */
+    make_deep_tree(h->agent.tmp, 1500);
+    make_deep_tree(last_workdir, 1500);
+    e = run(h, 123, &fresh, 10000);
+    assert_non_null(e);
+    assert_int_equal(h->nerrors, 0);
+    assert_int_equal(e->code, 0);
+    assert_memory_equal(out->data, want, strlen(want));
+    assert_int_equal(stat(last_workdir, &st), -1);
+    assert_int_equal(errno, ENOENT);
+    stop_agent(h);
+}
+
+/* The CPU limit is the whole step's: four busy processes share 1 s of CPU
+ * time, where RLIMIT_CPU gave each its own second (3.2 s used, exit 0).
+ * The step's cgroup counts them together; past the limit the step is
+ * killed and reported timed out. Needs a cgroup v2 hierarchy to make the
+ * step's cgroup in (cpu.stat is there without any controller). */
+static void cpu_limit_counts_every_process(void **state)
+{
+    (void)state;
+    struct h *h = start_agent_with(NULL, true);
+    if (!h)
+        skip();
+    struct run_opts o = {
+        .argv = ARGV("sh", "-c",
+                     "for i in 1 2 3 4; do (while :; do :; done) & done; "
+                     "wait; echo survived"),
+        .limits = {.wall_ms = 20000, .cpu_ms = 1000},
+    };
+    uint64_t t0 = now_ms();
+    const struct msg_exit *e = run(h, 130, &o, 25000);
+    assert_non_null(e);
+    assert_int_equal(h->out[1][MSG_STREAM_STDOUT].len, 0);
+    assert_true(e->status & MSG_EXIT_TIMED_OUT);
+    assert_true(e->signaled);
+    assert_int_equal(e->signal, SIGKILL);
+    /* The cgroup's own count: at the limit, and little past it (the looks
+     * at it come 10 ms apart near the end). */
+    fprintf(stderr, "cpu %llu ms in %llu ms wall\n",
+            (unsigned long long)e->cpu_ms, (unsigned long long)e->wall_ms);
+    assert_true(e->cpu_ms >= 1000);
+    assert_true(e->cpu_ms < 1500);
+    assert_true(now_ms() - t0 < 10000);
+
+    /* A step under its CPU limit is left alone. */
+    struct run_opts calm = {.argv = ARGV("sh", "-c", "sleep 0.3; echo ok"),
+                            .limits = {.cpu_ms = 1000}};
+    e = run(h, 131, &calm, 5000);
+    assert_non_null(e);
+    assert_int_equal(e->status, MSG_EXIT_FINAL);
+    assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "ok\n"));
+    stop_agent(h);
+}
+
 /* The build step gets BUILD_TIMER_SLACK_NS (4 ms); the program keeps what
  * the agent has. */
 static void build_has_coarse_timer_slack(void **state)
@@ -876,6 +1173,10 @@ int main(void)
         cmocka_unit_test(unknown_and_bad_messages_answered),
         cmocka_unit_test(busy_while_running),
         cmocka_unit_test(build_then_runs_reusing_it),
+        cmocka_unit_test(reuse_write_survives_traps),
+        cmocka_unit_test(step_cannot_gain_privileges),
+        cmocka_unit_test(fresh_run_gets_empty_tmp),
+        cmocka_unit_test(cpu_limit_counts_every_process),
         cmocka_unit_test(build_has_coarse_timer_slack),
         cmocka_unit_test(build_limit_stops_build),
         cmocka_unit_test(run_limits_stay_the_run_steps),
