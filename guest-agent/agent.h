@@ -14,10 +14,11 @@
 #define AGENT_VERSION "0.2.0"
 
 /* Limits used where a RUN leaves one at 0. */
-#define AGENT_DEFAULT_WALL_MS    30000
+#define AGENT_DEFAULT_WALL_MS MSG_DEFAULT_WALL_MS /* the host counts on them   \
+                                                   */
 #define AGENT_DEFAULT_MEM_BYTES  (512ull << 20)
 #define AGENT_DEFAULT_MAX_PROCS  256
-#define AGENT_DEFAULT_MAX_OUTPUT (16ull << 20)
+#define AGENT_DEFAULT_MAX_OUTPUT MSG_DEFAULT_MAX_OUTPUT
 /* Pending stdin a RUN may queue up in the agent. */
 #define AGENT_MAX_STDIN_PENDING (16u << 20)
 
