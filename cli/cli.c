@@ -356,8 +356,8 @@ static int user_id(const char *s, uid_t *id, gid_t *group)
     return 0;
 }
 
-int cli_resolve_ids(const char *user, const char *group, uid_t *uid,
-                    gid_t *gid, char *err, size_t err_len)
+int cli_resolve_ids(const char *user, const char *group, uid_t *uid, gid_t *gid,
+                    char *err, size_t err_len)
 {
     gid_t own = getgid();
     *uid = getuid();

@@ -37,8 +37,8 @@ int cli_job_status(struct cli_job *job, enum vm_stop stop, int signo);
 
 /* --user and --group as ids: a name or a number each; the user's own group
  * when only --user is given. 0, or -1 with why in err. */
-int cli_resolve_ids(const char *user, const char *group, uid_t *uid,
-                    gid_t *gid, char *err, size_t err_len);
+int cli_resolve_ids(const char *user, const char *group, uid_t *uid, gid_t *gid,
+                    char *err, size_t err_len);
 
 /* Hands what the job serves on (API mode's sockets) to uid:gid. */
 int cli_job_chown(struct cli_job *job, uid_t uid, gid_t gid, char *err,

@@ -457,8 +457,8 @@ int main(int argc, char **argv)
                 0 ||
             cli_job_chown(job, uid, gid, err, sizeof(err)) < 0 ||
             (o.vconsole_path && chown(o.vconsole_path, uid, gid) < 0 &&
-             snprintf(err, sizeof(err), "--user: chown %s: %s",
-                      o.vconsole_path, strerror(errno)) > 0) ||
+             snprintf(err, sizeof(err), "--user: chown %s: %s", o.vconsole_path,
+                      strerror(errno)) > 0) ||
             sandbox_drop(uid, gid, err, sizeof(err)) < 0) {
             fprintf(stderr, "runvm: %s\n", err);
             goto out;

@@ -48,6 +48,7 @@ static const int common[] = {
     SCMP_SYS(epoll_ctl),
     SCMP_SYS(set_robust_list),
     SCMP_SYS(rseq),
+    SCMP_SYS(sigaltstack), /* thread and sanitizer run-time teardown */
 };
 
 /* The event loop's: the loop itself, the API server's sockets and timers,
@@ -83,9 +84,11 @@ static const int loop_only[] = {
     SCMP_SYS(getdents64),
     SCMP_SYS(poll),
     SCMP_SYS(ppoll),
-    SCMP_SYS(sigaltstack),
     SCMP_SYS(prctl),
     SCMP_SYS(wait4),
+    /* A vCPU thread it starts adds its own filter (a filter can only
+     * narrow what is allowed). */
+    SCMP_SYS(seccomp),
 };
 
 /* ioctls a vCPU thread makes: run, dump its registers when the guest
