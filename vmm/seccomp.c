@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <termios.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 /* Syscalls every thread of runvm makes once the guest runs: memory,
@@ -86,27 +87,27 @@ static const int loop_only[] = {
     SCMP_SYS(ppoll),
     SCMP_SYS(prctl),
     SCMP_SYS(wait4),
+    SCMP_SYS(mincore), /* --boot-timer: guest RAM resident at the end */
     /* A vCPU thread it starts adds its own filter (a filter can only
      * narrow what is allowed). */
     SCMP_SYS(seccomp),
 };
 
 /* ioctls a vCPU thread makes: run, dump its registers when the guest
- * fails, raise a device's interrupt, set a tap's offloads when the guest's
- * virtio-net driver takes them (the register write is handled here). */
-static const unsigned long vcpu_ioctls[] = {
-    KVM_RUN,      KVM_GET_REGS,        KVM_GET_SREGS,
-    KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, TUNSETOFFLOAD,
-};
+ * fails, raise a device's interrupt, read KVM's statistics at a boot-timer
+ * mark, set a tap's offloads when the guest's virtio-net driver takes them
+ * (the register write is handled here). */
+#define VCPU_IOCTLS                                                            \
+    KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS,   \
+        KVM_GET_STATS_FD, TUNSETOFFLOAD
 
-/* And the loop's: interrupts, KVM's statistics at the end, the terminal
- * it restores, a tap's offloads. */
+static const unsigned long vcpu_ioctls[] = {VCPU_IOCTLS};
+
+/* The loop's: the vCPUs' too, since their threads start under the loop's
+ * filter and only narrow it; KVM's statistics at the end, and the terminal
+ * it restores. */
 static const unsigned long loop_ioctls[] = {
-    KVM_IRQ_LINE,     KVM_IRQ_LINE_STATUS,
-    KVM_GET_STATS_FD, KVM_CHECK_EXTENSION,
-    TCGETS,           TCSETS,
-    TCSETSW,          TCSETSF,
-    TUNSETOFFLOAD,
+    VCPU_IOCTLS, KVM_CHECK_EXTENSION, TCGETS, TCSETS, TCSETSW, TCSETSF,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -118,15 +119,23 @@ static const char *kind_name(enum sandbox_kind kind)
 
 /* A syscall outside a thread's list: say which and end runvm (125). Only
  * async-signal-safe calls, all on the lists. */
-static void on_sigsys(int sig, siginfo_t *info, void *uc)
+static void on_sigsys(int sig, siginfo_t *info, void *ucv)
 {
     (void)sig;
-    (void)uc;
-    char msg[160];
+    unsigned long long a0 = 0, a1 = 0;
+#ifdef __x86_64__
+    const ucontext_t *uc = ucv;
+    a0 = (unsigned long long)uc->uc_mcontext.gregs[REG_RDI];
+    a1 = (unsigned long long)uc->uc_mcontext.gregs[REG_RSI];
+#else
+    (void)ucv;
+#endif
+    char msg[200];
     int n = snprintf(msg, sizeof(msg),
-                     "runvm: sandbox: syscall %d is not allowed here "
-                     "(seccomp; `ausyscall %d` names it): stopping\n",
-                     info->si_syscall, info->si_syscall);
+                     "runvm: sandbox: syscall %d (0x%llx, 0x%llx, ...) is not "
+                     "allowed here (seccomp; `ausyscall %d` names it): "
+                     "stopping\n",
+                     info->si_syscall, a0, a1, info->si_syscall);
     if (n > 0) {
         ssize_t w = write(STDERR_FILENO, msg, (size_t)n);
         (void)w;
