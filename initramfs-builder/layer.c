@@ -105,6 +105,11 @@ int layer_apply_archive(struct tree *t, struct archive *a, const char *what)
         if (!name)
             continue;
         enum tree_kind kind = entry_kind(e);
+        /* Name, type, permissions, owner and link target are all a layer
+         * gives the tree. Its extended attributes (pax SCHILY.xattr.*
+         * records, which libarchive reads into the entry), ACLs and file
+         * flags stay here: no file capability (security.capability) reaches
+         * the guest, and cpio newc could not carry one anyway. */
         struct tree_input in = {
             .name = name,
             .kind = kind,
@@ -198,7 +203,9 @@ int layer_apply_dir(struct tree *t, const char *dir)
         goto out;
     }
     tree_next_layer(t);
-    /* Physical walk: symlinks are entries, never followed out of DIR. */
+    /* Physical walk: symlinks are entries, never followed out of DIR.
+     * Extended attributes (file capabilities among them) and ACLs are not
+     * even read: as from a tar layer, none reaches the guest. */
     archive_read_disk_set_symlink_physical(a);
     archive_read_disk_set_behavior(a, ARCHIVE_READDISK_NO_XATTR |
                                           ARCHIVE_READDISK_NO_ACL |

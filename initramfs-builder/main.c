@@ -392,9 +392,10 @@ int main(int argc, char **argv)
     double t1 = now_s();
     unsigned long dropped = tree_drop_globs(&t, drops, ndrops);
     progress("unpack: %.1f s, %zu entries kept, %lu dropped by DROP globs, "
-             "%lu unsafe and %lu device entries skipped, %lu whiteouts",
+             "%lu unsafe and %lu device entries skipped, %lu whiteouts, "
+             "setuid/setgid cleared on %lu entries",
              t1 - t0, t.nlive, dropped, t.skipped_unsafe, t.skipped_devices,
-             t.whiteouts);
+             t.whiteouts, t.cleared_setid);
     err = tree_put_file(&t, "init", 0755, agent_bytes, agent_len);
     if (!err)
         err = tree_put_file(&t, "etc/runvm/lang.conf", 0644, runtime,

@@ -590,8 +590,16 @@ int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
     if (err)
         return err;
 
+    /* No setuid or setgid bit reaches the guest: snippets run there as an
+     * unprivileged user, and a setuid-root su, mount or passwd from the
+     * image would be their way to root. On a directory the bits give no
+     * privilege, but nothing needs them either: none stays anywhere. The
+     * sticky bit stays (/tmp). */
+    mode_t perm = in->perm & 07777;
+    int setid = (perm & (S_ISUID | S_ISGID)) != 0;
+    perm &= ~(mode_t)(S_ISUID | S_ISGID);
     struct tree_entry *e =
-        entry_new(path, type | (in->perm & 07777), in->uid, in->gid, t->layer);
+        entry_new(path, type | perm, in->uid, in->gid, t->layer);
     if (!e)
         return -ENOMEM;
     if (in->kind == TK_SYMLINK && !(e->symlink = strdup(in->target))) {
@@ -617,6 +625,8 @@ int tree_apply(struct tree *t, const struct tree_input *in, tree_read_fn read,
     err = place(t, e);
     if (err == -EPERM || err == -ENOTDIR)
         goto unsafe;
+    if (!err && setid)
+        t->cleared_setid++;
     return err;
 
 unsafe:

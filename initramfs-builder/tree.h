@@ -24,7 +24,8 @@ struct tree_content {
 
 struct tree_entry {
     char *path;  /* normalized, no leading '/', never "" except root */
-    mode_t mode; /* S_IFDIR, S_IFREG or S_IFLNK plus permission bits */
+    mode_t mode; /* S_IFDIR, S_IFREG or S_IFLNK plus permission bits,
+                    never S_ISUID or S_ISGID */
     uid_t uid;
     gid_t gid;
     unsigned layer; /* layer that last wrote it (whiteouts hide lower ones) */
@@ -56,6 +57,10 @@ struct tree {
     enum tree_cap cap_hit; /* set with -EDQUOT */
     /* Counters for the summary line and for tests. */
     unsigned long skipped_unsafe, skipped_devices, whiteouts;
+    /* Entries written without the setuid or setgid bit their layer gave
+     * them (tree_apply), as they were applied: one a later layer replaces
+     * or whites out still counts. */
+    unsigned long cleared_setid;
     /* Slots or entries examined to remove whiteout victims, opaque
      * directories' contents and replaced subtrees: their cost, which tests
      * bound. */
@@ -68,7 +73,7 @@ enum tree_kind { TK_DIR, TK_FILE, TK_SYMLINK, TK_HARDLINK, TK_OTHER };
 struct tree_input {
     const char *name;
     enum tree_kind kind;
-    mode_t perm; /* permission bits incl. setuid/setgid/sticky */
+    mode_t perm; /* permission bits; setuid and setgid are dropped */
     uid_t uid;
     gid_t gid;
     const char *target; /* symlink target or hard-link source */
@@ -94,7 +99,9 @@ int tree_normalize(const char *name, char *out, size_t outlen);
 
 /* Applies one archive entry: OCI whiteouts (".wh.NAME", ".wh..wh..opq"),
  * parents resolved inside the tree (symlinks followed but never out of it),
- * hard links to entries already present. Unsafe or unsupported entries are
+ * hard links to entries already present. An entry keeps its owner and its
+ * permissions less setuid and setgid, which none keeps (cleared_setid
+ * counts the entries that had them). Unsafe or unsupported entries are
  * skipped and counted (returns 0); returns -errno only for I/O errors
  * (reading the data or writing the spool, e.g. -ENOSPC), -ENOMEM, and
  * -EDQUOT when the entry would pass max_bytes or max_entries (cap_hit

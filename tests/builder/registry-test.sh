@@ -1,10 +1,12 @@
 #!/bin/sh
 # initramfs-builder against a real registry (Debian's docker-registry, the
 # CNCF distribution server) on loopback. Builds a two-layer OCI image with a
-# whiteout, an opaque directory, a hard link, a symlink, setuid and owner
-# bits; pushes it with skopeo; pulls it through docker:// (by tag, by
+# whiteout, an opaque directory, a hard link, a symlink, owner bits and
+# setuid-root, setgid and sticky entries; pushes it with skopeo; pulls it through docker:// (by tag, by
 # digest, through a multi-platform index) and compares the initramfs tree
-# entry by entry with the expected one. Also: oci: and docker-archive:
+# entry by entry with the expected one: the same but for setuid and setgid,
+# which no entry keeps (issue #17: a snippet could become root through a
+# setuid-root su). Also: oci: and docker-archive:
 # sources give byte-identical archives, and the error paths (missing tag,
 # platform not in the index, corrupt blob, each cap on blob size, unpacked
 # size and entries, by flag and by environment; a layer compressed with a
@@ -56,7 +58,7 @@ done
 ok "docker-registry on 127.0.0.1:$port"
 
 # ---- the image --------------------------------------------------------------
-mkdir -p l1/etc l1/d/sub l1/keep l1/bin l2/d l2/keep l2/etc
+mkdir -p l1/etc l1/d/sub l1/keep l1/bin l1/tmp l2/d l2/keep l2/etc
 echo one >l1/etc/os-release
 echo a >l1/d/a; echo b >l1/d/b; echo c >l1/d/sub/c
 echo x >l1/keep/x; echo gone >l1/gone
@@ -64,6 +66,8 @@ printf '#!/bin/sh\necho tool\n' >l1/bin/tool; chmod 755 l1/bin/tool
 ln l1/bin/tool l1/bin/tool2
 ln -s bin/tool l1/link
 echo suid >l1/bin/suid; chmod 4755 l1/bin/suid
+echo sgid >l1/bin/sgid; chmod 2755 l1/bin/sgid
+chmod 1777 l1/tmp
 chmod 0700 l1/keep
 if [ "$(id -u)" = 0 ]; then chown 1234:5678 l1/keep/x; fi
 : >l2/.wh.gone
@@ -72,8 +76,16 @@ echo new >l2/d/new
 echo y >l2/keep/y; chmod 0700 l2/keep
 echo two >l2/etc/os-release
 
+# Owned by root as in a real image, by a user too: bin/suid is
+# setuid-root.
+owner_map=
+if [ "$(id -u)" != 0 ]; then
+    echo "+$(id -u) root:0" >owner.map; echo "+$(id -g) root:0" >group.map
+    owner_map="--owner-map=$tmp/owner.map --group-map=$tmp/group.map"
+fi
 tarit() { # DIR OUT: a reproducible layer tar
-    tar --sort=name --mtime=@0 --numeric-owner --format=pax \
+    # shellcheck disable=SC2086 # $owner_map: none or two options
+    tar --sort=name --mtime=@0 --numeric-owner --format=pax $owner_map \
         --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
         -C "$1" -cf "$2" .
 }
@@ -144,7 +156,7 @@ printf 'LANG=test\nSOURCE=main.t\nRUN=./main\nENV=A=b\n' >exp/etc/runvm/lang.con
 cp agent exp/init
 chmod 755 exp/init; chmod 644 exp/etc/runvm/lang.conf
 if [ "$(id -u)" = 0 ]; then chown -R 0:0 exp; chown 1234:5678 exp/keep/x; fi
-chmod 4755 exp/bin/suid # chown cleared it
+chmod 0755 exp/bin/suid exp/bin/sgid # the builder cleared setuid and setgid
 
 listing() { # DIR: one line per entry: path type mode uid gid links size target sha
     (cd "$1" && find . -mindepth 1 -printf '%p %y %m %U %G %n %s %l\n' | LC_ALL=C sort &&
@@ -167,6 +179,22 @@ fi
 # The archive itself: sorted names, parents first, the hard link shared.
 cpio -t --quiet <pulled.cpio >names.lst
 LC_ALL=C sort names.lst | cmp -s - names.lst && ok "cpio -t: names sorted" || bad "cpio names not sorted"
+# No setuid or setgid entry; owners and the sticky bit as the layer has them
+# (cpio -tv reads the headers, which extracting as a user cannot show).
+cpio -tv --quiet --numeric-uid-gid <pulled.cpio |
+    awk '{ print $NF, $1, $3, $4 }' >modes.lst
+grep -E '^(bin/s[ug]id|tmp) ' modes.lst >modes.got || true
+printf '%s\n' 'bin/sgid -rwxr-xr-x 0 0' 'bin/suid -rwxr-xr-x 0 0' \
+    'tmp drwxrwxrwt 0 0' >modes.exp
+diff -u modes.exp modes.got &&
+    ok "cpio -tv: setuid-root bin/suid and setgid bin/sgid are 0755, tmp keeps 1777" ||
+    bad "cpio -tv: set-id or sticky bits not as expected"
+setid=$(awk 'substr($2, 4, 1) ~ /[sS]/ || substr($2, 7, 1) ~ /[sS]/' modes.lst)
+[ -z "$setid" ] && ok "cpio -tv: no entry setuid or setgid" ||
+    bad "cpio -tv: setuid or setgid entries: $(echo "$setid" | tr "\n" ";")"
+grep -q 'setuid/setgid cleared on 2 entries' pull.log &&
+    ok "summary: setuid/setgid cleared on 2 entries" ||
+    { grep 'unpack:' pull.log; bad "summary lacks the set-id count"; }
 [ "$(stat -c %i got/bin/tool)" = "$(stat -c %i got/bin/tool2)" ] &&
     ok "hard link preserved" || bad "hard link lost"
 

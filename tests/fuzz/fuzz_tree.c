@@ -1,9 +1,12 @@
 /* libFuzzer target for the layer tree: every input is a sequence of layer
  * entries (the part of a hostile image the builder interprets itself;
  * libarchive parses the tar). Each line is "K NAME[\tTARGET]" with K one of
- * d f l h o (dir, file, symlink, hard link, other) or '-' (next layer).
+ * d f l h o (dir, file, symlink, hard link, other; upper case: with every
+ * permission bit, setuid and setgid included) or '-' (next layer).
  * Afterwards every entry must be a normalized path whose parents are live
- * directories, and the cpio writer must accept the tree. */
+ * directories and none setuid or setgid, and the cpio writer must accept
+ * the tree. */
+#include <ctype.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +60,8 @@ static void check_tree(struct tree *t)
         const char *p = v[i]->path;
         if (tree_normalize(p, norm, sizeof(norm)) != 0 || strcmp(norm, p))
             abort(); /* an entry that is not a clean in-tree path */
+        if (v[i]->mode & (S_ISUID | S_ISGID))
+            abort(); /* a way to root in the guest */
         char parent[4096];
         snprintf(parent, sizeof(parent), "%s", p);
         char *slash = strrchr(parent, '/');
@@ -110,8 +115,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *name = line + 2, *target = strchr(name, '\t');
         if (target)
             *target++ = '\0';
-        struct tree_input in = {.name = name, .perm = 0755, .target = target};
-        switch (line[0]) {
+        mode_t perm = isupper((unsigned char)line[0]) ? 07777 : 0755;
+        struct tree_input in = {.name = name, .perm = perm, .target = target};
+        switch (tolower((unsigned char)line[0])) {
         case 'd': in.kind = TK_DIR; break;
         case 'f': in.kind = TK_FILE; break;
         case 'l': in.kind = TK_SYMLINK; break;

@@ -1,6 +1,6 @@
 /* initramfs-builder: OCI whiteouts and opaque directories across layers,
  * fed as real tar archives through libarchive; the cpio written from the
- * result is deterministic. */
+ * result is deterministic and holds no setuid or setgid entry. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -29,12 +29,16 @@ struct member {
     const char *data; /* file data or link target */
 };
 
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
 static char tmpdir[] = "/tmp/test_whiteout.XXXXXX";
 static int layer_no;
 
 /* Writes a tar (gzip-compressed every other layer, to exercise filters)
- * and returns its path. */
-static char *make_layer(const struct member *m, size_t n)
+ * and returns its path. Members are owned by `owner` (group too) and get
+ * the permissions in `perm`, or each type's below when it is NULL. */
+static char *make_layer_as(const struct member *m, size_t n, const mode_t *perm,
+                           unsigned owner)
 {
     static char path[256];
     snprintf(path, sizeof(path), "%s/layer%d.tar", tmpdir, ++layer_no);
@@ -46,8 +50,8 @@ static char *make_layer(const struct member *m, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct archive_entry *e = archive_entry_new();
         archive_entry_set_pathname(e, m[i].name);
-        archive_entry_set_uid(e, 1000);
-        archive_entry_set_gid(e, 1000);
+        archive_entry_set_uid(e, owner);
+        archive_entry_set_gid(e, owner);
         switch (m[i].type) {
         case 'd':
             archive_entry_set_filetype(e, AE_IFDIR);
@@ -74,6 +78,8 @@ static char *make_layer(const struct member *m, size_t n)
             archive_entry_set_rdev(e, makedev(1, 3));
             break;
         }
+        if (perm)
+            archive_entry_set_perm(e, perm[i]);
         assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
         if (m[i].type == 'f')
             archive_write_data(a, m[i].data, strlen(m[i].data));
@@ -82,6 +88,11 @@ static char *make_layer(const struct member *m, size_t n)
     archive_write_close(a);
     archive_write_free(a);
     return path;
+}
+
+static char *make_layer(const struct member *m, size_t n)
+{
+    return make_layer_as(m, n, NULL, 1000);
 }
 
 #define APPLY(t, ...)                                                          \
@@ -117,7 +128,7 @@ static void test_whiteout_file(void **state)
     assert_null(tree_lookup(t, "d/.wh.f1"));
     struct tree_entry *f2 = tree_lookup(t, "d/f2");
     assert_non_null(f2);
-    assert_int_equal(f2->mode, S_IFREG | 04755);
+    assert_int_equal(f2->mode, S_IFREG | 0755); /* 04755 in the layer */
     assert_int_equal(f2->uid, 1000);
     assert_int_equal(t->whiteouts, 1);
 }
@@ -366,6 +377,78 @@ static void test_cpio_deterministic(void **state)
     archive_read_free(a);
 }
 
+/* No entry keeps a setuid or setgid bit, whatever kind it is and however
+ * it came (file, hard link, a directory over a directory): the guest runs
+ * snippets as an unprivileged user, and a setuid-root su from the image
+ * would make them root (issue #17). The sticky bit stays. */
+static void test_setid_cleared(void **state)
+{
+    struct tree *t = *state;
+    static const struct member lower[] = {
+        {'d', "usr/", NULL},        {'d', "usr/bin/", NULL},
+        {'f', "usr/bin/su", "su"},  {'f', "usr/bin/wall", "wall"},
+        {'f', "usr/bin/both", "b"}, {'h', "usr/bin/su-link", "usr/bin/su"},
+        {'d', "tmp/", NULL},        {'d', "var/", NULL},
+        {'d', "var/mail/", NULL},   {'f', "plain", "p"},
+    };
+    static const mode_t lower_perm[] = {
+        0755, 0755, 04755, 02755, 06711, 04755, 01777, 0755, 02775, 0644,
+    };
+    /* A directory over a directory takes the upper one's mode. */
+    static const struct member upper[] = {{'d', "tmp/", NULL}};
+    static const mode_t upper_perm[] = {05777};
+    _Static_assert(ARRAY_LEN(lower) == ARRAY_LEN(lower_perm), "lower");
+    _Static_assert(ARRAY_LEN(upper) == ARRAY_LEN(upper_perm), "upper");
+    char *layer = make_layer_as(lower, ARRAY_LEN(lower), lower_perm, 0);
+    assert_int_equal(layer_apply_file(t, layer, NULL), 0);
+    layer = make_layer_as(upper, ARRAY_LEN(upper), upper_perm, 0);
+    assert_int_equal(layer_apply_file(t, layer, NULL), 0);
+    static const struct {
+        const char *path;
+        mode_t mode;
+    } want[] = {
+        {"plain", S_IFREG | 0644},
+        {"tmp", S_IFDIR | 01777},
+        {"usr", S_IFDIR | 0755},
+        {"usr/bin", S_IFDIR | 0755},
+        {"usr/bin/both", S_IFREG | 0711},
+        {"usr/bin/su", S_IFREG | 0755},
+        {"usr/bin/su-link", S_IFREG | 0755},
+        {"usr/bin/wall", S_IFREG | 0755},
+        {"var", S_IFDIR | 0755},
+        {"var/mail", S_IFDIR | 0775},
+    };
+    const size_t nwant = ARRAY_LEN(want);
+    for (size_t i = 0; i < nwant; i++) {
+        struct tree_entry *e = tree_lookup(t, want[i].path);
+        assert_non_null(e);
+        assert_int_equal(e->mode, want[i].mode);
+        assert_int_equal(e->uid, 0);
+    }
+    /* su, wall, both, su-link, var/mail; then tmp again. */
+    assert_int_equal(t->cleared_setid, 6);
+
+    /* What the guest unpacks: the same modes in the cpio. */
+    char path[300];
+    struct cpio_stats st;
+    snprintf(path, sizeof(path), "%s/setid.cpio", tmpdir);
+    assert_int_equal(cpio_write_tree(t, path, CPIO_NONE, &st), 0);
+    struct archive *a = archive_read_new();
+    archive_read_support_format_cpio(a);
+    assert_int_equal(archive_read_open_filename(a, path, 4096), ARCHIVE_OK);
+    struct archive_entry *e;
+    size_t i = 0;
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        assert_true(i < nwant);
+        assert_string_equal(archive_entry_pathname(e), want[i].path);
+        assert_int_equal(archive_entry_mode(e), want[i].mode);
+        assert_int_equal(archive_entry_uid(e), 0);
+        i++;
+    }
+    assert_int_equal(i, nwant);
+    archive_read_free(a);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -404,6 +487,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cpio_deterministic, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_setid_cleared, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
