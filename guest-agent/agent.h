@@ -14,8 +14,9 @@
 #define AGENT_VERSION "0.2.0"
 
 /* Limits used where a RUN leaves one at 0. */
-#define AGENT_DEFAULT_WALL_MS MSG_DEFAULT_WALL_MS /* the host counts on them   \
-                                                   */
+#define AGENT_DEFAULT_WALL_MS                                                  \
+    MSG_DEFAULT_WALL_MS /* the host counts on them                             \
+                         */
 #define AGENT_DEFAULT_MEM_BYTES  (512ull << 20)
 #define AGENT_DEFAULT_MAX_PROCS  256
 #define AGENT_DEFAULT_MAX_OUTPUT MSG_DEFAULT_MAX_OUTPUT

@@ -29,7 +29,7 @@ name=$lang@$version
 [ -n "$suite" ] || { echo "mkimage: $name: no SUITE= in its config" >&2; exit 1; }
 conf=$outdir/$name.conf
 out=$outdir/$name$suffix
-cp "$flat" "$conf.tmp" && mv "$conf.tmp" "$conf"
+install -m 644 "$flat" "$conf.tmp" && mv "$conf.tmp" "$conf"
 source=$(get SOURCE)
 start_all=$(date +%s)
 
