@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -251,19 +252,13 @@ static double ms_since(uint64_t start, uint64_t t)
     return t >= start ? (double)(t - start) / 1e6 : 0.0;
 }
 
-/* Peak RSS from /proc/self/status, in KiB; 0 if unknown. */
+/* Peak RSS (VmHWM), in KiB; 0 if unknown. getrusage, not /proc: runvm
+ * opens no file once it is sandboxed. */
 static unsigned long long peak_rss_kib(void)
 {
-    FILE *f = fopen("/proc/self/status", "re");
-    if (!f)
-        return 0;
-    char line[256];
-    unsigned long long kib = 0;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmHWM: %llu kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (unsigned long long)ru.ru_maxrss
+                                            : 0;
 }
 
 /* Guest RAM pages resident in runvm (the guest touched or runvm loaded). */
@@ -456,7 +451,9 @@ int main(int argc, char **argv)
         if (cli_resolve_ids(o.user, o.group, &uid, &gid, err, sizeof(err)) <
                 0 ||
             cli_job_chown(job, uid, gid, err, sizeof(err)) < 0 ||
-            (o.vconsole_path && chown(o.vconsole_path, uid, gid) < 0 &&
+            (o.vconsole_path &&
+             fchownat(AT_FDCWD, o.vconsole_path, uid, gid,
+                      AT_SYMLINK_NOFOLLOW) < 0 &&
              snprintf(err, sizeof(err), "--user: chown %s: %s", o.vconsole_path,
                       strerror(errno)) > 0) ||
             sandbox_drop(uid, gid, err, sizeof(err)) < 0) {

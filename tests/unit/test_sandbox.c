@@ -92,17 +92,27 @@ static void lower_fd_limit_kept(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
-/* The Seccomp: line of /proc/self/status (2: a filter). */
+/* The Seccomp: line of /proc/self/status (2: a filter), read through fd,
+ * opened before any filter (a sandboxed runvm opens nothing). */
+static int seccomp_mode_fd(int fd)
+{
+    char buf[4096];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    int mode = -1;
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nSeccomp:");
+    if (p)
+        sscanf(p + 1, "Seccomp: %d", &mode);
+    return mode;
+}
+
 static int seccomp_mode(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    int mode = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "Seccomp: %d", &mode) == 1)
-            break;
-    if (f)
-        fclose(f);
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    int mode = seccomp_mode_fd(fd);
+    close(fd);
     return mode;
 }
 
@@ -132,11 +142,13 @@ static int in_child(void (*fn)(void), char *out, size_t len)
 static void confine(enum sandbox_kind kind)
 {
     char err[160];
+    int status = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
     if (sandbox_process(err, sizeof(err)) < 0 ||
         sandbox_seccomp(SANDBOX_LOOP, err, sizeof(err)) < 0)
         _exit(10);
-    if (seccomp_mode() != 2) /* reading it: not for a vCPU thread */
+    if (seccomp_mode_fd(status) != 2)
         _exit(11);
+    close(status);
     /* A vCPU thread adds its own list over the loop's. */
     if (kind == SANDBOX_VCPU &&
         sandbox_seccomp(SANDBOX_VCPU, err, sizeof(err)) < 0)
@@ -175,6 +187,43 @@ static void loop_no_exec(void)
     confine(SANDBOX_LOOP);
     execl("/bin/true", "true", (char *)NULL);
     _exit(14);
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+/* The loop starts threads (the vCPUs): clone3 says ENOSYS, clone with
+ * CLONE_THREAD passes. */
+static void loop_starts_threads(void)
+{
+    confine(SANDBOX_LOOP);
+    pthread_t t;
+    if (pthread_create(&t, NULL, nothing, NULL) != 0 ||
+        pthread_join(t, NULL) != 0)
+        _exit(12);
+}
+
+static void loop_no_open(void)
+{
+    confine(SANDBOX_LOOP);
+    open("/etc/hostname", O_RDONLY);
+    _exit(13);
+}
+
+static void loop_no_fork(void)
+{
+    confine(SANDBOX_LOOP);
+    fork();
+    _exit(13);
+}
+
+static void loop_stays_undumpable(void)
+{
+    confine(SANDBOX_LOOP);
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    _exit(13);
 }
 
 /* A vCPU thread installs its list over the loop's and goes on with what
@@ -218,9 +267,10 @@ static void seccomp_allow_lists(void **state)
     assert_int_equal(in_child(loop_works, out, sizeof(out)), 0);
     assert_int_equal(in_child(vcpu_works, out, sizeof(out)), 0);
     assert_string_equal(out, "");
-    static void (*const stopped[])(void) = {loop_allowed, loop_no_inet,
-                                            loop_no_exec, vcpu_no_epoll_wait,
-                                            vcpu_no_open};
+    assert_int_equal(in_child(loop_starts_threads, out, sizeof(out)), 0);
+    static void (*const stopped[])(void) = {
+        loop_allowed, loop_no_inet,          loop_no_exec,       loop_no_open,
+        loop_no_fork, loop_stays_undumpable, vcpu_no_epoll_wait, vcpu_no_open};
     for (size_t i = 0; i < sizeof(stopped) / sizeof(stopped[0]); i++) {
         assert_int_equal(in_child(stopped[i], out, sizeof(out)), 125);
         assert_non_null(strstr(out, "runvm: sandbox: syscall "));
