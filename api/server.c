@@ -1,6 +1,7 @@
 #include "api/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -442,14 +443,23 @@ int api_server_attach(struct api_server **out, struct vm *vm,
 int api_server_chown(struct api_server *s, uid_t uid, gid_t gid, char *err,
                      size_t err_len)
 {
+    /* Never through a symlink: the socket's directory may be USER's. */
     const char *paths[] = {s->cfg.sock_path, s->rundir};
-    for (size_t i = 0; i < 2; i++)
-        if (chown(paths[i], uid, gid) < 0) {
-            int ret = -errno;
+    for (size_t i = 0; i < 2; i++) {
+        struct stat st;
+        int ret = lstat(paths[i], &st) < 0 ? -errno : 0;
+        if (!ret && !(i == 0 ? S_ISSOCK(st.st_mode) : S_ISDIR(st.st_mode)))
+            ret = -EINVAL;
+        if (!ret &&
+            fchownat(AT_FDCWD, paths[i], uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+            ret = -errno;
+        if (ret < 0) {
             snprintf(err, err_len, "--user: chown %s: %s", paths[i],
-                     strerror(-ret));
+                     ret == -EINVAL ? "not what runvm made there"
+                                    : strerror(-ret));
             return ret;
         }
+    }
     return 0;
 }
 
