@@ -114,11 +114,12 @@ static void emit(struct api_server *s)
 {
     struct api_run *r = &s->run;
     out_flush(s);
-    if (r->events.len <= s->cfg.max_buffered)
+    if (r->events.len <= s->cfg.max_buffered && !r->gone)
         return;
     if (r->fd >= 0) {
         s->stalled_readers++;
         out_close(s);
+        r->gone = true; /* no one can connect again: drop from now on */
     }
     msg_buf_reset(&r->events);
 }
@@ -126,23 +127,28 @@ static void emit(struct api_server *s)
 /* ---- POST /start -------------------------------------------------------- */
 
 /* Whether spec (a request's "lang") names the language version this
- * process serves; if not, why. */
+ * process serves: its name or an alias, and a version that
+ * version_match takes for the served one (go@1 is served by go@1.19); if
+ * not, why. */
 static bool serves(const struct api_server *s, const char *spec, char *why,
                    size_t len)
 {
     const struct session_expect *x = &s->cfg.expect;
     const char *at = strchr(spec, '@');
     size_t n = at ? (size_t)(at - spec) : strlen(spec);
-    const struct catalog_entry *e =
-        s->cfg.catalog ? catalog_find(s->cfg.catalog, spec, why, len) : NULL;
-    bool ok;
-    if (e)
-        ok = !strcmp(e->lang, x->lang) &&
-             !strcmp(e->version, x->version ? x->version : "");
-    else
-        ok = x->lang && strlen(x->lang) == n && !strncmp(spec, x->lang, n) &&
-             (!at || (x->version && version_match(at + 1, x->version)));
-    if (!ok && (e || !s->cfg.catalog))
+    char name[CATALOG_NAME_MAX + 1] = "";
+    if (n <= CATALOG_NAME_MAX)
+        memcpy(name, spec, n), name[n] = '\0';
+    /* An alias names its language. */
+    const struct catalog *c = s->cfg.catalog;
+    for (size_t i = 0; c && i < c->n; i++)
+        if (!strcmp(c->e[i].lang, name) || catalog_has_alias(&c->e[i], name)) {
+            snprintf(name, sizeof(name), "%s", c->e[i].lang);
+            break;
+        }
+    bool ok = x->lang && !strcmp(name, x->lang) &&
+              (!at || (x->version && version_match(at + 1, x->version)));
+    if (!ok)
         snprintf(why, len,
                  "this process serves %s%s%s, not %s: one API-mode runvm "
                  "is one language version; start another with --lang %s",
@@ -208,6 +214,7 @@ static void start(struct api_server *s, struct api_conn *c,
     }
     s->runs++;
     run->done = false;
+    run->gone = false;
     struct msg_buf b;
     msg_buf_init(&b);
     char head[64];

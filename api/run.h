@@ -23,6 +23,7 @@ struct api_run {
     char path[PATH_MAX];   /* while listen_fd listens, else "" */
     struct msg_buf events; /* NDJSON lines not yet read */
     bool done;             /* the final event is queued */
+    bool gone;             /* its reader was cut off: events are dropped */
 };
 
 /* Where the session's events go; opaque is the struct api_server. */

@@ -201,6 +201,13 @@ void catalog_free(struct catalog *c)
     memset(c, 0, sizeof(*c));
 }
 
+static bool has_word(const char *words, const char *w);
+
+bool catalog_has_alias(const struct catalog_entry *e, const char *name)
+{
+    return has_word(e->aliases, name);
+}
+
 static bool has_word(const char *words, const char *w)
 {
     size_t n = strlen(w);

@@ -55,6 +55,9 @@ const struct catalog_entry *catalog_find(const struct catalog *c,
                                          const char *spec, char *why,
                                          size_t why_len);
 
+/* Whether name is a whole word of e's ALIASES. */
+bool catalog_has_alias(const struct catalog_entry *e, const char *name);
+
 /* "go@1.24", or "go" for an unversioned image. */
 const char *catalog_name(const struct catalog_entry *e, char *buf, size_t len);
 
