@@ -16,9 +16,10 @@ static void copy_field(char *dst, struct msg_bytes b)
     if (n)
         memcpy(dst, b.p, n);
     dst[n] = '\0';
-    /* A HELLO string ends up in messages and JSON: keep it printable. */
+    /* A HELLO string ends up on terminals and in JSON: printable ASCII
+     * only (no C0 or C1 controls, no 8-bit CSI). */
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
+        if ((unsigned char)dst[i] < 0x20 || (unsigned char)dst[i] >= 0x7f)
             dst[i] = '?';
 }
 

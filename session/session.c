@@ -108,13 +108,14 @@ static void on_output(void *opaque, const struct msg_output *o)
         return;
     /* The agent caps each step's output; one that does not is not let
      * make the host write more than the run asked for. */
-    if (o->data.len > s->output_budget) {
-        s->output_dropped += o->data.len;
-        return;
+    struct msg_output cut = *o;
+    if (cut.data.len > s->output_budget) {
+        s->output_dropped += cut.data.len - s->output_budget;
+        cut.data.len = (uint32_t)s->output_budget;
     }
-    s->output_budget -= o->data.len;
-    if (s->sink->output)
-        s->sink->output(s->opaque, o);
+    s->output_budget -= cut.data.len;
+    if (cut.data.len && s->sink->output)
+        s->sink->output(s->opaque, &cut);
 }
 
 static void on_exit_msg(void *opaque, const struct msg_exit *e)
