@@ -229,7 +229,7 @@ static bool tx_prepare(struct virtio_net *net, const struct virtq_elem *e)
     net->tx_iov[0].iov_len = sizeof(net->tx_hdr);
     net->tx_iovcnt =
         1 + iov_after(&net->tx_iov[1], e->iov, e->out_num, sizeof(net->tx_hdr));
-    return true;
+    return net->tx_iovcnt <= IOV_MAX; /* longer: writev cannot take it */
 }
 
 /* Guest transmit chains → tap, one frame each. */

@@ -227,12 +227,13 @@ static int read_text(const char *path, char **buf, size_t *len, char *err,
     return 0;
 }
 
-#define LANGCONF_MAX_INCLUDE 4
+#define LANGCONF_MAX_INCLUDE  4  /* deep */
+#define LANGCONF_MAX_INCLUDES 16 /* files included in all */
 
 /* Loads path into kv (appending), its INCLUDE= lines replaced by the
- * entries of the file they name, beside it. */
+ * entries of the file they name, beside it; *files counts the includes. */
 static int kv_load(struct langconf_kv *kv, const char *path, int depth,
-                   char *err, size_t errlen)
+                   int *files, char *err, size_t errlen)
 {
     char *text, sub[200];
     size_t len;
@@ -261,9 +262,13 @@ static int kv_load(struct langconf_kv *kv, const char *path, int depth,
                      "without /",
                      path, e->line);
             r = -EINVAL;
-        } else if (depth == LANGCONF_MAX_INCLUDE) {
-            snprintf(err, errlen, "%s: line %u: INCLUDE nested too deep", path,
-                     e->line);
+        } else if (depth == LANGCONF_MAX_INCLUDE ||
+                   ++*files > LANGCONF_MAX_INCLUDES) {
+            snprintf(err, errlen,
+                     "%s: line %u: INCLUDE nested too deep or too often "
+                     "(%d deep, %d files at most)",
+                     path, e->line, LANGCONF_MAX_INCLUDE,
+                     LANGCONF_MAX_INCLUDES);
             r = -ELOOP;
         } else {
             const char *slash = strrchr(path, '/');
@@ -274,7 +279,7 @@ static int kv_load(struct langconf_kv *kv, const char *path, int depth,
                 break;
             }
             sprintf(inc, "%.*s%s", dir, path, v);
-            r = kv_load(kv, inc, depth + 1, err, errlen);
+            r = kv_load(kv, inc, depth + 1, files, err, errlen);
             free(inc);
         }
     }
@@ -286,7 +291,8 @@ int langconf_kv_load(struct langconf_kv *kv, const char *path, char *err,
                      size_t errlen)
 {
     memset(kv, 0, sizeof(*kv));
-    int r = kv_load(kv, path, 0, err, errlen);
+    int files = 0;
+    int r = kv_load(kv, path, 0, &files, err, errlen);
     if (r == -ENOMEM)
         snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
     if (r < 0)

@@ -51,8 +51,8 @@ int langconf_kv_parse(struct langconf_kv *kv, const char *text, size_t len,
 
 /* Reads and parses path (at most LANGCONF_MAX_SIZE bytes), each INCLUDE=FILE
  * line replaced by the entries of FILE, a file beside path (no '/'; nested
- * at most 4 deep). Returns 0 or -errno with "path: why" in err (-ENOENT
- * when it does not exist). */
+ * at most 4 deep, 16 files in all). Returns 0 or -errno with "path: why" in err
+ * (-ENOENT when it does not exist). */
 int langconf_kv_load(struct langconf_kv *kv, const char *path, char *err,
                      size_t errlen) __attribute__((warn_unused_result));
 

@@ -570,6 +570,19 @@ static void include_splices_a_file_beside_it(void **state)
     assert_int_equal(langconf_kv_load(&kv, path, err, sizeof(err)), -ELOOP);
     assert_non_null(strstr(err, "nested too deep"));
     assert_int_equal(kv.n, 0);
+    /* Fan-out is bounded too: 17 includes of a small file. */
+    write_in(dir, "small.conf", "A=1\n");
+    char many[400] = "";
+    for (int i = 0; i < 17; i++)
+        strcat(many, "INCLUDE=small.conf\n");
+    write_in(dir, "bad.conf", many);
+    assert_int_equal(langconf_kv_load(&kv, path, err, sizeof(err)), -ELOOP);
+    assert_non_null(strstr(err, "16 files at most"));
+    many[strlen(many) - strlen("INCLUDE=small.conf\n")] = '\0';
+    write_in(dir, "bad.conf", many);
+    assert_int_equal(langconf_kv_load(&kv, path, err, sizeof(err)), 0);
+    assert_int_equal(kv.n, 16);
+    langconf_kv_free(&kv);
     /* A bad line in the included file names that file and line. */
     write_in(dir, "lang.conf", "LANG=go\nnot a line\n");
     snprintf(path, sizeof(path), "%s/1.24.conf", dir);
