@@ -2,12 +2,13 @@
 # Builds one language version's image offline-style: mmdebstrap a Debian
 # rootfs of the config's SUITE with its PACKAGES, check hello world in it,
 # cache it, and turn it into an initramfs with initramfs-builder (rootfs:
-# source); install the config beside it.
+# source).
 #
 #   initramfs-builder/mkimage.sh LANG[@VERSION] OUTDIR SUFFIX BUILDER AGENT
 #
-# writes OUTDIR/LANG@VERSION.conf and OUTDIR/LANG@VERSION$SUFFIX (SUFFIX:
-# .cpio.lz4, .cpio.gz or .cpio); LANG alone is the language's DEFAULT.
+# writes OUTDIR/LANG@VERSION$SUFFIX (SUFFIX: .cpio.lz4, .cpio.gz or .cpio;
+# make installs the configs beside them); LANG alone is the language's
+# DEFAULT.
 # The rootfs tarball is cached in ${RUNVM_CACHE:-~/.cache/runvm}/images/,
 # keyed by the version's whole config (minus DROP), the hello-world source,
 # the hook script, the mmdebstrap recipe, the builder version and the
@@ -27,9 +28,7 @@ get() { sed -n "s/^$1=//p" "$flat" | tail -n 1; }
 lang=$(get LANG) version=$(get VERSION) suite=$(get SUITE)
 name=$lang@$version
 [ -n "$suite" ] || { echo "mkimage: $name: no SUITE= in its config" >&2; exit 1; }
-conf=$outdir/$name.conf
 out=$outdir/$name$suffix
-install -m 644 "$flat" "$conf.tmp" && mv "$conf.tmp" "$conf"
 source=$(get SOURCE)
 start_all=$(date +%s)
 

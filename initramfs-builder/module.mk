@@ -37,7 +37,7 @@ $(B)/images/.confs: $(LANG_CONFS) $(B)/bin/initramfs-builder
 	$(Q)set -e; for f in $(LANG_VERSIONS); do \
 	    v=$${f##*/}; v=$${v%.conf}; l=$${f%/*}; l=$${l##*/}; \
 	    $(B)/bin/initramfs-builder --lang $$l@$$v --print-conf \
-	        >$(@D)/$$l@$$v.conf.tmp; \
+	        >$(@D)/$$l@$$v.conf.tmp; chmod 644 $(@D)/$$l@$$v.conf.tmp; \
 	    mv $(@D)/$$l@$$v.conf.tmp $(@D)/$$l@$$v.conf; done
 	$(Q)touch $@
 .PHONY: lang-confs

@@ -4,6 +4,7 @@
 # host on runvm's stdout, host → guest from runvm's stdin (--vconsole
 # stdio), then a short exchange over --vconsole unix:PATH. Reports the
 # throughput the guest measured and notifications/interrupts per MiB.
+# test-timeout: 600
 set -euo pipefail
 . tests/integration/boot-lib.sh
 boot_require
