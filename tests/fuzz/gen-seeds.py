@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed inputs of the fuzz targets that read a program
+of operations or an archive (tests/fuzz/corpus/NAME/seed-*): each seed is a
+valid session (a driver that sets the device up and moves data, a request
+the API takes, a RUN the agent carries out, a tar layer), so the fuzzer
+starts from the paths that matter and mutates from there. Deterministic:
+running it again rewrites the same bytes.
+
+    tests/fuzz/gen-seeds.py [CORPUS_DIR]    (default tests/fuzz/corpus)
+
+The formats are those the targets' header comments describe."""
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import struct
+import sys
+import tarfile
+import zlib
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def write(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def u8(v):
+    return struct.pack("<B", v & 0xff)
+
+
+def u16(v):
+    return struct.pack("<H", v & 0xffff)
+
+
+def u32(v):
+    return struct.pack("<I", v & 0xffffffff)
+
+
+def u64(v):
+    return struct.pack("<Q", v & 0xffffffffffffffff)
+
+
+# ---- virtio driver programs (tests/fuzz/virtio_driver.h) -------------------
+
+(WRITE_REG, READ, NEGOTIATE, QUEUE_SETUP, DRIVER_OK, CHAIN, DESC, PUBLISH,
+ NOTIFY, POKE, AVAIL_CTL, CONFIG, INT_ACK, RESET) = range(14)
+F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
+
+
+def negotiate(mask=(1 << 64) - 1):
+    return u8(NEGOTIATE) + u64(mask)
+
+
+def setup(q, log2=4):
+    return u8(QUEUE_SETUP) + u8(q) + u8(log2)
+
+
+def chain(q, bufs, indirect=False):
+    """bufs: list of bytes (device-readable) or int (writable length)."""
+    shape = (len(bufs) - 1) | (4 if indirect else 0)
+    body = b""
+    for i, b in enumerate(bufs):
+        if isinstance(b, int):
+            shape |= 8 << i
+            body += u16(b)
+        else:
+            body += u16(len(b)) + b
+    return u8(CHAIN) + u8(q) + u8(shape) + body
+
+
+def notify(q):
+    return u8(NOTIFY) + u8(q)
+
+
+def backend(sub, kind=14):
+    return u8(kind | (sub << 4))
+
+
+def read(offset, lensel=2):
+    return u8(READ) + u16(offset) + u8(lensel)
+
+
+def desc(q, idx, addr, length, flags, nxt):
+    return (u8(DESC) + u8(q) + u16(idx) + u16(addr) + u16(length) + u8(flags)
+            + u16(nxt))
+
+
+def publish(q, head):
+    return u8(PUBLISH) + u8(q) + u16(head)
+
+
+def console_seeds():
+    t = "fuzz_virtio_console"
+    WRITE, READH, PUMP, END_IN, END_OUT, CONNECT = range(6)
+    start = negotiate() + setup(0) + setup(1) + u8(DRIVER_OK)
+    # Console on a socketpair: output, then input into posted buffers.
+    write(t, "console-echo",
+          u8(0) + start + chain(1, [b"hello, host\n"]) + notify(1)
+          + chain(0, [64]) + chain(0, [16, 16]) + notify(0)
+          + backend(WRITE) + u8(11) + b"hello guest" + backend(PUMP)
+          + backend(READH) + u16(100) + u8(INT_ACK) + read(0x70)
+          + read(0x60) + read(0x100, 0))
+    # Pipes, output bigger than the pipe: the chain waits for the host.
+    big = bytes(range(256)) * 12
+    write(t, "pipes-backpressure",
+          u8(2) + start + chain(1, [big]) + chain(1, [big[:1000], big[:2000]])
+          + notify(1) + backend(PUMP) + backend(READH) + u16(4096)
+          + backend(PUMP) + backend(READH) + u16(0xffff) + backend(PUMP)
+          + backend(END_OUT) + chain(1, [b"after"]) + notify(1)
+          + backend(END_IN) + chain(0, [32]) + notify(0) + backend(PUMP))
+    # No back-end until CONNECT: output is held, then delivered.
+    write(t, "connect-later",
+          u8(4) + start + chain(1, [b"held until connected"]) + notify(1)
+          + chain(0, [64]) + notify(0) + backend(CONNECT)
+          + backend(WRITE) + u8(3) + b"abc" + backend(PUMP)
+          + backend(READH) + u16(64))
+    # Indirect chains and event index.
+    write(t, "indirect-event-idx",
+          u8(0) + start + u8(AVAIL_CTL) + u8(1) + u16(0) + u16(2)
+          + chain(1, [b"in", b"direct"], indirect=True) + notify(1)
+          + chain(0, [8, 8, 8], indirect=True) + notify(0)
+          + backend(WRITE) + u8(20) + b"x" * 20 + backend(PUMP)
+          + u8(RESET) + start + chain(1, [b"again"]) + notify(1))
+    # Hostile: a descriptor that chains to itself, then a reset and more.
+    write(t, "desc-loop",
+          u8(0) + start + desc(1, 0, 0x8000, 16, F_NEXT, 0) + publish(1, 0)
+          + notify(1) + read(0x70) + u8(RESET) + start
+          + desc(0, 0, 0xfff0, 64, F_WRITE, 0) + publish(0, 0) + notify(0))
+    # MULTIPORT: the control handshake of Linux's driver, then data.
+    def ctrl(event, value, port=0):
+        return struct.pack("<IHH", port, event, value)
+    mp = (negotiate() + setup(0) + setup(1) + setup(2) + setup(3)
+          + u8(DRIVER_OK))
+    write(t, "multiport-handshake",
+          u8(1) + mp + chain(2, [64]) + chain(2, [64]) + chain(2, [64])
+          + notify(2) + chain(3, [ctrl(0, 1)]) + notify(3)
+          + chain(3, [ctrl(3, 1)]) + notify(3) + chain(0, [64]) + notify(0)
+          + backend(WRITE) + u8(5) + b"early" + backend(PUMP)
+          + chain(3, [ctrl(6, 1)]) + notify(3) + backend(PUMP)
+          + chain(1, [b"port data"]) + notify(1) + backend(READH) + u16(64)
+          + chain(3, [ctrl(6, 0), ctrl(5, 0)]) + notify(3))
+
+
+def net_seeds():
+    t = "fuzz_virtio_net"
+    SEND, RECV, PUMP, FLIP = range(4)
+    start = negotiate() + setup(0) + setup(1) + u8(DRIVER_OK)
+    # VERSION_1 and the ring features, no offloads.
+    plain = (negotiate((1 << 32) | (1 << 28) | (1 << 29)) + setup(0) + setup(1)
+             + u8(DRIVER_OK))
+    hdr = bytes(12)
+    frame = bytes(range(60))
+
+    def hdr_of(flags=0, gso=0, gso_size=0, csum_start=0, csum_off=0):
+        return struct.pack("<BBHHHHH", flags, gso, 14 + 20 + 20, gso_size,
+                           csum_start, csum_off, 0)
+
+    def send(data):
+        return backend(SEND) + u16(len(data)) + data
+
+    # No offloads: a frame each way.
+    write(t, "plain",
+          u8(0) + plain + chain(1, [hdr, frame]) + notify(1) + backend(RECV)
+          + chain(0, [1526]) + chain(0, [12, 2048]) + notify(0)
+          + send(hdr + frame) + send(hdr_of(2) + frame) + backend(PUMP)
+          + u8(INT_ACK) + read(0x100, 0) + read(0x104, 1))
+    # Every offload: checksum and TSO headers both ways.
+    write(t, "offloads",
+          u8(0) + start + chain(1, [hdr_of(1, 0, 0, 34, 16) + frame])
+          + chain(1, [hdr_of(1, 1, 1448, 34, 16), frame, frame])
+          + chain(1, [hdr_of(1, 4, 1448, 34, 16) + frame]) + notify(1)
+          + backend(RECV) + chain(0, [4000]) + chain(0, [4000]) + chain(0, [4000]) + notify(0)
+          + send(hdr_of(2) + frame) + send(hdr_of(1, 1, 1448) + frame)
+          + send(hdr_of(0, 3) + frame) + backend(PUMP) + backend(RECV))
+    # TUNSETOFFLOAD refused: DRIVER_OK leaves the device needing a reset.
+    write(t, "offload-refused",
+          u8(1) + start + read(0x70) + u8(RESET) + backend(FLIP) + start
+          + chain(1, [hdr, frame]) + notify(1) + backend(RECV))
+    # A full tap: frames wait for EPOLLOUT; an indirect receive chain.
+    many = b"".join(chain(1, [hdr + bytes(3000)]) for _ in range(6))
+    write(t, "tap-full",
+          u8(0) + plain + many + notify(1) + backend(PUMP) + backend(RECV)
+          + backend(PUMP) + chain(0, [12, 100, 2000], indirect=True)
+          + notify(0) + send(hdr + frame) + backend(PUMP))
+    # Hostile: a receive buffer too small, a writable transmit buffer.
+    write(t, "bad-buffers",
+          u8(0) + plain + chain(0, [8]) + notify(0) + read(0x70) + u8(RESET)
+          + plain + chain(1, [hdr, 64]) + notify(1) + read(0x70))
+
+
+def main():
+    console_seeds()
+    net_seeds()
+
+
+if __name__ == "__main__":
+    main()
