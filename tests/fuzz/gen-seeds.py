@@ -195,9 +195,105 @@ def net_seeds():
           + plain + chain(1, [hdr, 64]) + notify(1) + read(0x70))
 
 
+# ---- API requests (tests/fuzz/fuzz_api_request.c) --------------------------
+
+def http(body, ctype="application/json", extra=b""):
+    head = (b"POST /start HTTP/1.1\r\nHost: localhost\r\n"
+            + (b"Content-Type: " + ctype.encode() + b"\r\n" if ctype else b"")
+            + extra + b"Content-Length: " + str(len(body)).encode()
+            + b"\r\n\r\n")
+    return u8(0) + head + body
+
+
+def api_seeds():
+    t = "fuzz_api_request"
+    full = (b'{"code": "package main\\nfunc main() {}\\n", '
+            b'"files": {"util.go": "package main\\n", "data.txt": "x\\u0000y"},'
+            b' "stdin": "input\\n", "args": ["./main", "-v", "\\u00e9"], '
+            b'"limits": {"timeout_ms": 5000, "build_timeout_ms": 60000, '
+            b'"memory_bytes": 268435456, "max_procs": 64, '
+            b'"max_output_bytes": 65536}, "lang": "go@1.24"}')
+    write(t, "http-text", http(b'print("hi")\n', "text/plain"))
+    write(t, "http-json", http(full))
+    write(t, "http-json-charset",
+          http(b'{"code": "x"}', "application/json; charset=utf-8"))
+    write(t, "http-reuse",
+          http(b'{"reuse": true, "args": ["./main"], "stdin": ""}'))
+    write(t, "http-no-type", http(b"int main(void) { return 0; }\n", ""))
+    write(t, "http-urlencoded",
+          http(b"fn main() {}\n", "application/x-www-form-urlencoded"))
+    write(t, "json-files-only",
+          u8(1) + u8(0) + b'{"files": {"main.c": "int main;", "a.h": ""}}')
+    write(t, "json-bad-name", u8(1) + u8(0) + b'{"files": {"../x": "y"}}')
+    write(t, "json-limits-bad",
+          u8(1) + u8(0) + b'{"code": "x", "limits": {"timeout_ms": 0}}')
+    write(t, "json-many-args",
+          u8(1) + u8(0) + b'{"code": "x", "args": ['
+          + b",".join(b'"a%d"' % i for i in range(64)) + b"]}")
+    write(t, "json-duplicate", u8(1) + u8(0) + b'{"code": "x", "code": "y"}')
+    write(t, "plain", u8(1) + u8(1) + b"echo hello\n")
+    write(t, "html-refused", u8(1) + u8(5) + b"<p>hi</p>")
+
+
+# ---- agent client (tests/fuzz/fuzz_agent_client.c) -------------------------
+
+def field(b):
+    return u8(len(b)) + b
+
+
+def client_seeds():
+    t = "fuzz_agent_client"
+    RAW, FRAME, TYPED, RUN, STDIN, ANNOUNCE, SHUTDOWN, DRAIN, EOF, PUMP = \
+        range(10)
+    ID0, IDRUN, IDNEXT, IDANN = range(4)
+
+    def hello(idsel=ID0, ver=b"0.2.0", lang=b"go"):
+        return (u8(TYPED) + u8(0) + u8(idsel) + field(ver) + field(lang)
+                + field(b"go1.19.8") + field(b"main.go"))
+
+    def output(data, stream=1, phase=1, idsel=IDRUN):
+        return (u8(TYPED) + u8(1) + u8(idsel) + u8(phase) + u8(stream)
+                + field(data))
+
+    def exit_(code=0, final=True, phase=1, idsel=IDRUN):
+        bits = phase | 2 | ((8 if final else 0) << 4)
+        return (u8(TYPED) + u8(2) + u8(idsel) + u8(bits) + u8(code) + u8(0)
+                + u32(12))
+
+    def error(code, msg, idsel=IDRUN):
+        return u8(TYPED) + u8(3) + u8(idsel) + u8(code) + field(msg)
+
+    write(t, "run-exit",
+          hello() + u8(RUN) + u8(0) + output(b"building\n", 2, 0)
+          + exit_(0, False, 0) + output(b"hello\n") + exit_(0) + u8(DRAIN))
+    write(t, "stdin-error",
+          hello() + u8(RUN) + u8(1) + u8(STDIN) + u8(0) + field(b"abc")
+          + u8(STDIN) + u8(1) + field(b"") + u8(DRAIN)
+          + error(7, b"step failed") + u8(RUN) + u8(6)
+          + hello(ID0) + u8(DRAIN))
+    write(t, "announce-shutdown",
+          u8(RUN) + u8(0) + u8(ANNOUNCE) + hello(IDANN, lang=b"\x01\x7fodd")
+          + u8(RUN) + u8(0) + u8(ANNOUNCE) + hello(IDANN)
+          + output(b"x", idsel=IDNEXT) + exit_(1, idsel=ID0) + exit_(1)
+          + u8(SHUTDOWN) + u8(DRAIN) + u8(EOF) + u8(RUN) + u8(0)
+          + u8(STDIN) + u8(0) + field(b"late"))
+    # A HELLO the harness frames from raw TLVs (tag 1: AGENT_VERSION), an
+    # ERROR with id 0 (a frame the agent dropped), and SLIP garbage.
+    tlv = u16(1) + u32(5) + b"0.2.0"
+    write(t, "frames",
+          u8(FRAME) + u8(1) + u16(0) + u8(ID0) + field(tlv) + u8(RUN) + u8(0)
+          + u8(FRAME) + u8(6) + u16(0) + u8(ID0)
+          + field(u16(0x50) + u32(4) + u32(1)) + u8(RAW)
+          + field(b"\xc0\xdb\xdc\xdb\xdd\xdb\x00RV\x01\x04\xc0\xc0")
+          + u8(FRAME) + u8(9) + u16(0xffff) + u8(200) + field(b"")
+          + u8(PUMP))
+
+
 def main():
     console_seeds()
     net_seeds()
+    api_seeds()
+    client_seeds()
 
 
 if __name__ == "__main__":
