@@ -289,11 +289,83 @@ def client_seeds():
           + u8(PUMP))
 
 
+# ---- agent RUN handling (tests/fuzz/fuzz_agent_run.c) ----------------------
+
+def run_op(files=(), flags=0, build=None, run=None, env=None, stdin=b"",
+           limits=None, build_limits=None):
+    """files: (name, mode, data); argv lists as lists of bytes."""
+    b = u8(2) + u8(flags) + u8(len(files))
+    for name, mode, data in files:
+        b += field(name) + u16(mode) + field(data)
+    lists = [build, run, env]
+    b += u8(sum(1 << i for i, l in enumerate(lists) if l is not None))
+    for l in lists:
+        if l is not None:
+            b += field(b"".join(w + b"\0" for w in l))
+    b += field(stdin)
+    b += u8((1 if limits else 0) | (2 if build_limits else 0))
+    for lim in (limits, build_limits):
+        if lim:
+            b += b"".join(u16(v) for v in lim)
+    return b
+
+
+def agent_seeds():
+    t = "fuzz_agent_run"
+    RAW, FRAME, RUN, STDOUT, STDERR, EXIT, STDIN, TIMEOUT, CLOSE = range(9)
+    REUSE, SKIP_BUILD, STDIN_OPEN = 1, 2, 4
+
+    def frame(type_, payload, flags=0, idsel=1):
+        return (u8(FRAME) + u8(type_) + u16(flags) + u8(idsel)
+                + u16(len(payload)) + payload)
+
+    def tlv(tag, value):
+        return u16(tag) + u32(len(value)) + value
+
+    src = b"int main(void) { return 0; }\n"
+    write(t, "build-then-run",
+          u8(0) + run_op([(b"", 0, src)]) + u8(STDOUT) + field(b"cc: ok\n")
+          + u8(EXIT) + u8(0) + u8(STDOUT) + field(b"hello\n") + u8(STDERR)
+          + field(b"warning\n") + u8(STDIN) + u8(EXIT) + u8(3))
+    write(t, "stdin-open-truncated",
+          u8(1) + run_op([(b"main.py", 0o644, b"print(input())\n"),
+                          (b"data.txt", 0o600, b"1 2 3\n")],
+                         flags=STDIN_OPEN, run=[b"python3", b"main.py"],
+                         env=[b"X=1", b"PATH=/bin"], stdin=b"abc",
+                         limits=(100, 0, 0, 0, 10))
+          + frame(3, tlv(0x20, b"more\n")) + u8(STDIN)
+          + frame(3, tlv(0x20, b""), flags=1) + u8(STDIN)
+          + u8(STDOUT) + field(b"x" * 200) + u8(EXIT) + u8(0x89))
+    write(t, "refusals",
+          u8(0) + run_op([(b"../x", 0, b"")]) + run_op([(b"a/b", 0, b"")])
+          + run_op([(b"", 0, b"a"), (b"", 0, b"b")])
+          + run_op([(b"x", 0, b"")], env=[b"=bad"])
+          + run_op([(b"x", 0, b"")], run=[b"sh", b"-c"])
+          + run_op([(b"y", 0o755, b"")], run=[b"sh"])
+          + frame(3, tlv(0x20, b"no run"), idsel=9) + frame(9, b"")
+          + frame(8, b"") + frame(6, b"") + u8(EXIT) + u8(0) + frame(7, b""))
+    write(t, "no-lang-conf",
+          u8(3) + run_op([(b"", 0, b"x")]) + run_op([(b"m", 0, b"x")])
+          + run_op([(b"m", 0, b"x")], build=[], run=[b"./m"]))
+    write(t, "reuse-workdir",
+          u8(0) + run_op([(b"main.c", 0, src)], build=[b"cc", b"main.c"],
+                         run=[b"./a.out"], build_limits=(1, 1, 1, 1, 1))
+          + u8(EXIT) + u8(0) + u8(EXIT) + u8(0)
+          + run_op([], flags=REUSE | SKIP_BUILD, run=[b"./a.out", b"again"])
+          + u8(CLOSE) + u8(TIMEOUT) + u8(EXIT) + u8(0x89))
+    write(t, "spawn-fails", u8(4) + run_op([(b"", 0, src)]) + u8(EXIT) + u8(0))
+    slip_run = os.path.join(OUT, "fuzz_slip", "run")
+    if os.path.exists(slip_run):
+        raw = open(slip_run, "rb").read()[1:]
+        write(t, "raw-slip", u8(0) + u8(RAW) + field(raw[:255]))
+
+
 def main():
     console_seeds()
     net_seeds()
     api_seeds()
     client_seeds()
+    agent_seeds()
 
 
 if __name__ == "__main__":
