@@ -77,3 +77,4 @@ FUZZ_TARGETS += fuzz_tree
 fuzz_tree_SRCS := initramfs-builder/tree.c initramfs-builder/cpio.c \
                   initramfs-builder/progress.c
 fuzz_tree_LIBS := -lz
+fuzz_tree_SRCS += tests/fuzz/tree_check.c
