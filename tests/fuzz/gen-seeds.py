@@ -360,12 +360,108 @@ def agent_seeds():
         write(t, "raw-slip", u8(0) + u8(RAW) + field(raw[:255]))
 
 
+# ---- tar layers (tests/fuzz/fuzz_layer.c) ----------------------------------
+
+def tar(entries, fmt=tarfile.GNU_FORMAT):
+    """entries: (name, kind, arg): kind 'd', 'f' (arg: bytes), 'l' (arg:
+    target), 'h' (arg: target), 'c' (character device)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+        for name, kind, arg in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 0
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = "root"
+            ti.mode = 0o755
+            data = None
+            if kind == "d":
+                ti.type = tarfile.DIRTYPE
+            elif kind == "f":
+                ti.mode = 0o644
+                ti.size = len(arg)
+                data = io.BytesIO(arg)
+            elif kind == "l":
+                ti.type = tarfile.SYMTYPE
+                ti.linkname = arg
+            elif kind == "h":
+                ti.type = tarfile.LNKTYPE
+                ti.linkname = arg
+            elif kind == "c":
+                ti.type = tarfile.CHRTYPE
+                ti.devmajor, ti.devminor = 1, 3
+            t.addfile(ti, data)
+    return buf.getvalue()
+
+
+def layers(mode, *blobs):
+    """Byte 0, then each layer but the last with its u16 length."""
+    b = u8(mode | (len(blobs) - 1))
+    for blob in blobs[:-1]:
+        b += u16(len(blob)) + blob
+    return b + blobs[-1]
+
+
+def zstd(data):
+    import shutil
+    import subprocess
+    if not shutil.which("zstd"):
+        return None
+    return subprocess.run(["zstd", "-q", "-c", "-19"], input=data,
+                          stdout=subprocess.PIPE, check=True).stdout
+
+
+def layer_seeds():
+    t = "fuzz_layer"
+    FILE, TIGHT = 4, 8
+    base = tar([("usr/", "d", None), ("usr/bin/", "d", None),
+                ("usr/bin/tool", "f", b"#!/bin/sh\necho tool\n"),
+                ("usr/bin/alias", "l", "tool"),
+                ("usr/bin/hard", "h", "usr/bin/tool"),
+                ("etc/", "d", None), ("etc/conf", "f", b"k=v\n"),
+                ("dev/null", "c", None)])
+    write(t, "plain", layers(0, base))
+    write(t, "gzip", layers(0, gzip.compress(base, mtime=0)))
+    write(t, "xz", layers(0, lzma.compress(base)))
+    write(t, "bzip2", layers(0, bz2.compress(base)))
+    z = zstd(base)
+    if z:
+        write(t, "zstd", layers(0, z))
+    write(t, "file-gzip", layers(FILE, gzip.compress(base, mtime=0)))
+    # Refused by magic: lz4 and lzop are named in the error.
+    write(t, "file-lz4", layers(FILE, b"\x04\x22\x4d\x18" + bytes(60)))
+    write(t, "file-lzop",
+          layers(FILE, b"\x89LZO\x00\r\n\x1a\n" + bytes(60)))
+    # OCI whiteouts over a lower layer.
+    upper = tar([("usr/bin/.wh.tool", "f", b""),
+                 ("etc/.wh..wh..opq", "f", b""),
+                 ("etc/new", "f", b"new\n")])
+    write(t, "whiteouts", layers(0, base, upper))
+    # A hostile layer: escapes, links out of the tree, a directory turned
+    # into a symlink under files, long (pax) names.
+    hostile = tar([("../../escape", "f", b"x"), ("/abs/file", "f", b"y"),
+                   ("a/", "d", None), ("a/b", "f", b"z"),
+                   ("link", "l", "/"), ("link/etc/passwd", "f", b"root"),
+                   ("up", "l", "../../.."), ("up/x", "f", b"x"),
+                   ("hl", "h", "nowhere"), ("a", "l", "usr"),
+                   ("a/c", "f", b"through a symlink"),
+                   ("d" * 120 + "/" + "e" * 120, "f", b"long")],
+                  fmt=tarfile.PAX_FORMAT)
+    write(t, "hostile", layers(0, base, hostile))
+    many = tar([("f%03d" % i, "f", b"x" * 2000) for i in range(80)])
+    write(t, "tight-caps", layers(TIGHT, gzip.compress(many, mtime=0)))
+    write(t, "three-layers",
+          layers(FILE, base, tar([("usr/", "d", None),
+                                  ("usr/.wh..wh..opq", "f", b"")]),
+                 bz2.compress(base)))
+
+
 def main():
     console_seeds()
     net_seeds()
     api_seeds()
     client_seeds()
     agent_seeds()
+    layer_seeds()
 
 
 if __name__ == "__main__":
