@@ -68,10 +68,11 @@ static void write_desc(struct virtio_driver *d, uint64_t gpa, uint64_t addr,
     memcpy(p + 14, &next, 2);
 }
 
-/* Room for len bytes in the buffer area, aligned to 16. */
+/* Room for len bytes in the buffer area, aligned to 16, starting inside
+ * RAM even when len is 0. */
 static uint64_t buffer(struct virtio_driver *d, uint32_t len)
 {
-    if (d->buf_next + len > VIRTIO_DRIVER_RAM)
+    if (d->buf_next + len >= VIRTIO_DRIVER_RAM)
         d->buf_next = VIRTIO_DRIVER_BUF;
     uint64_t gpa = d->buf_next;
     d->buf_next = (uint32_t)((d->buf_next + len + 15) & ~15u);
