@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <sanitizer/common_interface_defs.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,9 +194,25 @@ static void remove_root(void)
     nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* The work root and the lang.conf files. 0 or -1. */
+/* The sanitizers start their symbolizer (a process on pipes that stay
+ * open) at their first report; a UBSan report within a run would then
+ * look like a leak. Start it now, its output thrown away. */
+static void start_symbolizer(void)
+{
+    int saved = dup(2), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved < 0 || null < 0)
+        return;
+    dup2(null, 2);
+    __sanitizer_print_stack_trace();
+    dup2(saved, 2);
+    close(saved);
+    close(null);
+}
+
+/* The work root and the lang.conf files, and the symbolizer. 0 or -1. */
 static int setup_once(void)
 {
+    start_symbolizer();
     if (!mkdtemp(root))
         return -1;
     atexit(remove_root);
