@@ -5,7 +5,8 @@
  * stubbed: step_spawn forks nothing, it keeps the step's ends of the pipes
  * and the input plays the step (writes output, reads stdin, exits). What
  * agent_run's loop does on each event is done here by operations, without
- * poll or signals. Files go to a temporary work root.
+ * poll or signals. Files go to a temporary work root (in /dev/shm where
+ * it is writable), removed at exit but not after a crash.
  *
  * Byte 0: bits 0-1 pick the image's lang.conf (LANG_CONFS: full, no
  * BUILD, malformed, missing); bit 2 makes every step_spawn fail. Then
@@ -60,7 +61,7 @@ static const char *const LANG_CONFS[] = {
 };
 
 /* The temporary work root and lang.conf files, made once. */
-static char root[64] = "/tmp/fuzz_agent_run.XXXXXX";
+static char root[64];
 static char work[96];
 static char confs[4][96];
 
@@ -213,6 +214,9 @@ static void start_symbolizer(void)
 static int setup_once(void)
 {
     start_symbolizer();
+    /* tmpfs where there is one: every run makes and removes files. */
+    snprintf(root, sizeof(root), "%s/fuzz_agent_run.XXXXXX",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(root))
         return -1;
     atexit(remove_root);
