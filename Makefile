@@ -10,6 +10,8 @@
 #                   (nested host without a usable /dev/kvm; RUNVM_NESTED=1
 #                   forces it); TEST_IMAGE_LANGS (go go@1.24 rust)
 #                   images first
+#   make fuzz-long  every fuzz target for FUZZ_SECONDS (600) each, with
+#                   its executions and coverage (docs/fuzzing.md)
 #   make bench      benchmarks on real KVM (nested host without a
 #                   usable /dev/kvm), each beside its peer (QEMU microvm, native):
 #                   boot, rss, create rate, exec, console, snippets, exits
@@ -151,7 +153,7 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
 
 # ---- top-level targets -----------------------------------------------------
 .PHONY: all deps kernel check test integration unit-bins test-progs fuzz \
-        fuzz-regress clean kvmhost demo
+        fuzz-regress fuzz-long clean kvmhost demo
 
 all: $(BINS)
 
@@ -199,6 +201,15 @@ fuzz-regress: fuzz
 	    $(B)/fuzz/$$t -runs=0 tests/fuzz/corpus/$$t >/dev/null 2>&1 || \
 	        { echo "fuzz-regress: $$t failed on its corpus" >&2; exit 1; }; \
 	    echo "fuzz-regress: $$t ok"; done
+
+# Every fuzz target in turn for FUZZ_SECONDS each (libFuzzer
+# -max_total_time), from its checked-in corpus into $(B)/fuzz/long/; prints
+# each one's executions, coverage and crashes from libFuzzer's final stats
+# (tests/fuzz/fuzz-long.sh, docs/fuzzing.md). FUZZ_LONG_TARGETS picks some.
+FUZZ_SECONDS ?= 600
+FUZZ_LONG_TARGETS ?= $(FUZZ_TARGETS)
+fuzz-long: fuzz
+	$(Q)tests/fuzz/fuzz-long.sh $(B) $(FUZZ_SECONDS) $(FUZZ_LONG_TARGETS)
 
 # Language images the integration tests boot (rootfs cached by inputs in
 # $RUNVM_CACHE, so only the first run on a machine pays for mmdebstrap):

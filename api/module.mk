@@ -4,6 +4,14 @@ RUNVM_SRCS += $(API_SRCS)
 
 FUZZ_TARGETS += fuzz_http
 fuzz_http_SRCS := api/http.c
+# POST /start from bytes to the RUN on the wire, and the session's agent
+# client reading a hostile agent (its module.mk is session/'s; its caller
+# here is API mode). `=`: PROTOCOL_SRCS is set by a later module.
+FUZZ_TARGETS += fuzz_api_request fuzz_agent_client
+fuzz_api_request_SRCS = api/http.c api/request.c session/agent_client.c \
+                        core/evloop.c $(PROTOCOL_SRCS)
+fuzz_api_request_LIBS := -ljansson
+fuzz_agent_client_SRCS = session/agent_client.c core/evloop.c $(PROTOCOL_SRCS)
 
 # The server driven over its socket, the real agent core behind it, no KVM
 # (a zeroed struct vm lends it an event loop and vm_request_stop).

@@ -33,6 +33,19 @@ test_virtio_net_LDFLAGS := -Wl,--wrap=ioctl
 FUZZ_TARGETS += fuzz_virtq
 fuzz_virtq_SRCS := devices/virtq.c devices/virtio_mmio.c core/guest_mem.c
 fuzz_virtq_LIBS := -lpthread
+# The console and net models behind their register file, driven by a
+# hostile driver (tests/fuzz/virtio_driver.c); net's tap is a socketpair
+# whose TUNSETOFFLOAD the target answers (ioctl wrapped).
+VIRTIO_FUZZ_DRIVER := tests/fuzz/virtio_driver.c
+FUZZ_TARGETS += fuzz_virtio_console fuzz_virtio_net
+fuzz_virtio_console_SRCS := devices/virtio_console.c devices/virtio_mmio.c \
+                            devices/virtq.c core/guest_mem.c core/evloop.c \
+                            $(VIRTIO_FUZZ_DRIVER)
+fuzz_virtio_console_LIBS := -lpthread
+fuzz_virtio_net_SRCS := devices/virtio_net.c devices/virtio_mmio.c \
+                        devices/virtq.c core/guest_mem.c core/evloop.c \
+                        $(VIRTIO_FUZZ_DRIVER)
+fuzz_virtio_net_LIBS := -lpthread -Wl,--wrap=ioctl
 # Guest /init for the virtio-console integration test (also its host-side
 # pattern generator and checker).
 TEST_PROGS += hvc_bulk

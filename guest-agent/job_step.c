@@ -336,5 +336,9 @@ void job_step_kill(struct agent *a)
         if (j->cgroup[0])
             step_cgroup_remove(j->cgroup);
     }
+    /* job_end forgets the step's pipes: close them first. */
+    agent_close_fd(&j->out_fd);
+    agent_close_fd(&j->err_fd);
+    agent_close_fd(&j->in_fd);
     job_end(a);
 }

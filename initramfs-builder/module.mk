@@ -77,3 +77,11 @@ FUZZ_TARGETS += fuzz_tree
 fuzz_tree_SRCS := initramfs-builder/tree.c initramfs-builder/cpio.c \
                   initramfs-builder/progress.c
 fuzz_tree_LIBS := -lz
+fuzz_tree_SRCS += tests/fuzz/tree_check.c
+# Tar layers, plain or compressed, through libarchive into a tree
+# (layer.c), checked, read back and written as a cpio.
+FUZZ_TARGETS += fuzz_layer
+fuzz_layer_SRCS := initramfs-builder/layer.c initramfs-builder/tree.c \
+                   initramfs-builder/cpio.c initramfs-builder/progress.c \
+                   initramfs-builder/limits.c tests/fuzz/tree_check.c
+fuzz_layer_LIBS := -larchive -lz

@@ -67,7 +67,9 @@ uint8_t *msg_buf_reserve(struct msg_buf *m, size_t n)
 
 void msg_buf_append(struct msg_buf *m, const void *p, size_t n)
 {
+    if (n == 0)
+        return; /* nothing: and no pointer arithmetic on an empty buffer */
     uint8_t *d = msg_buf_reserve(m, n);
-    if (d && n)
+    if (d)
         memcpy(d, p, n);
 }
