@@ -1,6 +1,7 @@
 #include "api/server.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -411,6 +412,9 @@ int api_server_attach(struct api_server **out, struct vm *vm,
         return ret;
     }
     session_set_watchdog(&s->session, s->cfg.run_slack_ms);
+    /* jansson seeds its hash tables from /dev/urandom on first use: now,
+     * while runvm may still open files (it opens none once sandboxed). */
+    json_object_seed(0);
     /* Idle connections are looked for four times per idle_ms. */
     uint64_t tick_ns = (uint64_t)s->cfg.idle_ms * 1000000 / 4;
     struct itimerspec its = {
