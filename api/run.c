@@ -128,8 +128,8 @@ static void emit(struct api_server *s)
 
 /* Whether spec (a request's "lang") names the language version this
  * process serves: its name or an alias, and a version that
- * version_match takes for the served one (go@1 is served by go@1.19); if
- * not, why. */
+ * version_match takes for the served one (go@1 is served by go@1.19), or
+ * none when the served one is the language's default; if not, why. */
 static bool serves(const struct api_server *s, const char *spec, char *why,
                    size_t len)
 {
@@ -139,15 +139,20 @@ static bool serves(const struct api_server *s, const char *spec, char *why,
     char name[CATALOG_NAME_MAX + 1] = "";
     if (n <= CATALOG_NAME_MAX)
         memcpy(name, spec, n), name[n] = '\0';
-    /* An alias names its language. */
+    /* An alias names its language; no version, its default. */
     const struct catalog *c = s->cfg.catalog;
+    const char *def = NULL;
     for (size_t i = 0; c && i < c->n; i++)
         if (!strcmp(c->e[i].lang, name) || catalog_has_alias(&c->e[i], name)) {
             snprintf(name, sizeof(name), "%s", c->e[i].lang);
             break;
         }
+    for (size_t i = 0; c && i < c->n; i++)
+        if (!strcmp(c->e[i].lang, name) && c->e[i].is_default)
+            def = c->e[i].version;
     bool ok = x->lang && !strcmp(name, x->lang) &&
-              (!at || (x->version && version_match(at + 1, x->version)));
+              (at ? x->version && version_match(at + 1, x->version)
+                  : !x->version || !def || !strcmp(def, x->version));
     if (!ok)
         snprintf(why, len,
                  "this process serves %s%s%s, not %s: one API-mode runvm "
