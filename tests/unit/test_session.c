@@ -239,24 +239,31 @@ static void wrong_language_fails_once(void **state)
     teardown(t);
 }
 
+/* The test, playing the agent, sends the message m holds and frees m. */
+static void peer_send(struct t *t, struct msg_buf *m)
+{
+    struct msg_buf wire;
+    msg_buf_init(&wire);
+    assert_int_equal(msg_slip_append(&wire, m->data, m->len), 0);
+    assert_int_equal(write(t->peer, wire.data, wire.len), (ssize_t)wire.len);
+    msg_buf_free(&wire);
+    msg_buf_free(m);
+}
+
 /* The test plays an agent of version version, with toolchain, saying
  * HELLO. */
 static void peer_hello_toolchain(struct t *t, const char *version,
                                  const char *toolchain)
 {
-    struct msg_buf m, wire;
+    struct msg_buf m;
     msg_buf_init(&m);
-    msg_buf_init(&wire);
     struct msg_hello h = {
         .lang = {(const uint8_t *)"sh", 2},
         .agent_version = {(const uint8_t *)version, (uint32_t)strlen(version)},
         .toolchain = {(const uint8_t *)toolchain, (uint32_t)strlen(toolchain)},
     };
     assert_int_equal(msg_build_hello(&m, 0, &h), 0);
-    assert_int_equal(msg_slip_append(&wire, m.data, m.len), 0);
-    assert_int_equal(write(t->peer, wire.data, wire.len), (ssize_t)wire.len);
-    msg_buf_free(&m);
-    msg_buf_free(&wire);
+    peer_send(t, &m);
 }
 
 static void peer_hello_version(struct t *t, const char *version)
@@ -348,19 +355,15 @@ static void guest_text_made_printable(void **state)
     static const char *const argv[] = {"true", NULL};
     struct agent_request req = {.run_argv = argv};
     assert_int_equal(session_run(&t->s, &req), 0);
-    struct msg_buf m, wire;
+    struct msg_buf m;
     msg_buf_init(&m);
-    msg_buf_init(&wire);
     assert_int_equal(msg_build_error(&m, t->s.run_id, 3,
                                      "\x1b]0;pwned\x07\x1b[2J\r\nfake\\x"),
                      0);
-    assert_int_equal(msg_slip_append(&wire, m.data, m.len), 0);
-    assert_int_equal(write(t->peer, wire.data, wire.len), (ssize_t)wire.len);
+    peer_send(t, &m);
     run_until_done(t);
     assert_string_equal(t->why, "agent error 3: \\x1b]0;pwned\\x07\\x1b[2J"
                                 "\\x0d\\x0afake\\x5cx");
-    msg_buf_free(&m);
-    msg_buf_free(&wire);
     teardown(t);
 
     t = setup_version(NULL, "sh", "9");
