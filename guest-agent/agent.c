@@ -231,6 +231,26 @@ static void handle_stdin(struct agent *a, const struct msg_view *v)
         j->stdin_eof = true;
 }
 
+/* Whatever runs meanwhile goes on: HELLO says who we are, after the
+ * host's entropy and time (if any) are in. A machine that could not be
+ * made its own (two restored VMs sharing random bytes) answers with the
+ * ERROR alone: the host is waiting for HELLO and does not run on it. */
+static void handle_announce(struct agent *a, const struct msg_view *v)
+{
+    struct msg_announce an;
+    if (msg_decode_announce(v, &an) < 0) {
+        agent_send_error(a, v->id, MSG_ERR_BAD_REQUEST, "malformed ANNOUNCE");
+        return;
+    }
+    char err[160];
+    if ((an.entropy.len || an.has_realtime) && a->cfg.refresh &&
+        a->cfg.refresh(&an, err, sizeof(err)) < 0) {
+        agent_send_error(a, v->id, MSG_ERR_INTERNAL, "%s", err);
+        return;
+    }
+    send_hello(a, v->id);
+}
+
 static void on_msg(void *opaque, const struct msg_view *v)
 {
     struct agent *a = opaque;
@@ -239,10 +259,7 @@ static void on_msg(void *opaque, const struct msg_view *v)
     case MSG_RUN: handle_run(a, v); break;
     case MSG_STDIN: handle_stdin(a, v); break;
     case MSG_SHUTDOWN: a->shutdown = true; break;
-    case MSG_ANNOUNCE:
-        /* Whatever runs meanwhile goes on: HELLO says who we are. */
-        send_hello(a, v->id);
-        break;
+    case MSG_ANNOUNCE: handle_announce(a, v); break;
     case MSG_ERROR: break; /* never answer an ERROR: no ping-pong */
     default:
         agent_send_error(a, v->id, MSG_ERR_UNKNOWN_TYPE,

@@ -6,12 +6,13 @@
 #define RUNVM_AGENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "protocol/msg.h"
 
-#define AGENT_VERSION "0.2.0"
+#define AGENT_VERSION "0.3.0"
 
 /* Limits used where a RUN leaves one at 0. */
 #define AGENT_DEFAULT_WALL_MS                                                  \
@@ -33,6 +34,11 @@ struct agent_config {
     uid_t uid;
     gid_t gid;
     bool kill_uid; /* on step end, kill every process of uid (PID 1 only) */
+    /* An ANNOUNCE brought the host's entropy or time (a VM restored from a
+     * snapshot): make this machine its own before answering. NULL: ignored
+     * (a host-run agent must not touch the host's RNG or clock). 0 or
+     * -errno; a failure is reported as an ERROR and HELLO goes anyway. */
+    int (*refresh)(const struct msg_announce *a, char *err, size_t err_len);
 };
 
 /* Why agent_run returned. */

@@ -154,6 +154,7 @@ int main(int argc, char **argv)
         cfg.cgroup_root =
             cgroup ? cgroup : (have_cgroup ? PID1_CGROUP_ROOT : NULL);
         cfg.kill_uid = true;
+        cfg.refresh = pid1_refresh;
         char port[64];
         if (fd < 0 && !channel) {
             /* The port runvm names; /dev/hvc0 from a runvm without one. */

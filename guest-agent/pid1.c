@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <linux/random.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -94,4 +97,50 @@ void pid1_end(void)
     fprintf(stderr, "runvm-agent: reboot: %s\n", strerror(errno));
     for (;;)
         pause();
+}
+
+int pid1_refresh(const struct msg_announce *a, char *err, size_t err_len)
+{
+    if (a->entropy.len) {
+        struct {
+            struct rand_pool_info info;
+            uint8_t buf[MSG_MAX_ENTROPY];
+        } pool;
+        if (a->entropy.len > sizeof(pool.buf))
+            return -EINVAL;
+        pool.info.entropy_count = (int)(a->entropy.len * 8);
+        pool.info.buf_size = (int)a->entropy.len;
+        memcpy(pool.buf, a->entropy.p, a->entropy.len);
+        int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+            int ret = -errno;
+            snprintf(err, err_len, "open /dev/urandom: %s", strerror(-ret));
+            return ret;
+        }
+        const char *what = "RNDADDENTROPY";
+        int ret = ioctl(fd, RNDADDENTROPY, &pool.info);
+        if (ret == 0) {
+            what = "RNDRESEEDCRNG";
+            ret = ioctl(fd, RNDRESEEDCRNG);
+        }
+        ret = ret < 0 ? -errno : 0;
+        close(fd);
+        explicit_bzero(&pool, sizeof(pool));
+        if (ret < 0) {
+            snprintf(err, err_len, "%s: %s", what, strerror(-ret));
+            return ret;
+        }
+    }
+    if (a->has_realtime) {
+        struct timespec ts = {
+            .tv_sec = (time_t)(a->realtime_ns / 1000000000ULL),
+            .tv_nsec = (long)(a->realtime_ns % 1000000000ULL),
+        };
+        if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
+            int ret = -errno;
+            snprintf(err, err_len, "clock_settime: %s", strerror(-ret));
+            return ret;
+        }
+    }
+    return 0;
 }

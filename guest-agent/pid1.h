@@ -3,6 +3,10 @@
 #ifndef RUNVM_PID1_H
 #define RUNVM_PID1_H
 
+#include <stddef.h>
+
+#include "protocol/msg.h"
+
 #define PID1_WORK_ROOT "/work"
 /* Emptied for each RUN without REUSE_WORKDIR (docs/protocol.md). */
 #define PID1_TMP_ROOT "/tmp"
@@ -23,6 +27,13 @@
  * enabled for children. Failures are logged; returns 0 when cgroup2 is
  * usable, -errno when it is not. */
 int pid1_setup(void);
+
+/* agent_config.refresh for PID 1: mixes the host's entropy into the
+ * kernel's input pool (RNDADDENTROPY, credited) and reseeds the CRNG at
+ * once (RNDRESEEDCRNG), so every reader after this, kernel or language
+ * runtime, gets bytes no other VM restored from the same snapshot gets;
+ * then sets CLOCK_REALTIME. 0 or -errno with a message in err. */
+int pid1_refresh(const struct msg_announce *a, char *err, size_t err_len);
 
 /* Syncs and reboots (with reboot=k the VMM sees an i8042 reset and ends the
  * VM). Never returns. */

@@ -23,6 +23,9 @@
  * (docs/protocol.md, "Compatibility"). runvm refuses an older one at its
  * HELLO. */
 #define MSG_AGENT_MIN_VERSION "0.2.0"
+/* The first agent that applies ANNOUNCE's ENTROPY and REALTIME_NS: a VM
+ * is snapshotted only with one at least this new. */
+#define MSG_AGENT_REFRESH_VERSION "0.3.0"
 /* The limits of a step whose RUN gives none (the agent's). */
 #define MSG_DEFAULT_WALL_MS    30000
 #define MSG_DEFAULT_MAX_OUTPUT (16ull << 20)
@@ -97,7 +100,13 @@ enum msg_tag {
     /* ERROR */
     MSG_TAG_ERROR_CODE = 0x50, /* integer: enum msg_error_code */
     MSG_TAG_MESSAGE = 0x51,    /* string */
+    /* ANNOUNCE (a VM restored from a snapshot: each one its own machine) */
+    MSG_TAG_ENTROPY = 0x60,     /* bytes, at most MSG_MAX_ENTROPY: the host's
+                                   random bytes for the guest's RNG */
+    MSG_TAG_REALTIME_NS = 0x61, /* integer: the host's CLOCK_REALTIME, ns */
 };
+
+#define MSG_MAX_ENTROPY 512
 
 enum msg_phase { MSG_PHASE_BUILD = 0, MSG_PHASE_RUN = 1 };
 enum msg_stream { MSG_STREAM_STDOUT = 1, MSG_STREAM_STDERR = 2 };
@@ -243,6 +252,14 @@ struct msg_run {
     struct msg_limits build_limits;
 };
 
+/* ANNOUNCE's optional fields: the agent mixes entropy into its kernel's
+ * RNG and reseeds it, and sets the clock, before it answers. */
+struct msg_announce {
+    struct msg_bytes entropy; /* len 0: none */
+    bool has_realtime;
+    uint64_t realtime_ns;
+};
+
 struct msg_stdin {
     bool eof;
     struct msg_bytes data;
@@ -277,6 +294,9 @@ int msg_decode_stdin(const struct msg_view *v, struct msg_stdin *out);
 int msg_decode_output(const struct msg_view *v, struct msg_output *out);
 int msg_decode_exit(const struct msg_view *v, struct msg_exit *out);
 int msg_decode_error(const struct msg_view *v, struct msg_error *out);
+/* An empty ANNOUNCE decodes to no entropy and no time; more entropy than
+ * MSG_MAX_ENTROPY is -EBADMSG. */
+int msg_decode_announce(const struct msg_view *v, struct msg_announce *out);
 
 /* Typed builders: append one complete message to m. 0 or -errno. */
 int msg_build_hello(struct msg_buf *m, uint32_t id, const struct msg_hello *h);
@@ -291,7 +311,9 @@ int msg_build_exit(struct msg_buf *m, uint32_t id, const struct msg_exit *e);
 int msg_build_error(struct msg_buf *m, uint32_t id, uint32_t code,
                     const char *message);
 int msg_build_shutdown(struct msg_buf *m, uint32_t id);
-int msg_build_announce(struct msg_buf *m, uint32_t id);
+/* a NULL: an empty ANNOUNCE (just a fresh HELLO). */
+int msg_build_announce(struct msg_buf *m, uint32_t id,
+                       const struct msg_announce *a);
 
 /* ---- reading a channel ------------------------------------------------- */
 

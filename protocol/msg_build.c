@@ -115,8 +115,15 @@ int msg_build_shutdown(struct msg_buf *m, uint32_t id)
     return msg_end(m);
 }
 
-int msg_build_announce(struct msg_buf *m, uint32_t id)
+int msg_build_announce(struct msg_buf *m, uint32_t id,
+                       const struct msg_announce *a)
 {
+    if (a && a->entropy.len > MSG_MAX_ENTROPY)
+        return -EINVAL;
     msg_begin(m, MSG_ANNOUNCE, 0, id);
+    if (a && a->entropy.len)
+        msg_put_bytes(m, MSG_TAG_ENTROPY, a->entropy.p, a->entropy.len);
+    if (a && a->has_realtime)
+        msg_put_u64(m, MSG_TAG_REALTIME_NS, a->realtime_ns);
     return msg_end(m);
 }

@@ -167,6 +167,35 @@ int msg_decode_stdin(const struct msg_view *v, struct msg_stdin *out)
     return r;
 }
 
+int msg_decode_announce(const struct msg_view *v, struct msg_announce *out)
+{
+    struct tlv_iter it;
+    uint16_t tag;
+    const uint8_t *val;
+    uint32_t len;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (v->type != MSG_ANNOUNCE)
+        return -EBADMSG;
+    FOR_EACH_FIELD(v, it, tag, val, len, r)
+    {
+        switch (tag) {
+        case MSG_TAG_ENTROPY:
+            if (len > MSG_MAX_ENTROPY)
+                return -EBADMSG;
+            out->entropy = (struct msg_bytes){val, len};
+            break;
+        case MSG_TAG_REALTIME_NS:
+            if (get_uint(val, len, UINT64_MAX, &out->realtime_ns) < 0)
+                return -EBADMSG;
+            out->has_realtime = true;
+            break;
+        }
+    }
+    return r;
+}
+
 int msg_decode_output(const struct msg_view *v, struct msg_output *out)
 {
     struct tlv_iter it;

@@ -352,12 +352,13 @@ int agent_client_shutdown(struct agent_client *c)
     return 0;
 }
 
-int agent_client_announce(struct agent_client *c, uint32_t *id)
+int agent_client_announce(struct agent_client *c, const struct msg_announce *a,
+                          uint32_t *id)
 {
     if (c->closed)
         return -EPIPE;
     uint32_t aid = new_id(c);
-    int ret = queue_built(c, msg_build_announce(&c->scratch, aid));
+    int ret = queue_built(c, msg_build_announce(&c->scratch, aid, a));
     if (ret < 0)
         return ret;
     flush(c);

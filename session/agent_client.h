@@ -127,12 +127,13 @@ int agent_client_stdin(struct agent_client *c, const void *p, size_t n,
 int agent_client_shutdown(struct agent_client *c)
     __attribute__((warn_unused_result));
 
-/* Queues ANNOUNCE: the agent answers with a HELLO carrying the id put in
- * *id (may be NULL). For an agent whose first HELLO this client never saw
- * (a VM restored from a snapshot); allowed before HELLO and during a RUN.
- * 0, -EPIPE after the channel closed, -ENOMEM. */
-int agent_client_announce(struct agent_client *c, uint32_t *id)
-    __attribute__((warn_unused_result));
+/* Queues ANNOUNCE with a's entropy and time (a may be NULL): the agent
+ * answers with a HELLO carrying the id put in *id (may be NULL). For an
+ * agent whose first HELLO this client never saw (a VM restored from a
+ * snapshot); allowed before HELLO and during a RUN. 0, -EPIPE after the
+ * channel closed, -EINVAL (too much entropy), -ENOMEM. */
+int agent_client_announce(struct agent_client *c, const struct msg_announce *a,
+                          uint32_t *id) __attribute__((warn_unused_result));
 
 /* Bytes not yet written to the fd. */
 size_t agent_client_queued(const struct agent_client *c);

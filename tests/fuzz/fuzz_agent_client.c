@@ -290,7 +290,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 3: host_run(&s, cursor_u8(&in)); break;
         case 4: host_stdin(&s, &in); break;
         case 5:
-            if (agent_client_announce(&c, &s.announce_id) < 0)
+            if (agent_client_announce(&c, NULL, &s.announce_id) < 0)
                 check_that(c.closed, "ANNOUNCE refused on an open channel");
             break;
         case 6:

@@ -150,6 +150,7 @@ static _Noreturn void run_agent(const struct agent_fixture *f, int channel_fd)
         .switch_user = geteuid() == 0,
         .uid = STEP_UID,
         .gid = STEP_GID,
+        .refresh = f->refresh,
     };
     struct agent *a = agent_new(&cfg);
     if (!a)

@@ -7,7 +7,10 @@
 #ifndef RUNVM_AGENT_FIXTURE_H
 #define RUNVM_AGENT_FIXTURE_H
 
+#include <stddef.h>
 #include <sys/types.h>
+
+#include "protocol/msg.h"
 
 /* A zeroed one holds nothing: stop and free do nothing with it. */
 struct agent_fixture {
@@ -16,6 +19,8 @@ struct agent_fixture {
     char tmp[96];     /* its tmp root (the steps' TMPDIR), <work>.tmp */
     char cgroup[200]; /* its cgroup root; "" when it has none */
     pid_t pid;        /* the agent while it runs, else 0 */
+    /* agent_config.refresh for the child (set before start; NULL: none). */
+    int (*refresh)(const struct msg_announce *a, char *err, size_t err_len);
 };
 
 /* Makes the work root /tmp/<name>.XXXXXX, mode 0711 so a step running as

@@ -158,7 +158,9 @@ static void reset_results(struct h *h)
 
 /* Starts an agent; with cgroup, with a cgroup root for its steps, as PID 1
  * has: then NULL where this machine offers none (the caller skips). */
-static struct h *start_agent_with(const char *lang_conf, bool cgroup)
+static struct h *start_agent_with(const char *lang_conf, bool cgroup,
+                                  int (*refresh)(const struct msg_announce *,
+                                                 char *, size_t))
 {
     struct h *h = calloc(1, sizeof(*h));
     int sv[2];
@@ -167,6 +169,7 @@ static struct h *start_agent_with(const char *lang_conf, bool cgroup)
         for (int s = 0; s < 3; s++)
             msg_buf_init(&h->out[p][s]);
     assert_int_equal(agent_fixture_init(&h->agent, "test_agent", lang_conf), 0);
+    h->agent.refresh = refresh;
     if (cgroup) {
         int r = agent_fixture_use_cgroup(&h->agent, "test_agent");
         if (r < 0) {
@@ -187,7 +190,7 @@ static struct h *start_agent_with(const char *lang_conf, bool cgroup)
 
 static struct h *start_agent(const char *lang_conf)
 {
-    return start_agent_with(lang_conf, false);
+    return start_agent_with(lang_conf, false, NULL);
 }
 
 /* Ends the agent (closing the channel) and returns its exit status. */
@@ -939,7 +942,7 @@ static void fresh_run_gets_empty_tmp(void **state)
 static void cpu_limit_counts_every_process(void **state)
 {
     (void)state;
-    struct h *h = start_agent_with(NULL, true);
+    struct h *h = start_agent_with(NULL, true, NULL);
     if (!h)
         skip();
     struct run_opts o = {
@@ -1101,7 +1104,7 @@ static void announce_answered_with_hello(void **state)
     struct msg_buf m;
     msg_buf_init(&m);
     h->hello = false;
-    assert_int_equal(msg_build_announce(&m, 70), 0);
+    assert_int_equal(msg_build_announce(&m, 70, NULL), 0);
     send_msg(h, &m);
     wait_for(h, &h->hello, 5000);
     assert_int_equal(h->nhellos, 2);
@@ -1115,7 +1118,7 @@ static void announce_answered_with_hello(void **state)
     h->current = 71;
     send_run(h, 71, &slow);
     h->hello = false;
-    assert_int_equal(msg_build_announce(&m, 72), 0);
+    assert_int_equal(msg_build_announce(&m, 72, NULL), 0);
     send_msg(h, &m);
     wait_for(h, &h->hello, 5000);
     assert_int_equal(h->hello_id, 72);
@@ -1124,6 +1127,55 @@ static void announce_answered_with_hello(void **state)
     assert_int_equal(h->nerrors, 0);
     assert_int_equal(h->exits[0].code, 0);
     assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "done\n"));
+    msg_buf_free(&m);
+    stop_agent(h);
+}
+
+/* A stand-in for PID 1's refresh: fails, telling what it was given, when
+ * the entropy starts with 'F'; succeeds otherwise. */
+static int fake_refresh(const struct msg_announce *a, char *err, size_t len)
+{
+    if (a->entropy.len && a->entropy.p[0] == 'F') {
+        snprintf(err, len, "refresh: %u bytes \"%.*s\" at %llu%s",
+                 a->entropy.len, (int)a->entropy.len,
+                 (const char *)a->entropy.p, (unsigned long long)a->realtime_ns,
+                 a->has_realtime ? "" : " (no time)");
+        return -EIO;
+    }
+    return 0;
+}
+
+/* ANNOUNCE's entropy and time reach agent_config.refresh before HELLO; a
+ * refresh that fails is an ERROR and no HELLO (the host must not run on a
+ * VM that shares its RNG with another). */
+static void announce_refreshes_before_hello(void **state)
+{
+    (void)state;
+    struct h *h = start_agent_with("LANG=shell\n", false, fake_refresh);
+    struct msg_buf m;
+    msg_buf_init(&m);
+    struct msg_announce an = {
+        .entropy = {(const uint8_t *)"FRESHBYTES", 10},
+        .has_realtime = true,
+        .realtime_ns = 1765000000123456789ULL,
+    };
+    h->hello = false;
+    assert_int_equal(msg_build_announce(&m, 80, &an), 0);
+    h->current = 80; /* its ERROR sets run_over */
+    send_msg(h, &m);
+    wait_for(h, &h->run_over, 5000);
+    assert_int_equal(h->error_codes[0], MSG_ERR_INTERNAL);
+    assert_string_equal(h->error_text[0], "refresh: 10 bytes \"FRESHBYTES\" at "
+                                          "1765000000123456789");
+    assert_false(h->hello);
+
+    an.entropy = (struct msg_bytes){(const uint8_t *)"good", 4};
+    assert_int_equal(msg_build_announce(&m, 81, &an), 0);
+    send_msg(h, &m);
+    wait_for(h, &h->hello, 5000);
+    assert_int_equal(h->hello_id, 81);
+    assert_int_equal(h->nhellos, 2); /* the first, and 81's: none for 80 */
+    assert_int_equal(h->nerrors, 1);
     msg_buf_free(&m);
     stop_agent(h);
 }
@@ -1182,6 +1234,7 @@ int main(void)
         cmocka_unit_test(run_limits_stay_the_run_steps),
         cmocka_unit_test(unnamed_file_gets_source_name),
         cmocka_unit_test(announce_answered_with_hello),
+        cmocka_unit_test(announce_refreshes_before_hello),
         cmocka_unit_test(exec_failure_is_127),
         cmocka_unit_test(shutdown_ends_agent),
     };

@@ -326,7 +326,7 @@ static void test_reannounce(void **state)
     assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, NULL),
                      -EAGAIN);
     uint32_t id = 0;
-    assert_int_equal(agent_client_announce(&t->c, &id), 0);
+    assert_int_equal(agent_client_announce(&t->c, NULL, &id), 0);
     assert_int_not_equal(id, 0);
     while (!t->hello)
         assert_int_equal(pump(t, 5000), 0);
@@ -344,7 +344,7 @@ static void test_reannounce(void **state)
 
     /* Again, with HELLO already known: replaced, reported once more. */
     memset(t->c.hello.lang, 0, sizeof(t->c.hello.lang));
-    assert_int_equal(agent_client_announce(&t->c, NULL), 0);
+    assert_int_equal(agent_client_announce(&t->c, NULL, NULL), 0);
     while (t->nhellos < 2)
         assert_int_equal(pump(t, 5000), 0);
     assert_int_equal(t->c.hellos, 2);
@@ -497,7 +497,7 @@ static void test_second_hello_during_run(void **state)
     uint32_t id, aid;
     assert_int_equal(agent_client_run(&t->c, &(struct agent_request){0}, &id),
                      0);
-    assert_int_equal(agent_client_announce(&t->c, &aid), 0);
+    assert_int_equal(agent_client_announce(&t->c, NULL, &aid), 0);
     assert_int_not_equal(aid, id);
     struct msg_buf m;
     msg_buf_init(&m);

@@ -428,7 +428,7 @@ static void announce_round_trip(void **state)
     struct msg_buf m;
     struct msg_view v;
     msg_buf_init(&m);
-    assert_int_equal(msg_build_announce(&m, 0xfffffffe), 0);
+    assert_int_equal(msg_build_announce(&m, 0xfffffffe, NULL), 0);
     parse_one(&m, &v);
     assert_int_equal(v.type, MSG_ANNOUNCE);
     assert_int_equal(v.type, 8);
@@ -438,6 +438,43 @@ static void announce_round_trip(void **state)
     /* No typed decoder takes it for another type. */
     struct msg_hello h;
     assert_int_equal(msg_decode_hello(&v, &h), -EBADMSG);
+    struct msg_announce an;
+    assert_int_equal(msg_decode_announce(&v, &an), 0);
+    assert_int_equal(an.entropy.len, 0);
+    assert_false(an.has_realtime);
+
+    /* With a restored VM's entropy and time. */
+    uint8_t rnd[MSG_MAX_ENTROPY + 1];
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        rnd[i] = (uint8_t)(i * 7);
+    struct msg_announce in = {
+        .entropy = {rnd, 32}, .has_realtime = true, .realtime_ns = 0};
+    msg_buf_reset(&m);
+    assert_int_equal(msg_build_announce(&m, 9, &in), 0);
+    parse_one(&m, &v);
+    assert_int_equal(msg_decode_announce(&v, &an), 0);
+    assert_int_equal(an.entropy.len, 32);
+    assert_memory_equal(an.entropy.p, rnd, 32);
+    assert_true(an.has_realtime); /* 0 is a time, not its absence */
+    assert_true(an.realtime_ns == 0);
+    in.realtime_ns = 1765000000123456789ULL;
+    msg_buf_reset(&m);
+    assert_int_equal(msg_build_announce(&m, 10, &in), 0);
+    parse_one(&m, &v);
+    assert_int_equal(msg_decode_announce(&v, &an), 0);
+    assert_true(an.realtime_ns == 1765000000123456789ULL);
+    assert_int_equal(msg_decode_hello(&v, &h), -EBADMSG);
+
+    /* Too much entropy: refused by the builder and the decoder. */
+    in.entropy.len = MSG_MAX_ENTROPY + 1;
+    msg_buf_reset(&m);
+    assert_int_equal(msg_build_announce(&m, 11, &in), -EINVAL);
+    msg_buf_reset(&m);
+    msg_begin(&m, MSG_ANNOUNCE, 0, 12);
+    msg_put_bytes(&m, MSG_TAG_ENTROPY, rnd, sizeof(rnd));
+    assert_int_equal(msg_end(&m), 0);
+    parse_one(&m, &v);
+    assert_int_equal(msg_decode_announce(&v, &an), -EBADMSG);
     msg_buf_free(&m);
 }
 
@@ -690,7 +727,7 @@ static void spec_examples_decode(void **state)
     assert_int_equal(v.type, MSG_ANNOUNCE);
     assert_int_equal(v.id, 13);
     assert_int_equal(v.len, 0);
-    assert_int_equal(msg_build_announce(&m, 13), 0);
+    assert_int_equal(msg_build_announce(&m, 13, NULL), 0);
     assert_memory_equal(m.data, buf, m.len);
     msg_buf_free(&m);
 
