@@ -59,6 +59,65 @@ static uint8_t *map_ram(uint64_t size)
     return start;
 }
 
+/* Maps size bytes of fd at offset copy-on-write (MAP_PRIVATE) at a
+ * GM_HUGE_ALIGN-aligned address: the guest reads the file's pages through
+ * the page cache, shared with every other mapping of it, and a page it
+ * writes becomes its own. Nothing is read until touched. NULL (errno set)
+ * on failure. */
+static uint8_t *map_file(uint64_t size, int fd, uint64_t offset)
+{
+    uint64_t span = size + GM_HUGE_ALIGN;
+    uint8_t *p = mmap(NULL, span, PROT_NONE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uint8_t *start = (uint8_t *)(((uintptr_t)p + GM_HUGE_ALIGN - 1) &
+                                 ~(uintptr_t)(GM_HUGE_ALIGN - 1));
+    uint8_t *m =
+        mmap(start, size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)offset);
+    int e = errno;
+    if (start > p)
+        munmap(p, (size_t)(start - p));
+    munmap(start + size, (size_t)(p + span - (start + size)));
+    if (m == MAP_FAILED) {
+        munmap(start, size);
+        errno = e;
+        return NULL;
+    }
+    if (madvise(start, size, MADV_DONTDUMP) < 0) {
+        e = errno;
+        munmap(start, size);
+        errno = e;
+        return NULL;
+    }
+    return start;
+}
+
+int gm_init_file(struct guest_mem *mem, const struct gm_region *layout,
+                 unsigned int n, int fd, const uint64_t *offsets)
+{
+    int ret = gm_describe(mem, layout, n);
+    if (ret < 0)
+        return ret;
+    for (unsigned int i = 0; i < n; i++) {
+        if (offsets[i] % GM_PAGE_SIZE != 0 || offsets[i] > INT64_MAX) {
+            gm_free(mem);
+            return -EINVAL;
+        }
+    }
+    for (unsigned int i = 0; i < mem->nr_regions; i++) {
+        struct gm_region *r = &mem->regions[i];
+        r->hva = map_file(r->size, fd, offsets[i]);
+        if (!r->hva) {
+            ret = -errno;
+            gm_free(mem);
+            return ret;
+        }
+    }
+    return 0;
+}
+
 int gm_init(struct guest_mem *mem, uint64_t ram_size)
 {
     struct gm_region flat = {.gpa = 0, .size = ram_size};

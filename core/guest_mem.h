@@ -30,6 +30,16 @@ struct guest_mem {
 int gm_init_regions(struct guest_mem *mem, const struct gm_region *layout,
                     unsigned int n) __attribute__((warn_unused_result));
 
+/* As gm_init_regions, but region i holds fd's bytes from offsets[i]
+ * (page-aligned), mapped copy-on-write: a VM restored from a snapshot's
+ * memory file shares every page it does not write with the file's other
+ * users and reads only what it touches. The caller checked the file is
+ * long enough (a page past its end faults with SIGBUS). 0, -EINVAL for a
+ * bad layout or offset, or -errno. */
+int gm_init_file(struct guest_mem *mem, const struct gm_region *layout,
+                 unsigned int n, int fd, const uint64_t *offsets)
+    __attribute__((warn_unused_result));
+
 /* gm_init_regions with one region of ram_size bytes at guest address 0. */
 int gm_init(struct guest_mem *mem, uint64_t ram_size)
     __attribute__((warn_unused_result));

@@ -204,6 +204,57 @@ static void ram_huge_page_aligned_and_advised(void **state)
     assert_int_equal(errno, ENOMEM);
 }
 
+/* A snapshot's memory file mapped copy-on-write: the guest sees the file's
+ * bytes at each region's offset, its writes stay its own, two mappings of
+ * one file share what neither wrote, and bad offsets are refused. */
+static void file_backed_copy_on_write(void **state)
+{
+    (void)state;
+    const uint64_t page = GM_PAGE_SIZE;
+    int fd = memfd_create("test_guest_mem", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)(6 * page)), 0);
+    for (unsigned int i = 0; i < 6; i++) {
+        uint8_t b[64];
+        memset(b, 'a' + (int)i, sizeof(b));
+        assert_int_equal(pwrite(fd, b, sizeof(b), (off_t)(i * page)),
+                         (ssize_t)sizeof(b));
+    }
+    struct gm_region layout[2] = {{.gpa = 0, .size = 2 * page},
+                                  {.gpa = 0x100000000ULL, .size = 3 * page}};
+    uint64_t offsets[2] = {page, 3 * page};
+    struct guest_mem a, b;
+    assert_int_equal(gm_init_file(&a, layout, 2, fd, offsets), 0);
+    assert_int_equal(gm_init_file(&b, layout, 2, fd, offsets), 0);
+    assert_int_equal(a.ram_size, 5 * page);
+    uint8_t c;
+    assert_int_equal(gm_read(&a, &c, 0, 1), 0);
+    assert_int_equal(c, 'b'); /* file page 1 */
+    assert_int_equal(gm_read(&a, &c, page, 1), 0);
+    assert_int_equal(c, 'c');
+    assert_int_equal(gm_read(&a, &c, 0x100000000ULL + 2 * page, 1), 0);
+    assert_int_equal(c, 'f'); /* file page 5 */
+    assert_int_equal(((uintptr_t)a.regions[1].hva) % GM_HUGE_ALIGN, 0);
+    /* a's write is a's alone: b and the file keep theirs. */
+    assert_int_equal(gm_write(&a, 0, "X", 1), 0);
+    assert_int_equal(gm_read(&b, &c, 0, 1), 0);
+    assert_int_equal(c, 'b');
+    assert_int_equal(pread(fd, &c, 1, (off_t)page), 1);
+    assert_int_equal(c, 'b');
+    char flags[256];
+    vm_flags(a.regions[0].hva, flags, sizeof(flags));
+    assert_non_null(strstr(flags, " dd"));
+    gm_free(&a);
+    gm_free(&b);
+    /* Offsets that are not page-aligned, or a layout that is bad. */
+    offsets[1] = 3 * page + 1;
+    assert_int_equal(gm_init_file(&a, layout, 2, fd, offsets), -EINVAL);
+    offsets[1] = 3 * page;
+    layout[1].gpa = page;
+    assert_int_equal(gm_init_file(&a, layout, 2, fd, offsets), -EINVAL);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +267,7 @@ int main(void)
         cmocka_unit_test(ptr_never_spans_hole),
         cmocka_unit_test(read_write_roundtrip),
         cmocka_unit_test(ram_huge_page_aligned_and_advised),
+        cmocka_unit_test(file_backed_copy_on_write),
     };
     return cmocka_run_group_tests_name("guest_mem", tests, NULL, NULL);
 }
