@@ -11,6 +11,7 @@
 
 #include "arch/cmdline.h"
 #include "core/guest_mem.h"
+#include "core/state.h"
 
 #if defined(__x86_64__)
 #include "arch/x86_64/arch_x86.h"
@@ -109,6 +110,31 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
 /* Sets up vCPU index of nr_cpus after arch_load. 0 or -errno + *what. */
 int arch_vcpu_init(struct arch_vm *arch, int vcpu_fd, unsigned int index,
                    unsigned int nr_cpus, const char **what)
+    __attribute__((warn_unused_result));
+
+/* Snapshots (vmm/snapshot.c): the arch's share of a VM whose vCPUs are
+ * all stopped out of KVM_RUN with nothing pending, as bytes.
+ *
+ * arch_vm_save: interrupt controllers, timers and the guest's clock.
+ * arch_vm_restore: writes them into a VM fresh from arch_vm_init, before
+ * its vCPUs' state. 0, or -errno (-EBADMSG: bytes malformed) with *what
+ * naming the step. */
+int arch_vm_save(struct arch_vm *arch, int vm_fd, struct state_w *w,
+                 const char **what) __attribute__((warn_unused_result));
+int arch_vm_restore(struct arch_vm *arch, int vm_fd, struct state_r *r,
+                    const char **what) __attribute__((warn_unused_result));
+
+/* arch_vcpu_save: one vCPU's whole state (registers, FPU and extended
+ * state, MSRs, LAPIC, pending events, MP state, CPUID, TSC rate).
+ * arch_vcpu_restore: into a vCPU fresh from KVM_CREATE_VCPU (no
+ * arch_vcpu_init), after checking this host can run it. 0, or -errno with
+ * a one-line message in err: -EBADMSG malformed, -ENOTSUP this host lacks
+ * what the guest uses. */
+int arch_vcpu_save(struct arch_vm *arch, int kvm_fd, int vcpu_fd,
+                   struct state_w *w, const char **what)
+    __attribute__((warn_unused_result));
+int arch_vcpu_restore(struct arch_vm *arch, int vcpu_fd, struct state_r *r,
+                      char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
 /* Checks that this host's KVM can boot a Linux guest: on x86, that the

@@ -5,7 +5,7 @@ ARCH_SRCS := arch/cmdline.c arch/x86_64/arch.c arch/x86_64/ram.c \
              arch/x86_64/platform.c \
              arch/x86_64/bzimage.c \
              arch/x86_64/bootparams.c arch/x86_64/mptable.c \
-             arch/x86_64/cpu.c
+             arch/x86_64/cpu.c arch/x86_64/state.c
 RUNVM_SRCS += $(ARCH_SRCS)
 
 UNIT_TESTS += test_bzimage test_bootparams test_mptable test_cmdline \

@@ -14,8 +14,6 @@
 #include "arch/x86_64/layout.h"
 #include "arch/x86_64/mptable.h"
 
-/* Entries to ask KVM_GET_SUPPORTED_CPUID for; it says E2BIG if short. */
-#define CPUID_MAX_ENTRIES 256
 /* Below this the kernel cannot decompress itself plus a small initramfs. */
 #define X86_MIN_MEM (32ULL << 20)
 
@@ -45,13 +43,13 @@ int arch_vm_init(struct arch_vm *arch, int kvm_fd, int vm_fd, const char **what)
         return -errno;
     }
     size_t size = sizeof(struct kvm_cpuid2) +
-                  CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
+                  X86_CPUID_MAX * sizeof(struct kvm_cpuid_entry2);
     arch->cpuid = calloc(1, size);
     if (!arch->cpuid) {
         *what = "CPUID buffer";
         return -ENOMEM;
     }
-    arch->cpuid->nent = CPUID_MAX_ENTRIES;
+    arch->cpuid->nent = X86_CPUID_MAX;
     if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, arch->cpuid) < 0) {
         int ret = -errno;
         *what = "KVM_GET_SUPPORTED_CPUID";
@@ -67,6 +65,8 @@ void arch_vm_free(struct arch_vm *arch)
 {
     free(arch->cpuid);
     arch->cpuid = NULL;
+    free(arch->msr_index);
+    arch->msr_index = NULL;
 }
 
 /* Reads exactly len bytes at offset into dst. 0 or -errno (-EIO if the

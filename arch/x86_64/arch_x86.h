@@ -11,6 +11,8 @@
 struct arch_vm {
     struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
     uint64_t entry;           /* 64-bit kernel entry, set by arch_load */
+    /* The MSRs a snapshot saves, found at the first arch_vcpu_save. */
+    struct kvm_msr_list *msr_index;
 };
 
 /* Bytes of RAM below the MMIO hole: the first region of arch_ram_layout's

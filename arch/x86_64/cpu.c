@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -199,6 +200,61 @@ void cpu_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned int apic_id,
         default: break;
         }
     }
+}
+
+static const struct kvm_cpuid_entry2 *
+cpuid_find(const struct kvm_cpuid2 *c, uint32_t function, uint32_t index)
+{
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == function && c->entries[i].index == index)
+            return &c->entries[i];
+    return NULL;
+}
+
+bool cpu_cpuid_missing(const struct kvm_cpuid2 *want,
+                       const struct kvm_cpuid2 *have, char *what, size_t len)
+{
+    /* Each feature register, and the bits in it that are not features of
+     * the CPU but set by the guest's kernel (OSXSAVE, OSPKE: they follow
+     * CR4) or by cpu_cpuid_patch (HYPERVISOR, HTT). */
+    static const struct {
+        uint32_t function, index;
+        unsigned int reg; /* 0 eax, 1 ebx, 2 ecx, 3 edx */
+        uint32_t ignore;
+    } regs[] = {
+        {1, 0, 2, CPUID_1_ECX_HYPERVISOR | (1U << 27)},
+        {1, 0, 3, CPUID_1_EDX_HTT},
+        {7, 0, 1, 0},
+        {7, 0, 2, 1U << 4},
+        {7, 0, 3, 0},
+        {0xd, 1, 0, 0},
+        {0x80000001, 0, 2, 0},
+        {0x80000001, 0, 3, 0},
+    };
+    static const char *const names[] = {"eax", "ebx", "ecx", "edx"};
+    for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+        const struct kvm_cpuid_entry2 *w =
+            cpuid_find(want, regs[i].function, regs[i].index);
+        if (!w)
+            continue;
+        const struct kvm_cpuid_entry2 *h =
+            cpuid_find(have, regs[i].function, regs[i].index);
+        uint32_t wv[4] = {w->eax, w->ebx, w->ecx, w->edx};
+        uint32_t hv[4] = {0};
+        if (h) {
+            hv[0] = h->eax;
+            hv[1] = h->ebx;
+            hv[2] = h->ecx;
+            hv[3] = h->edx;
+        }
+        uint32_t lack = wv[regs[i].reg] & ~hv[regs[i].reg] & ~regs[i].ignore;
+        if (lack) {
+            snprintf(what, len, "leaf 0x%x.%u %s bit %d", regs[i].function,
+                     regs[i].index, names[regs[i].reg], __builtin_ctz(lack));
+            return true;
+        }
+    }
+    return false;
 }
 
 void cpu_lapic_patch(struct kvm_lapic_state *lapic)

@@ -6,6 +6,7 @@
 #define RUNVM_CPU_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <linux/kvm.h>
@@ -41,6 +42,17 @@ bool cpu_has_hw_virt(uint32_t leaf1_ecx, uint32_t ext1_ecx);
  * initial and x2APIC ids, logical-processor count, hypervisor bit. */
 void cpu_cpuid_patch(struct kvm_cpuid2 *cpuid, unsigned int apic_id,
                      unsigned int nr_cpus);
+
+/* Entries runvm asks KVM_GET_SUPPORTED_CPUID and KVM_GET_CPUID2 for. */
+#define X86_CPUID_MAX 256
+
+/* Whether want (a snapshot's vCPU CPUID) has a feature bit that have (this
+ * host's KVM_GET_SUPPORTED_CPUID) lacks, in the leaves that list CPU
+ * features (1, 7, 0xd.1, 0x80000001); bits the kernel or runvm set
+ * themselves (OSXSAVE, OSPKE, HYPERVISOR, HTT) do not count. When it
+ * has, names the first such bit in what ("leaf 0x7 ebx bit 5"). */
+bool cpu_cpuid_missing(const struct kvm_cpuid2 *want,
+                       const struct kvm_cpuid2 *have, char *what, size_t len);
 
 /* Puts LINT0 in ExtINT and LINT1 in NMI delivery mode (virtual wire, so
  * the 8259 and NMIs reach the CPU before the kernel programs the APIC). */

@@ -153,6 +153,42 @@ static void msrs(void **state)
             assert_int_not_equal(e[i].index, e[j].index);
 }
 
+static struct kvm_cpuid2 *cpuid_of(unsigned int n)
+{
+    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+    assert_non_null(c);
+    c->nent = n;
+    return c;
+}
+
+/* A snapshot's CPUID against a host's: a feature the host lacks is named;
+ * bits the guest kernel or runvm set (OSXSAVE, HYPERVISOR) are not
+ * features; leaves that list no features are not compared. */
+static void cpuid_missing_features(void **state)
+{
+    (void)state;
+    struct kvm_cpuid2 *want = cpuid_of(3), *have = cpuid_of(3);
+    want->entries[0] = (struct kvm_cpuid_entry2){
+        .function = 1, .ecx = (1U << 31) | (1U << 27) | 0x5, .edx = 0x10};
+    want->entries[1] =
+        (struct kvm_cpuid_entry2){.function = 7, .index = 0, .ebx = 1U << 5};
+    want->entries[2] =
+        (struct kvm_cpuid_entry2){.function = 0x40000000, .ebx = 0x4b4d564b};
+    have->entries[0] =
+        (struct kvm_cpuid_entry2){.function = 1, .ecx = 0x7, .edx = 0x10};
+    have->entries[1] = (struct kvm_cpuid_entry2){
+        .function = 7, .index = 0, .ebx = (1U << 5) | (1U << 3)};
+    char what[96] = "";
+    assert_false(cpu_cpuid_missing(want, have, what, sizeof(what)));
+    have->entries[1].ebx = 1U << 3; /* AVX2 (7.0 ebx bit 5) gone */
+    assert_true(cpu_cpuid_missing(want, have, what, sizeof(what)));
+    assert_string_equal(what, "leaf 0x7.0 ebx bit 5");
+    have->entries[1].function = 8; /* leaf 7 missing altogether */
+    assert_true(cpu_cpuid_missing(want, have, what, sizeof(what)));
+    free(want);
+    free(have);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +199,7 @@ int main(void)
         cmocka_unit_test(hw_virt),
         cmocka_unit_test(lapic_virtual_wire),
         cmocka_unit_test(msrs),
+        cmocka_unit_test(cpuid_missing_features),
     };
     return cmocka_run_group_tests_name("cpu", tests, NULL, NULL);
 }
