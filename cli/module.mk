@@ -5,7 +5,7 @@ RUNVM_SRCS += cli/options.c cli/cli.c cli/agent_exec.c cli/main.c
 # The parser against every flag and bad value; arch_max_cpus and
 # arch_min_mem come from the arch.
 UNIT_TESTS += test_options
-test_options_SRCS = cli/options.c $(ARCH_SRCS) core/guest_mem.c \
+test_options_SRCS = cli/options.c $(ARCH_SRCS) core/guest_mem.c core/state.c \
                     session/catalog.c session/event.c $(LANGCONF_SRCS) \
                     $(PROTOCOL_SRCS)
 test_options_LIBS := -lz

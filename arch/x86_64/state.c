@@ -147,8 +147,8 @@ int arch_vcpu_save(struct arch_vm *arch, int kvm_fd, int vcpu_fd,
 
     /* CPUID as the guest saw it: restored as it was, and checked against
      * what the restoring host's KVM can offer. */
-    struct kvm_cpuid2 *cpuid = calloc(
-        1, sizeof(*cpuid) + X86_CPUID_MAX * sizeof(cpuid->entries[0]));
+    struct kvm_cpuid2 *cpuid =
+        calloc(1, sizeof(*cpuid) + X86_CPUID_MAX * sizeof(cpuid->entries[0]));
     if (!cpuid) {
         *what = "CPUID buffer";
         return -ENOMEM;
@@ -245,7 +245,8 @@ static int read_vcpu(struct state_r *r, struct vcpu_saved *s)
     uint32_t nent = state_get_u32(r);
     if (r->err || nent == 0 || nent > X86_CPUID_MAX)
         return -EBADMSG;
-    s->cpuid = calloc(1, sizeof(*s->cpuid) + nent * sizeof(s->cpuid->entries[0]));
+    s->cpuid =
+        calloc(1, sizeof(*s->cpuid) + nent * sizeof(s->cpuid->entries[0]));
     if (!s->cpuid)
         return -ENOMEM;
     s->cpuid->nent = nent;
@@ -325,7 +326,7 @@ static int apply_vcpu(struct arch_vm *arch, int vcpu_fd, struct vcpu_saved *s,
     SET(KVM_SET_MP_STATE, &s->mp, "KVM_SET_MP_STATE");
 #undef SET
     return 0;
-fail: {
+fail : {
     int ret = -errno;
     snprintf(err, err_len, "%s: %s", what, strerror(-ret));
     return ret;
