@@ -82,6 +82,9 @@ static void on_msg(void *opaque, const struct msg_view *v)
         copy_field(c->hello.lang, h.lang);
         copy_field(c->hello.toolchain, h.toolchain);
         copy_field(c->hello.source, h.source);
+        c->hello.id = v->id;
+        if (c->announce_pending && v->id == c->announce_id)
+            c->announce_pending = false;
         c->have_hello = true;
         c->hellos++;
         if (v->id == 0 && c->run_active) {
@@ -130,6 +133,13 @@ static void on_msg(void *opaque, const struct msg_view *v)
         struct msg_error e;
         if (msg_decode_error(v, &e) < 0) {
             c->dropped++;
+            return;
+        }
+        /* The agent could not do what our last ANNOUNCE asked. */
+        if (c->announce_pending && v->id == c->announce_id) {
+            c->announce_pending = false;
+            if (c->ops->error)
+                c->ops->error(c->opaque, &e);
             return;
         }
         /* Id 0: the agent dropped a frame of ours; if a RUN was waiting
@@ -361,6 +371,8 @@ int agent_client_announce(struct agent_client *c, const struct msg_announce *a,
     int ret = queue_built(c, msg_build_announce(&c->scratch, aid, a));
     if (ret < 0)
         return ret;
+    c->announce_id = aid;
+    c->announce_pending = true;
     flush(c);
     if (id)
         *id = aid;

@@ -28,6 +28,7 @@ struct agent_hello {
     char lang[AGENT_CLIENT_STR_MAX];
     char toolchain[AGENT_CLIENT_STR_MAX];
     char source[AGENT_CLIENT_STR_MAX];
+    uint32_t id; /* 0: the agent's first word; else the ANNOUNCE's */
 };
 
 /* Callbacks, all on the loop thread. Byte fields of the messages are
@@ -96,6 +97,10 @@ struct agent_client {
     bool closed;
     uint32_t next_id;
     uint32_t run_id;
+    /* The last ANNOUNCE, until its HELLO: an ERROR with its id goes to
+     * ops->error (the agent could not take its entropy or time). */
+    bool announce_pending;
+    uint32_t announce_id;
     uint32_t hellos;          /* HELLOs received */
     struct agent_hello hello; /* from the latest HELLO */
     uint64_t bytes_in, bytes_out, dropped;

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,9 @@ static void on_hello(void *opaque, const struct agent_hello *h)
     struct session *s = opaque;
     /* A later HELLO (an ANNOUNCE's answer) keeps the state it finds. */
     if (s->state != SESSION_BOOTING)
+        return;
+    /* A restored agent is ready once it has made the VM its own. */
+    if (s->resuming && h->id != s->announce_id)
         return;
     /* The client made HELLO's strings printable. */
     char why[512];
@@ -139,6 +143,10 @@ static void on_error(void *opaque, const struct msg_error *e)
     char why[256], text[201];
     printable(text, sizeof(text), e->message.p, e->message.len);
     snprintf(why, sizeof(why), "agent error %u: %s", e->code, text);
+    if (s->state == SESSION_BOOTING && s->resuming) {
+        refuse(s, why);
+        return;
+    }
     fail_run(s, why);
 }
 
@@ -182,6 +190,25 @@ int session_init(struct session *s, struct evloop *loop, int fd,
         return ret;
     s->client_up = true;
     return 0;
+}
+
+int session_resume(struct session *s)
+{
+    uint8_t rnd[64];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return -EIO;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct msg_announce a = {
+        .entropy = {rnd, sizeof(rnd)},
+        .has_realtime = true,
+        .realtime_ns =
+            (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec,
+    };
+    s->resuming = true;
+    int ret = agent_client_announce(&s->client, &a, &s->announce_id);
+    explicit_bzero(rnd, sizeof(rnd));
+    return ret;
 }
 
 void session_set_watchdog(struct session *s, unsigned int slack_ms)

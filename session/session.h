@@ -75,6 +75,8 @@ struct session {
      * max_output), and those dropped past it, over the session. */
     uint64_t output_budget, output_dropped;
     unsigned int watchdog_slack_ms; /* 0: no host-side deadline */
+    bool resuming;                  /* session_resume: READY only on ... */
+    uint32_t announce_id;           /* ... the HELLO answering this ANNOUNCE */
 };
 
 /* Serves the agent on fd (a connected stream; not owned) from loop.
@@ -84,6 +86,15 @@ int session_init(struct session *s, struct evloop *loop, int fd,
                  const struct session_expect *expect,
                  const struct session_sink *sink, void *opaque)
     __attribute__((warn_unused_result));
+
+/* For an agent in a VM restored from a snapshot, whose first HELLO went
+ * to the process that took it: sends ANNOUNCE with fresh random bytes
+ * (getrandom) and the wall-clock time, which the agent puts into its
+ * kernel before it answers. Only that answer makes the session READY
+ * (with the usual checks); an agent ERROR before it fails the session
+ * (sink.done with 125): the VM could not be made its own. After
+ * session_init, before the loop runs. 0 or -errno. */
+int session_resume(struct session *s) __attribute__((warn_unused_result));
 
 /* Gives every later run a host-side deadline: its steps' time limits (the
  * agent's default where a RUN gives none) plus slack_ms. A run still going

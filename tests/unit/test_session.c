@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/evloop.h"
@@ -26,6 +27,7 @@ struct t {
     int fd, peer;
     struct agent_fixture agent; /* the real agent core, when it serves */
     int nready, ndone, nclosed, nexits, noverdue;
+    uint32_t ready_id; /* the HELLO id that made it ready */
     int status;
     char why[256];
     struct msg_buf out;
@@ -34,7 +36,7 @@ struct t {
 static void on_ready(void *o, const struct agent_hello *h)
 {
     struct t *t = o;
-    (void)h;
+    t->ready_id = h->id;
     t->nready++;
     evloop_stop(&t->loop);
 }
@@ -276,6 +278,115 @@ static void peer_hello(struct t *t)
     peer_hello_version(t, MSG_AGENT_MIN_VERSION);
 }
 
+/* What the test's peer read of the session's ANNOUNCE. */
+struct announce_seen {
+    int n;
+    uint32_t id;
+    uint8_t entropy[MSG_MAX_ENTROPY];
+    uint32_t entropy_len;
+    bool has_realtime;
+    uint64_t realtime_ns;
+};
+
+static void on_peer_msg(void *opaque, const struct msg_view *v)
+{
+    struct announce_seen *a = opaque;
+    struct msg_announce an;
+    assert_int_equal(msg_decode_announce(v, &an), 0);
+    a->n++;
+    a->id = v->id;
+    a->entropy_len = an.entropy.len;
+    memcpy(a->entropy, an.entropy.p, an.entropy.len);
+    a->has_realtime = an.has_realtime;
+    a->realtime_ns = an.realtime_ns;
+}
+
+/* Reads the one ANNOUNCE session_resume sent to the peer. */
+static void peer_read_announce(struct t *t, struct announce_seen *a)
+{
+    struct msg_reader r;
+    uint8_t buf[4096];
+    memset(a, 0, sizeof(*a));
+    assert_int_equal(msg_reader_init(&r, on_peer_msg, NULL, a), 0);
+    ssize_t n = read(t->peer, buf, sizeof(buf));
+    assert_true(n > 0);
+    msg_reader_feed(&r, buf, (size_t)n);
+    msg_reader_free(&r);
+    assert_int_equal(a->n, 1);
+}
+
+static void peer_hello_id(struct t *t, uint32_t id)
+{
+    struct msg_buf m;
+    msg_buf_init(&m);
+    struct msg_hello h = {
+        .lang = {(const uint8_t *)"sh", 2},
+        .agent_version = {(const uint8_t *)MSG_AGENT_REFRESH_VERSION,
+                          (uint32_t)strlen(MSG_AGENT_REFRESH_VERSION)},
+    };
+    assert_int_equal(msg_build_hello(&m, id, &h), 0);
+    peer_send(t, &m);
+}
+
+/* A restored agent gets fresh entropy and the time in an ANNOUNCE, and
+ * only the HELLO answering it makes the session ready: not a HELLO of the
+ * agent's first life (id 0) that arrives first. Two resumes never send
+ * the same bytes. */
+static void resume_announces_entropy_and_time(void **state)
+{
+    (void)state;
+    struct announce_seen a, b;
+    struct timespec now;
+    struct t *t = setup(NULL, "sh");
+    assert_int_equal(session_resume(&t->s), 0);
+    peer_read_announce(t, &a);
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ns =
+        (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+    assert_int_equal(a.entropy_len, 64);
+    assert_true(a.has_realtime);
+    assert_true(a.realtime_ns <= now_ns &&
+                now_ns - a.realtime_ns < 5000000000ULL);
+    assert_int_not_equal(a.id, 0);
+    peer_hello_id(t, 0);
+    peer_hello_id(t, a.id);
+    pump(t);
+    assert_int_equal(t->nready, 1);
+    assert_int_equal(t->ready_id, a.id);
+    assert_int_equal(t->s.state, SESSION_READY);
+    teardown(t);
+
+    t = setup(NULL, "sh");
+    assert_int_equal(session_resume(&t->s), 0);
+    peer_read_announce(t, &b);
+    assert_int_equal(b.entropy_len, 64);
+    assert_memory_not_equal(a.entropy, b.entropy, 64);
+    teardown(t);
+}
+
+/* An agent that could not take the host's entropy answers with an ERROR:
+ * the session fails, and never becomes ready. */
+static void resume_refresh_failure_fails(void **state)
+{
+    (void)state;
+    struct announce_seen a;
+    struct t *t = setup(NULL, "sh");
+    assert_int_equal(session_resume(&t->s), 0);
+    peer_read_announce(t, &a);
+    struct msg_buf m;
+    msg_buf_init(&m);
+    assert_int_equal(
+        msg_build_error(&m, a.id, MSG_ERR_INTERNAL, "RNDRESEEDCRNG: EPERM"), 0);
+    peer_send(t, &m);
+    pump(t);
+    assert_int_equal(t->nready, 0);
+    assert_int_equal(t->ndone, 1);
+    assert_int_equal(t->status, RUNVM_EXIT_INFRA);
+    assert_string_equal(t->why, "agent error 7: RNDRESEEDCRNG: EPERM");
+    assert_int_equal(t->s.state, SESSION_FAILED);
+    teardown(t);
+}
+
 /* An agent older than the protocol runvm speaks is refused at its HELLO,
  * with what to do; versions compare as dotted numbers. */
 static void old_agent_refused(void **state)
@@ -510,6 +621,8 @@ int main(void)
         cmocka_unit_test(channel_closing_mid_run),
         cmocka_unit_test(run_onto_a_dead_channel),
         cmocka_unit_test(old_agent_refused),
+        cmocka_unit_test(resume_announces_entropy_and_time),
+        cmocka_unit_test(resume_refresh_failure_fails),
         cmocka_unit_test(stale_image_refused),
         cmocka_unit_test(guest_text_made_printable),
         cmocka_unit_test(output_capped_by_the_host),
