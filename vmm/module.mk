@@ -34,3 +34,6 @@ test_vm_LDFLAGS := -Wl,--wrap=open,--wrap=ioctl,--wrap=arch_check_kvm
 UNIT_TESTS += test_snapshot_file
 test_snapshot_file_SRCS := vmm/snapshot_file.c core/state.c
 test_snapshot_file_LIBS := -lcrypto -lseccomp
+FUZZ_TARGETS += fuzz_snapshot_file
+fuzz_snapshot_file_SRCS := vmm/snapshot_file.c core/state.c
+fuzz_snapshot_file_LIBS := -lcrypto
