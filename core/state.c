@@ -85,6 +85,18 @@ void state_get_bytes(struct state_r *r, void *dst, size_t n)
     r->off += n;
 }
 
+const uint8_t *state_get_span(struct state_r *r, size_t n)
+{
+    if (r->err || n > r->len - r->off) {
+        r->err = -EBADMSG;
+        return NULL;
+    }
+    /* A reader of no bytes may hold p NULL: no arithmetic on it. */
+    const uint8_t *at = r->p ? r->p + r->off : NULL;
+    r->off += n;
+    return at;
+}
+
 uint8_t state_get_u8(struct state_r *r)
 {
     uint8_t v;

@@ -38,6 +38,11 @@ uint16_t state_get_u16(struct state_r *r);
 uint32_t state_get_u32(struct state_r *r);
 uint64_t state_get_u64(struct state_r *r);
 void state_get_bytes(struct state_r *r, void *dst, size_t n);
+/* Skips the next n bytes and returns where they lie in the reader's
+ * buffer, for a blob used in place rather than copied. Past the end
+ * returns NULL and sets r->err (n 0 on a reader of no bytes may return
+ * NULL too: check r->err, not the pointer). */
+const uint8_t *state_get_span(struct state_r *r, size_t n);
 /* Marks the reader bad (a value out of range): later reads return 0. */
 void state_r_fail(struct state_r *r);
 /* 0 when every read was in bounds, nothing failed and every byte was

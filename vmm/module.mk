@@ -3,9 +3,10 @@
 # channel's console).
 VMM_SRCS := vmm/vm.c vmm/exit.c vmm/kvm_stats.c vmm/vm_virtio.c \
             vmm/vcpu.c vmm/kvm.c vmm/machine.c \
-            vmm/agent_channel.c vmm/sandbox.c vmm/seccomp.c
+            vmm/agent_channel.c vmm/sandbox.c vmm/seccomp.c \
+            vmm/snapshot_file.c
 RUNVM_SRCS += $(VMM_SRCS)
-RUNVM_LIBS += -lseccomp
+RUNVM_LIBS += -lseccomp -lcrypto
 
 # The process confinement, checked in a forked child.
 UNIT_TESTS += test_sandbox
@@ -24,5 +25,15 @@ TEST_PROGS += testinit
 UNIT_TESTS += test_vm
 test_vm_SRCS = $(VMM_SRCS) $(LEGACY_DEV_SRCS) $(VIRTIO_SRCS) $(CORE_SRCS) \
                $(ARCH_SRCS)
-test_vm_LIBS := -lpthread -lseccomp
+test_vm_LIBS := -lpthread -lseccomp -lcrypto
 test_vm_LDFLAGS := -Wl,--wrap=open,--wrap=ioctl,--wrap=arch_check_kvm
+
+# A snapshot's files: the state file's encoding, hostile bytes refused;
+# the sparse memory file and its digest; OpenSSL loaded before a seccomp
+# filter (libseccomp, in a forked child).
+UNIT_TESTS += test_snapshot_file
+test_snapshot_file_SRCS := vmm/snapshot_file.c core/state.c
+test_snapshot_file_LIBS := -lcrypto -lseccomp
+FUZZ_TARGETS += fuzz_snapshot_file
+fuzz_snapshot_file_SRCS := vmm/snapshot_file.c core/state.c
+fuzz_snapshot_file_LIBS := -lcrypto

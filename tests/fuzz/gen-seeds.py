@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the hand-made seed inputs of the fuzz targets that read a program
-of operations or an archive (tests/fuzz/corpus/NAME/seed-*): each seed is a
-valid session (a driver that sets the device up and moves data, a request
-the API takes, a RUN the agent carries out, a tar layer), so the fuzzer
+of operations, an archive or a snapshot (tests/fuzz/corpus/NAME/seed-*):
+each seed is a valid session (a driver that sets the device up and moves
+data, a request the API takes, a RUN the agent carries out, a tar layer, a
+snapshot's state file), so the fuzzer
 starts from the paths that matter and mutates from there. Deterministic:
 running it again rewrites the same bytes.
 
@@ -12,6 +13,7 @@ The formats are those the targets' header comments describe."""
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -455,6 +457,63 @@ def layer_seeds():
                  bz2.compress(base)))
 
 
+# ---- snapshot state files (tests/fuzz/fuzz_snapshot_file.c) -----------------
+# The format is vmm/snapshot_file.h's, written here from its layout table
+# alone: a seed that decodes shows the C encoder and this one agree.
+
+SNAP_X86_64, SNAP_AARCH64 = 1, 2
+SEC_VM, SEC_VCPU, SEC_DEVICE = 1, 2, 3
+RESEAL = 1  # control byte: the harness recomputes the checksum
+
+
+def snap_state(arch=SNAP_X86_64, version=1, regions=None, ram_size=None,
+               nr_vcpus=2, mem_file_size=None, machine=b"uart,agent",
+               sections=None, count=None):
+    if regions is None:
+        regions = [(0, 0x10000, 0), (0x100000, 0x20000, 0x10000)]
+    if ram_size is None:
+        ram_size = sum(r[1] for r in regions)
+    if mem_file_size is None:
+        mem_file_size = max(r[2] + r[1] for r in regions)
+    if sections is None:
+        sections = [(SEC_VM, 0, bytes(range(8))),
+                    (SEC_VCPU, 0, b"\x10" * 16), (SEC_VCPU, 1, b"\x11" * 16),
+                    (SEC_DEVICE, 0, b""), (SEC_DEVICE, 1, b"uart\0")]
+    h = u32(arch) + u64(ram_size) + u32(nr_vcpus) + u32(len(regions))
+    for i in range(4):
+        gpa, size, off = regions[i] if i < len(regions) else (0, 0, 0)
+        h += u64(gpa) + u64(size) + u64(off)
+    h += b"K" * 32 + b"I" * 32 + u64(mem_file_size) + b"M" * 32
+    h += u64(1765000000123456789) + machine.ljust(256, b"\0")[:256]
+    body = b"RUNVMSNP" + u32(version) + u32(len(h)) + h
+    body += u32(len(sections) if count is None else count)
+    for kind, index, data in sections:
+        body += u32(kind) + u32(index) + u32(len(data)) + data
+    return body + hashlib.sha256(body).digest()
+
+
+def snapshot_seeds():
+    t = "fuzz_snapshot_file"
+    write(t, "valid", u8(0) + snap_state())
+    write(t, "valid-resealed", u8(RESEAL) + snap_state())
+    write(t, "four-regions-one-vcpu",
+          u8(RESEAL) + snap_state(
+              regions=[(0, 0x1000, 0), (0x2000, 0x1000, 0x1000),
+                       (0x100000, 0x4000, 0x3000),
+                       (0xfffff000, 0x1000, 0x8000)],
+              nr_vcpus=1, machine=b"",
+              sections=[(SEC_VCPU, 0, b"r" * 40)]))
+    write(t, "version-2", u8(RESEAL) + snap_state(version=2))
+    write(t, "aarch64", u8(RESEAL) + snap_state(arch=SNAP_AARCH64))
+    write(t, "regions-overlap",
+          u8(RESEAL) + snap_state(regions=[(0, 0x10000, 0),
+                                           (0x8000, 0x10000, 0x10000)]))
+    write(t, "machine-no-nul", u8(RESEAL) + snap_state(machine=b"a" * 256))
+    write(t, "section-past-end",
+          u8(RESEAL) + snap_state(count=6))
+    write(t, "few-sections-room", u8(RESEAL | 3 << 1) + snap_state())
+
+
 def main():
     console_seeds()
     net_seeds()
@@ -462,6 +521,7 @@ def main():
     client_seeds()
     agent_seeds()
     layer_seeds()
+    snapshot_seeds()
 
 
 if __name__ == "__main__":

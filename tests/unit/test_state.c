@@ -88,6 +88,29 @@ static void trailing_bytes_and_fail(void **unused)
     assert_int_equal(state_r_done(&r), -EBADMSG);
 }
 
+static void span_points_into_buffer(void **unused)
+{
+    (void)unused;
+    uint8_t b[6] = {1, 2, 3, 4, 5, 6};
+    struct state_r r;
+    state_r_init(&r, b, sizeof(b));
+    assert_int_equal(state_get_u8(&r), 1);
+    const uint8_t *s = state_get_span(&r, 3);
+    assert_ptr_equal(s, b + 1);
+    assert_ptr_equal(state_get_span(&r, 0), b + 4);
+    assert_int_equal(state_get_u16(&r), 0x0605);
+    assert_int_equal(state_r_done(&r), 0);
+
+    state_r_init(&r, b, sizeof(b));
+    state_get_u32(&r);
+    assert_null(state_get_span(&r, 3)); /* 2 left */
+    assert_int_equal(r.err, -EBADMSG);
+    assert_null(state_get_span(&r, 0)); /* sticky */
+    state_r_init(&r, b, sizeof(b));
+    assert_null(state_get_span(&r, SIZE_MAX));
+    assert_int_equal(state_r_done(&r), -EBADMSG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -95,6 +118,7 @@ int main(void)
         cmocka_unit_test(grows_past_initial_buffer),
         cmocka_unit_test(short_input_is_sticky),
         cmocka_unit_test(trailing_bytes_and_fail),
+        cmocka_unit_test(span_points_into_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
