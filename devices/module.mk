@@ -6,9 +6,10 @@ RUNVM_SRCS += $(LEGACY_DEV_SRCS)
 # device links it too. vmm/'s test_exit links serial.c and i8042.c from its
 # own list, so its binary gets it here as well.
 $(B)/unit/test_exit: $(B)/obj-san/core/state.o
-UNIT_TESTS += test_serial test_boot_timer
+UNIT_TESTS += test_serial test_i8042 test_boot_timer
 test_serial_SRCS := devices/serial.c core/bus.c core/state.c
 test_serial_LIBS := -lpthread
+test_i8042_SRCS := devices/i8042.c core/state.c
 test_boot_timer_SRCS := devices/boot_timer.c
 
 # virtio: split virtqueues, virtio-mmio transport, console and net models.
