@@ -449,7 +449,8 @@ static int console_restore(struct virtio_dev *dev, struct state_r *r)
      * MULTIPORT device (a reset forgets it), a held chain only on a ready
      * transmit queue. */
     bool live = virtio_mmio_live(dev);
-    if (r->err || (ctrl_pending & ~(uint32_t)CTRL_ALL) || guest_open > 1 ||
+    if (state_r_done(r) < 0 || (ctrl_pending & ~(uint32_t)CTRL_ALL) ||
+        guest_open > 1 ||
         ((ctrl_pending || guest_open) && (!con->multiport || !live)) ||
         (tx_skip && (!live || !dev->queues[VIRTIO_CONSOLE_TXQ].ready))) {
         state_r_fail(r);

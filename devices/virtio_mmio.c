@@ -458,8 +458,17 @@ int virtio_mmio_save(struct virtio_dev *dev, struct state_w *w)
     state_put_bytes(w, dev->config, dev->config_size);
     for (unsigned int q = 0; q < ops->num_queues; q++)
         save_queue(dev, q, w);
+    /* The model's state behind its length, so that a restore sees a short
+     * or long snapshot before the model acts on any of it. */
+    struct state_w model;
+    state_w_init(&model);
     if (ops->save)
-        ops->save(dev, w);
+        ops->save(dev, &model);
+    if (model.err && !w->err)
+        w->err = model.err;
+    state_put_u32(w, (uint32_t)model.len);
+    state_put_bytes(w, model.buf, model.len);
+    state_w_free(&model);
     pthread_mutex_unlock(&dev->lock);
     return w->err;
 }
@@ -588,6 +597,10 @@ int virtio_mmio_restore(struct virtio_dev *dev, struct state_r *r)
     struct saved_queue queues[VIRTIO_MMIO_MAX_QUEUES];
     for (unsigned int q = 0; q < ops->num_queues; q++)
         read_queue(dev, r, status, &queues[q]);
+    /* The model's bytes are the rest, to the last. */
+    uint32_t model_len = state_get_u32(r);
+    if (model_len != r->len - r->off || (model_len && !ops->restore))
+        state_r_fail(r);
     /* What the guest was offered: this device may offer more now, never
      * less, and VERSION_1 always. */
     if (r->err || (offered & ~offer) ||

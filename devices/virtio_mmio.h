@@ -108,14 +108,15 @@ struct virtio_dev_ops {
      * layout, then nothing that is a back-end resource (fds, event loop
      * registrations). */
     void (*save)(struct virtio_dev *dev, struct state_w *w);
-    /* Reads what save wrote and checks every value, after the transport
-     * restored its own state (status, features, ready queues); held
-     * chains are in the ring again. Takes up the back-end (what activate
-     * would have set up) without activate's guest-visible effects; the
-     * transport then processes every ready queue as if notified. 0,
-     * -EBADMSG for bytes no device could have written, or -errno when
-     * the back-end cannot be set up. The transport resets the device
-     * (the reset op) after a failure. */
+    /* Reads what save wrote (r holds exactly those bytes) and checks
+     * every value and state_r_done before acting on any, after the
+     * transport restored its own state (status, features, ready queues);
+     * held chains are in the ring again. Takes up the back-end (what
+     * activate would have set up) without activate's guest-visible
+     * effects; the transport then processes every ready queue as if
+     * notified. 0, -EBADMSG for bytes no device could have written, or
+     * -errno when the back-end cannot be set up. The transport resets the
+     * device (the reset op) after a failure. */
     int (*restore)(struct virtio_dev *dev, struct state_r *r);
 };
 

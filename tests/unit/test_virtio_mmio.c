@@ -117,7 +117,7 @@ static int fake_restore(struct virtio_dev *dev, struct state_r *r)
     uint32_t v = state_get_u32(r);
     if (v == FAKE_BAD_VALUE)
         state_r_fail(r);
-    if (r->err)
+    if (state_r_done(r) < 0)
         return -EBADMSG;
     if (f->restore_ret)
         return f->restore_ret;
@@ -831,7 +831,8 @@ enum {
     AT_Q0_USED_IDX = AT_Q0 + 30,
     AT_Q0_SIGNALLED_VALID = AT_Q0 + 34,
     AT_Q1 = AT_Q0 + 35, /* not ready: ready, size, three addresses */
-    AT_MODEL = AT_Q1 + 27,
+    AT_MODEL_LEN = AT_Q1 + 27,
+    AT_MODEL = AT_MODEL_LEN + 4,
     STATE_LEN = AT_MODEL + 8,
 };
 
@@ -885,6 +886,9 @@ static void restore_refuses_impossible_values(void **state)
         {"ready (queue 1) neither 0 nor 1", AT_Q1, 1, 0xff},
         {"ready queue 1 of size 0", AT_Q1, 1, 1},
         {"QueueNum above any queue", AT_Q1 + 1, 2, VIRTQ_MAX_SIZE + 1},
+        {"model state shorter than the rest", AT_MODEL_LEN, 4, 7},
+        {"model state longer than the rest", AT_MODEL_LEN, 4, 9},
+        {"model state past the end", AT_MODEL_LEN, 4, UINT32_MAX},
         {"model layout version", AT_MODEL, 4, 9},
         {"a model value the model refuses", AT_MODEL + 4, 4, FAKE_BAD_VALUE},
     };
