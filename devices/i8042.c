@@ -24,3 +24,21 @@ const struct bus_dev_ops i8042_bus_ops = {
     .read = i8042_read,
     .write = i8042_write,
 };
+
+/* Layout of the controller's saved state: nothing but this. */
+#define I8042_STATE_VERSION 1
+
+int i8042_save(const struct i8042 *dev, struct state_w *w)
+{
+    (void)dev;
+    state_put_u32(w, I8042_STATE_VERSION);
+    return w->err;
+}
+
+int i8042_restore(struct i8042 *dev, struct state_r *r)
+{
+    (void)dev;
+    if (state_get_u32(r) != I8042_STATE_VERSION)
+        state_r_fail(r);
+    return state_r_done(r);
+}

@@ -243,3 +243,87 @@ size_t serial_rx_space(struct serial *s)
     pthread_mutex_unlock(&s->lock);
     return n;
 }
+
+/* ---- snapshots --------------------------------------------------------- */
+
+/* Layout of the UART's saved state. */
+#define SERIAL_STATE_VERSION 1
+
+int serial_save(struct serial *s, struct state_w *w)
+{
+    pthread_mutex_lock(&s->lock);
+    state_put_u32(w, SERIAL_STATE_VERSION);
+    state_put_u8(w, s->ier);
+    state_put_u8(w, s->lcr);
+    state_put_u8(w, s->mcr);
+    state_put_u8(w, s->lsr);
+    state_put_u8(w, s->msr);
+    state_put_u8(w, s->scr);
+    state_put_u8(w, s->fcr);
+    state_put_u8(w, s->dll);
+    state_put_u8(w, s->dlm);
+    state_put_u8(w, (uint8_t)s->thr_interrupt);
+    state_put_u8(w, (uint8_t)s->irq_level);
+    /* The FIFO oldest byte first: where it sat in the ring is ours. */
+    state_put_u8(w, (uint8_t)s->rx_count);
+    for (unsigned int i = 0; i < s->rx_count; i++)
+        state_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_FIFO]);
+    pthread_mutex_unlock(&s->lock);
+    return w->err;
+}
+
+int serial_restore(struct serial *s, struct state_r *r)
+{
+    struct serial n = {0}; /* read and checked here, then taken over */
+    if (state_get_u32(r) != SERIAL_STATE_VERSION)
+        state_r_fail(r);
+    n.ier = state_get_u8(r);
+    n.lcr = state_get_u8(r);
+    n.mcr = state_get_u8(r);
+    n.lsr = state_get_u8(r);
+    n.msr = state_get_u8(r);
+    n.scr = state_get_u8(r);
+    n.fcr = state_get_u8(r);
+    n.dll = state_get_u8(r);
+    n.dlm = state_get_u8(r);
+    n.thr_interrupt = state_get_u8(r);
+    n.irq_level = state_get_u8(r);
+    n.rx_count = state_get_u8(r);
+    if (n.rx_count > SERIAL_RX_FIFO)
+        state_r_fail(r);
+    else
+        state_get_bytes(r, n.rx, n.rx_count);
+    /* What the register writes can reach (serial_write_reg masks them);
+     * LSR and MSR are the model's own: THRE and TEMT always (a byte
+     * leaves at once), DR exactly while the FIFO holds one, the modem
+     * lines a connected terminal asserts. The line's level is what the
+     * pending interrupt says: it is updated after every access. */
+    uint8_t lsr = LSR_THRE | LSR_TEMT | (n.rx_count ? LSR_DR : 0);
+    if (state_r_done(r) < 0 || (n.ier & ~IER_MASK) || (n.mcr & ~MCR_MASK) ||
+        (n.fcr & ~FCR_ENABLE) || n.lsr != lsr || n.msr != MSR_DEFAULT ||
+        n.thr_interrupt > 1 || n.irq_level > 1 ||
+        n.irq_level != !(serial_iir(&n) & IIR_NO_INT))
+        return -EBADMSG;
+
+    pthread_mutex_lock(&s->lock);
+    s->ier = n.ier;
+    s->lcr = n.lcr;
+    s->mcr = n.mcr;
+    s->lsr = n.lsr;
+    s->msr = n.msr;
+    s->scr = n.scr;
+    s->fcr = n.fcr;
+    s->dll = n.dll;
+    s->dlm = n.dlm;
+    s->thr_interrupt = n.thr_interrupt;
+    memcpy(s->rx, n.rx, sizeof(s->rx));
+    s->rx_head = 0;
+    s->rx_count = n.rx_count;
+    /* s->irq_level is what the line was told; this tells it the saved
+     * level if that differs. On the PC's edge-triggered ISA line that may
+     * repeat an edge the guest already saw, which its 8250 driver takes as
+     * an interrupt with nothing to do (it reads IIR); it never loses one. */
+    serial_update_irq(s);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "core/bus.h"
+#include "core/state.h"
 
 #define SERIAL_NR_PORTS 8  /* registers at base+0 .. base+7 */
 #define SERIAL_RX_FIFO  64 /* input bytes buffered for the guest */
@@ -49,5 +50,17 @@ size_t serial_input(struct serial *s, const uint8_t *data, size_t len);
 
 /* Free space in the receive FIFO. */
 size_t serial_rx_space(struct serial *s);
+
+/* Appends the UART's state to w for a snapshot (every register, the
+ * receive FIFO, the interrupt line). 0 or -ENOMEM. */
+int serial_save(struct serial *s, struct state_w *w)
+    __attribute__((warn_unused_result));
+
+/* Restores what serial_save wrote, keeping s's callbacks, and drives the
+ * interrupt line to the saved level if the line was told otherwise (a
+ * fresh UART's is low). 0, or -EBADMSG for bytes no UART could have
+ * written (s then unchanged). */
+int serial_restore(struct serial *s, struct state_r *r)
+    __attribute__((warn_unused_result));
 
 #endif

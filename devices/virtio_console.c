@@ -89,6 +89,35 @@ static void console_rx(struct virtio_console *con)
         virtio_mmio_used(&con->vdev, VIRTIO_CONSOLE_RXQ);
 }
 
+/* The first n bytes of what is left of tx_elem went out: advances through
+ * the iovecs we own (tx_elem is our copy). */
+static void tx_advance(struct virtio_console *con, uint64_t n)
+{
+    struct virtq_elem *e = &con->tx_elem;
+    while (n > 0 && con->tx_iov < e->out_num) {
+        struct iovec *iov = &e->iov[con->tx_iov];
+        if (n >= iov->iov_len) {
+            n -= iov->iov_len;
+            iov->iov_len = 0;
+            con->tx_iov++;
+        } else {
+            iov->iov_base = (uint8_t *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+            n = 0;
+        }
+    }
+}
+
+/* Bytes of tx_elem already written to the host. */
+static uint64_t tx_written(const struct virtio_console *con)
+{
+    const struct virtq_elem *e = &con->tx_elem;
+    uint64_t left = 0;
+    for (unsigned int i = con->tx_iov; i < e->out_num; i++)
+        left += e->iov[i].iov_len;
+    return e->out_len - left;
+}
+
 /* Writes what is left of tx_elem. >0 done, 0 would block, <0 error. */
 static int write_pending(struct virtio_console *con)
 {
@@ -113,19 +142,7 @@ static int write_pending(struct virtio_console *con)
             return errno == EAGAIN ? 0 : -errno;
         }
         con->bytes_to_host += (uint64_t)n;
-        /* Advance through the iovecs we own (tx_elem is our copy). */
-        while (n > 0) {
-            if ((size_t)n >= iov->iov_len) {
-                n -= (ssize_t)iov->iov_len;
-                iov->iov_len = 0;
-                con->tx_iov++;
-                iov++;
-            } else {
-                iov->iov_base = (uint8_t *)iov->iov_base + n;
-                iov->iov_len -= (size_t)n;
-                n = 0;
-            }
-        }
+        tx_advance(con, (uint64_t)n);
     }
     return 1;
 }
@@ -153,6 +170,10 @@ static void console_tx(struct virtio_console *con)
             }
             con->tx_pending = true;
             con->tx_iov = 0;
+            /* The chain held at a snapshot, popped again: what the old
+             * back-end took of it is not sent twice. */
+            tx_advance(con, con->tx_skip);
+            con->tx_skip = 0;
         }
         if (con->out.fd < 0)
             break; /* no back-end yet: hold the output, drop nothing */
@@ -360,11 +381,85 @@ static void console_reset(struct virtio_dev *dev)
     struct virtio_console *con = to_console(dev);
     /* Popped chains belong to the old rings; forget them. */
     con->tx_pending = false;
+    con->tx_skip = 0;
     con->want_input = false;
     /* The driver starts the port handshake again after a reset. */
     con->ctrl_pending = 0;
     con->guest_open = false;
     update_watch(con);
+}
+
+/* ---- snapshots --------------------------------------------------------- */
+
+/* Layout of the console's saved state, after the transport's. */
+#define CONSOLE_STATE_VERSION 1
+#define CTRL_ALL              (CTRL_PORT_ADD | CTRL_PORT_NAME | CTRL_PORT_OPEN)
+
+/* Only a transmit chain waits for the back-end between calls: receive
+ * chains are pushed or given back (virtq_unpop) at once, control chains
+ * are pushed as soon as they are popped. */
+static unsigned int console_held_chains(struct virtio_dev *dev, unsigned int q)
+{
+    struct virtio_console *con = to_console(dev);
+    return q == VIRTIO_CONSOLE_TXQ && con->tx_pending ? 1 : 0;
+}
+
+/* The port as the driver knows it: which control messages it still owes
+ * (what it sent is in the control queue's ring positions), whether the
+ * guest has the port open, and how much of the held transmit chain the
+ * back-end already took. The host end is open from start to end: runvm
+ * holds a back-end, or takes one with virtio_console_connect. Whether the
+ * old back-end reached EOF or failed is its own: the new one starts
+ * afresh. */
+static void console_save(struct virtio_dev *dev, struct state_w *w)
+{
+    struct virtio_console *con = to_console(dev);
+    state_put_u32(w, CONSOLE_STATE_VERSION);
+    state_put_u8(w, con->multiport);
+    size_t n = con->multiport ? strlen(con->port_name) : 0;
+    state_put_u8(w, (uint8_t)n);
+    state_put_bytes(w, con->port_name, n);
+    state_put_u32(w, con->ctrl_pending);
+    state_put_u8(w, con->guest_open);
+    /* A chain not yet popped again after a restore keeps its count. */
+    state_put_u64(w, con->tx_pending ? tx_written(con) : con->tx_skip);
+}
+
+static int console_restore(struct virtio_dev *dev, struct state_r *r)
+{
+    struct virtio_console *con = to_console(dev);
+    if (state_get_u32(r) != CONSOLE_STATE_VERSION)
+        state_r_fail(r);
+    /* The same kind of console, port 0 under the same name: the machine
+     * is made as it was. */
+    if (state_get_u8(r) != con->multiport)
+        state_r_fail(r);
+    size_t n = state_get_u8(r);
+    char name[VIRTIO_CONSOLE_PORT_NAME_MAX] = {0};
+    if (n >= sizeof(name))
+        state_r_fail(r);
+    else
+        state_get_bytes(r, name, n);
+    if (strcmp(name, con->multiport ? con->port_name : "") != 0)
+        state_r_fail(r);
+    uint32_t ctrl_pending = state_get_u32(r);
+    uint8_t guest_open = state_get_u8(r);
+    uint64_t tx_skip = state_get_u64(r);
+    /* The port's state exists only while the driver is live on a
+     * MULTIPORT device (a reset forgets it), a held chain only on a ready
+     * transmit queue. */
+    bool live = virtio_mmio_live(dev);
+    if (state_r_done(r) < 0 || (ctrl_pending & ~(uint32_t)CTRL_ALL) ||
+        guest_open > 1 ||
+        ((ctrl_pending || guest_open) && (!con->multiport || !live)) ||
+        (tx_skip && (!live || !dev->queues[VIRTIO_CONSOLE_TXQ].ready))) {
+        state_r_fail(r);
+        return -EBADMSG;
+    }
+    con->ctrl_pending = ctrl_pending;
+    con->guest_open = guest_open;
+    con->tx_skip = tx_skip;
+    return 0;
 }
 
 static const struct virtio_dev_ops console_ops = {
@@ -375,6 +470,9 @@ static const struct virtio_dev_ops console_ops = {
     .activate = console_activate,
     .queue_notify = console_notify,
     .reset = console_reset,
+    .held_chains = console_held_chains,
+    .save = console_save,
+    .restore = console_restore,
 };
 
 /* MULTIPORT with max_nr_ports 1: port 0's two queues and the control
@@ -387,6 +485,9 @@ static const struct virtio_dev_ops console_multiport_ops = {
     .activate = console_activate,
     .queue_notify = console_notify,
     .reset = console_reset,
+    .held_chains = console_held_chains,
+    .save = console_save,
+    .restore = console_restore,
 };
 
 /* Makes fd non-blocking and registers it (with no events yet). An fd epoll

@@ -14,7 +14,16 @@
  * Flow control, both ways, without dropping a byte: a guest buffer the host
  * fd cannot take yet stays pending (and the transmit queue is not consumed
  * further) until the fd is writable; host input is read only while the
- * guest has posted receive buffers, and is delivered as soon as it does. */
+ * guest has posted receive buffers, and is delivered as soon as it does.
+ *
+ * Snapshots go through the transport: virtio_mmio_save(&con->vdev, w), and
+ * virtio_mmio_restore(&con->vdev, r) onto a console made as the saved one
+ * was (the same kind, port 0 under the same name) with new back-end fds,
+ * or none yet (virtio_console_connect gives them later). The port keeps
+ * its handshake (no control message is sent twice, none owed is lost) and
+ * whether the guest has it open; receive buffers the guest posted wait for
+ * the new back-end's input; a transmit chain the old back-end had taken
+ * part of goes on from where it stopped. */
 #ifndef RUNVM_VIRTIO_CONSOLE_H
 #define RUNVM_VIRTIO_CONSOLE_H
 
@@ -52,6 +61,9 @@ struct virtio_console {
     bool want_input;    /* guest has RX buffers and input would block */
     bool tx_pending;    /* tx_elem popped, partly written */
     uint16_t tx_iov;    /* first iovec of tx_elem not fully written */
+    /* After a restore: bytes of the next transmit chain the old back-end
+     * already took (the chain held at the snapshot, popped again). */
+    uint64_t tx_skip;
     /* MULTIPORT only: port 0's name, the control messages still to send
      * (VIRTIO_CONSOLE_CTRL_* bits) and whether the guest has it open. */
     bool multiport;

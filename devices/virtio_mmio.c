@@ -399,3 +399,256 @@ void virtio_mmio_notify(struct virtio_dev *dev, unsigned int q)
     }
     pthread_mutex_unlock(&dev->lock);
 }
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+/* Layout of the transport's saved state; bump it when the layout changes
+ * (and read the old one, or refuse it). */
+#define VIRTIO_MMIO_STATE_VERSION 1
+
+/* InterruptStatus holds only what raise_interrupt sets. */
+#define VIRTIO_MMIO_INT_ALL (VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG)
+
+static void save_queue(struct virtio_dev *dev, unsigned int q,
+                       struct state_w *w)
+{
+    const struct virtio_queue_regs *qr = &dev->queues[q];
+    const struct virtq *vq = &qr->vq;
+    /* The set-up registers even of a queue not ready: the driver may be
+     * between writing them and QueueReady. */
+    state_put_u8(w, qr->ready);
+    state_put_u16(w, vq->size);
+    state_put_u64(w, vq->desc_gpa);
+    state_put_u64(w, vq->avail_gpa);
+    state_put_u64(w, vq->used_gpa);
+    if (!qr->ready)
+        return; /* QueueReady starts its rings afresh (virtq_enable) */
+    /* Chains popped and not pushed: last_avail runs ahead of used_idx by
+     * exactly those, so a model cannot hold more. */
+    uint16_t in_flight = (uint16_t)(vq->last_avail - vq->used_idx);
+    unsigned int held =
+        dev->ops->held_chains ? dev->ops->held_chains(dev, q) : 0;
+    if (held > in_flight)
+        held = in_flight;
+    state_put_u8(w, vq->broken);
+    state_put_u16(w, (uint16_t)(vq->last_avail - held));
+    state_put_u16(w, vq->used_idx);
+    state_put_u16(w, vq->signalled_used);
+    state_put_u8(w, vq->signalled_valid);
+}
+
+int virtio_mmio_save(struct virtio_dev *dev, struct state_w *w)
+{
+    pthread_mutex_lock(&dev->lock);
+    const struct virtio_dev_ops *ops = dev->ops;
+    state_put_u32(w, VIRTIO_MMIO_STATE_VERSION);
+    /* Which model and how many queues: a restore onto another is refused. */
+    state_put_u32(w, ops->device_id);
+    state_put_u16(w, ops->num_queues);
+    state_put_u32(w, dev->status);
+    state_put_u64(w, dev->device_features);
+    state_put_u64(w, dev->driver_features);
+    state_put_u32(w, dev->device_features_sel);
+    state_put_u32(w, dev->driver_features_sel);
+    state_put_u32(w, dev->queue_sel);
+    state_put_u32(w, dev->config_generation);
+    state_put_u32(w, dev->interrupt_status);
+    /* The config space as the driver last saw it. */
+    state_put_u32(w, dev->config_size);
+    state_put_bytes(w, dev->config, dev->config_size);
+    for (unsigned int q = 0; q < ops->num_queues; q++)
+        save_queue(dev, q, w);
+    /* The model's state behind its length, so that a restore sees a short
+     * or long snapshot before the model acts on any of it. */
+    struct state_w model;
+    state_w_init(&model);
+    if (ops->save)
+        ops->save(dev, &model);
+    if (model.err && !w->err)
+        w->err = model.err;
+    state_put_u32(w, (uint32_t)model.len);
+    state_put_bytes(w, model.buf, model.len);
+    state_w_free(&model);
+    pthread_mutex_unlock(&dev->lock);
+    return w->err;
+}
+
+/* A saved bool: 0 or 1, anything else marks r bad. */
+static bool get_bool(struct state_r *r)
+{
+    uint8_t v = state_get_u8(r);
+    if (v > 1)
+        state_r_fail(r);
+    return v == 1;
+}
+
+/* One queue's saved state, read and checked before any of it is used. */
+struct saved_queue {
+    bool ready, broken, signalled_valid;
+    uint16_t size, last_avail, used_idx, signalled_used;
+    uint64_t desc, avail, used;
+};
+
+static void read_queue(const struct virtio_dev *dev, struct state_r *r,
+                       uint32_t status, struct saved_queue *s)
+{
+    s->ready = get_bool(r);
+    s->size = state_get_u16(r);
+    s->desc = state_get_u64(r);
+    s->avail = state_get_u64(r);
+    s->used = state_get_u64(r);
+    if (!s->ready) {
+        /* QueueNum takes any value up to VIRTQ_MAX_SIZE (QueueReady
+         * checks it), so a queue not ready may hold one. */
+        if (s->size > VIRTQ_MAX_SIZE)
+            state_r_fail(r);
+        return;
+    }
+    s->broken = get_bool(r);
+    s->last_avail = state_get_u16(r);
+    s->used_idx = state_get_u16(r);
+    s->signalled_used = state_get_u16(r);
+    s->signalled_valid = get_bool(r);
+    /* What write_queue_ready lets through; virtq_enable checks the
+     * addresses against guest RAM. */
+    uint16_t size = s->size;
+    if (!(status & VIRTIO_STATUS_FEATURES_OK) || size == 0 ||
+        size > dev->ops->queue_max || (size & (size - 1)) != 0 ||
+        (uint16_t)(s->last_avail - s->used_idx) > size)
+        state_r_fail(r);
+}
+
+/* The status bits write_status lets a driver reach. */
+static bool status_possible(uint32_t status, uint64_t offered,
+                            uint64_t accepted)
+{
+    if (status > 0xff)
+        return false;
+    if ((status & VIRTIO_STATUS_FEATURES_OK) &&
+        (!(status & VIRTIO_STATUS_DRIVER) || (accepted & ~offered) ||
+         !(accepted & (1ULL << VIRTIO_F_VERSION_1))))
+        return false;
+    if ((status & VIRTIO_STATUS_DRIVER_OK) &&
+        !(status & VIRTIO_STATUS_FEATURES_OK))
+        return false;
+    return true;
+}
+
+/* Makes queue q what s says (checked by read_queue). 0 or -EINVAL. */
+static int restore_queue(struct virtio_dev *dev, unsigned int q,
+                         const struct saved_queue *s)
+{
+    struct virtio_queue_regs *qr = &dev->queues[q];
+    struct virtq *vq = &qr->vq;
+    vq->size = s->size;
+    vq->desc_gpa = s->desc;
+    vq->avail_gpa = s->avail;
+    vq->used_gpa = s->used;
+    if (!s->ready)
+        return 0;
+    bool event_idx = virtio_mmio_has_feature(dev, VIRTIO_RING_F_EVENT_IDX);
+    bool indirect = virtio_mmio_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC);
+    int ret =
+        virtq_enable(vq, dev->mem, dev->ops->queue_max, event_idx, indirect);
+    if (ret < 0)
+        return ret;
+    vq->broken = s->broken;
+    vq->last_avail = s->last_avail;
+    vq->used_idx = s->used_idx;
+    vq->signalled_used = s->signalled_used;
+    vq->signalled_valid = s->signalled_valid;
+    qr->ready = true;
+    return 0;
+}
+
+int virtio_mmio_restore(struct virtio_dev *dev, struct state_r *r)
+{
+    const struct virtio_dev_ops *ops = dev->ops;
+    pthread_mutex_lock(&dev->lock);
+    bool fresh = dev->status == 0;
+    for (unsigned int q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++)
+        fresh = fresh && !dev->queues[q].ready;
+    if (!fresh) {
+        pthread_mutex_unlock(&dev->lock);
+        return -EBUSY;
+    }
+    const uint64_t offer = dev->device_features;
+    int ret = -EBADMSG;
+
+    if (state_get_u32(r) != VIRTIO_MMIO_STATE_VERSION ||
+        state_get_u32(r) != ops->device_id ||
+        state_get_u16(r) != ops->num_queues)
+        state_r_fail(r);
+    uint32_t status = state_get_u32(r);
+    uint64_t offered = state_get_u64(r);
+    uint64_t accepted = state_get_u64(r);
+    uint32_t device_features_sel = state_get_u32(r);
+    uint32_t driver_features_sel = state_get_u32(r);
+    /* Any QueueSel is a state the driver can write (an out-of-range one
+     * selects nothing and is never an index), as is any features
+     * selector. */
+    uint32_t queue_sel = state_get_u32(r);
+    uint32_t config_generation = state_get_u32(r);
+    uint32_t interrupt_status = state_get_u32(r);
+    if (state_get_u32(r) != dev->config_size)
+        state_r_fail(r);
+    uint8_t config[VIRTIO_MMIO_CONFIG_MAX];
+    state_get_bytes(r, config, dev->config_size);
+    struct saved_queue queues[VIRTIO_MMIO_MAX_QUEUES];
+    for (unsigned int q = 0; q < ops->num_queues; q++)
+        read_queue(dev, r, status, &queues[q]);
+    /* The model's bytes are the rest, to the last. */
+    uint32_t model_len = state_get_u32(r);
+    if (model_len != r->len - r->off || (model_len && !ops->restore))
+        state_r_fail(r);
+    /* What the guest was offered: this device may offer more now, never
+     * less, and VERSION_1 always. */
+    if (r->err || (offered & ~offer) ||
+        !(offered & (1ULL << VIRTIO_F_VERSION_1)) ||
+        !status_possible(status, offered, accepted) ||
+        (interrupt_status & ~(uint32_t)VIRTIO_MMIO_INT_ALL))
+        goto fail;
+
+    dev->status = status;
+    dev->device_features = offered;
+    dev->driver_features = accepted;
+    dev->device_features_sel = device_features_sel;
+    dev->driver_features_sel = driver_features_sel;
+    dev->queue_sel = queue_sel;
+    dev->config_generation = config_generation;
+    dev->interrupt_status = interrupt_status;
+    for (unsigned int q = 0; q < ops->num_queues; q++)
+        if (restore_queue(dev, q, &queues[q]) < 0)
+            goto fail; /* rings outside guest RAM, misaligned */
+    if (ops->restore) {
+        ret = ops->restore(dev, r);
+        if (ret < 0)
+            goto fail;
+        ret = -EBADMSG;
+    }
+    if (state_r_done(r) < 0)
+        goto fail;
+    memcpy(dev->config, config, dev->config_size);
+
+    if (dev->interrupt_status)
+        dev->irq(dev->irq_opaque);
+    if (virtio_mmio_live(dev)) {
+        for (unsigned int q = 0; q < ops->num_queues; q++) {
+            if (!dev->queues[q].ready || !virtio_mmio_live(dev))
+                continue;
+            ops->queue_notify(dev, q);
+            if (dev->queues[q].vq.broken)
+                virtio_mmio_fail(dev, "malformed virtqueue");
+        }
+    }
+    pthread_mutex_unlock(&dev->lock);
+    return 0;
+
+fail:
+    /* Back to what virtio_mmio_init left: nothing of the bytes stays. */
+    device_reset(dev);
+    dev->device_features = offer;
+    dev->config_generation = 0;
+    pthread_mutex_unlock(&dev->lock);
+    return ret;
+}

@@ -20,6 +20,7 @@
 #include "devices/virtq.h"
 #include "core/bus.h"
 #include "core/guest_mem.h"
+#include "core/state.h"
 
 #define VIRTIO_MMIO_MAX_QUEUES 4
 
@@ -93,6 +94,30 @@ struct virtio_dev_ops {
      * bounds-checked and copied into dev->config). May be NULL: config
      * then is read-only and writes are ignored. */
     void (*config_write)(struct virtio_dev *dev, uint32_t offset, uint32_t len);
+
+    /* Snapshots (virtio_mmio_save, virtio_mmio_restore). Each may be NULL:
+     * a model that never keeps a chain between calls, or has no state of
+     * its own. */
+    /* How many chains the model popped from queue q (ready) and has not
+     * pushed yet; they must be the last ones it popped from q. The
+     * snapshot records q as if they had never been popped: host pointers
+     * into them cannot be saved, and the restored device pops them again
+     * from guest RAM, where the driver left them untouched. */
+    unsigned int (*held_chains)(struct virtio_dev *dev, unsigned int q);
+    /* Appends the model's own state: a leading u32 version of its
+     * layout, then nothing that is a back-end resource (fds, event loop
+     * registrations). */
+    void (*save)(struct virtio_dev *dev, struct state_w *w);
+    /* Reads what save wrote (r holds exactly those bytes) and checks
+     * every value and state_r_done before acting on any, after the
+     * transport restored its own state (status, features, ready queues);
+     * held chains are in the ring again. Takes up the back-end (what
+     * activate would have set up) without activate's guest-visible
+     * effects; the transport then processes every ready queue as if
+     * notified. 0, -EBADMSG for bytes no device could have written, or
+     * -errno when the back-end cannot be set up. The transport resets the
+     * device (the reset op) after a failure. */
+    int (*restore)(struct virtio_dev *dev, struct state_r *r);
 };
 
 /* Raises the device's interrupt line (an edge: the VMM writes an irqfd). */
@@ -143,6 +168,30 @@ int virtio_mmio_init(struct virtio_dev *dev, const struct virtio_dev_ops *ops,
                      void *opaque, const struct guest_mem *mem,
                      uint64_t device_features, void *config,
                      uint32_t config_size, virtio_irq_fn irq, void *irq_opaque)
+    __attribute__((warn_unused_result));
+
+/* Appends dev's state to w for a snapshot, with the guest at rest (no
+ * vCPU in KVM_RUN, no device callback running): the register file, every
+ * queue's set-up and ring positions (chains the model holds counted as
+ * not yet popped, see held_chains), then the model's own (ops->save).
+ * 0 or -ENOMEM. */
+int virtio_mmio_save(struct virtio_dev *dev, struct state_w *w)
+    __attribute__((warn_unused_result));
+
+/* Restores what virtio_mmio_save wrote onto dev, fresh from
+ * virtio_mmio_init with the same ops and options, on guest RAM that holds
+ * the snapshot's memory. A device that was DRIVER_OK is live again
+ * without its activate op; then, because notifications pending at the
+ * save died with the old VMM's ioeventfds, every ready queue is processed
+ * as if notified, and an InterruptStatus the driver had not acknowledged
+ * raises the interrupt again (the driver reads InterruptStatus, so a
+ * repeated edge is harmless where a lost one is not). Both may raise the
+ * interrupt: call it once the VM's interrupt controller is restored. The
+ * bytes are untrusted: 0; -EBADMSG when they are short, long, or hold
+ * anything the device could not be in (dev is then as virtio_mmio_init
+ * left it, safe to free or use); -EBUSY when dev is not fresh; or the
+ * model's -errno. */
+int virtio_mmio_restore(struct virtio_dev *dev, struct state_r *r)
     __attribute__((warn_unused_result));
 
 /* Releases what virtio_mmio_init took (the lock). */

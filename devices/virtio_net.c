@@ -330,6 +330,43 @@ static void net_reset(struct virtio_dev *dev)
     update_watch(net);
 }
 
+/* ---- snapshots --------------------------------------------------------- */
+
+/* Layout of the card's saved state, after the transport's. */
+#define NET_STATE_VERSION 1
+
+/* A transmit chain the tap would not take yet is the one chain held
+ * between calls. A tap takes a frame whole or not at all (one write, one
+ * frame), so none of it went out, and popping it again sends it once.
+ * Receive chains are pushed or given back at once. */
+static unsigned int net_held_chains(struct virtio_dev *dev, unsigned int q)
+{
+    struct virtio_net *net = to_net(dev);
+    return q == VIRTIO_NET_TXQ && net->tx_pending ? 1 : 0;
+}
+
+/* The card has nothing the driver sees beyond the transport's state (MAC
+ * and features included): the offloads the tap was told follow from the
+ * features the driver took, and the counters are the old VMM's. */
+static void net_save(struct virtio_dev *dev, struct state_w *w)
+{
+    (void)dev;
+    state_put_u32(w, NET_STATE_VERSION);
+}
+
+static int net_restore(struct virtio_dev *dev, struct state_r *r)
+{
+    struct virtio_net *net = to_net(dev);
+    if (state_get_u32(r) != NET_STATE_VERSION || state_r_done(r) < 0) {
+        state_r_fail(r);
+        return -EBADMSG;
+    }
+    /* The new tap starts without offloads: tell it what activate told the
+     * old one. */
+    return virtio_mmio_live(dev) ? set_tap_offloads(net, wanted_offloads(dev))
+                                 : 0;
+}
+
 static const struct virtio_dev_ops net_ops = {
     .name = "virtio-net",
     .device_id = 1, /* §5: network card */
@@ -338,6 +375,9 @@ static const struct virtio_dev_ops net_ops = {
     .activate = net_activate,
     .queue_notify = net_notify,
     .reset = net_reset,
+    .held_chains = net_held_chains,
+    .save = net_save,
+    .restore = net_restore,
 };
 
 int virtio_net_init(struct virtio_net *net, const struct guest_mem *mem,

@@ -9,7 +9,13 @@
  * 64 KiB instead of MTU-sized frames, and the driver (no MRG_RXBUF: one
  * frame per buffer) posts buffers that big. A tap header that asks for
  * anything else is not passed on. Back-end I/O runs on the VMM's event
- * loop. */
+ * loop.
+ *
+ * Snapshots go through the transport (virtio_mmio_save and
+ * virtio_mmio_restore on net->vdev), restored onto a card made as the
+ * saved one was, on a newly opened tap: the tap is given the offloads the
+ * driver took, a frame the old tap would not take yet is sent once, and
+ * receive buffers the guest posted take the new tap's frames. */
 #ifndef RUNVM_VIRTIO_NET_H
 #define RUNVM_VIRTIO_NET_H
 

@@ -21,6 +21,7 @@
 #include "tests/unit/mock_virtio_driver.h"
 #include "core/evloop.h"
 #include "core/guest_mem.h"
+#include "core/state.h"
 
 #define RAM     (4 * MiB)
 #define RXRING  0x10000ULL
@@ -632,6 +633,346 @@ static void port_control_buffer_too_small_needs_reset(void **state)
                 VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
+/* ---- snapshots ----------------------------------------------------------- */
+
+static void snapshot_save(struct fixture *f, struct state_w *w)
+{
+    state_w_init(w);
+    assert_int_equal(virtio_mmio_save(&f->con->vdev, w), 0);
+}
+
+static int snapshot_restore(struct fixture *f, const uint8_t *p, size_t len)
+{
+    struct state_r r;
+    state_r_init(&r, p, len);
+    return virtio_mmio_restore(&f->con->vdev, &r);
+}
+
+/* The old VMM goes, with its console and the back-end's fds; the restored
+ * one gets new fds (as host_in/host_out again). */
+static void old_vmm_goes(struct fixture *f)
+{
+    virtio_console_free(f->con);
+    free(f->con);
+    f->con = NULL;
+    for (int i = 0; i < 2; i++) {
+        close(f->host_in[i]);
+        close(f->host_out[i]);
+    }
+    assert_int_equal(pipe2(f->host_in, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(f->host_out, O_CLOEXEC), 0);
+    assert_int_equal(fcntl(f->host_out[0], F_SETFL, O_NONBLOCK), 0);
+    f->irqs = 0;
+}
+
+/* A console made as the machine makes it again: the same kind, the same
+ * name, on the new fds (or none), not yet restored. */
+static void remake(struct fixture *f, const char *port_name, bool fds)
+{
+    f->con = calloc(1, sizeof(*f->con));
+    assert_non_null(f->con);
+    int in = fds ? f->host_in[0] : -1, out = fds ? f->host_out[1] : -1;
+    int ret = port_name
+                  ? virtio_console_init_port(f->con, &f->mem, &f->loop, in, out,
+                                             port_name, count_irq, f)
+                  : virtio_console_init(f->con, &f->mem, &f->loop, in, out,
+                                        count_irq, f);
+    assert_int_equal(ret, 0);
+}
+
+/* Reads what the host end has, running the loop so the console writes
+ * more, until want bytes came or nothing more does. */
+static size_t host_read_all(struct fixture *f, uint8_t *buf, size_t want)
+{
+    size_t have = 0;
+    for (int idle = 0; have < want && idle < 50;) {
+        ssize_t n = read(f->host_out[0], buf + have, want - have);
+        if (n > 0) {
+            have += (size_t)n;
+            idle = 0;
+            continue;
+        }
+        run_loop(f, 2);
+        idle++;
+    }
+    return have;
+}
+
+enum { BIG = 32768 };
+
+/* The agent port as a snapshot finds it: the handshake up to its name
+ * (PORT_OPEN still owed: no control buffer for it yet), the guest has
+ * it open, input delivered into one receive buffer and another one
+ * waiting, a 32 KiB transmit chain the host took 4 KiB of and a chain
+ * behind it, an interrupt not acknowledged. */
+static void port_at_rest(struct fixture *f, uint8_t *big)
+{
+    start_port(f, f->host_in[0], f->host_out[1], "runvm.agent");
+    ctrl_post(f, 0);
+    ctrl_to_device(f, 0, 0, VIRTIO_CONSOLE_DEVICE_READY, 1);
+    expect_ctrl(f, VIRTIO_CONSOLE_PORT_ADD, 0, "");
+    ctrl_post(f, 1);
+    ctrl_to_device(f, 1, 0, VIRTIO_CONSOLE_PORT_READY, 1);
+    expect_ctrl(f, VIRTIO_CONSOLE_PORT_NAME, 0, "runvm.agent");
+    ctrl_to_device(f, 2, 0, VIRTIO_CONSOLE_PORT_OPEN, 1);
+    assert_true(f->con->guest_open);
+    assert_int_not_equal(f->con->ctrl_pending, 0);
+    guest_post_rx(f, 0, 64);
+    guest_post_rx(f, 1, 64);
+    assert_int_equal(write(f->host_in[1], "one", 3), 3);
+    run_loop(f, 20);
+    uint32_t id, len;
+    assert_int_equal(mock_used(&f->rx, &id, &len), 1);
+    assert_int_equal(id, 0);
+    assert_int_equal(len, 3);
+    assert_true(fcntl(f->host_out[1], F_SETPIPE_SZ, 4096) > 0);
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (uint8_t)(i * 13 + i / 509);
+    guest_send(f, 1, big, BIG);
+    assert_true(f->con->tx_pending);
+    guest_send(f, 2, "tail", 4);
+    assert_true(mock_rd(&f->con->vdev, VIRTIO_MMIO_INTERRUPT_STATUS) &
+                VIRTIO_MMIO_INT_VRING);
+}
+
+static void snapshot_port_goes_on_where_it_stopped(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t big[BIG], got[BIG + 4];
+    port_at_rest(f, big);
+    uint32_t isr = mock_rd(&f->con->vdev, VIRTIO_MMIO_INTERRUPT_STATUS);
+    struct state_w w;
+    snapshot_save(f, &w);
+    /* What the old host end took before the old VMM went. */
+    ssize_t old = read(f->host_out[0], got, sizeof(got));
+    assert_true(old > 0 && old < BIG);
+    old_vmm_goes(f);
+
+    remake(f, "runvm.agent", true);
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), 0);
+    /* The unacknowledged interrupt is still there, and raised again. */
+    assert_int_equal(mock_rd(&f->con->vdev, VIRTIO_MMIO_STATUS) &
+                         VIRTIO_STATUS_DRIVER_OK,
+                     VIRTIO_STATUS_DRIVER_OK);
+    assert_int_equal(mock_rd(&f->con->vdev, VIRTIO_MMIO_INTERRUPT_STATUS), isr);
+    assert_true(f->irqs >= 1);
+    /* The guest's output goes on where the old host end stopped: every
+     * byte once, then the chain behind it; each chain used once. */
+    size_t have = (size_t)old + host_read_all(f, got + old, sizeof(got) - old);
+    assert_int_equal(have, sizeof(got));
+    assert_memory_equal(got, big, BIG);
+    assert_memory_equal(got + BIG, "tail", 4);
+    uint32_t id, len;
+    assert_int_equal(mock_used(&f->tx, &id, &len), 1);
+    assert_int_equal(id, 1);
+    assert_int_equal(mock_used(&f->tx, &id, &len), 1);
+    assert_int_equal(id, 2);
+    assert_int_equal(mock_used(&f->tx, &id, &len), 0);
+    /* Host input lands in the receive buffer posted before the snapshot. */
+    assert_int_equal(write(f->host_in[1], "two", 3), 3);
+    run_loop(f, 20);
+    assert_int_equal(mock_used(&f->rx, &id, &len), 1);
+    assert_int_equal(id, 1);
+    assert_int_equal(len, 3);
+    assert_memory_equal(host(f, BUF + 0x201000ULL, 3), "two", 3);
+    /* The owed PORT_OPEN comes with the next control buffer, and nothing
+     * else: no PORT_ADD or PORT_NAME again. The driver's three messages
+     * were taken once. */
+    struct virtio_console_control c;
+    char extra[128];
+    assert_int_equal(ctrl_from_device(f, &c, extra, sizeof(extra)), 0);
+    ctrl_post(f, 3);
+    ctrl_post(f, 4);
+    expect_ctrl(f, VIRTIO_CONSOLE_PORT_OPEN, 1, "");
+    assert_int_equal(ctrl_from_device(f, &c, extra, sizeof(extra)), 0);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(mock_used(&f->ctx, &id, &len), 1);
+        assert_int_equal(id, i);
+    }
+    assert_int_equal(mock_used(&f->ctx, &id, &len), 0);
+    /* And the port works as before. */
+    guest_send(f, 5, "more", 4);
+    char buf[8];
+    assert_int_equal(host_read_all(f, (uint8_t *)buf, 4), 4);
+    assert_memory_equal(buf, "more", 4);
+    state_w_free(&w);
+}
+
+static void snapshot_console_connects_after_restore(void **state)
+{
+    struct fixture *f = *state;
+    start(f, -1, -1);
+    guest_send(f, 0, "early", 5); /* held: no back-end yet */
+    guest_post_rx(f, 1, 64);
+    assert_true(f->con->tx_pending);
+    struct state_w w;
+    snapshot_save(f, &w);
+    old_vmm_goes(f);
+    remake(f, NULL, false);
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), 0);
+    assert_true(f->con->tx_pending); /* popped again, still held */
+    uint32_t id, len;
+    assert_int_equal(mock_used(&f->tx, &id, &len), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(virtio_console_connect(f->con, sv[0], sv[0]), 0);
+    char buf[16];
+    assert_int_equal(read(sv[1], buf, sizeof(buf)), 5);
+    assert_memory_equal(buf, "early", 5);
+    assert_int_equal(mock_used(&f->tx, &id, &len), 1);
+    assert_int_equal(id, 0);
+    assert_int_equal(mock_used(&f->tx, &id, &len), 0);
+    assert_int_equal(write(sv[1], "hi", 2), 2);
+    run_loop(f, 20);
+    assert_int_equal(mock_used(&f->rx, &id, &len), 1);
+    assert_int_equal(id, 1);
+    assert_int_equal(len, 2);
+    assert_memory_equal(host(f, BUF + 0x201000ULL, 2), "hi", 2);
+    virtio_console_free(f->con);
+    free(f->con);
+    f->con = NULL;
+    close(sv[0]);
+    close(sv[1]);
+    state_w_free(&w);
+}
+
+/* The console reads as one just made: nothing of a refused state kept. */
+static void assert_console_fresh(struct fixture *f)
+{
+    struct virtio_console *con = f->con;
+    assert_int_equal(mock_rd(&con->vdev, VIRTIO_MMIO_STATUS), 0);
+    assert_int_equal(mock_rd(&con->vdev, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+    for (unsigned int q = 0; q < VIRTIO_MMIO_MAX_QUEUES; q++)
+        assert_false(con->vdev.queues[q].ready);
+    assert_int_equal(con->ctrl_pending, 0);
+    assert_false(con->guest_open);
+    assert_false(con->tx_pending);
+    assert_int_equal(con->tx_skip, 0);
+    assert_int_equal(f->irqs, 0);
+}
+
+struct patch {
+    const char *what;
+    size_t at; /* from the start of the console's own state */
+    unsigned int len;
+    uint64_t value;
+};
+
+static void restore_refuses_bad_console_state(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t big[BIG];
+    port_at_rest(f, big);
+    struct state_w w;
+    snapshot_save(f, &w);
+    old_vmm_goes(f);
+    remake(f, "runvm.agent", true);
+    /* Every truncation, and a byte too many. */
+    for (size_t len = 0; len < w.len; len++) {
+        assert_int_equal(snapshot_restore(f, w.buf, len), -EBADMSG);
+        assert_console_fresh(f);
+    }
+    uint8_t *p = malloc(w.len + 1);
+    assert_non_null(p);
+    memcpy(p, w.buf, w.len);
+    p[w.len] = 0;
+    assert_int_equal(snapshot_restore(f, p, w.len + 1), -EBADMSG);
+    assert_console_fresh(f);
+    /* The console's own state: version, MULTIPORT, name length and name,
+     * the control messages owed, guest_open, bytes of the held chain the
+     * host took (11 name bytes). */
+    size_t model = w.len - (4 + 1 + 1 + 11 + 4 + 1 + 8);
+    const struct patch patches[] = {
+        {"layout version", 0, 4, 2},
+        {"not MULTIPORT", 4, 1, 0},
+        {"a name as long as the limit", 5, 1, VIRTIO_CONSOLE_PORT_NAME_MAX},
+        {"another name", 6, 1, 'R'},
+        {"a control message no port owes", 17, 4, 0x8},
+        {"guest_open neither 0 nor 1", 21, 1, 2},
+    };
+    for (size_t i = 0; i < sizeof(patches) / sizeof(patches[0]); i++) {
+        memcpy(p, w.buf, w.len);
+        for (unsigned int k = 0; k < patches[i].len; k++)
+            p[model + patches[i].at + k] =
+                (uint8_t)(patches[i].value >> (8 * k));
+        print_message("refusing: %s\n", patches[i].what);
+        assert_int_equal(snapshot_restore(f, p, w.len), -EBADMSG);
+        assert_console_fresh(f);
+    }
+    /* A port's state on a device the driver has not made live (status
+     * at offset 10 of the transport's state without DRIVER_OK). */
+    memcpy(p, w.buf, w.len);
+    p[10] &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
+    assert_int_equal(snapshot_restore(f, p, w.len), -EBADMSG);
+    assert_console_fresh(f);
+    /* Another console: another name, or no ports at all. */
+    virtio_console_free(f->con);
+    free(f->con);
+    remake(f, "runvm.other", true);
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), -EBADMSG);
+    assert_console_fresh(f);
+    virtio_console_free(f->con);
+    free(f->con);
+    remake(f, NULL, true);
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), -EBADMSG);
+    assert_console_fresh(f);
+    virtio_console_free(f->con);
+    free(f->con);
+    /* The state itself is good. */
+    remake(f, "runvm.agent", true);
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), 0);
+    free(p);
+    state_w_free(&w);
+}
+
+static void restore_survives_garbage_console_state(void **state)
+{
+    struct fixture *f = *state;
+    static uint8_t big[BIG];
+    port_at_rest(f, big);
+    struct state_w w;
+    snapshot_save(f, &w);
+    old_vmm_goes(f);
+    remake(f, "runvm.agent", true);
+    uint32_t x = 88172645u;
+    uint8_t junk[400];
+    for (int i = 0; i < 500; i++) {
+        size_t len = 0;
+        for (size_t k = 0; k < sizeof(junk); k++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            junk[k] = (uint8_t)x;
+        }
+        len = x % sizeof(junk);
+        assert_int_equal(snapshot_restore(f, junk, len), -EBADMSG);
+        assert_console_fresh(f);
+    }
+    /* Each byte of a good state flipped: refused, or a console that
+     * takes a driver's kicks and the loop's events. */
+    uint8_t *p = malloc(w.len);
+    assert_non_null(p);
+    for (size_t at = 0; at < w.len; at++) {
+        memcpy(p, w.buf, w.len);
+        p[at] ^= 0x5a;
+        int ret = snapshot_restore(f, p, w.len);
+        if (ret == -EBADMSG) {
+            assert_console_fresh(f);
+            continue;
+        }
+        assert_int_equal(ret, 0);
+        for (unsigned int q = 0; q < 5; q++)
+            virtio_mmio_notify(&f->con->vdev, q);
+        run_loop(f, 1);
+        virtio_console_free(f->con);
+        free(f->con);
+        remake(f, "runvm.agent", true);
+        f->irqs = 0;
+    }
+    free(p);
+    state_w_free(&w);
+}
+
 int main(void)
 {
 #define T(fn)  cmocka_unit_test_setup_teardown(fn, setup_pipes, teardown)
@@ -656,6 +997,10 @@ int main(void)
         TB(port_holds_input_until_the_guest_opens_it),
         TB(port_control_queue_misuse_needs_reset),
         TB(port_control_buffer_too_small_needs_reset),
+        TB(snapshot_port_goes_on_where_it_stopped),
+        TB(snapshot_console_connects_after_restore),
+        TB(restore_refuses_bad_console_state),
+        TB(restore_survives_garbage_console_state),
     };
     return cmocka_run_group_tests_name("virtio_console", tests, NULL, NULL);
 }

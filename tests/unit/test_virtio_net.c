@@ -20,6 +20,7 @@
 #include "tests/unit/mock_virtio_driver.h"
 #include "core/evloop.h"
 #include "core/guest_mem.h"
+#include "core/state.h"
 
 #define RAM    (4 * MiB)
 #define RXRING 0x10000ULL
@@ -500,6 +501,130 @@ static void open_missing_tap_is_enodev(void **state)
                      -EINVAL);
 }
 
+/* ---- snapshots ----------------------------------------------------------- */
+
+static void snapshot_save(struct fixture *f, struct state_w *w)
+{
+    state_w_init(w);
+    assert_int_equal(virtio_mmio_save(&f->net->vdev, w), 0);
+}
+
+static int snapshot_restore(struct fixture *f, const uint8_t *p, size_t len)
+{
+    struct state_r r;
+    state_r_init(&r, p, len);
+    return virtio_mmio_restore(&f->net->vdev, &r);
+}
+
+/* The old VMM goes with its card and tap; the new one opens the tap again
+ * (a new fd) and makes the card as before, not yet restored. */
+static void new_vmm(struct fixture *f)
+{
+    virtio_net_free(f->net);
+    close(f->sv[0]);
+    close(f->sv[1]);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, f->sv),
+                     0);
+    assert_int_equal(fcntl(f->sv[1], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(virtio_net_init(f->net, &f->mem, &f->loop, f->sv[0],
+                                     test_mac, count_irq, f),
+                     0);
+    f->irqs = 0;
+    offload_calls = 0;
+    last_offloads = ~0UL;
+}
+
+/* Transmits numbered frames until the tap would block: the last one is
+ * then held. Returns how many went out. */
+static int fill_tap(struct fixture *f)
+{
+    int tiny = 1; /* the kernel's least send buffer: a few frames */
+    assert_int_equal(
+        setsockopt(f->sv[0], SOL_SOCKET, SO_SNDBUF, &tiny, sizeof(tiny)), 0);
+    struct virtio_net_hdr_v1 h = {0};
+    int sent = 0;
+    for (uint16_t i = 0; i < 16 && !f->net->tx_pending; i++) {
+        tx_one(f, i, &h);
+        *host(f, BUF + 0x1000 * i + 12 + 8, 1) = (uint8_t)i;
+        if (!f->net->tx_pending)
+            sent++;
+    }
+    assert_true(f->net->tx_pending);
+    return sent;
+}
+
+static void snapshot_net_sends_held_frame_once(void **state)
+{
+    struct fixture *f = *state;
+    mock_desc(&f->rx, 0, BUF + 0x80000, 2048, VRING_DESC_F_WRITE, 0);
+    mock_publish(&f->rx, 0);
+    virtio_mmio_notify(&f->net->vdev, VIRTIO_NET_RXQ);
+    int sent = fill_tap(f);
+    struct state_w w;
+    snapshot_save(f, &w);
+    /* What reached the network before the old VMM went. */
+    uint8_t frame[128];
+    for (int i = 0; i < sent; i++)
+        assert_int_equal(recv(f->sv[1], frame, sizeof(frame), 0), 72);
+    assert_int_equal(recv(f->sv[1], frame, sizeof(frame), 0), -1);
+    uint32_t id, len;
+    for (int i = 0; i < sent; i++)
+        assert_int_equal(mock_used(&f->tx, &id, &len), 1);
+    assert_int_equal(mock_used(&f->tx, &id, &len), 0);
+
+    new_vmm(f);
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), 0);
+    /* The tap is told the offloads the driver took, as activate did. */
+    assert_int_equal(offload_calls, 1);
+    assert_int_equal(last_offloads, TUN_F_CSUM | TUN_F_TSO4);
+    /* The held frame reaches the network, once, and its chain is used. */
+    assert_int_equal(recv(f->sv[1], frame, sizeof(frame), 0), 72);
+    assert_memory_equal(frame + 12, "payload", 7);
+    assert_int_equal(frame[12 + 8], sent);
+    assert_int_equal(recv(f->sv[1], frame, sizeof(frame), 0), -1);
+    assert_int_equal(mock_used(&f->tx, &id, &len), 1);
+    assert_int_equal(id, sent);
+    assert_int_equal(mock_used(&f->tx, &id, &len), 0);
+    assert_true(f->irqs >= 1);
+    /* A frame from the network fills the buffer posted before. */
+    uint8_t in[12 + 64] = {0};
+    memcpy(in + 12, "inbound", 7);
+    assert_int_equal(send(f->sv[1], in, sizeof(in), 0), sizeof(in));
+    run_loop(f, 20);
+    assert_int_equal(mock_used(&f->rx, &id, &len), 1);
+    assert_int_equal(id, 0);
+    assert_int_equal(len, sizeof(in));
+    assert_memory_equal(host(f, BUF + 0x80000 + 12, 7), "inbound", 7);
+    state_w_free(&w);
+}
+
+static void restore_refuses_bad_net_state(void **state)
+{
+    struct fixture *f = *state;
+    (void)fill_tap(f);
+    struct state_w w;
+    snapshot_save(f, &w);
+    new_vmm(f);
+    uint8_t *p = malloc(w.len + 1);
+    assert_non_null(p);
+    memcpy(p, w.buf, w.len);
+    p[w.len] = 0;
+    for (size_t len = 0; len <= w.len + 1; len++) {
+        if (len == w.len)
+            continue;
+        assert_int_equal(snapshot_restore(f, p, len), -EBADMSG);
+        assert_int_equal(mock_rd(&f->net->vdev, VIRTIO_MMIO_STATUS), 0);
+        assert_false(f->net->tx_pending);
+        assert_int_equal(offload_calls, 0);
+    }
+    p[w.len - 4] ^= 0x02; /* the card's layout version */
+    assert_int_equal(snapshot_restore(f, p, w.len), -EBADMSG);
+    assert_int_equal(mock_rd(&f->net->vdev, VIRTIO_MMIO_STATUS), 0);
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), 0);
+    free(p);
+    state_w_free(&w);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -525,6 +650,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(reset_turns_offloads_off,
                                         setup_guest_csum_tso4, teardown),
         cmocka_unit_test(open_missing_tap_is_enodev),
+        cmocka_unit_test_setup_teardown(snapshot_net_sends_held_frame_once,
+                                        setup_guest_csum_tso4, teardown),
+        cmocka_unit_test_setup_teardown(restore_refuses_bad_net_state,
+                                        setup_guest_csum_tso4, teardown),
     };
     return cmocka_run_group_tests_name("virtio_net", tests, NULL, NULL);
 }
