@@ -11,6 +11,7 @@
 
 #include "cli/write.h"
 #include "core/clock.h"
+#include "protocol/version.h"
 #include "session/event.h"
 #include "vmm/agent_channel.h"
 
@@ -19,7 +20,8 @@ struct agent_exec {
     struct agent_exec_config cfg;
     struct agent_channel *ch; /* the machine's */
     struct session session;
-    int runs; /* RUNs completed (repeat benchmark) */
+    int runs;    /* RUNs completed (repeat benchmark) */
+    bool paused; /* pause_at_ready: paused at the agent's HELLO */
     uint64_t sent_ns;
     double *rtt_ms;
     bool done;             /* outcome known */
@@ -81,10 +83,9 @@ static int repeat_run(struct agent_exec *x)
     return 0;
 }
 
-static void on_ready(void *opaque, const struct agent_hello *h)
+/* Sends the one RUN. */
+static void send_run(struct agent_exec *x)
 {
-    struct agent_exec *x = opaque;
-    (void)h; /* once: the session reports the first HELLO only */
     x->sent_ns = clock_now_ns();
     x->t_run_ns = x->sent_ns;
     int ret = session_run(&x->session, x->cfg.req);
@@ -96,6 +97,44 @@ static void on_ready(void *opaque, const struct agent_hello *h)
                  ret == -EMSGSIZE ? "request over 8 MiB" : strerror(-ret));
         finish(x, RUNVM_EXIT_INFRA, why);
     }
+}
+
+static void on_ready(void *opaque, const struct agent_hello *h)
+{
+    struct agent_exec *x = opaque;
+    /* Once: the session reports the first HELLO only. */
+    if (x->cfg.pause_at_ready) {
+        if (version_cmp(h->agent_version, MSG_AGENT_REFRESH_VERSION) < 0) {
+            char why[200];
+            snprintf(why, sizeof(why),
+                     "the image's agent (%.20s) is older than %s and would "
+                     "not reseed a restored VM's RNG: rebuild the image "
+                     "before taking a snapshot of it",
+                     h->agent_version, MSG_AGENT_REFRESH_VERSION);
+            finish(x, RUNVM_EXIT_INFRA, why);
+            return;
+        }
+        x->paused = true;
+        vm_pause(x->vm);
+        return;
+    }
+    send_run(x);
+}
+
+bool agent_exec_paused(const struct agent_exec *x)
+{
+    return x->paused && !x->done;
+}
+
+int agent_exec_go_on(struct agent_exec *x, char *err, size_t err_len)
+{
+    if (!agent_exec_paused(x) || !x->cfg.req) {
+        snprintf(err, err_len, "nothing to run after the snapshot");
+        return -EINVAL;
+    }
+    x->paused = false;
+    send_run(x);
+    return 0;
 }
 
 static void on_output(void *opaque, const struct msg_output *o)
@@ -211,6 +250,8 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
     x->ch = ch;
     int ret = session_init(&x->session, vm->loop, ch->host_fd, &cfg->expect,
                            &exec_sink, x);
+    if (ret == 0 && cfg->resumed)
+        ret = session_resume(&x->session);
     if (ret < 0) {
         snprintf(err, err_len, "agent channel: %s", strerror(-ret));
         goto fail;
@@ -269,6 +310,11 @@ int agent_exec_status(struct agent_exec *x, enum vm_stop stop, int signo)
     switch (stop) {
     case VM_STOP_TIMEOUT: why = "--timeout passed before the run ended"; break;
     case VM_STOP_SIGNAL: why = "interrupted"; break;
+    case VM_STOP_PAUSE:
+        if (x->paused)
+            return 0; /* at the agent's HELLO, for a snapshot */
+        why = "the VM paused";
+        break;
     case VM_STOP_GUEST:
         /* Say how it stopped (reset, panic, triple fault, ...). */
         snprintf(buf, sizeof(buf), "%s (%s)",

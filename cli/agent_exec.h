@@ -25,6 +25,14 @@ struct agent_exec_config {
     /* Benchmark: send req this many times in the booted VM (0 or 1: once)
      * and print the round trips (RUN sent to final EXIT) on stderr. */
     int repeat;
+    /* Snapshots: at the agent's HELLO pause the VM (vm_run returns
+     * VM_STOP_PAUSE) instead of sending req; agent_exec_go_on sends it
+     * later. The agent must be new enough to take a restored VM's
+     * entropy and time (MSG_AGENT_REFRESH_VERSION). */
+    bool pause_at_ready;
+    /* The VM was restored from a snapshot: its agent is asked to announce
+     * itself again, with fresh entropy and the time (session_resume). */
+    bool resumed;
 };
 
 struct agent_exec;
@@ -35,6 +43,14 @@ int agent_exec_attach(struct agent_exec **out, struct vm *vm,
                       struct agent_channel *ch,
                       const struct agent_exec_config *cfg, char *err,
                       size_t err_len) __attribute__((warn_unused_result));
+
+/* Whether vm_run's VM_STOP_PAUSE is the pause at the agent's HELLO. */
+bool agent_exec_paused(const struct agent_exec *x);
+
+/* After such a pause (and a snapshot): sends the run, so that the next
+ * vm_run serves it. 0 or -errno with a message in err. */
+int agent_exec_go_on(struct agent_exec *x, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 /* After vm_run: runvm's exit status, from the run's outcome or, without
  * one, from why the VM stopped (event_stop_status; signo: the signal runvm

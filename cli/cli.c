@@ -267,6 +267,16 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
         fail_infra("out of memory");
     if (cfg->mode == CLI_EXEC) {
         exec_job(job, cfg->exec_argv, cfg->timeout_s);
+        job->exec_cfg.resumed = cfg->restore != NULL;
+        return job;
+    }
+    if (cfg->mode == CLI_SNAPSHOT) {
+        /* Boot to the agent's HELLO and pause there: nothing runs. */
+        job->kind = JOB_EXEC;
+        job->exec_cfg = (struct agent_exec_config){
+            .shutdown_grace_ms = 1000,
+            .pause_at_ready = true,
+        };
         return job;
     }
     resolve_lang(cfg, job);
@@ -326,6 +336,11 @@ int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
         return api_server_attach(&job->api, vm, ch, &job->api_cfg, err,
                                  err_len);
     return agent_exec_attach(&job->exec, vm, ch, &job->exec_cfg, err, err_len);
+}
+
+bool cli_job_paused(const struct cli_job *job)
+{
+    return job && job->exec && agent_exec_paused(job->exec);
 }
 
 int cli_job_status(struct cli_job *job, enum vm_stop stop, int signo)

@@ -6,6 +6,7 @@
 #ifndef RUNVM_CLI_H
 #define RUNVM_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -30,6 +31,10 @@ struct cli_job *cli_job_new(struct cli_config *cfg);
 int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
                    char *err, size_t err_len)
     __attribute__((warn_unused_result));
+
+/* Whether vm_run's VM_STOP_PAUSE is the job's pause at the agent's HELLO
+ * (for a snapshot). */
+bool cli_job_paused(const struct cli_job *job);
 
 /* runvm's exit status once vm_run returned (agent_exec_status,
  * api_server_status); signo: the signal runvm got, 0 for none. */

@@ -33,6 +33,7 @@
 #include "protocol/msg.h"
 #include "session/event.h"
 #include "vmm/machine.h"
+#include "vmm/snapshot.h"
 #include "vmm/sandbox.h"
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A, then 'x' quits (as QEMU) */
@@ -41,6 +42,8 @@ static const char usage_text[] =
     "usage: runvm --lang LANG FILE [options]     build and run FILE in a VM\n"
     "       runvm --lang LANG --api-sock PATH    serve the HTTP API\n"
     "       runvm --kernel BZIMAGE --initrd CPIO [options] [--exec -- ARGV]\n"
+    "       runvm --kernel BZIMAGE --initrd CPIO --snapshot-out DIR\n"
+    "       runvm --restore DIR --exec -- ARGV\n"
     "       runvm --list-langs | --version | --help\n"
     "\n"
     "Snippets (--lang):\n"
@@ -62,6 +65,10 @@ static const char usage_text[] =
     "  --timeout S        stop the guest after S seconds (status 124)\n"
     "  --exec -- ARGV     the initramfs's /init is runvm-agent: run ARGV in\n"
     "                     the guest, relay its output, exit with its status\n"
+    "  --snapshot-out DIR boot to the agent's HELLO, write a snapshot of the\n"
+    "                     VM to DIR (created; its files state and memory)\n"
+    "  --restore DIR      start from that snapshot instead of a kernel: the\n"
+    "                     guest's entropy and clock are made fresh first\n"
     "\n"
     "Both:\n"
     "  --cmdline STR      kernel command line (default \"" CLI_DEFAULT_CMDLINE
@@ -365,16 +372,33 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct arch_boot_files files = {.kernel_path = o.kernel,
-                                    .initrd_path = o.initrd};
-    files.kernel_fd = open_input("--kernel", o.kernel, &files.kernel_size);
-    files.initrd_fd = open_input("--initrd", o.initrd, &files.initrd_size);
-    if (arch_check_kernel(files.kernel_fd, files.kernel_size, o.kernel, err,
-                          sizeof(err)) < 0) {
-        fprintf(stderr, "runvm: %s\n", err);
+                                    .initrd_path = o.initrd,
+                                    .kernel_fd = -1,
+                                    .initrd_fd = -1};
+    /* --restore: the snapshot is the kernel, the memory and the vCPUs. */
+    struct snapshot snap = {.mem_fd = -1};
+    struct snapshot_out snap_out = {.state_fd = -1, .mem_fd = -1};
+    if (o.restore && snapshot_open(&snap, o.restore, err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: --restore: %s\n", err);
+        return RUNVM_EXIT_INFRA;
+    }
+    if (!o.restore) {
+        files.kernel_fd = open_input("--kernel", o.kernel, &files.kernel_size);
+        files.initrd_fd = open_input("--initrd", o.initrd, &files.initrd_size);
+        if (arch_check_kernel(files.kernel_fd, files.kernel_size, o.kernel, err,
+                              sizeof(err)) < 0) {
+            fprintf(stderr, "runvm: %s\n", err);
+            return RUNVM_EXIT_INFRA;
+        }
+    }
+    if (o.snapshot_out &&
+        snapshot_out_open(&snap_out, o.snapshot_out, files.kernel_fd,
+                          files.initrd_fd, err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: --snapshot-out: %s\n", err);
         return RUNVM_EXIT_INFRA;
     }
     uint64_t mem = (uint64_t)o.mem_mib << 20;
-    if (files.initrd_size >= mem) {
+    if (!o.restore && files.initrd_size >= mem) {
         fprintf(stderr,
                 "runvm: --initrd %s: %llu MiB does not fit in "
                 "--mem %lu MiB of guest RAM; raise --mem\n",
@@ -409,6 +433,8 @@ int main(int argc, char **argv)
         .net_tap = o.net_tap[0] ? o.net_tap : NULL,
         .agent_channel = job != NULL,
     };
+    if (o.restore)
+        snapshot_desc(&snap, &desc);
     struct evloop loop;
     memcpy(desc.net_mac, o.net_mac, sizeof(desc.net_mac));
     int ret = evloop_init(&loop);
@@ -426,12 +452,16 @@ int main(int argc, char **argv)
     int status = RUNVM_EXIT_INFRA;
     if ((job &&
          cli_job_attach(job, vm, machine_agent(r.m), err, sizeof(err)) < 0) ||
-        vm_load(vm, &files, err, sizeof(err)) < 0) {
-        fprintf(stderr, "runvm: %s\n", err);
+        (o.restore ? snapshot_restore(r.m, &snap, err, sizeof(err))
+                   : vm_load(vm, &files, err, sizeof(err))) < 0) {
+        fprintf(stderr, "runvm: %s%s\n", o.restore ? "--restore: " : "", err);
         goto out;
     }
-    close(files.kernel_fd);
-    close(files.initrd_fd);
+    if (files.kernel_fd >= 0)
+        close(files.kernel_fd);
+    if (files.initrd_fd >= 0)
+        close(files.initrd_fd);
+    files.kernel_fd = files.initrd_fd = -1;
 
     r.signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
     r.rx_event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -475,6 +505,17 @@ int main(int argc, char **argv)
         timeout_ms = left > 0 ? (int)left : 0;
     }
     enum vm_stop stop = vm_run(vm, timeout_ms);
+    if (stop == VM_STOP_PAUSE && o.snapshot_out && cli_job_paused(job)) {
+        /* At the agent's HELLO: the snapshot, then nothing more. */
+        restore_terminal(&r);
+        if (snapshot_save(r.m, &snap_out, err, sizeof(err)) < 0) {
+            fprintf(stderr, "runvm: --snapshot-out %s: %s\n", o.snapshot_out,
+                    err);
+            goto out;
+        }
+        status = 0;
+        goto out;
+    }
     restore_terminal(&r);
     if (stop == VM_STOP_TIMEOUT)
         fprintf(stderr,
@@ -497,6 +538,8 @@ int main(int argc, char **argv)
     }
 out:
     restore_terminal(&r);
+    snapshot_out_close(&snap_out);
+    snapshot_close(&snap);
     cli_job_free(job); /* before the machine: its channel serves the job */
     machine_destroy(r.m);
     evloop_free(&loop);

@@ -130,6 +130,8 @@ enum {
     O_EXEC,
     O_USER,
     O_GROUP,
+    O_SNAPSHOT_OUT,
+    O_RESTORE,
 };
 
 static const struct option longopts[] = {
@@ -153,6 +155,8 @@ static const struct option longopts[] = {
     {"exec", no_argument, NULL, O_EXEC},
     {"user", required_argument, NULL, O_USER},
     {"group", required_argument, NULL, O_GROUP},
+    {"snapshot-out", required_argument, NULL, O_SNAPSHOT_OUT},
+    {"restore", required_argument, NULL, O_RESTORE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -218,6 +222,34 @@ static int check_boot(struct cli_config *c, int nargs, char **args, bool exec,
                     "--exec -- ARGV...");
     if (!exec && nargs)
         return fail(err, err_len, "unexpected argument %s", args[0]);
+    if (c->restore && c->snapshot_out)
+        return fail(err, err_len,
+                    "--restore and --snapshot-out do not go together");
+    if ((c->restore || c->snapshot_out) &&
+        (c->vconsole_stdio || c->vconsole_path || c->net_tap[0]))
+        return fail(err, err_len,
+                    "snapshots of a machine with --vconsole or --net are "
+                    "not supported yet");
+    if (c->restore) {
+        if (c->kernel || c->initrd || c->mem_mib || c->cpus_given)
+            return fail(err, err_len,
+                        "--restore %s: the snapshot holds the kernel, "
+                        "memory and vCPUs; drop --kernel, --initrd, --mem "
+                        "and --cpus",
+                        c->restore);
+        if (!exec)
+            return fail(err, err_len,
+                        "--restore %s needs --exec -- ARGV (the program to "
+                        "run in the restored VM)",
+                        c->restore);
+        c->exec_argv = args;
+        c->mode = CLI_EXEC;
+        return 0;
+    }
+    if (c->snapshot_out && exec)
+        return fail(err, err_len,
+                    "--snapshot-out writes a snapshot of the VM at the "
+                    "agent's HELLO and runs nothing; drop --exec");
     if (!c->kernel)
         return fail(err, err_len,
                     "--kernel BZIMAGE is required (or "
@@ -227,7 +259,7 @@ static int check_boot(struct cli_config *c, int nargs, char **args, bool exec,
     if (!c->mem_mib)
         c->mem_mib = CLI_DEFAULT_BOOT_MEM_MIB;
     c->exec_argv = exec ? args : NULL;
-    c->mode = exec ? CLI_EXEC : CLI_BOOT;
+    c->mode = exec ? CLI_EXEC : c->snapshot_out ? CLI_SNAPSHOT : CLI_BOOT;
     return 0;
 }
 
@@ -263,6 +295,7 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         case O_CPUS:
             ret = number("--cpus", optarg, 1, arch_max_cpus(), &c->cpus, err,
                          err_len);
+            c->cpus_given = true;
             break;
         case O_TIMEOUT:
             ret = number("--timeout", optarg, 1, CLI_MAX_TIMEOUT_S,
@@ -279,6 +312,8 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         case O_EXEC: exec = true; break;
         case O_USER: c->user = optarg; break;
         case O_GROUP: c->group = optarg; break;
+        case O_SNAPSHOT_OUT: c->snapshot_out = optarg; break;
+        case O_RESTORE: c->restore = optarg; break;
         case O_LIST: c->mode = CLI_LIST_LANGS; return 0;
         case O_VERSION: c->mode = CLI_VERSION; return 0;
         case 'h': c->mode = CLI_HELP; return 0;
@@ -302,6 +337,11 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         return fail(err, err_len,
                     "--exec uses the virtio-console itself; "
                     "drop --vconsole");
+    if (c->lang && (c->restore || c->snapshot_out))
+        return fail(err, err_len,
+                    "--lang finds and makes its snapshots itself; "
+                    "--restore and --snapshot-out go with --exec and "
+                    "--kernel");
     if (c->lang)
         return check_lang(c, nargs, args, exec, err, err_len);
     return check_boot(c, nargs, args, exec, err, err_len);

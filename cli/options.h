@@ -27,7 +27,9 @@ enum cli_mode {
     CLI_ONESHOT,    /* --lang LANG FILE */
     CLI_API,        /* --lang LANG --api-sock PATH */
     CLI_BOOT,       /* --kernel K --initrd I: boot, nothing else */
-    CLI_EXEC,       /* --kernel K --initrd I --exec -- ARGV */
+    CLI_EXEC,       /* --kernel K --initrd I --exec -- ARGV, or
+                       --restore DIR --exec -- ARGV */
+    CLI_SNAPSHOT,   /* --kernel K --initrd I --snapshot-out DIR */
 };
 
 struct cli_config {
@@ -45,6 +47,7 @@ struct cli_config {
     bool cmdline_given;          /* --cmdline replaced the default */
     unsigned long mem_mib;       /* 0 with --lang: from the image's size */
     unsigned long cpus;
+    bool cpus_given; /* --cpus was on the command line */
     /* --timeout: the run step's limit with --lang and --exec, else the
      * whole VM's; 0 (not given) for a bare boot means none. */
     unsigned long timeout_s;
@@ -59,6 +62,9 @@ struct cli_config {
     char net_tap[CLI_TAP_NAME_MAX + 1];
     uint8_t net_mac[6];
     char **exec_argv; /* NULL-terminated, inside the caller's argv */
+    /* --snapshot-out DIR: boot to the agent's HELLO and write a snapshot
+     * there; --restore DIR: start from one instead of a kernel. */
+    const char *snapshot_out, *restore;
 };
 
 /* Parses argv into cfg. 0, or -EINVAL with a one-line message (without

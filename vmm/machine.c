@@ -255,7 +255,8 @@ int machine_create(struct machine **out, const struct machine_desc *d,
     }
     m->vcon_listen_fd = m->tap_fd = -1;
     m->vm.t_start = t_start;
-    int ret = vm_create(&m->vm, loop, d->mem_bytes, d->cpus, err, err_len);
+    int ret = vm_create_from(&m->vm, loop, d->mem_bytes, d->cpus, d->ram_file,
+                             err, err_len);
     if (ret < 0) {
         free(m);
         return ret;
@@ -332,6 +333,84 @@ void machine_dump_queues(const struct machine *m, FILE *f)
         if (m->devs[i].kind == MACHINE_DEV_VCONSOLE ||
             m->devs[i].kind == MACHINE_DEV_NET)
             virtio_mmio_dump(m->devs[i].slot->dev, f);
+}
+
+void machine_describe(const struct machine *m, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (unsigned int i = 0; i < m->nr_devs && o < len; i++) {
+        int n =
+            snprintf(buf + o, len - o, "%s%s", i ? "," : "", m->devs[i].name);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+}
+
+/* Layout version of a device section: the device's kind, then its own. */
+#define MACHINE_DEV_STATE_VERSION 1
+
+int machine_save_device(struct machine *m, unsigned int i, struct state_w *w,
+                        char *err, size_t err_len)
+{
+    if (i >= m->nr_devs)
+        return -EINVAL;
+    struct machine_dev *d = &m->devs[i];
+    state_put_u32(w, MACHINE_DEV_STATE_VERSION);
+    state_put_u32(w, (uint32_t)d->kind);
+    int ret = 0;
+    switch (d->kind) {
+    case MACHINE_DEV_UART: ret = serial_save(&m->serial, w); break;
+    case MACHINE_DEV_RESET: ret = i8042_save(&m->i8042, w); break;
+    case MACHINE_DEV_BOOT_TIMER: break; /* nothing held between accesses */
+    case MACHINE_DEV_AGENT:
+        ret = virtio_mmio_save(&m->agent->con.vdev, w);
+        break;
+    case MACHINE_DEV_VCONSOLE:
+    case MACHINE_DEV_NET:
+        snprintf(err, err_len,
+                 "%s: snapshots of a machine with it are not supported yet",
+                 d->name);
+        return -ENOTSUP;
+    }
+    if (ret == 0)
+        ret = w->err;
+    if (ret < 0)
+        snprintf(err, err_len, "saving %s: %s", d->name, strerror(-ret));
+    return ret;
+}
+
+int machine_restore_device(struct machine *m, unsigned int i, struct state_r *r,
+                           char *err, size_t err_len)
+{
+    if (i >= m->nr_devs)
+        return -EINVAL;
+    struct machine_dev *d = &m->devs[i];
+    int ret = 0;
+    if (state_get_u32(r) != MACHINE_DEV_STATE_VERSION ||
+        state_get_u32(r) != (uint32_t)d->kind) {
+        ret = -EBADMSG;
+        goto out;
+    }
+    switch (d->kind) {
+    case MACHINE_DEV_UART: ret = serial_restore(&m->serial, r); break;
+    case MACHINE_DEV_RESET: ret = i8042_restore(&m->i8042, r); break;
+    case MACHINE_DEV_BOOT_TIMER: break;
+    case MACHINE_DEV_AGENT:
+        ret = virtio_mmio_restore(&m->agent->con.vdev, r);
+        break;
+    case MACHINE_DEV_VCONSOLE:
+    case MACHINE_DEV_NET: ret = -ENOTSUP; break;
+    }
+    if (ret == 0)
+        ret = state_r_done(r);
+out:
+    if (ret < 0)
+        snprintf(err, err_len, "restoring %s: %s", d->name,
+                 ret == -EBADMSG ? "its saved state is malformed"
+                                 : strerror(-ret));
+    return ret;
 }
 
 void machine_destroy(struct machine *m)

@@ -43,6 +43,8 @@ struct machine_desc {
     const char *net_tap;
     uint8_t net_mac[6];
     bool agent_channel; /* the runvm.agent console port */
+    /* Guest RAM from a snapshot's memory file (NULL: fresh, zeroed). */
+    const struct vm_ram_file *ram_file;
 };
 
 enum machine_dev_kind {
@@ -101,6 +103,25 @@ void machine_print_stats(const struct machine *m, FILE *f);
 /* Where each virtio queue stands, on f (a guest stopped from outside may
  * be waiting on one). */
 void machine_dump_queues(const struct machine *m, FILE *f);
+
+/* Snapshots (vmm/snapshot.c). The devices as a comma-separated list of
+ * their names, in order ("uart,i8042,boot-timer,agent channel"): a
+ * restore recreates the machine from the same description and checks it
+ * has the same list. */
+void machine_describe(const struct machine *m, char *buf, size_t len);
+
+/* Device i's state (machine.devs order) into w, the VM paused. 0, or
+ * -errno with a message in err (-ENOTSUP: a device that cannot be
+ * saved yet). */
+int machine_save_device(struct machine *m, unsigned int i, struct state_w *w,
+                        char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+/* Restores device i from what machine_save_device wrote, before vm_run.
+ * 0, or -errno (-EBADMSG: malformed) with a message in err. */
+int machine_restore_device(struct machine *m, unsigned int i, struct state_r *r,
+                           char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 /* Frees every device, then the VM. NULL is fine. */
 void machine_destroy(struct machine *m);

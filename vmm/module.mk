@@ -4,7 +4,7 @@
 VMM_SRCS := vmm/vm.c vmm/exit.c vmm/kvm_stats.c vmm/vm_virtio.c \
             vmm/vcpu.c vmm/kvm.c vmm/machine.c \
             vmm/agent_channel.c vmm/sandbox.c vmm/seccomp.c \
-            vmm/snapshot_file.c
+            vmm/snapshot_file.c vmm/snapshot.c
 RUNVM_SRCS += $(VMM_SRCS)
 RUNVM_LIBS += -lseccomp -lcrypto
 

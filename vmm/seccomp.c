@@ -61,6 +61,8 @@ static const int loop_only[] = {
     SCMP_SYS(getrusage),
     SCMP_SYS(seccomp),
     SCMP_SYS(sched_getaffinity), /* sanitizers' thread start */
+    SCMP_SYS(ftruncate),         /* a snapshot's memory file, sparse */
+    SCMP_SYS(fsync),             /* and both its files on disk */
 };
 
 /* ioctls a vCPU thread makes: run, dump its registers when the guest
@@ -71,10 +73,21 @@ static const int loop_only[] = {
 
 static const unsigned long vcpu_ioctls[] = {VCPU_IOCTLS};
 
+/* What taking a snapshot reads of a paused VM (vmm/snapshot.c, on the
+ * loop thread): read-only state of the VM and its vCPUs. */
+#if defined(__x86_64__)
+#define SNAPSHOT_IOCTLS                                                        \
+    KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK, KVM_GET_MSR_INDEX_LIST,      \
+        KVM_GET_MSRS, KVM_GET_CPUID2, KVM_GET_XCRS, KVM_GET_XSAVE,             \
+        KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_DEBUGREGS,                 \
+        KVM_GET_MP_STATE, KVM_GET_TSC_KHZ
+#endif
+
 /* The loop's: the vCPUs' too, since their threads start under the loop's
- * filter and only narrow it; and the terminal it restores at the end. */
+ * filter and only narrow it; the terminal it restores at the end; a
+ * snapshot's reads. */
 static const unsigned long loop_ioctls[] = {
-    VCPU_IOCTLS, TCGETS, TCSETS, TCSETSW, TCSETSF,
+    VCPU_IOCTLS, TCGETS, TCSETS, TCSETSW, TCSETSF, SNAPSHOT_IOCTLS,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

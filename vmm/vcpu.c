@@ -114,6 +114,8 @@ int vcpu_start(struct vcpu *v)
     sa.sa_handler = kick_handler; /* no SA_RESTART: interrupt ioctls */
     sigemptyset(&sa.sa_mask);
     sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+    /* A kick that ended an earlier run (vm_pause) left this set. */
+    __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
     /* The thread starts with the kick blocked and unblocks it itself. */
     sigset_t kick, old;
     sigemptyset(&kick);
@@ -158,6 +160,15 @@ void vcpu_join(struct vcpu *v)
             break;
     }
     v->thread_started = 0;
+}
+
+int vcpu_complete_io(struct vcpu *v)
+{
+    __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+    int ret = ioctl(v->fd, KVM_RUN, 0) < 0 ? -errno : 0;
+    __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
+    /* EINTR is the answer: KVM finished the exit and did not enter. */
+    return ret == -EINTR ? 0 : ret == 0 ? -EIO : ret;
 }
 
 void vcpu_destroy(struct vcpu *v)

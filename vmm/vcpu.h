@@ -38,6 +38,12 @@ void vcpu_kick(struct vcpu *v);
  * halted vCPU has been seen (nested KVM) to sleep through one kick. */
 void vcpu_join(struct vcpu *v);
 
+/* On a vCPU whose thread has ended: enters KVM_RUN once with
+ * immediate_exit, which completes the exit it left (KVM writes an MMIO or
+ * port read's value into the registers) and returns at once. Leaves
+ * immediate_exit clear for the next vcpu_start. 0 or -errno. */
+int vcpu_complete_io(struct vcpu *v) __attribute__((warn_unused_result));
+
 /* Unmaps and closes. Safe on a zeroed vCPU with fd -1. */
 void vcpu_destroy(struct vcpu *v);
 

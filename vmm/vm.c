@@ -37,6 +37,13 @@ static int vm_set_memory(struct vm *vm, char *err, size_t err_len)
 int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size,
               unsigned int nr_cpus, char *err, size_t err_len)
 {
+    return vm_create_from(vm, loop, mem_size, nr_cpus, NULL, err, err_len);
+}
+
+int vm_create_from(struct vm *vm, struct evloop *loop, uint64_t mem_size,
+                   unsigned int nr_cpus, const struct vm_ram_file *ram,
+                   char *err, size_t err_len)
+{
     uint64_t t_start = vm->t_start;
     memset(vm, 0, sizeof(*vm));
     vm->t_start = t_start;
@@ -75,8 +82,19 @@ int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size,
     struct gm_region layout[GM_MAX_REGIONS];
     unsigned int nr_regions;
     ret = arch_ram_layout(mem_size, layout, &nr_regions);
+    if (ret == 0 && ram && ram->nr_regions != nr_regions) {
+        snprintf(err, err_len,
+                 "the memory file has %u RAM regions, %llu MiB of RAM "
+                 "has %u here",
+                 ram->nr_regions, (unsigned long long)(mem_size >> 20),
+                 nr_regions);
+        ret = -EINVAL;
+        goto fail;
+    }
     if (ret == 0)
-        ret = gm_init_regions(&vm->mem, layout, nr_regions);
+        ret = ram ? gm_init_file(&vm->mem, layout, nr_regions, ram->fd,
+                                 ram->offsets)
+                  : gm_init_regions(&vm->mem, layout, nr_regions);
     if (ret < 0) {
         snprintf(err, err_len, "cannot map %llu MiB of guest RAM: %s",
                  (unsigned long long)(mem_size >> 20), strerror(-ret));
@@ -232,6 +250,68 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *why,
         vcpu_kick(&vm->vcpus[i]);
 }
 
+void vm_pause(struct vm *vm)
+{
+    vm_request_stop(vm, VM_STOP_PAUSE, "paused", 0);
+}
+
+int vm_quiesce(struct vm *vm, char *err, size_t err_len)
+{
+    for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+        int ret = vcpu_complete_io(&vm->vcpus[i]);
+        if (ret < 0) {
+            snprintf(err, err_len, "vCPU %u: completing its last exit: %s", i,
+                     strerror(-ret));
+            return ret;
+        }
+    }
+    return 0;
+}
+
+int vm_save(struct vm *vm, struct state_w *vm_state, struct state_w *vcpu_state,
+            char *err, size_t err_len)
+{
+    const char *what = "VM state";
+    int ret = arch_vm_save(&vm->arch, vm->vm_fd, vm_state, &what);
+    if (ret < 0) {
+        snprintf(err, err_len, "saving the VM: %s: %s", what, strerror(-ret));
+        return ret;
+    }
+    for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+        what = "vCPU state";
+        ret = arch_vcpu_save(&vm->arch, vm->kvm_fd, vm->vcpus[i].fd,
+                             &vcpu_state[i], &what);
+        if (ret < 0) {
+            snprintf(err, err_len, "saving vCPU %u: %s: %s", i, what,
+                     strerror(-ret));
+            return ret;
+        }
+    }
+    return 0;
+}
+
+int vm_restore(struct vm *vm, struct state_r *vm_state,
+               struct state_r *vcpu_state, char *err, size_t err_len)
+{
+    const char *what = "VM state";
+    int ret = arch_vm_restore(&vm->arch, vm->vm_fd, vm_state, &what);
+    if (ret < 0) {
+        snprintf(err, err_len, "restoring the VM: %s: %s", what,
+                 ret == -EBADMSG ? "malformed" : strerror(-ret));
+        return ret;
+    }
+    for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+        char why[200];
+        ret = arch_vcpu_restore(&vm->arch, vm->vcpus[i].fd, &vcpu_state[i], why,
+                                sizeof(why));
+        if (ret < 0) {
+            snprintf(err, err_len, "restoring vCPU %u: %s", i, why);
+            return ret;
+        }
+    }
+    return 0;
+}
+
 int vm_stopped(const struct vm *vm)
 {
     return __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_RUNNING;
@@ -239,6 +319,10 @@ int vm_stopped(const struct vm *vm)
 
 enum vm_stop vm_run(struct vm *vm, int timeout_ms)
 {
+    /* Going on after a pause. */
+    int paused = VM_STOP_PAUSE;
+    __atomic_compare_exchange_n(&vm->stop_reason, &paused, VM_RUNNING, 0,
+                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
         int ret = vcpu_start(&vm->vcpus[i]);
         if (ret < 0) {

@@ -40,6 +40,16 @@ enum vm_stop {
     VM_STOP_TIMEOUT, /* vm_run's timeout passed */
     VM_STOP_SIGNAL,  /* SIGINT/SIGTERM to runvm, or console escape */
     VM_STOP_ERROR,   /* KVM or runvm failed while the guest ran */
+    VM_STOP_PAUSE,   /* vm_pause: every vCPU out of KVM_RUN, resumable */
+};
+
+/* Guest RAM from a snapshot's memory file, mapped copy-on-write: region
+ * i (arch_ram_layout's for the VM's size) holds the file's bytes from
+ * offsets[i]. */
+struct vm_ram_file {
+    int fd;
+    unsigned int nr_regions;
+    uint64_t offsets[GM_MAX_REGIONS];
 };
 
 struct vm {
@@ -76,6 +86,13 @@ struct vm {
  * cleaned up. */
 int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size,
               unsigned int nr_cpus, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+/* vm_create with RAM mapped from ram (NULL: anonymous, as vm_create).
+ * -EINVAL with a message when ram's region count is not the layout's. */
+int vm_create_from(struct vm *vm, struct evloop *loop, uint64_t mem_size,
+                   unsigned int nr_cpus, const struct vm_ram_file *ram,
+                   char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
 /* Opens KVM's exit counters for this VM's vCPUs (kvm_stats_open: best
@@ -124,6 +141,28 @@ int vm_irq_line(struct vm *vm, unsigned int irq, int level);
  * (VM_STOP_ERROR), then stops and joins every vCPU. Returns the enum
  * vm_stop reason. */
 enum vm_stop vm_run(struct vm *vm, int timeout_ms);
+
+/* Asks the VM to pause: vm_run returns VM_STOP_PAUSE with every vCPU
+ * thread joined, and may be called again to go on. Loop thread only. */
+void vm_pause(struct vm *vm);
+
+/* After vm_run returned VM_STOP_PAUSE: every vCPU completes the exit it
+ * was in (an MMIO or port read's value goes into its registers), so what
+ * vm_save reads is whole. 0 or -errno with a message in err. */
+int vm_quiesce(struct vm *vm, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
+/* A quiesced VM's KVM state (arch_vm_save) into vm_state and each
+ * vCPU's (arch_vcpu_save) into vcpu_state[0..nr_vcpus). 0 or -errno with
+ * a message in err. */
+int vm_save(struct vm *vm, struct state_w *vm_state, struct state_w *vcpu_state,
+            char *err, size_t err_len) __attribute__((warn_unused_result));
+
+/* Writes what vm_save read into a VM fresh from vm_create_from (same
+ * size and vCPU count, no vm_load). 0 or -errno with a message in err. */
+int vm_restore(struct vm *vm, struct state_r *vm_state,
+               struct state_r *vcpu_state, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 /* Whether a stop was requested. Thread-safe. */
 int vm_stopped(const struct vm *vm);
