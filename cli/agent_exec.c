@@ -109,9 +109,15 @@ static void on_ready(void *opaque, const struct agent_hello *h)
             snprintf(why, sizeof(why),
                      "the image's agent (%.20s) is older than %s and would "
                      "not reseed a restored VM's RNG: rebuild the image "
-                     "before taking a snapshot of it",
+                     "to snapshot it",
                      h->agent_version, MSG_AGENT_REFRESH_VERSION);
-            finish(x, RUNVM_EXIT_INFRA, why);
+            /* A run to do goes on without the snapshot. */
+            if (!x->cfg.req) {
+                finish(x, RUNVM_EXIT_INFRA, why);
+                return;
+            }
+            fprintf(stderr, "runvm: %s; no snapshot this time\n", why);
+            send_run(x);
             return;
         }
         x->paused = true;

@@ -338,6 +338,17 @@ int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
     return agent_exec_attach(&job->exec, vm, ch, &job->exec_cfg, err, err_len);
 }
 
+void cli_job_snapshot(struct cli_job *job, bool resumed, bool take)
+{
+    job->exec_cfg.resumed = resumed;
+    job->exec_cfg.pause_at_ready = take;
+}
+
+int cli_job_go_on(struct cli_job *job, char *err, size_t err_len)
+{
+    return agent_exec_go_on(job->exec, err, err_len);
+}
+
 bool cli_job_paused(const struct cli_job *job)
 {
     return job && job->exec && agent_exec_paused(job->exec);

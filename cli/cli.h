@@ -32,6 +32,17 @@ int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
                    char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
+/* The one-shot job's snapshot: resumed, its VM was restored from one
+ * (the agent is re-announced with fresh entropy and time); take, pause at
+ * the agent's HELLO for one to be taken, then go on (cli_job_go_on).
+ * Before cli_job_attach. */
+void cli_job_snapshot(struct cli_job *job, bool resumed, bool take);
+
+/* After the pause and the snapshot: sends the job's run. 0 or -errno
+ * with a message in err. */
+int cli_job_go_on(struct cli_job *job, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+
 /* Whether vm_run's VM_STOP_PAUSE is the job's pause at the agent's HELLO
  * (for a snapshot). */
 bool cli_job_paused(const struct cli_job *job);

@@ -33,6 +33,7 @@
 #include "protocol/msg.h"
 #include "session/event.h"
 #include "vmm/machine.h"
+#include "cli/snapstore.h"
 #include "vmm/snapshot.h"
 #include "vmm/sandbox.h"
 
@@ -345,6 +346,38 @@ static void print_boot_timer(const struct machine *m)
 
 /* ---- main -------------------------------------------------------------- */
 
+/* What is left of --timeout S, counted from runvm's start as timeout(1)
+ * would; -1 for none. */
+static int timeout_left(const struct vm *vm, unsigned long timeout_s)
+{
+    if (!timeout_s)
+        return -1;
+    int64_t left = (int64_t)timeout_s * 1000 -
+                   (int64_t)((clock_now_ns() - vm->t_start) / 1000000);
+    return left > 0 ? (int)left : 0;
+}
+
+/* The machine, its guest from the snapshot from (restored) or from the
+ * kernel and initramfs in files (loaded). 0, or -errno with a message in
+ * err and no machine left. */
+static int make_machine(struct runvm *r, const struct machine_desc *desc,
+                        struct evloop *loop, uint64_t t_start,
+                        const struct snapshot *from,
+                        struct arch_boot_files *files, char *err,
+                        size_t err_len)
+{
+    int ret = machine_create(&r->m, desc, loop, t_start, err, err_len);
+    if (ret < 0)
+        return ret;
+    ret = from ? snapshot_restore(r->m, from, err, err_len)
+               : vm_load(&r->m->vm, files, err, err_len);
+    if (ret < 0) {
+        machine_destroy(r->m);
+        r->m = NULL;
+    }
+    return ret;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t t_start = clock_now_ns();
@@ -433,8 +466,18 @@ int main(int argc, char **argv)
         .net_tap = o.net_tap[0] ? o.net_tap : NULL,
         .agent_channel = job != NULL,
     };
-    if (o.restore)
-        snapshot_desc(&snap, &desc);
+    /* --lang: its image's snapshot, restored from or taken at boot. */
+    struct snapstore store = {.snap.mem_fd = -1,
+                              .out = {.state_fd = -1, .mem_fd = -1}};
+    if (o.mode == CLI_ONESHOT && !o.no_snapshot) {
+        snapstore_plan(&store, &files, mem, (unsigned int)o.cpus, o.cmdline);
+        cli_job_snapshot(job, store.restore, store.take);
+    }
+    struct snapshot *from = o.restore       ? &snap
+                            : store.restore ? &store.snap
+                                            : NULL;
+    if (from)
+        snapshot_desc(from, &desc);
     struct evloop loop;
     memcpy(desc.net_mac, o.net_mac, sizeof(desc.net_mac));
     int ret = evloop_init(&loop);
@@ -442,19 +485,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "runvm: event loop: %s\n", strerror(-ret));
         return RUNVM_EXIT_INFRA;
     }
-    ret = machine_create(&r.m, &desc, &loop, t_start, err, sizeof(err));
+    int status = RUNVM_EXIT_INFRA;
+    ret =
+        make_machine(&r, &desc, &loop, t_start, from, &files, err, sizeof(err));
+    if (ret < 0 && from == &store.snap) {
+        /* The image's snapshot did not restore: boot cold, taking it. */
+        snapstore_fallback(&store, &files, err);
+        cli_job_snapshot(job, false, store.take);
+        desc.mem_bytes = mem;
+        desc.cpus = (unsigned int)o.cpus;
+        desc.ram_file = NULL;
+        ret = make_machine(&r, &desc, &loop, t_start, NULL, &files, err,
+                           sizeof(err));
+    }
     if (ret < 0) {
-        evloop_free(&loop);
-        fprintf(stderr, "runvm: %s\n", err);
-        return RUNVM_EXIT_INFRA;
+        fprintf(stderr, "runvm: %s%s\n", o.restore ? "--restore: " : "", err);
+        goto out;
     }
     struct vm *vm = &r.m->vm;
-    int status = RUNVM_EXIT_INFRA;
-    if ((job &&
-         cli_job_attach(job, vm, machine_agent(r.m), err, sizeof(err)) < 0) ||
-        (o.restore ? snapshot_restore(r.m, &snap, err, sizeof(err))
-                   : vm_load(vm, &files, err, sizeof(err))) < 0) {
-        fprintf(stderr, "runvm: %s%s\n", o.restore ? "--restore: " : "", err);
+    if (job &&
+        cli_job_attach(job, vm, machine_agent(r.m), err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: %s\n", err);
         goto out;
     }
     if (files.kernel_fd >= 0)
@@ -497,14 +548,17 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    /* --timeout counts from runvm's start, as timeout(1) would. */
-    int timeout_ms = -1;
-    if (o.timeout_s) {
-        int64_t left = (int64_t)o.timeout_s * 1000 -
-                       (int64_t)((clock_now_ns() - vm->t_start) / 1000000);
-        timeout_ms = left > 0 ? (int)left : 0;
-    }
+    int timeout_ms = timeout_left(vm, o.timeout_s);
     enum vm_stop stop = vm_run(vm, timeout_ms);
+    if (stop == VM_STOP_PAUSE && store.take && cli_job_paused(job)) {
+        /* The image's first run: its snapshot, then the run itself. */
+        snapstore_take(&store, r.m);
+        if (cli_job_go_on(job, err, sizeof(err)) < 0) {
+            fprintf(stderr, "runvm: %s\n", err);
+            goto out;
+        }
+        stop = vm_run(vm, timeout_left(vm, o.timeout_s));
+    }
     if (stop == VM_STOP_PAUSE && o.snapshot_out && cli_job_paused(job)) {
         /* At the agent's HELLO: the snapshot, then nothing more. */
         restore_terminal(&r);
@@ -540,6 +594,7 @@ out:
     restore_terminal(&r);
     snapshot_out_close(&snap_out);
     snapshot_close(&snap);
+    snapstore_free(&store);
     cli_job_free(job); /* before the machine: its channel serves the job */
     machine_destroy(r.m);
     evloop_free(&loop);

@@ -1,6 +1,7 @@
 # cli/: runvm's command line: main(), option parsing, and where a one-shot
 # or --exec run's events go (cli/agent_exec.c: stdout and stderr, or NDJSON).
-RUNVM_SRCS += cli/options.c cli/cli.c cli/agent_exec.c cli/main.c
+RUNVM_SRCS += cli/options.c cli/cli.c cli/agent_exec.c cli/snapstore.c \
+               cli/main.c
 
 # The parser against every flag and bad value; arch_max_cpus and
 # arch_min_mem come from the arch.

@@ -132,6 +132,7 @@ enum {
     O_GROUP,
     O_SNAPSHOT_OUT,
     O_RESTORE,
+    O_NO_SNAPSHOT,
 };
 
 static const struct option longopts[] = {
@@ -157,6 +158,7 @@ static const struct option longopts[] = {
     {"group", required_argument, NULL, O_GROUP},
     {"snapshot-out", required_argument, NULL, O_SNAPSHOT_OUT},
     {"restore", required_argument, NULL, O_RESTORE},
+    {"no-snapshot", no_argument, NULL, O_NO_SNAPSHOT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -168,6 +170,7 @@ static int lang_only(const struct cli_config *c, char *err, size_t err_len)
                        : c->json            ? "--json"
                        : c->api_sock        ? "--api-sock"
                        : c->build_timeout_s ? "--build-timeout"
+                       : c->no_snapshot     ? "--no-snapshot"
                                             : NULL;
     if (flag)
         return fail(err, err_len, "%s goes with --lang LANG", flag);
@@ -314,6 +317,7 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         case O_GROUP: c->group = optarg; break;
         case O_SNAPSHOT_OUT: c->snapshot_out = optarg; break;
         case O_RESTORE: c->restore = optarg; break;
+        case O_NO_SNAPSHOT: c->no_snapshot = true; break;
         case O_LIST: c->mode = CLI_LIST_LANGS; return 0;
         case O_VERSION: c->mode = CLI_VERSION; return 0;
         case 'h': c->mode = CLI_HELP; return 0;

@@ -65,6 +65,7 @@ struct cli_config {
     /* --snapshot-out DIR: boot to the agent's HELLO and write a snapshot
      * there; --restore DIR: start from one instead of a kernel. */
     const char *snapshot_out, *restore;
+    bool no_snapshot; /* --lang: boot cold, neither use nor take one */
 };
 
 /* Parses argv into cfg. 0, or -EINVAL with a one-line message (without

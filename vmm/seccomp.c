@@ -62,7 +62,10 @@ static const int loop_only[] = {
     SCMP_SYS(seccomp),
     SCMP_SYS(sched_getaffinity), /* sanitizers' thread start */
     SCMP_SYS(ftruncate),         /* a snapshot's memory file, sparse */
-    SCMP_SYS(fsync),             /* and both its files on disk */
+    SCMP_SYS(fsync),             /* and both its files on disk, */
+    SCMP_SYS(rename),            /* moved into place */
+    SCMP_SYS(renameat),
+    SCMP_SYS(renameat2),
 };
 
 /* ioctls a vCPU thread makes: run, dump its registers when the guest

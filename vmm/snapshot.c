@@ -317,3 +317,49 @@ void snapshot_close(struct snapshot *s)
         close(s->mem_fd);
     s->mem_fd = -1;
 }
+
+int snapshot_key(char *out, size_t len, const char *name, int kernel_fd,
+                 int initrd_fd, uint64_t mem_bytes, unsigned int cpus,
+                 const char *cmdline)
+{
+    struct stat k, i;
+    if (fstat(kernel_fd, &k) < 0 || fstat(initrd_fd, &i) < 0)
+        return -errno;
+    char text[4096];
+    int n = snprintf(text, sizeof(text),
+                     "runvm snapshot %u arch %u kernel %llu:%llu:%lld:%lld.%ld "
+                     "initrd %llu:%llu:%lld:%lld.%ld mem %llu cpus %u "
+                     "cmdline %s",
+                     SNAP_FORMAT_VERSION, snap_host_arch(),
+                     (unsigned long long)k.st_dev, (unsigned long long)k.st_ino,
+                     (long long)k.st_size, (long long)k.st_mtim.tv_sec,
+                     k.st_mtim.tv_nsec, (unsigned long long)i.st_dev,
+                     (unsigned long long)i.st_ino, (long long)i.st_size,
+                     (long long)i.st_mtim.tv_sec, i.st_mtim.tv_nsec,
+                     (unsigned long long)mem_bytes, cpus, cmdline);
+    if (n < 0 || (size_t)n >= sizeof(text))
+        return -ENAMETOOLONG;
+    uint8_t md[SNAP_DIGEST_LEN];
+    int ret = snap_digest_bytes(text, (size_t)n, md);
+    if (ret < 0)
+        return ret;
+    n = snprintf(out, len, "%s-", name);
+    for (unsigned int b = 0; b < 8 && n > 0 && (size_t)n + 2 < len; b++)
+        n += snprintf(out + n, len - (size_t)n, "%02x", md[b]);
+    return n > 0 && (size_t)n < len && strlen(out) == strlen(name) + 17
+               ? 0
+               : -ENAMETOOLONG;
+}
+
+void snapshot_remove(const char *dir)
+{
+    /* By path: it may run sandboxed, where nothing is opened. */
+    static const char *const files[] = {SNAPSHOT_STATE_FILE,
+                                        SNAPSHOT_MEMORY_FILE};
+    char path[4096];
+    for (unsigned int i = 0; i < 2; i++)
+        if (snprintf(path, sizeof(path), "%s/%s", dir, files[i]) <
+            (int)sizeof(path))
+            unlink(path);
+    rmdir(dir);
+}

@@ -75,4 +75,19 @@ int snapshot_restore(struct machine *m, const struct snapshot *s, char *err,
 /* Safe on a zeroed or failed snapshot. */
 void snapshot_close(struct snapshot *s);
 
+/* The directory name of the snapshot a --lang run keeps for its image:
+ * "NAME-KEY", where KEY (16 hex digits) hashes what makes a snapshot valid
+ * for this boot: the snapshot format, the arch, the kernel's and the
+ * initramfs's identity (device, inode, size and modification time: a
+ * rebuilt file is another one; the image holds the agent), the RAM size,
+ * the vCPU count and the kernel command line. The header records the
+ * files' SHA-256 besides (snapshot --verify). 0 or -errno. */
+int snapshot_key(char *out, size_t len, const char *name, int kernel_fd,
+                 int initrd_fd, uint64_t mem_bytes, unsigned int cpus,
+                 const char *cmdline) __attribute__((warn_unused_result));
+
+/* Removes a snapshot directory: its two files, then the directory (best
+ * effort; for one found broken or left half-written). */
+void snapshot_remove(const char *dir);
+
 #endif

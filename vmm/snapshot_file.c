@@ -585,6 +585,11 @@ int snap_verify_memory(int fd, uint64_t size,
     return 0;
 }
 
+int snap_digest_bytes(const void *p, size_t n, uint8_t digest[SNAP_DIGEST_LEN])
+{
+    return sha256(p, n, digest);
+}
+
 int snap_digest_fd(int fd, uint8_t digest[SNAP_DIGEST_LEN])
 {
     uint64_t got;

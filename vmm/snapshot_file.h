@@ -143,6 +143,10 @@ int snap_verify_memory(int fd, uint64_t size,
                        const uint8_t digest[SNAP_DIGEST_LEN])
     __attribute__((warn_unused_result));
 
+/* SHA-256 of p[0..n). 0 or -EIO. */
+int snap_digest_bytes(const void *p, size_t n, uint8_t digest[SNAP_DIGEST_LEN])
+    __attribute__((warn_unused_result));
+
 /* SHA-256 of the whole file behind fd (pread from offset 0 to its end),
  * for the kernel's and the initramfs's digests. 0 or -errno. */
 int snap_digest_fd(int fd, uint8_t digest[SNAP_DIGEST_LEN])

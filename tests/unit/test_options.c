@@ -129,6 +129,25 @@ static void modes(void **state)
     assert_string_equal(c.exec_argv[1], "-l"); /* after --: not options */
     assert_string_equal(c.exec_argv[2], "/");
     assert_null(c.exec_argv[3]);
+    /* Snapshots. */
+    assert_int_equal(parse(&c, err, sizeof(err),
+                           "--kernel k --initrd i --cpus 2 --snapshot-out d"),
+                     0);
+    assert_int_equal(c.mode, CLI_SNAPSHOT);
+    assert_string_equal(c.snapshot_out, "d");
+    assert_null(c.exec_argv);
+    assert_int_equal(
+        parse(&c, err, sizeof(err), "--restore d --timeout 5 --exec -- true"),
+        0);
+    assert_int_equal(c.mode, CLI_EXEC);
+    assert_string_equal(c.restore, "d");
+    assert_null(c.kernel);
+    assert_string_equal(c.exec_argv[0], "true");
+    assert_int_equal(
+        parse(&c, err, sizeof(err), "--lang go --no-snapshot a.go"), 0);
+    assert_true(c.no_snapshot);
+    assert_int_equal(parse(&c, err, sizeof(err), "--lang go a.go"), 0);
+    assert_false(c.no_snapshot);
     assert_int_equal(parse(&c, err, sizeof(err), "--version --frob"), 0);
     assert_int_equal(c.mode, CLI_VERSION);
     assert_int_equal(parse(&c, err, sizeof(err), "--list-langs"), 0);
@@ -190,6 +209,21 @@ static void bad_command_lines(void **state)
         {"--lang go --api-sock s a.go", "--api-sock takes its programs"},
         {"--lang go --api-sock s --json", "--api-sock takes its programs"},
         {"--lang go a.go --exec -- ls", "does not go with --lang"},
+        {"--restore d", "needs --exec -- ARGV"},
+        {"--restore d --kernel k --exec -- true", "drop --kernel, --initrd"},
+        {"--restore d --mem 64 --exec -- true", "drop --kernel, --initrd"},
+        {"--restore d --cpus 2 --exec -- true", "drop --kernel, --initrd"},
+        {"--restore d --snapshot-out e --exec -- true", "do not go together"},
+        {"--kernel k --initrd i --snapshot-out d --exec -- true",
+         "drop --exec"},
+        {"--kernel k --initrd i --snapshot-out d --net tap0",
+         "not supported yet"},
+        {"--restore d --vconsole unix:/tmp/v --exec -- true",
+         "drop --vconsole"},
+        {"--kernel k --initrd i --snapshot-out", "needs a value"},
+        {"--lang go --restore d a.go", "--lang finds and makes its snapshots"},
+        {"--kernel k --initrd i --no-snapshot",
+         "--no-snapshot goes with --lang"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct cli_config c;

@@ -1,0 +1,147 @@
+#include "cli/snapstore.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void store_dir(char *buf, size_t len)
+{
+    const char *s = getenv("RUNVM_SNAPSHOTS");
+    const char *c = getenv("RUNVM_CACHE");
+    const char *h = getenv("HOME");
+    if (s && *s)
+        snprintf(buf, len, "%s", s);
+    else if (c && *c)
+        snprintf(buf, len, "%s/snapshots", c);
+    else
+        snprintf(buf, len, "%s/.cache/runvm/snapshots", h && *h ? h : "/tmp");
+}
+
+/* mkdir -p, mode 0755. */
+static int make_dirs(const char *path)
+{
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
+        return -ENAMETOOLONG;
+    for (char *c = p + 1; *c; c++) {
+        if (*c != '/')
+            continue;
+        *c = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *c = '/';
+    }
+    return mkdir(p, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* The image's name: its file name up to ".cpio" (go@1.19). */
+static void image_name(const char *path, char *out, size_t len)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *end = strstr(base, ".cpio");
+    size_t n = end ? (size_t)(end - base) : strlen(base);
+    snprintf(out, len, "%.*s", (int)(n < 100 ? n : 100), base);
+}
+
+static void plan_take(struct snapstore *s, const struct arch_boot_files *files)
+{
+    char base[PATH_MAX], err[512];
+    store_dir(base, sizeof(base));
+    int ret = make_dirs(base);
+    if (ret == 0 &&
+        snprintf(s->tmp, sizeof(s->tmp), "%s.tmp.%ld", s->dir,
+                 (long)getpid()) >= (int)sizeof(s->tmp))
+        ret = -ENAMETOOLONG;
+    if (ret < 0) {
+        fprintf(stderr,
+                "runvm: snapshots: %s: %s; booting without one\n", base,
+                strerror(-ret));
+        return;
+    }
+    snapshot_remove(s->tmp); /* a dead run's with this pid */
+    if (snapshot_out_open(&s->out, s->tmp, files->kernel_fd, files->initrd_fd,
+                          err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: %s; booting without one\n", err);
+        snapshot_remove(s->tmp);
+        return;
+    }
+    fprintf(stderr,
+            "runvm: no snapshot of %s yet: taking one as this run boots "
+            "(%s)\n",
+            s->name, s->dir);
+    s->take = true;
+}
+
+void snapstore_plan(struct snapstore *s, const struct arch_boot_files *files,
+                    uint64_t mem_bytes, unsigned int cpus, const char *cmdline)
+{
+    char base[PATH_MAX], image[128], err[512];
+    memset(s, 0, sizeof(*s));
+    s->snap.mem_fd = -1;
+    s->out.state_fd = s->out.mem_fd = -1;
+    image_name(files->initrd_path, image, sizeof(image));
+    int ret = snapshot_key(s->name, sizeof(s->name), image, files->kernel_fd,
+                           files->initrd_fd, mem_bytes, cpus, cmdline);
+    store_dir(base, sizeof(base));
+    if (ret == 0 && snprintf(s->dir, sizeof(s->dir), "%s/%s", base, s->name) >=
+                        (int)sizeof(s->dir))
+        ret = -ENAMETOOLONG;
+    if (ret < 0) {
+        fprintf(stderr, "runvm: snapshots: %s; booting without one\n",
+                strerror(-ret));
+        return;
+    }
+    ret = snapshot_open(&s->snap, s->dir, err, sizeof(err));
+    if (ret == 0) {
+        s->restore = true;
+        return;
+    }
+    if (ret != -ENOENT)
+        fprintf(stderr, "runvm: %s; taking it again\n", err);
+    snapshot_remove(s->dir);
+    plan_take(s, files);
+}
+
+void snapstore_fallback(struct snapstore *s,
+                        const struct arch_boot_files *files, const char *err)
+{
+    fprintf(stderr, "runvm: restoring %s: %s; taking it again\n", s->dir, err);
+    snapshot_close(&s->snap);
+    s->restore = false;
+    snapshot_remove(s->dir);
+    plan_take(s, files);
+}
+
+void snapstore_take(struct snapstore *s, struct machine *m)
+{
+    char err[512];
+    int ret = snapshot_save(m, &s->out, err, sizeof(err));
+    snapshot_out_close(&s->out);
+    s->take = false;
+    if (ret < 0) {
+        fprintf(stderr, "runvm: %s; the run goes on without it\n", err);
+        snapshot_remove(s->tmp);
+        return;
+    }
+    /* Another run may have put one there first: theirs stays. */
+    if (rename(s->tmp, s->dir) < 0) {
+        if (errno != EEXIST && errno != ENOTEMPTY)
+            fprintf(stderr, "runvm: snapshot %s: %s\n", s->dir,
+                    strerror(errno));
+        snapshot_remove(s->tmp);
+    }
+}
+
+void snapstore_free(struct snapstore *s)
+{
+    snapshot_close(&s->snap);
+    if (s->take) {
+        snapshot_out_close(&s->out);
+        snapshot_remove(s->tmp);
+        s->take = false;
+    }
+}
