@@ -52,13 +52,11 @@ static void plan_take(struct snapstore *s, const struct arch_boot_files *files)
     char base[PATH_MAX], err[512];
     store_dir(base, sizeof(base));
     int ret = make_dirs(base);
-    if (ret == 0 &&
-        snprintf(s->tmp, sizeof(s->tmp), "%s.tmp.%ld", s->dir,
-                 (long)getpid()) >= (int)sizeof(s->tmp))
+    if (ret == 0 && snprintf(s->tmp, sizeof(s->tmp), "%s.tmp.%ld", s->dir,
+                             (long)getpid()) >= (int)sizeof(s->tmp))
         ret = -ENAMETOOLONG;
     if (ret < 0) {
-        fprintf(stderr,
-                "runvm: snapshots: %s: %s; booting without one\n", base,
+        fprintf(stderr, "runvm: snapshots: %s: %s; booting without one\n", base,
                 strerror(-ret));
         return;
     }

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test-timeout: 600
 # runvm --lang restores from its image's snapshot: the first run of an
 # image takes it as it boots (saying so), later ones restore from it and
 # print the same; a corrupt one is said, taken again and the run goes on;
