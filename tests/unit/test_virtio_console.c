@@ -836,6 +836,33 @@ static void snapshot_console_connects_after_restore(void **state)
     state_w_free(&w);
 }
 
+static void snapshot_after_the_driver_took_the_queue_away(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(fcntl(f->host_out[1], F_SETPIPE_SZ, 4096) > 0);
+    static uint8_t big[BIG];
+    guest_send(f, 0, big, BIG);
+    assert_true(f->con->tx_pending);
+    mock_wr(&f->con->vdev, VIRTIO_MMIO_QUEUE_SEL, VIRTIO_CONSOLE_TXQ);
+    mock_wr(&f->con->vdev, VIRTIO_MMIO_QUEUE_READY, 0);
+    struct state_w w;
+    snapshot_save(f, &w);
+    old_vmm_goes(f);
+    remake(f, NULL, true);
+    /* Nothing held: the queue and its chain are gone; the rest is live. */
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), 0);
+    assert_false(f->con->tx_pending);
+    assert_int_equal(f->con->tx_skip, 0);
+    assert_int_equal(mock_rd(&f->con->vdev, VIRTIO_MMIO_QUEUE_READY), 0);
+    guest_post_rx(f, 1, 64);
+    assert_int_equal(write(f->host_in[1], "in", 2), 2);
+    run_loop(f, 20);
+    uint32_t id, len;
+    assert_int_equal(mock_used(&f->rx, &id, &len), 1);
+    assert_int_equal(len, 2);
+    state_w_free(&w);
+}
+
 /* The console reads as one just made: nothing of a refused state kept. */
 static void assert_console_fresh(struct fixture *f)
 {
@@ -899,6 +926,18 @@ static void restore_refuses_bad_console_state(void **state)
         assert_int_equal(snapshot_restore(f, p, w.len), -EBADMSG);
         assert_console_fresh(f);
     }
+    /* The name with a NUL after it: one byte more, the same string. */
+    uint8_t *nul = malloc(w.len + 1);
+    assert_non_null(nul);
+    size_t name_end = model + 6 + 11;
+    memcpy(nul, w.buf, name_end);
+    nul[name_end] = 0;
+    memcpy(nul + name_end + 1, w.buf + name_end, w.len - name_end);
+    nul[model + 5] = 12;
+    nul[model - 4]++; /* the model's length, low byte */
+    assert_int_equal(snapshot_restore(f, nul, w.len + 1), -EBADMSG);
+    assert_console_fresh(f);
+    free(nul);
     /* A port's state on a device the driver has not made live (status
      * at offset 10 of the transport's state without DRIVER_OK). */
     memcpy(p, w.buf, w.len);
@@ -999,6 +1038,7 @@ int main(void)
         TB(port_control_buffer_too_small_needs_reset),
         TB(snapshot_port_goes_on_where_it_stopped),
         TB(snapshot_console_connects_after_restore),
+        T(snapshot_after_the_driver_took_the_queue_away),
         TB(restore_refuses_bad_console_state),
         TB(restore_survives_garbage_console_state),
     };
