@@ -304,6 +304,11 @@ static void ctrl_receive(struct virtio_console *con)
         struct virtio_console_control c;
         if (virtq_elem_read(e, 0, &c, sizeof(c)) == sizeof(c))
             ctrl_handle(con, &c);
+        /* Handling it may have stopped the device (PORT_OPEN delivers
+         * held input into a broken receive queue): no more, then, or the
+         * port's state would outlive the reset that stopped it. */
+        if (!virtio_mmio_live(&con->vdev))
+            return;
         /* A short message is ignored, as the driver does with ours. */
         virtq_push(vq, e, 0);
         pushed = true;

@@ -863,6 +863,41 @@ static void snapshot_after_the_driver_took_the_queue_away(void **state)
     state_w_free(&w);
 }
 
+/* A control message that stops the device (PORT_OPEN meets a receive
+ * buffer the device cannot write) ends the batch: the messages behind it
+ * are not acted on, so the stopped port owes the driver nothing, and a
+ * snapshot of it restores. */
+static void port_stopped_mid_batch_handles_no_more(void **state)
+{
+    struct fixture *f = *state;
+    start_port(f, f->host_in[0], f->host_out[1], "runvm.agent");
+    mock_desc(&f->rx, 0, BUF, 16, 0, 0); /* not device-writable */
+    mock_publish(&f->rx, 0);
+    struct virtio_console_control open = {.event = VIRTIO_CONSOLE_PORT_OPEN,
+                                          .value = 1},
+                                  ready = {.event = VIRTIO_CONSOLE_PORT_READY,
+                                           .value = 1};
+    memcpy(host(f, CBUF, sizeof(open)), &open, sizeof(open));
+    memcpy(host(f, CBUF + 0x100, sizeof(ready)), &ready, sizeof(ready));
+    mock_desc(&f->ctx, 0, CBUF, sizeof(open), 0, 0);
+    mock_desc(&f->ctx, 1, CBUF + 0x100, sizeof(ready), 0, 0);
+    mock_publish(&f->ctx, 0);
+    mock_publish(&f->ctx, 1);
+    virtio_mmio_notify(&f->con->vdev, VIRTIO_CONSOLE_CTRL_TXQ);
+    assert_true(mock_rd(&f->con->vdev, VIRTIO_MMIO_STATUS) &
+                VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    assert_int_equal(f->con->ctrl_pending, 0);
+    assert_false(f->con->guest_open);
+    struct state_w w;
+    snapshot_save(f, &w);
+    old_vmm_goes(f);
+    remake(f, "runvm.agent", true);
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), 0);
+    assert_true(mock_rd(&f->con->vdev, VIRTIO_MMIO_STATUS) &
+                VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    state_w_free(&w);
+}
+
 /* The console reads as one just made: nothing of a refused state kept. */
 static void assert_console_fresh(struct fixture *f)
 {
@@ -1036,6 +1071,7 @@ int main(void)
         TB(port_holds_input_until_the_guest_opens_it),
         TB(port_control_queue_misuse_needs_reset),
         TB(port_control_buffer_too_small_needs_reset),
+        TB(port_stopped_mid_batch_handles_no_more),
         TB(snapshot_port_goes_on_where_it_stopped),
         TB(snapshot_console_connects_after_restore),
         T(snapshot_after_the_driver_took_the_queue_away),
