@@ -52,6 +52,15 @@ fuzz_virtio_net_SRCS := devices/virtio_net.c devices/virtio_mmio.c \
                         devices/virtq.c core/guest_mem.c core/evloop.c \
                         core/state.c $(VIRTIO_FUZZ_DRIVER)
 fuzz_virtio_net_LIBS := -lpthread -Wl,--wrap=ioctl
+# Every device's restore from a snapshot, fed hostile bytes, then its
+# register file poked (net's tap a socketpair: ioctl wrapped).
+FUZZ_TARGETS += fuzz_device_restore
+fuzz_device_restore_SRCS := devices/serial.c devices/i8042.c \
+                            devices/virtio_console.c devices/virtio_net.c \
+                            devices/virtio_mmio.c devices/virtq.c \
+                            core/guest_mem.c core/evloop.c core/state.c \
+                            $(VIRTIO_FUZZ_DRIVER)
+fuzz_device_restore_LIBS := -lpthread -Wl,--wrap=ioctl
 # Guest /init for the virtio-console integration test (also its host-side
 # pattern generator and checker).
 TEST_PROGS += hvc_bulk

@@ -304,6 +304,11 @@ static void ctrl_receive(struct virtio_console *con)
         struct virtio_console_control c;
         if (virtq_elem_read(e, 0, &c, sizeof(c)) == sizeof(c))
             ctrl_handle(con, &c);
+        /* Handling it may have stopped the device (PORT_OPEN delivers
+         * held input into a broken receive queue): no more, then, or the
+         * port's state would outlive the reset that stopped it. */
+        if (!virtio_mmio_live(&con->vdev))
+            return;
         /* A short message is ignored, as the driver does with ours. */
         virtq_push(vq, e, 0);
         pushed = true;
@@ -421,8 +426,10 @@ static void console_save(struct virtio_dev *dev, struct state_w *w)
     state_put_bytes(w, con->port_name, n);
     state_put_u32(w, con->ctrl_pending);
     state_put_u8(w, con->guest_open);
-    /* A chain not yet popped again after a restore keeps its count. */
-    state_put_u64(w, con->tx_pending ? tx_written(con) : con->tx_skip);
+    /* A chain not yet popped again after a restore keeps its count; a
+     * transmit queue the driver took away (QueueReady 0) took its chain. */
+    uint64_t skip = con->tx_pending ? tx_written(con) : con->tx_skip;
+    state_put_u64(w, dev->queues[VIRTIO_CONSOLE_TXQ].ready ? skip : 0);
 }
 
 static int console_restore(struct virtio_dev *dev, struct state_r *r)
@@ -440,7 +447,8 @@ static int console_restore(struct virtio_dev *dev, struct state_r *r)
         state_r_fail(r);
     else
         state_get_bytes(r, name, n);
-    if (strcmp(name, con->multiport ? con->port_name : "") != 0)
+    const char *want = con->multiport ? con->port_name : "";
+    if (n != strlen(want) || memcmp(name, want, n) != 0)
         state_r_fail(r);
     uint32_t ctrl_pending = state_get_u32(r);
     uint8_t guest_open = state_get_u8(r);

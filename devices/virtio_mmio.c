@@ -628,7 +628,8 @@ int virtio_mmio_restore(struct virtio_dev *dev, struct state_r *r)
     }
     if (state_r_done(r) < 0)
         goto fail;
-    memcpy(dev->config, config, dev->config_size);
+    if (dev->config_size) /* a model may have no config space (NULL) */
+        memcpy(dev->config, config, dev->config_size);
 
     if (dev->interrupt_status)
         dev->irq(dev->irq_opaque);

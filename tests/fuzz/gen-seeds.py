@@ -197,6 +197,126 @@ def net_seeds():
           + plain + chain(1, [hdr, 64]) + notify(1) + read(0x70))
 
 
+# ---- device restore (tests/fuzz/fuzz_device_restore.c) ---------------------
+
+def restore_seeds():
+    t = "fuzz_device_restore"
+    UART, I8042, CONSOLE, PORT, NET = range(5)
+    PUMP = u8(14)
+
+    def host_write(data):
+        return u8(15) + u8(len(data)) + data
+
+    def host_read(k=4):
+        return u8(15) + u8(0x80 | k)
+
+    def trip(kind, program, pokes=b"", edits=(), cut=None):
+        """A first device driven by program, saved, edited, restored."""
+        mode = 1 | (2 if cut is not None else 0)
+        out = u8(kind) + u8(mode) + u16(len(program)) + program
+        out += u8(len(edits))
+        for at, x in edits:
+            out += u16(at) + u8(x)
+        if cut is not None:
+            out += u16(cut)
+        return out + pokes
+
+    def raw(kind, state, pokes=b""):
+        return u8(kind) + u8(0) + u16(len(state)) + state + pokes
+
+    # The UART mid-session: divisor latch, FIFOs, both interrupts, input.
+    def uw(reg, v):
+        return u8(0x08 | reg) + u8(v)
+
+    def ur(reg):
+        return u8(reg)
+
+    uart = (uw(3, 0x80) + uw(0, 0x0c) + uw(1, 0) + uw(3, 0x03) + uw(2, 1)
+            + uw(4, 0x0b) + uw(7, 0x5a) + uw(1, 3) + u8(0x10) + u8(20)
+            + b"typed at the console" + ur(0) + ur(0) + ur(2))
+    probe = b"".join(ur(r) for r in range(8)) + ur(0) * 20 + uw(0, 0x41)
+    write(t, "uart", trip(UART, uart, probe))
+    write(t, "uart-edited", trip(UART, uart, probe, edits=[(14, 1)]))
+    write(t, "uart-cut", trip(UART, uart, probe, cut=20))
+    uart_state = (u32(1) + bytes([3, 3, 0x0b, 0x61, 0xb0, 0x5a, 1, 0x0c, 0,
+                                  1, 1, 3]) + b"abc")
+    write(t, "uart-raw", raw(UART, uart_state, probe))
+    write(t, "i8042", trip(I8042, b"", u8(4) + u8(0xfe)))
+    write(t, "i8042-raw", raw(I8042, u32(1), u8(4) + u8(0xfe)))
+
+    # Virtio devices: the driver's programs of the other device targets.
+    start = negotiate() + setup(0) + setup(1) + u8(DRIVER_OK)
+    console = (start + chain(1, [b"hello, host\n"]) + notify(1)
+               + chain(0, [64]) + chain(0, [16, 16]) + notify(0)
+               + host_write(b"hi") + PUMP + u8(AVAIL_CTL) + u8(0) + u16(0)
+               + u16(3))
+    after = (host_write(b"after the restore") + PUMP + host_read()
+             + chain(1, [b"still here"]) + notify(1) + PUMP + host_read()
+             + u8(INT_ACK) + read(0x70) + read(0x60))
+    write(t, "console", trip(CONSOLE, console, after))
+    write(t, "console-edited", trip(CONSOLE, console, after,
+                                    edits=[(10, 0x04), (70, 0x10)]))
+    write(t, "console-cut", trip(CONSOLE, console, after, cut=60))
+    # Before DRIVER_OK: the restored device is activated by the driver.
+    write(t, "console-not-live",
+          trip(CONSOLE, negotiate() + setup(0) + setup(1)
+               + chain(1, [b"queued before DRIVER_OK"]),
+               u8(DRIVER_OK) + notify(1) + PUMP + host_read()))
+    # Output bigger than the socket takes: the held chain goes on.
+    big = bytes(range(250)) * 16  # under the driver's 4096-byte buffers
+    write(t, "console-held-chain",
+          trip(CONSOLE, start + chain(1, [big, big]) + chain(1, [big])
+               + notify(1) + chain(0, [64]) + notify(0),
+               host_read(0x7f) + PUMP + host_read(0x7f) + PUMP
+               + host_read(0x7f)))
+
+    def ctrl(event, value, port=0):
+        return struct.pack("<IHH", port, event, value)
+
+    mp = (negotiate() + setup(0) + setup(1) + setup(2) + setup(3)
+          + u8(DRIVER_OK))
+    # The agent port's handshake with PORT_OPEN still owed, opened.
+    port = (mp + chain(2, [64]) + chain(2, [64]) + notify(2)
+            + chain(3, [ctrl(0, 1)]) + notify(3) + chain(3, [ctrl(3, 1)])
+            + notify(3) + chain(3, [ctrl(6, 1)]) + notify(3)
+            + chain(0, [64]) + chain(0, [64]) + notify(0)
+            + host_write(b"RUN") + PUMP + chain(1, [big, big]) + notify(1))
+    port_after = (chain(2, [64]) + notify(2) + host_write(b"more") + PUMP
+                  + host_read(0x7f) + PUMP + chain(3, [ctrl(6, 0)])
+                  + notify(3))
+    write(t, "port", trip(PORT, port, port_after))
+    write(t, "port-edited", trip(PORT, port, port_after,
+                                 edits=[(200, 0x01), (205, 0x03)]))
+
+    # The console's state by hand: live, two queues of 16 where the
+    # driver's programs put them, fresh as the zeroed RAM they are in.
+    offer = (1 << 28) | (1 << 29) | (1 << 32)
+    transport = (u32(1) + u32(3) + u16(2) + u32(0x0f) + u64(offer)
+                 + u64(offer) + u32(1) + u32(1) + u32(1) + u32(0) + u32(1)
+                 + u32(12) + bytes(12))
+    for q in range(2):
+        transport += (u8(1) + u16(16) + u64(q * 0x2000)
+                      + u64(q * 0x2000 + 0x1000) + u64(q * 0x2000 + 0x1400)
+                      + u8(0) + u16(0) + u16(0) + u16(0) + u8(0))
+    model = u32(1) + u8(0) + u8(0) + u32(0) + u8(0) + u64(0)
+    write(t, "console-raw",
+          raw(CONSOLE, transport + u32(len(model)) + model,
+              chain(0, [64]) + notify(0) + host_write(b"raw") + PUMP))
+
+    NET_SEND = 15
+    hdr = bytes(12)
+    plain = (negotiate((1 << 32) | (1 << 28) | (1 << 29)) + setup(0) + setup(1)
+             + u8(DRIVER_OK))
+    write(t, "net",
+          trip(NET, plain + chain(1, [hdr, bytes(60)]) + notify(1)
+               + chain(0, [1526]) + chain(0, [1526]) + notify(0),
+               u8(NET_SEND) + u8(72) + hdr + bytes(60) + PUMP
+               + host_read() + chain(1, [hdr + bytes(60)]) + notify(1)))
+    write(t, "net-offloads",
+          trip(NET, start + chain(0, [4000]) + notify(0),
+               u8(NET_SEND) + u8(72) + bytes([1]) + bytes(71) + PUMP))
+
+
 # ---- API requests (tests/fuzz/fuzz_api_request.c) --------------------------
 
 def http(body, ctype="application/json", extra=b""):
@@ -517,6 +637,7 @@ def snapshot_seeds():
 def main():
     console_seeds()
     net_seeds()
+    restore_seeds()
     api_seeds()
     client_seeds()
     agent_seeds()

@@ -836,6 +836,68 @@ static void snapshot_console_connects_after_restore(void **state)
     state_w_free(&w);
 }
 
+static void snapshot_after_the_driver_took_the_queue_away(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(fcntl(f->host_out[1], F_SETPIPE_SZ, 4096) > 0);
+    static uint8_t big[BIG];
+    guest_send(f, 0, big, BIG);
+    assert_true(f->con->tx_pending);
+    mock_wr(&f->con->vdev, VIRTIO_MMIO_QUEUE_SEL, VIRTIO_CONSOLE_TXQ);
+    mock_wr(&f->con->vdev, VIRTIO_MMIO_QUEUE_READY, 0);
+    struct state_w w;
+    snapshot_save(f, &w);
+    old_vmm_goes(f);
+    remake(f, NULL, true);
+    /* Nothing held: the queue and its chain are gone; the rest is live. */
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), 0);
+    assert_false(f->con->tx_pending);
+    assert_int_equal(f->con->tx_skip, 0);
+    assert_int_equal(mock_rd(&f->con->vdev, VIRTIO_MMIO_QUEUE_READY), 0);
+    guest_post_rx(f, 1, 64);
+    assert_int_equal(write(f->host_in[1], "in", 2), 2);
+    run_loop(f, 20);
+    uint32_t id, len;
+    assert_int_equal(mock_used(&f->rx, &id, &len), 1);
+    assert_int_equal(len, 2);
+    state_w_free(&w);
+}
+
+/* A control message that stops the device (PORT_OPEN meets a receive
+ * buffer the device cannot write) ends the batch: the messages behind it
+ * are not acted on, so the stopped port owes the driver nothing, and a
+ * snapshot of it restores. */
+static void port_stopped_mid_batch_handles_no_more(void **state)
+{
+    struct fixture *f = *state;
+    start_port(f, f->host_in[0], f->host_out[1], "runvm.agent");
+    mock_desc(&f->rx, 0, BUF, 16, 0, 0); /* not device-writable */
+    mock_publish(&f->rx, 0);
+    struct virtio_console_control open = {.event = VIRTIO_CONSOLE_PORT_OPEN,
+                                          .value = 1},
+                                  ready = {.event = VIRTIO_CONSOLE_PORT_READY,
+                                           .value = 1};
+    memcpy(host(f, CBUF, sizeof(open)), &open, sizeof(open));
+    memcpy(host(f, CBUF + 0x100, sizeof(ready)), &ready, sizeof(ready));
+    mock_desc(&f->ctx, 0, CBUF, sizeof(open), 0, 0);
+    mock_desc(&f->ctx, 1, CBUF + 0x100, sizeof(ready), 0, 0);
+    mock_publish(&f->ctx, 0);
+    mock_publish(&f->ctx, 1);
+    virtio_mmio_notify(&f->con->vdev, VIRTIO_CONSOLE_CTRL_TXQ);
+    assert_true(mock_rd(&f->con->vdev, VIRTIO_MMIO_STATUS) &
+                VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    assert_int_equal(f->con->ctrl_pending, 0);
+    assert_false(f->con->guest_open);
+    struct state_w w;
+    snapshot_save(f, &w);
+    old_vmm_goes(f);
+    remake(f, "runvm.agent", true);
+    assert_int_equal(snapshot_restore(f, w.buf, w.len), 0);
+    assert_true(mock_rd(&f->con->vdev, VIRTIO_MMIO_STATUS) &
+                VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    state_w_free(&w);
+}
+
 /* The console reads as one just made: nothing of a refused state kept. */
 static void assert_console_fresh(struct fixture *f)
 {
@@ -899,6 +961,18 @@ static void restore_refuses_bad_console_state(void **state)
         assert_int_equal(snapshot_restore(f, p, w.len), -EBADMSG);
         assert_console_fresh(f);
     }
+    /* The name with a NUL after it: one byte more, the same string. */
+    uint8_t *nul = malloc(w.len + 1);
+    assert_non_null(nul);
+    size_t name_end = model + 6 + 11;
+    memcpy(nul, w.buf, name_end);
+    nul[name_end] = 0;
+    memcpy(nul + name_end + 1, w.buf + name_end, w.len - name_end);
+    nul[model + 5] = 12;
+    nul[model - 4]++; /* the model's length, low byte */
+    assert_int_equal(snapshot_restore(f, nul, w.len + 1), -EBADMSG);
+    assert_console_fresh(f);
+    free(nul);
     /* A port's state on a device the driver has not made live (status
      * at offset 10 of the transport's state without DRIVER_OK). */
     memcpy(p, w.buf, w.len);
@@ -997,8 +1071,10 @@ int main(void)
         TB(port_holds_input_until_the_guest_opens_it),
         TB(port_control_queue_misuse_needs_reset),
         TB(port_control_buffer_too_small_needs_reset),
+        TB(port_stopped_mid_batch_handles_no_more),
         TB(snapshot_port_goes_on_where_it_stopped),
         TB(snapshot_console_connects_after_restore),
+        T(snapshot_after_the_driver_took_the_queue_away),
         TB(restore_refuses_bad_console_state),
         TB(restore_survives_garbage_console_state),
     };

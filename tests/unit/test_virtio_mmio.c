@@ -773,6 +773,29 @@ static void snapshot_of_a_device_needing_reset(void **state)
     state_w_free(&w);
 }
 
+static void snapshot_of_a_device_without_config_space(void **state)
+{
+    struct fake *f = *state;
+    struct virtio_dev a, b;
+    assert_int_equal(
+        virtio_mmio_init(&a, &fake_ops, f, &f->mem, 0, NULL, 0, fake_irq, f),
+        0);
+    assert_int_equal(mock_negotiate(&a, F_VERSION_1), ST_ALL);
+    struct state_w w;
+    state_w_init(&w);
+    assert_int_equal(virtio_mmio_save(&a, &w), 0);
+    assert_int_equal(
+        virtio_mmio_init(&b, &fake_ops, f, &f->mem, 0, NULL, 0, fake_irq, f),
+        0);
+    struct state_r r;
+    state_r_init(&r, w.buf, w.len);
+    assert_int_equal(virtio_mmio_restore(&b, &r), 0);
+    assert_int_equal(mock_rd(&b, VIRTIO_MMIO_STATUS), ST_ALL);
+    virtio_mmio_free(&a);
+    virtio_mmio_free(&b);
+    state_w_free(&w);
+}
+
 /* The state the refusal tests start from: live, queue 0 with three chains
  * used (last_avail = used_idx = 3), queue 1 half set up. */
 static void refusal_state(struct fake *a, struct state_w *w)
@@ -994,6 +1017,7 @@ int main(void)
         T(snapshot_before_driver_ok_activates_later),
         T(snapshot_with_a_held_chain_pops_it_again),
         T(snapshot_of_a_device_needing_reset),
+        T(snapshot_of_a_device_without_config_space),
         T(restore_refuses_truncated_or_extended_state),
         T(restore_refuses_impossible_values),
         T(restore_survives_garbage_and_bit_flips),
