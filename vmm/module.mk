@@ -15,7 +15,7 @@ test_sandbox_LIBS := -lpthread -lseccomp
 
 UNIT_TESTS += test_exit test_kvm_stats
 test_exit_SRCS := vmm/exit.c core/bus.c devices/serial.c devices/i8042.c \
-                  devices/boot_timer.c
+                  devices/boot_timer.c core/state.c
 test_exit_LIBS := -lpthread
 test_kvm_stats_SRCS := vmm/kvm_stats.c
 
