@@ -283,10 +283,12 @@ static void print_stats(const struct agent_exec *x)
     double mib = (double)x->output_bytes / (1024.0 * 1024.0);
     const struct virtio_dev *vdev = &x->ch->con.vdev;
     fprintf(stderr,
-            "runvm: exec-stats: attach to RUN %.1f ms, RUN to first "
+            "runvm: exec-stats: start to RUN %.1f ms, attach to RUN %.1f "
+            "ms, RUN to first "
             "OUTPUT %.1f ms, first OUTPUT to EXIT %.1f ms; output %llu bytes "
             "in %llu messages = %.2f MB/s; channel %llu bytes in, %llu "
             "notifications, %llu interrupts (%.1f / %.1f per MiB)\n",
+            ms_between(x->vm->t_start, x->t_run_ns),
             ms_between(x->t_attach_ns, x->t_run_ns),
             ms_between(x->t_run_ns, x->t_first_output_ns), xfer_ms,
             (unsigned long long)x->output_bytes,

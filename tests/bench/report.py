@@ -212,6 +212,10 @@ def main():
             notes = [x for x in f.read().splitlines() if x]
     except FileNotFoundError:
         pass
+    if os.path.exists(R("snapshot.txt")):
+        with open(R("snapshot.txt")) as f:
+            figs["snapshot"] = dict(l.split(None, 1) for l in f.read().splitlines()
+                                    if len(l.split(None, 1)) == 2)
     if notes:
         figs["notes"] = notes
 
@@ -273,6 +277,10 @@ def main():
                 cell(d.get("mmio_exits")), cell(d.get("halt_exits"))))
     elif "exits" in figs:
         md += ["", "runvm KVM exits per boot phase: %s" % figs["exits"]["unavailable"]]
+    if figs.get("snapshot"):
+        md += ["", "Snapshots (tests/bench/snapshot.sh):", "", "| figure | value |",
+               "|---|---|"]
+        md += ["| %s | %s |" % (k, v) for k, v in figs["snapshot"].items()]
     if figs.get("notes"):
         md += ["", "Notes:", ""] + ["- " + n for n in figs["notes"]]
     md += ["", "What each figure measures:", ""]
