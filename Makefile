@@ -17,6 +17,7 @@
 #                   boot, rss, create rate, exec, console, snippets, exits
 #                   per boot phase -> build/bench/results.{json,md};
 #                   BENCH_N=5 runs each (docs/bench.md)
+#   make snapshots  a snapshot of each built image's booted VM (for --lang)
 #   make clean
 #
 # V=1 shows commands; SANITIZE=address,undefined builds the main binaries
@@ -241,6 +242,19 @@ demo: all kernel $(DEMO_INITRD)
 .PHONY: bench
 bench: all test-progs kernel
 	$(Q)tests/bench/run B=$(B) N=$(or $(BENCH_N),5)
+
+# A snapshot of every built image's VM at its agent's HELLO, in the store
+# runvm --lang restores from ($$RUNVM_SNAPSHOTS, else
+# $$RUNVM_CACHE/snapshots, else ~/.cache/runvm/snapshots). Through the
+# nested host where /dev/kvm cannot boot a guest: there, point
+# RUNVM_SNAPSHOTS at a directory that outlives the host (its $$HOME is a
+# fresh tmpfs each time).
+.PHONY: snapshots
+snapshots: all kernel
+	$(Q)set -e; for f in $(B)/images/*.cpio*; do \
+	    [ -e "$$f" ] || { echo "snapshots: no images (make images)"; exit 1; }; \
+	    l=$${f##*/}; l=$${l%%.cpio*}; \
+	    scripts/with-kvm $(B)/bin/runvm snapshot --lang $$l; done
 
 clean:
 	rm -rf $(B)

@@ -286,6 +286,17 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
      * for: nothing reads it. */
     if (!cfg->cmdline_given && !cfg->console)
         cfg->cmdline = CLI_DEFAULT_CMDLINE " quiet";
+    if (cfg->mode == CLI_SNAPSHOT_LANG) {
+        /* Boot the image to its agent's HELLO, for the store's snapshot;
+         * a --lang run of the same image and options then restores it. */
+        job->kind = JOB_EXEC;
+        job->exec_cfg = (struct agent_exec_config){
+            .expect = job->expect,
+            .shutdown_grace_ms = 1000,
+        };
+        cfg->timeout_s = build_s ? build_s : CLI_DEFAULT_BUILD_TIMEOUT_S;
+        return job;
+    }
     if (cfg->mode == CLI_API) {
         job->kind = JOB_API;
         job->api_cfg = (struct api_server_config){

@@ -45,6 +45,7 @@ static const char usage_text[] =
     "       runvm --kernel BZIMAGE --initrd CPIO [options] [--exec -- ARGV]\n"
     "       runvm --kernel BZIMAGE --initrd CPIO --snapshot-out DIR\n"
     "       runvm --restore DIR --exec -- ARGV\n"
+    "       runvm snapshot --lang LANG | --verify DIR\n"
     "       runvm --list-langs | --version | --help\n"
     "\n"
     "Snippets (--lang):\n"
@@ -56,9 +57,16 @@ static const char usage_text[] =
     "  --json             print the event stream (NDJSON) instead of the\n"
     "                     program's output\n"
     "  --api-sock PATH    API mode: HTTP/1.1 on a Unix socket (mode 0600)\n"
+    "  --no-snapshot      boot cold: neither restore from the image's\n"
+    "                     snapshot nor take it (see below)\n"
     "  The kernel and image are searched for next to the binary\n"
     "  (BIN/../kernel/bzImage, BIN/../images/LANG@VERSION.cpio.*), then in\n"
     "  BIN/../share/runvm/, then $RUNVM_KERNEL and $RUNVM_IMAGES.\n"
+    "  A run restores a snapshot of the image's VM booted to its agent,\n"
+    "  taken by the image's first run (or `runvm snapshot --lang LANG`,\n"
+    "  which prints where) in $RUNVM_SNAPSHOTS, else $RUNVM_CACHE/snapshots,\n"
+    "  else ~/.cache/runvm/snapshots; `runvm snapshot --verify DIR` checks\n"
+    "  one.\n"
     "\n"
     "Any kernel (--kernel, --initrd):\n"
     "  --kernel PATH      x86-64 bzImage (boot protocol 2.06 or newer)\n"
@@ -398,6 +406,7 @@ int main(int argc, char **argv)
         printf("runvm %s (agent protocol %d)\n", RUNVM_VERSION, MSG_VERSION);
         return 0;
     case CLI_LIST_LANGS: return cli_list_langs();
+    case CLI_SNAPSHOT_VERIFY: return snapstore_verify(o.verify);
     default: break;
     }
     /* --lang or --exec: the agent's exchange. */
@@ -469,8 +478,17 @@ int main(int argc, char **argv)
     /* --lang: its image's snapshot, restored from or taken at boot. */
     struct snapstore store = {.snap.mem_fd = -1,
                               .out = {.state_fd = -1, .mem_fd = -1}};
-    if (o.mode == CLI_ONESHOT && !o.no_snapshot) {
+    if ((o.mode == CLI_ONESHOT && !o.no_snapshot) ||
+        o.mode == CLI_SNAPSHOT_LANG) {
         snapstore_plan(&store, &files, mem, (unsigned int)o.cpus, o.cmdline);
+        if (o.mode == CLI_SNAPSHOT_LANG && (store.restore || !store.take)) {
+            /* There already, or cannot be: nothing to boot. */
+            if (store.restore)
+                printf("%s\n", store.dir);
+            snapstore_free(&store);
+            cli_job_free(job);
+            return store.restore ? 0 : RUNVM_EXIT_INFRA;
+        }
         cli_job_snapshot(job, store.restore, store.take);
     }
     struct snapshot *from = o.restore       ? &snap
@@ -550,9 +568,18 @@ int main(int argc, char **argv)
 
     int timeout_ms = timeout_left(vm, o.timeout_s);
     enum vm_stop stop = vm_run(vm, timeout_ms);
+    if (stop == VM_STOP_PAUSE && store.take && cli_job_paused(job) &&
+        o.mode == CLI_SNAPSHOT_LANG) {
+        restore_terminal(&r);
+        if (snapstore_take(&store, r.m) == 0) {
+            printf("%s\n", store.dir);
+            status = 0;
+        }
+        goto out;
+    }
     if (stop == VM_STOP_PAUSE && store.take && cli_job_paused(job)) {
         /* The image's first run: its snapshot, then the run itself. */
-        snapstore_take(&store, r.m);
+        (void)snapstore_take(&store, r.m);
         if (cli_job_go_on(job, err, sizeof(err)) < 0) {
             fprintf(stderr, "runvm: %s\n", err);
             goto out;

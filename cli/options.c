@@ -133,6 +133,7 @@ enum {
     O_SNAPSHOT_OUT,
     O_RESTORE,
     O_NO_SNAPSHOT,
+    O_VERIFY,
 };
 
 static const struct option longopts[] = {
@@ -159,6 +160,7 @@ static const struct option longopts[] = {
     {"snapshot-out", required_argument, NULL, O_SNAPSHOT_OUT},
     {"restore", required_argument, NULL, O_RESTORE},
     {"no-snapshot", no_argument, NULL, O_NO_SNAPSHOT},
+    {"verify", required_argument, NULL, O_VERIFY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -266,10 +268,49 @@ static int check_boot(struct cli_config *c, int nargs, char **args, bool exec,
     return 0;
 }
 
+/* `runvm snapshot --lang LANG` or `runvm snapshot --verify DIR`. */
+static int check_snapshot_cmd(struct cli_config *c, int nargs, char **args,
+                              bool exec, char *err, size_t err_len)
+{
+    if (nargs)
+        return fail(err, err_len, "snapshot: unexpected argument %s", args[0]);
+    if (c->verify) {
+        if (c->lang || c->kernel || c->initrd || exec || c->restore ||
+            c->snapshot_out)
+            return fail(err, err_len,
+                        "snapshot --verify DIR takes nothing "
+                        "else");
+        c->mode = CLI_SNAPSHOT_VERIFY;
+        return 0;
+    }
+    if (!c->lang)
+        return fail(err, err_len,
+                    "snapshot needs --lang LANG (take the image's snapshot) "
+                    "or --verify DIR");
+    if (!catalog_spec_ok(c->lang))
+        return fail(err, err_len,
+                    "--lang %s: not a language: NAME or NAME@VERSION "
+                    "(go, go@1.24, python@3)",
+                    c->lang);
+    if (exec || c->kernel || c->initrd || c->restore || c->snapshot_out ||
+        c->api_sock || c->stdin_path || c->json || c->no_snapshot)
+        return fail(err, err_len,
+                    "snapshot --lang LANG takes only --mem, --cpus, "
+                    "--cmdline and --console");
+    c->mode = CLI_SNAPSHOT_LANG;
+    return 0;
+}
+
 int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
                    size_t err_len)
 {
     *c = (struct cli_config){.cmdline = CLI_DEFAULT_CMDLINE, .cpus = 1};
+    /* A leading "snapshot" is a command of its own. */
+    bool snapshot_cmd = argc > 1 && strcmp(argv[1], "snapshot") == 0;
+    if (snapshot_cmd) {
+        argv++;
+        argc--;
+    }
     unsigned long min_mem = (unsigned long)(arch_min_mem() >> 20);
     bool exec = false;
     int ret = 0;
@@ -318,6 +359,7 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         case O_SNAPSHOT_OUT: c->snapshot_out = optarg; break;
         case O_RESTORE: c->restore = optarg; break;
         case O_NO_SNAPSHOT: c->no_snapshot = true; break;
+        case O_VERIFY: c->verify = optarg; break;
         case O_LIST: c->mode = CLI_LIST_LANGS; return 0;
         case O_VERSION: c->mode = CLI_VERSION; return 0;
         case 'h': c->mode = CLI_HELP; return 0;
@@ -341,6 +383,10 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         return fail(err, err_len,
                     "--exec uses the virtio-console itself; "
                     "drop --vconsole");
+    if (snapshot_cmd)
+        return check_snapshot_cmd(c, nargs, args, exec, err, err_len);
+    if (c->verify)
+        return fail(err, err_len, "--verify goes with `runvm snapshot`");
     if (c->lang && (c->restore || c->snapshot_out))
         return fail(err, err_len,
                     "--lang finds and makes its snapshots itself; "

@@ -21,15 +21,17 @@
 #define CLI_DEFAULT_CMDLINE "reboot=k panic=-1"
 
 enum cli_mode {
-    CLI_HELP,       /* --help: usage on stdout */
-    CLI_VERSION,    /* --version */
-    CLI_LIST_LANGS, /* --list-langs */
-    CLI_ONESHOT,    /* --lang LANG FILE */
-    CLI_API,        /* --lang LANG --api-sock PATH */
-    CLI_BOOT,       /* --kernel K --initrd I: boot, nothing else */
-    CLI_EXEC,       /* --kernel K --initrd I --exec -- ARGV, or
-                       --restore DIR --exec -- ARGV */
-    CLI_SNAPSHOT,   /* --kernel K --initrd I --snapshot-out DIR */
+    CLI_HELP,            /* --help: usage on stdout */
+    CLI_VERSION,         /* --version */
+    CLI_LIST_LANGS,      /* --list-langs */
+    CLI_ONESHOT,         /* --lang LANG FILE */
+    CLI_API,             /* --lang LANG --api-sock PATH */
+    CLI_BOOT,            /* --kernel K --initrd I: boot, nothing else */
+    CLI_EXEC,            /* --kernel K --initrd I --exec -- ARGV, or
+                            --restore DIR --exec -- ARGV */
+    CLI_SNAPSHOT,        /* --kernel K --initrd I --snapshot-out DIR */
+    CLI_SNAPSHOT_LANG,   /* snapshot --lang LANG: the image's, in the store */
+    CLI_SNAPSHOT_VERIFY, /* snapshot --verify DIR */
 };
 
 struct cli_config {
@@ -65,7 +67,8 @@ struct cli_config {
     /* --snapshot-out DIR: boot to the agent's HELLO and write a snapshot
      * there; --restore DIR: start from one instead of a kernel. */
     const char *snapshot_out, *restore;
-    bool no_snapshot; /* --lang: boot cold, neither use nor take one */
+    bool no_snapshot;   /* --lang: boot cold, neither use nor take one */
+    const char *verify; /* snapshot --verify DIR */
 };
 
 /* Parses argv into cfg. 0, or -EINVAL with a one-line message (without

@@ -114,7 +114,7 @@ void snapstore_fallback(struct snapstore *s,
     plan_take(s, files);
 }
 
-void snapstore_take(struct snapstore *s, struct machine *m)
+int snapstore_take(struct snapstore *s, struct machine *m)
 {
     char err[512];
     int ret = snapshot_save(m, &s->out, err, sizeof(err));
@@ -123,15 +123,47 @@ void snapstore_take(struct snapstore *s, struct machine *m)
     if (ret < 0) {
         fprintf(stderr, "runvm: %s; the run goes on without it\n", err);
         snapshot_remove(s->tmp);
-        return;
+        return -1;
     }
     /* Another run may have put one there first: theirs stays. */
     if (rename(s->tmp, s->dir) < 0) {
-        if (errno != EEXIST && errno != ENOTEMPTY)
-            fprintf(stderr, "runvm: snapshot %s: %s\n", s->dir,
-                    strerror(errno));
+        int e = errno;
         snapshot_remove(s->tmp);
+        if (e != EEXIST && e != ENOTEMPTY) {
+            fprintf(stderr, "runvm: snapshot %s: %s\n", s->dir, strerror(e));
+            return -1;
+        }
     }
+    return 0;
+}
+
+int snapstore_verify(const char *dir)
+{
+    char err[512];
+    struct snapshot snap;
+    if (snap_digest_init() < 0 ||
+        snapshot_open(&snap, dir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: %s\n", err);
+        return 125;
+    }
+    const struct snap_header *h = &snap.h;
+    int ret = snap_verify_memory(snap.mem_fd, h->mem_file_size, h->mem_digest);
+    if (ret < 0) {
+        fprintf(stderr, "runvm: snapshot %s: memory file: %s\n", dir,
+                ret == -EBADMSG ? "its digest does not match: damaged"
+                                : strerror(-ret));
+        snapshot_close(&snap);
+        return 125;
+    }
+    printf("%s: ok: %llu MiB of RAM, %u vCPU%s, devices %s, kernel sha256 "
+           "%02x%02x%02x%02x..., image sha256 %02x%02x%02x%02x...\n",
+           dir, (unsigned long long)(h->ram_size >> 20), h->nr_vcpus,
+           h->nr_vcpus == 1 ? "" : "s", h->machine, h->kernel_digest[0],
+           h->kernel_digest[1], h->kernel_digest[2], h->kernel_digest[3],
+           h->image_digest[0], h->image_digest[1], h->image_digest[2],
+           h->image_digest[3]);
+    snapshot_close(&snap);
+    return 0;
 }
 
 void snapstore_free(struct snapstore *s)

@@ -39,8 +39,14 @@ void snapstore_fallback(struct snapstore *s,
                         const struct arch_boot_files *files, const char *err);
 
 /* At the pause at the agent's HELLO: writes m's snapshot and moves it
- * into place (another run's, there first, is kept). Sandboxed. */
-void snapstore_take(struct snapstore *s, struct machine *m);
+ * into place (another run's, there first, is kept). Sandboxed. 0, or -1
+ * when there is none (said on stderr). */
+int snapstore_take(struct snapstore *s, struct machine *m);
+
+/* `runvm snapshot --verify DIR`: checks the state file and the memory
+ * file's digest, prints what the snapshot is of; runvm's exit status (0,
+ * or 125 with why). */
+int snapstore_verify(const char *dir);
 
 void snapstore_free(struct snapstore *s);
 

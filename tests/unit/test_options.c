@@ -148,6 +148,14 @@ static void modes(void **state)
     assert_true(c.no_snapshot);
     assert_int_equal(parse(&c, err, sizeof(err), "--lang go a.go"), 0);
     assert_false(c.no_snapshot);
+    assert_int_equal(
+        parse(&c, err, sizeof(err), "snapshot --lang go --mem 600"), 0);
+    assert_int_equal(c.mode, CLI_SNAPSHOT_LANG);
+    assert_string_equal(c.lang, "go");
+    assert_int_equal(c.mem_mib, 600);
+    assert_int_equal(parse(&c, err, sizeof(err), "snapshot --verify /s"), 0);
+    assert_int_equal(c.mode, CLI_SNAPSHOT_VERIFY);
+    assert_string_equal(c.verify, "/s");
     assert_int_equal(parse(&c, err, sizeof(err), "--version --frob"), 0);
     assert_int_equal(c.mode, CLI_VERSION);
     assert_int_equal(parse(&c, err, sizeof(err), "--list-langs"), 0);
@@ -224,6 +232,12 @@ static void bad_command_lines(void **state)
         {"--lang go --restore d a.go", "--lang finds and makes its snapshots"},
         {"--kernel k --initrd i --no-snapshot",
          "--no-snapshot goes with --lang"},
+        {"snapshot", "snapshot needs --lang LANG"},
+        {"snapshot --lang go a.go", "snapshot: unexpected argument a.go"},
+        {"snapshot --lang go --json", "takes only --mem"},
+        {"snapshot --verify d --lang go", "takes nothing else"},
+        {"snapshot --lang Go", "not a language"},
+        {"--verify d", "--verify goes with `runvm snapshot`"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct cli_config c;
