@@ -42,6 +42,17 @@ lang cerr examples/compile_error.go
 [ "$(cat "$T/cerr.rc")" = 126 ] || fail "compile error on a restored VM: $(cat "$T/cerr.rc")"
 echo "ok: restored runs: hello in $(cat "$T/second.secs") s, stdin, compile error 126"
 
+# runvm snapshot: --lang names the one there is; --verify checks it whole.
+got=$(timeout 300 "$RUNVM" snapshot --lang go 2>"$T/snapcmd.err") || fail "snapshot --lang go: $(cat "$T/snapcmd.err")"
+[ "$got" = "$dir" ] || fail "snapshot --lang go printed '$got', want $dir"
+timeout 300 "$RUNVM" snapshot --verify "$dir" >"$T/verify.out" 2>&1 || fail "verify: $(cat "$T/verify.out")"
+grep -q ': ok: .* MiB of RAM, 1 vCPU, devices uart,i8042,boot-timer,agent' "$T/verify.out" || fail "verify said: $(cat "$T/verify.out")"
+cp -a "$dir" "$T/damaged" && chmod u+w "$T/damaged/memory"
+printf '\x5a' | dd of="$T/damaged/memory" bs=1 seek=$((1 << 20)) conv=notrunc status=none
+rc=0; timeout 300 "$RUNVM" snapshot --verify "$T/damaged" >"$T/damaged.out" 2>&1 || rc=$?
+[ $rc = 125 ] && grep -q 'digest does not match' "$T/damaged.out" || fail "damaged memory file: $rc $(cat "$T/damaged.out")"
+echo "ok: snapshot --lang names it, --verify checks it ($(cat "$T/verify.out" | cut -c1-60)...) and finds a damaged memory file"
+
 # A corrupt snapshot: said, taken again, the run goes on.
 chmod u+w "$dir/state"
 printf '\xff' | dd of="$dir/state" bs=1 seek=200 conv=notrunc status=none
