@@ -26,7 +26,7 @@ void api_run_free(struct api_server *s)
 {
     struct api_run *r = &s->run;
     if (r->listen_fd >= 0) {
-        evloop_del(s->vm->loop, r->listen_fd);
+        evloop_del(s->loop, r->listen_fd);
         close(r->listen_fd);
         r->listen_fd = -1;
     }
@@ -35,7 +35,7 @@ void api_run_free(struct api_server *s)
         r->path[0] = '\0';
     }
     if (r->fd >= 0) {
-        evloop_del(s->vm->loop, r->fd);
+        evloop_del(s->loop, r->fd);
         close(r->fd);
         r->fd = -1;
     }
@@ -45,7 +45,7 @@ void api_run_free(struct api_server *s)
 static void out_close(struct api_server *s)
 {
     struct api_run *r = &s->run;
-    evloop_del(s->vm->loop, r->fd);
+    evloop_del(s->loop, r->fd);
     close(r->fd);
     r->fd = -1;
 }
@@ -61,7 +61,7 @@ static void out_flush(struct api_server *s)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            (void)evloop_mod(s->vm->loop, r->fd, EPOLLOUT);
+            (void)evloop_mod(s->loop, r->fd, EPOLLOUT);
             return;
         }
         if (n <= 0) {
@@ -72,7 +72,7 @@ static void out_flush(struct api_server *s)
         }
         msg_buf_consume(&r->events, (size_t)n);
     }
-    (void)evloop_mod(s->vm->loop, r->fd, 0);
+    (void)evloop_mod(s->loop, r->fd, 0);
     if (r->done)
         api_run_free(s);
 }
@@ -92,13 +92,13 @@ static void out_accept(void *opaque, uint32_t events)
     if (fd < 0)
         return;
     /* One reader per run: stop listening and remove the path now. */
-    evloop_del(s->vm->loop, r->listen_fd);
+    evloop_del(s->loop, r->listen_fd);
     close(r->listen_fd);
     r->listen_fd = -1;
     unlink(r->path);
     r->path[0] = '\0';
     r->fd = fd;
-    if (evloop_add(s->vm->loop, fd, 0, out_writable, s) < 0) {
+    if (evloop_add(s->loop, fd, 0, out_writable, s) < 0) {
         close(fd);
         r->fd = -1;
         return;
@@ -186,6 +186,17 @@ static void start(struct api_server *s, struct api_conn *c,
         api_reply_error(c, status, "%s", why);
         return;
     }
+    if (s->cfg.fresh_vms && s->session.runs > 0 &&
+        !(r.run.flags & MSG_RUN_REUSE_WORKDIR)) {
+        /* A new submission: a fresh VM, not the last one's (the caller
+         * makes it; on_ready starts this request on it). */
+        api_request_free(&r);
+        s->pending_start = c;
+        s->renewing = true;
+        (void)evloop_mod(s->loop, c->fd, 0);
+        vm_pause(s->vm);
+        return;
+    }
     /* The next run ends the last one's output socket; a refused request
      * (above) is not a run and leaves it to its reader (docs/cli.md). */
     api_run_free(s);
@@ -197,7 +208,7 @@ static void start(struct api_server *s, struct api_conn *c,
     int ret = run->listen_fd = api_listen_unix(run->path, err, sizeof(err));
     if (ret < 0)
         run->path[0] = '\0';
-    else if ((ret = evloop_add(s->vm->loop, run->listen_fd, EPOLLIN, out_accept,
+    else if ((ret = evloop_add(s->loop, run->listen_fd, EPOLLIN, out_accept,
                                s)) < 0)
         snprintf(err, sizeof(err), "%s", strerror(-ret));
     if (ret < 0) {
@@ -239,14 +250,14 @@ void api_run_post_start(struct api_server *s, struct api_conn *c,
         api_reply_error(c, 503, "the VM is shutting down");
         return;
     }
-    if (s->session.state == SESSION_BOOTING) {
+    if (s->session.state == SESSION_BOOTING || s->renewing) {
         if (s->pending_start) {
             api_reply_error(c, 409,
                             "a run is already waiting for the VM to boot");
             return;
         }
         s->pending_start = c; /* answered at HELLO */
-        (void)evloop_mod(s->vm->loop, c->fd, 0);
+        (void)evloop_mod(s->loop, c->fd, 0);
         return;
     }
     start(s, c, req);
@@ -259,6 +270,26 @@ static void on_ready(void *opaque, const struct agent_hello *h)
     struct api_server *s = opaque;
     (void)h;
     s->t_hello_ns = clock_now_ns();
+    if (s->cfg.pause_at_ready) {
+        /* Once: the snapshot of this VM, then api_server_go_on. */
+        s->cfg.pause_at_ready = false;
+        if (version_cmp(h->agent_version, MSG_AGENT_REFRESH_VERSION) >= 0) {
+            s->paused = true;
+            vm_pause(s->vm);
+            return;
+        }
+        fprintf(stderr,
+                "runvm: the image's agent (%.20s) is older than %s and "
+                "would not reseed a restored VM's RNG: no snapshot, and "
+                "every submission runs in this one VM\n",
+                h->agent_version, MSG_AGENT_REFRESH_VERSION);
+        s->cfg.fresh_vms = false;
+    }
+    api_run_ready(s);
+}
+
+void api_run_ready(struct api_server *s)
+{
     if (s->pending_start) {
         struct api_conn *c = s->pending_start;
         s->pending_start = NULL;

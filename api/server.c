@@ -35,7 +35,7 @@ static void conn_close(struct api_conn *c)
         return;
     if (c->s->pending_start == c)
         c->s->pending_start = NULL;
-    evloop_del(c->s->vm->loop, c->fd);
+    evloop_del(c->s->loop, c->fd);
     close(c->fd);
     c->fd = -1;
     msg_buf_free(&c->in);
@@ -50,7 +50,7 @@ static void conn_flush(struct api_conn *c)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            (void)evloop_mod(c->s->vm->loop, c->fd, EPOLLOUT);
+            (void)evloop_mod(c->s->loop, c->fd, EPOLLOUT);
             return;
         }
         if (n <= 0)
@@ -63,7 +63,7 @@ static void conn_flush(struct api_conn *c)
          * discard what it still sends until it closes. */
         shutdown(c->fd, SHUT_WR);
         c->replying = false;
-        (void)evloop_mod(c->s->vm->loop, c->fd, EPOLLIN);
+        (void)evloop_mod(c->s->loop, c->fd, EPOLLIN);
         return;
     }
     conn_close(c); /* one request per connection */
@@ -137,6 +137,24 @@ fail:;
 
 /* ---- GET /status, PUT /shutdown ----------------------------------------- */
 
+/* Serves the agent of vm on its channel ch; resumed: a VM restored from a
+ * snapshot, whose agent is re-announced with fresh entropy and time. */
+static int serve_agent(struct api_server *s, struct vm *vm,
+                       struct agent_channel *ch, bool resumed)
+{
+    s->vm = vm;
+    s->ch = ch;
+    s->t_hello_ns = 0;
+    int ret = session_init(&s->session, s->loop, ch->host_fd, &s->cfg.expect,
+                           &api_run_sink, s);
+    if (ret == 0 && resumed)
+        ret = session_resume(&s->session);
+    if (ret < 0)
+        return ret;
+    session_set_watchdog(&s->session, s->cfg.run_slack_ms);
+    return 0;
+}
+
 static void get_status(struct api_server *s, struct api_conn *c,
                        const struct http_request *req)
 {
@@ -144,6 +162,7 @@ static void get_status(struct api_server *s, struct api_conn *c,
     enum session_state st = s->session.state;
     (void)req;
     const char *state = s->stopping             ? "stopping"
+                        : s->renewing           ? "renewing"
                         : st == SESSION_BOOTING ? "booting"
                         : st == SESSION_RUNNING ? "running"
                                                 : "ready";
@@ -172,6 +191,7 @@ static void get_status(struct api_server *s, struct api_conn *c,
              "\"agent_ready_ms\":%.3f},\"uptime_ms\":%.3f,\"runs\":%" PRIu64
              ",\"requests\":%" PRIu64 ",\"rejected\":%" PRIu64
              ",\"idle_closed\":%" PRIu64 ",\"stalled_readers\":%" PRIu64
+             ",\"fresh_vms\":%s,\"vms\":%" PRIu64
              ",\"channel\":{\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
              ",\"dropped_frames\":%" PRIu64 "}}",
              (double)(vm->t_kvm_ready - vm->t_start) / ms,
@@ -179,7 +199,8 @@ static void get_status(struct api_server *s, struct api_conn *c,
                              : 0.0,
              s->t_hello_ns ? (double)(s->t_hello_ns - vm->t_start) / ms : 0.0,
              (double)(clock_now_ns() - vm->t_start) / ms, s->runs, s->requests,
-             s->rejected, s->idle_closed, s->stalled_readers, ac->bytes_in,
+             s->rejected, s->idle_closed, s->stalled_readers,
+             s->cfg.fresh_vms ? "true" : "false", s->renewals + 1, ac->bytes_in,
              ac->bytes_out, ac->dropped + msg_reader_dropped(&ac->reader));
     msg_buf_append(&b, tmp, strlen(tmp) + 1);
     api_reply(c, 200, (const char *)b.data);
@@ -356,7 +377,7 @@ static void api_accept(void *opaque, uint32_t events)
         };
         msg_buf_init(&c->in);
         msg_buf_init(&c->out);
-        if (evloop_add(s->vm->loop, fd, EPOLLIN, conn_ready, c) < 0) {
+        if (evloop_add(s->loop, fd, EPOLLIN, conn_ready, c) < 0) {
             close(fd);
             c->fd = -1;
         }
@@ -377,6 +398,7 @@ int api_server_attach(struct api_server **out, struct vm *vm,
         return -ENOMEM;
     }
     s->vm = vm;
+    s->loop = vm->loop;
     s->cfg = *cfg;
     if (!s->cfg.run_slack_ms)
         s->cfg.run_slack_ms = API_RUN_SLACK_MS;
@@ -404,14 +426,11 @@ int api_server_attach(struct api_server **out, struct vm *vm,
         s->rundir[0] = '\0';
         return ret;
     }
-    s->ch = ch;
-    int ret = session_init(&s->session, vm->loop, ch->host_fd, &cfg->expect,
-                           &api_run_sink, s);
+    int ret = serve_agent(s, vm, ch, cfg->resumed);
     if (ret < 0) {
         snprintf(err, err_len, "API: agent channel: %s", strerror(-ret));
         return ret;
     }
-    session_set_watchdog(&s->session, s->cfg.run_slack_ms);
     /* jansson seeds its hash tables from /dev/urandom on first use: now,
      * while runvm may still open files (it opens none once sandboxed). */
     json_object_seed(0);
@@ -424,7 +443,7 @@ int api_server_attach(struct api_server **out, struct vm *vm,
     its.it_value = its.it_interval;
     s->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (s->tick_fd < 0 || timerfd_settime(s->tick_fd, 0, &its, NULL) < 0 ||
-        (ret = evloop_add(vm->loop, s->tick_fd, EPOLLIN, sweep_idle, s)) < 0) {
+        (ret = evloop_add(s->loop, s->tick_fd, EPOLLIN, sweep_idle, s)) < 0) {
         ret = ret < 0 ? ret : -errno;
         snprintf(err, err_len, "API: idle timer: %s", strerror(-ret));
         return ret;
@@ -436,12 +455,66 @@ int api_server_attach(struct api_server **out, struct vm *vm,
         return s->listen_fd;
     }
     s->own_sock = true;
-    ret = evloop_add(vm->loop, s->listen_fd, EPOLLIN, api_accept, s);
+    ret = evloop_add(s->loop, s->listen_fd, EPOLLIN, api_accept, s);
     if (ret < 0) {
         snprintf(err, err_len, "API: event loop: %s", strerror(-ret));
         return ret;
     }
     return 0;
+}
+
+bool api_server_paused(const struct api_server *s)
+{
+    return s->paused && !s->stopping;
+}
+
+void api_server_go_on(struct api_server *s)
+{
+    s->paused = false;
+    api_run_ready(s);
+}
+
+void api_server_no_fresh_vms(struct api_server *s)
+{
+    s->cfg.fresh_vms = false;
+}
+
+bool api_server_wants_renewal(const struct api_server *s)
+{
+    return s->renewing && !s->stopping;
+}
+
+void api_server_detach(struct api_server *s)
+{
+    session_free(&s->session);
+    s->vm = NULL;
+    s->ch = NULL;
+}
+
+int api_server_renewed(struct api_server *s, struct vm *vm,
+                       struct agent_channel *ch, bool resumed, char *err,
+                       size_t err_len)
+{
+    int ret = serve_agent(s, vm, ch, resumed);
+    if (ret < 0) {
+        snprintf(err, err_len, "API: agent channel: %s", strerror(-ret));
+        api_server_renewal_failed(s, err);
+        return ret;
+    }
+    s->renewing = false;
+    s->renewals++;
+    return 0;
+}
+
+void api_server_renewal_failed(struct api_server *s, const char *why)
+{
+    s->renewing = false;
+    s->stopping = true;
+    if (s->pending_start) {
+        struct api_conn *c = s->pending_start;
+        s->pending_start = NULL;
+        api_reply_error(c, 500, "no fresh VM for this submission: %s", why);
+    }
 }
 
 int api_server_chown(struct api_server *s, uid_t uid, gid_t gid, char *err,
@@ -472,7 +545,7 @@ int api_server_status(struct api_server *s, enum vm_stop stop, int signo)
     int status = event_stop_status(stop, signo, s->shutdown_requested);
     if (status == RUNVM_EXIT_INFRA)
         fprintf(stderr, "runvm: API mode ended without PUT /shutdown: %s\n",
-                s->vm->stop_why ? s->vm->stop_why : "VM stopped");
+                s->vm && s->vm->stop_why ? s->vm->stop_why : "VM stopped");
     return status;
 }
 
@@ -484,11 +557,11 @@ void api_server_free(struct api_server *s)
         conn_close(&s->conns[i]);
     api_run_free(s);
     if (s->tick_fd >= 0) {
-        evloop_del(s->vm->loop, s->tick_fd);
+        evloop_del(s->loop, s->tick_fd);
         close(s->tick_fd);
     }
     if (s->listen_fd >= 0) {
-        evloop_del(s->vm->loop, s->listen_fd);
+        evloop_del(s->loop, s->listen_fd);
         close(s->listen_fd);
     }
     if (s->own_sock)

@@ -6,6 +6,7 @@
 #ifndef RUNVM_API_SERVER_H
 #define RUNVM_API_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,6 +31,17 @@ struct api_server_config {
     unsigned int run_slack_ms;
     unsigned int idle_ms;
     size_t max_buffered;
+    /* The VM attached was restored from a snapshot (session_resume). */
+    bool resumed;
+    /* A submission is one fresh VM: a POST /start without reuse after a
+     * run stops the VM it ran in (vm_run returns VM_STOP_PAUSE and
+     * api_server_wants_renewal says so), and waits for the caller's
+     * fresh one (api_server_renewed). */
+    bool fresh_vms;
+    /* At the first agent's HELLO, pause the VM (vm_run returns
+     * VM_STOP_PAUSE, api_server_paused says so) for a snapshot to be
+     * taken; api_server_go_on then serves on. */
+    bool pause_at_ready;
 };
 
 #define API_RUN_SLACK_MS 30000
@@ -44,6 +56,37 @@ int api_server_attach(struct api_server **out, struct vm *vm,
                       struct agent_channel *ch,
                       const struct api_server_config *cfg, char *err,
                       size_t err_len) __attribute__((warn_unused_result));
+
+/* Whether vm_run's VM_STOP_PAUSE is the pause at the first HELLO, and
+ * going on from it (a POST /start that waited for HELLO starts). */
+bool api_server_paused(const struct api_server *s);
+void api_server_go_on(struct api_server *s);
+
+/* Serves every later submission in the current VM (the snapshot fresh
+ * VMs would come from could not be taken). */
+void api_server_no_fresh_vms(struct api_server *s);
+
+/* Whether vm_run's VM_STOP_PAUSE asks for a fresh VM: the caller then
+ * calls api_server_detach, destroys the machine, makes a fresh one and
+ * hands it over with api_server_renewed (or says why it could not with
+ * api_server_renewal_failed), and runs it. */
+bool api_server_wants_renewal(const struct api_server *s);
+
+/* Stops serving the current VM's agent, before its machine is destroyed.
+ * The API socket, its connections and the last run's output socket stay
+ * (they are the loop's, not the VM's). */
+void api_server_detach(struct api_server *s);
+
+/* Serves vm's agent on ch (resumed: a restored VM) and starts the
+ * waiting submission once it is ready. 0 or -errno with a message in
+ * err (the submission is then answered 500 and the server stops). */
+int api_server_renewed(struct api_server *s, struct vm *vm,
+                       struct agent_channel *ch, bool resumed, char *err,
+                       size_t err_len) __attribute__((warn_unused_result));
+
+/* No fresh VM could be made: the waiting submission gets 500 with why,
+ * and the server stops serving runs. */
+void api_server_renewal_failed(struct api_server *s, const char *why);
 
 /* After vm_run: 0 after PUT /shutdown, else as event_stop_status says
  * (124, 128+N for signal signo to runvm) or 125 when the VM or agent

@@ -34,7 +34,8 @@ struct api_conn {
 };
 
 struct api_server {
-    struct vm *vm;
+    struct evloop *loop; /* outlives every VM the server serves */
+    struct vm *vm;       /* the current submission's; NULL while renewed */
     struct api_server_config cfg;
     struct agent_channel *ch; /* the machine's */
     struct session session;
@@ -45,12 +46,18 @@ struct api_server {
     char rundir[PATH_MAX]; /* where output sockets are made */
     struct api_conn conns[API_MAX_CONNS];
     struct api_conn *pending_start; /* POST /start waiting for HELLO */
+    bool renewing; /* a fresh VM is being made for pending_start */
+    bool paused;   /* cfg.pause_at_ready: at the first HELLO */
+    uint64_t renewals;
     struct api_run run;
     /* Counters for GET /status. */
     uint64_t requests, runs, rejected, stalled_readers, idle_closed;
     int tick_fd; /* timerfd sweeping idle connections */
     uint64_t t_hello_ns;
 };
+
+/* The agent is ready: starts the POST /start that waited for it. */
+void api_run_ready(struct api_server *s);
 
 /* Sends a complete response with a JSON body (a newline is added) and
  * closes the connection afterwards. */

@@ -351,18 +351,63 @@ int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
 
 void cli_job_snapshot(struct cli_job *job, bool resumed, bool take)
 {
+    if (job->kind == JOB_API) {
+        job->api_cfg.resumed = resumed;
+        job->api_cfg.pause_at_ready = take;
+        /* With a snapshot, each submission gets a VM restored from it. */
+        job->api_cfg.fresh_vms = resumed || take;
+        return;
+    }
     job->exec_cfg.resumed = resumed;
     job->exec_cfg.pause_at_ready = take;
 }
 
 int cli_job_go_on(struct cli_job *job, char *err, size_t err_len)
 {
+    if (job->api) {
+        api_server_go_on(job->api);
+        return 0;
+    }
     return agent_exec_go_on(job->exec, err, err_len);
 }
 
 bool cli_job_paused(const struct cli_job *job)
 {
-    return job && job->exec && agent_exec_paused(job->exec);
+    if (!job)
+        return false;
+    if (job->api)
+        return api_server_paused(job->api);
+    return job->exec && agent_exec_paused(job->exec);
+}
+
+void cli_job_no_fresh_vms(struct cli_job *job)
+{
+    if (job && job->kind == JOB_API) {
+        job->api_cfg.fresh_vms = false;
+        if (job->api)
+            api_server_no_fresh_vms(job->api);
+    }
+}
+
+bool cli_job_wants_vm(const struct cli_job *job)
+{
+    return job && job->api && api_server_wants_renewal(job->api);
+}
+
+void cli_job_detach(struct cli_job *job)
+{
+    api_server_detach(job->api);
+}
+
+int cli_job_reattach(struct cli_job *job, struct vm *vm,
+                     struct agent_channel *ch, char *err, size_t err_len)
+{
+    return api_server_renewed(job->api, vm, ch, true, err, err_len);
+}
+
+void cli_job_no_vm(struct cli_job *job, const char *why)
+{
+    api_server_renewal_failed(job->api, why);
 }
 
 int cli_job_status(struct cli_job *job, enum vm_stop stop, int signo)

@@ -32,20 +32,36 @@ int cli_job_attach(struct cli_job *job, struct vm *vm, struct agent_channel *ch,
                    char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
-/* The one-shot job's snapshot: resumed, its VM was restored from one
- * (the agent is re-announced with fresh entropy and time); take, pause at
- * the agent's HELLO for one to be taken, then go on (cli_job_go_on).
- * Before cli_job_attach. */
+/* The job's snapshot, before cli_job_attach: resumed, its VM was
+ * restored from one (the agent is re-announced with fresh entropy and
+ * time); take, pause at the agent's HELLO for one to be taken, then go on
+ * (cli_job_go_on). In API mode either makes each submission a VM of its
+ * own, restored from the snapshot (cli_job_wants_vm). */
 void cli_job_snapshot(struct cli_job *job, bool resumed, bool take);
 
-/* After the pause and the snapshot: sends the job's run. 0 or -errno
- * with a message in err. */
+/* After the pause and the snapshot: sends the one-shot's run, or serves
+ * on in API mode. 0 or -errno with a message in err. */
 int cli_job_go_on(struct cli_job *job, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
 /* Whether vm_run's VM_STOP_PAUSE is the job's pause at the agent's HELLO
  * (for a snapshot). */
 bool cli_job_paused(const struct cli_job *job);
+
+/* The snapshot could not be taken: API mode serves every submission in
+ * its one VM. */
+void cli_job_no_fresh_vms(struct cli_job *job);
+
+/* API mode: whether vm_run's VM_STOP_PAUSE asks for a fresh VM for the
+ * next submission. The caller then detaches the job, destroys the
+ * machine, makes one restored from the snapshot and reattaches the job
+ * to it (or says why it could not). */
+bool cli_job_wants_vm(const struct cli_job *job);
+void cli_job_detach(struct cli_job *job);
+int cli_job_reattach(struct cli_job *job, struct vm *vm,
+                     struct agent_channel *ch, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
+void cli_job_no_vm(struct cli_job *job, const char *why);
 
 /* runvm's exit status once vm_run returned (agent_exec_status,
  * api_server_status); signo: the signal runvm got, 0 for none. */

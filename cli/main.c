@@ -32,6 +32,7 @@
 #include "devices/boot_timer.h"
 #include "protocol/msg.h"
 #include "session/event.h"
+#include "vmm/kvm.h"
 #include "vmm/machine.h"
 #include "cli/snapstore.h"
 #include "vmm/snapshot.h"
@@ -478,7 +479,7 @@ int main(int argc, char **argv)
     /* --lang: its image's snapshot, restored from or taken at boot. */
     struct snapstore store = {.snap.mem_fd = -1,
                               .out = {.state_fd = -1, .mem_fd = -1}};
-    if ((o.mode == CLI_ONESHOT && !o.no_snapshot) ||
+    if (((o.mode == CLI_ONESHOT || o.mode == CLI_API) && !o.no_snapshot) ||
         o.mode == CLI_SNAPSHOT_LANG) {
         snapstore_plan(&store, &files, mem, (unsigned int)o.cpus, o.cmdline);
         if (o.mode == CLI_SNAPSHOT_LANG && (store.restore || !store.take)) {
@@ -490,6 +491,17 @@ int main(int argc, char **argv)
             return store.restore ? 0 : RUNVM_EXIT_INFRA;
         }
         cli_job_snapshot(job, store.restore, store.take);
+    }
+    /* API mode makes a VM per submission once sandboxed, on a /dev/kvm
+     * it holds (it opens nothing then). */
+    int kvm_keep = -1;
+    if (o.mode == CLI_API && (store.restore || store.take)) {
+        kvm_keep = kvm_open(err, sizeof(err));
+        if (kvm_keep < 0) {
+            fprintf(stderr, "runvm: %s\n", err);
+            return RUNVM_EXIT_INFRA;
+        }
+        desc.kvm_fd = &kvm_keep;
     }
     struct snapshot *from = o.restore       ? &snap
                             : store.restore ? &store.snap
@@ -561,41 +573,72 @@ int main(int argc, char **argv)
         }
     }
     if (sandbox_process(err, sizeof(err)) < 0 ||
-        sandbox_seccomp(SANDBOX_LOOP, err, sizeof(err)) < 0) {
+        sandbox_seccomp(kvm_keep >= 0 ? SANDBOX_LOOP_VMS : SANDBOX_LOOP, err,
+                        sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s\n", err);
         goto out;
     }
 
-    int timeout_ms = timeout_left(vm, o.timeout_s);
-    enum vm_stop stop = vm_run(vm, timeout_ms);
-    if (stop == VM_STOP_PAUSE && store.take && cli_job_paused(job) &&
-        o.mode == CLI_SNAPSHOT_LANG) {
-        restore_terminal(&r);
-        if (snapstore_take(&store, r.m) == 0) {
-            printf("%s\n", store.dir);
-            status = 0;
-        }
-        goto out;
-    }
-    if (stop == VM_STOP_PAUSE && store.take && cli_job_paused(job)) {
-        /* The image's first run: its snapshot, then the run itself. */
-        (void)snapstore_take(&store, r.m);
-        if (cli_job_go_on(job, err, sizeof(err)) < 0) {
-            fprintf(stderr, "runvm: %s\n", err);
-            goto out;
-        }
+    enum vm_stop stop;
+    /* vm_run returns VM_STOP_PAUSE where the front end has something to
+     * do before the guest goes on: a snapshot at the agent's HELLO, or a
+     * fresh VM for API mode's next submission. */
+    for (;;) {
         stop = vm_run(vm, timeout_left(vm, o.timeout_s));
-    }
-    if (stop == VM_STOP_PAUSE && o.snapshot_out && cli_job_paused(job)) {
-        /* At the agent's HELLO: the snapshot, then nothing more. */
-        restore_terminal(&r);
-        if (snapshot_save(r.m, &snap_out, err, sizeof(err)) < 0) {
-            fprintf(stderr, "runvm: --snapshot-out %s: %s\n", o.snapshot_out,
-                    err);
+        if (stop != VM_STOP_PAUSE)
+            break;
+        if (cli_job_paused(job) && o.snapshot_out) {
+            /* --snapshot-out: the snapshot, then nothing more. */
+            restore_terminal(&r);
+            if (snapshot_save(r.m, &snap_out, err, sizeof(err)) < 0) {
+                fprintf(stderr, "runvm: --snapshot-out %s: %s\n",
+                        o.snapshot_out, err);
+                goto out;
+            }
+            status = 0;
             goto out;
         }
-        status = 0;
-        goto out;
+        if (cli_job_paused(job) && store.take) {
+            /* The image's first boot: its snapshot, then the run (or, for
+             * `runvm snapshot`, nothing more). */
+            int took = snapstore_take(&store, r.m);
+            if (o.mode == CLI_SNAPSHOT_LANG) {
+                restore_terminal(&r);
+                if (took == 0) {
+                    printf("%s\n", store.dir);
+                    status = 0;
+                }
+                goto out;
+            }
+            if (took < 0)
+                cli_job_no_fresh_vms(job);
+            if (cli_job_go_on(job, err, sizeof(err)) < 0) {
+                fprintf(stderr, "runvm: %s\n", err);
+                goto out;
+            }
+            continue;
+        }
+        if (cli_job_wants_vm(job) && store.restore) {
+            /* API mode's next submission: a VM of its own, restored from
+             * the image's snapshot; the last one's is gone. */
+            cli_job_detach(job);
+            machine_destroy(r.m);
+            r.m = NULL;
+            snapshot_desc(&store.snap, &desc);
+            if (make_machine(&r, &desc, &loop, clock_now_ns(), &store.snap,
+                             NULL, err, sizeof(err)) < 0 ||
+                cli_job_reattach(job, &r.m->vm, machine_agent(r.m), err,
+                                 sizeof(err)) < 0) {
+                fprintf(stderr,
+                        "runvm: a fresh VM for the next submission: "
+                        "%s\n",
+                        err);
+                goto out;
+            }
+            vm = &r.m->vm;
+            continue;
+        }
+        break;
     }
     restore_terminal(&r);
     if (stop == VM_STOP_TIMEOUT)
@@ -624,6 +667,8 @@ out:
     snapstore_free(&store);
     cli_job_free(job); /* before the machine: its channel serves the job */
     machine_destroy(r.m);
+    if (kvm_keep >= 0)
+        close(kvm_keep);
     evloop_free(&loop);
     if (r.signal_fd >= 0)
         close(r.signal_fd);

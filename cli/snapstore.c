@@ -118,6 +118,9 @@ int snapstore_take(struct snapstore *s, struct machine *m)
 {
     char err[512];
     int ret = snapshot_save(m, &s->out, err, sizeof(err));
+    /* Kept open for API mode's fresh VMs (nothing can be opened now). */
+    if (ret == 0 && snapshot_adopt(&s->snap, &s->out, err, sizeof(err)) == 0)
+        s->restore = true;
     snapshot_out_close(&s->out);
     s->take = false;
     if (ret < 0) {

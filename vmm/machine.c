@@ -256,7 +256,7 @@ int machine_create(struct machine **out, const struct machine_desc *d,
     m->vcon_listen_fd = m->tap_fd = -1;
     m->vm.t_start = t_start;
     int ret = vm_create_from(&m->vm, loop, d->mem_bytes, d->cpus, d->ram_file,
-                             err, err_len);
+                             d->kvm_fd ? *d->kvm_fd : -1, err, err_len);
     if (ret < 0) {
         free(m);
         return ret;

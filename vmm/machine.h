@@ -45,6 +45,9 @@ struct machine_desc {
     bool agent_channel; /* the runvm.agent console port */
     /* Guest RAM from a snapshot's memory file (NULL: fresh, zeroed). */
     const struct vm_ram_file *ram_file;
+    /* An open /dev/kvm to make the VM with (NULL: /dev/kvm is opened):
+     * how a sandboxed runvm makes fresh VMs. */
+    const int *kvm_fd;
 };
 
 enum machine_dev_kind {

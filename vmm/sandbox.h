@@ -31,6 +31,10 @@ int sandbox_drop(uid_t uid, gid_t gid, char *err, size_t err_len)
 enum sandbox_kind {
     SANDBOX_LOOP, /* the main thread: event loop, devices' I/O, the API */
     SANDBOX_VCPU, /* a vCPU thread: KVM_RUN and the exits it handles */
+    /* SANDBOX_LOOP that also makes fresh VMs (API mode: one restored VM
+     * per submission) on a /dev/kvm it holds: creating a VM, its vCPUs
+     * and devices and writing a snapshot's state into them. */
+    SANDBOX_LOOP_VMS,
 };
 
 /* Installs kind's allow-list on the calling thread (after

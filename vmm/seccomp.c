@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -85,6 +86,26 @@ static const unsigned long vcpu_ioctls[] = {VCPU_IOCTLS};
         KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_DEBUGREGS,                 \
         KVM_GET_MP_STATE, KVM_GET_TSC_KHZ
 #endif
+
+/* What making a VM restored from a snapshot takes (SANDBOX_LOOP_VMS):
+ * the VM, its vCPUs, RAM and interrupt plumbing, then the state written
+ * into them. */
+#if defined(__x86_64__)
+#define VM_MAKING_IOCTLS                                                       \
+    KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE,          \
+        KVM_CREATE_VM, KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR,            \
+        KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2, KVM_GET_SUPPORTED_CPUID,          \
+        KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU, KVM_IRQFD, KVM_IOEVENTFD, \
+        KVM_SET_IRQCHIP, KVM_SET_PIT2, KVM_SET_CLOCK, KVM_SET_TSC_KHZ,         \
+        KVM_SET_CPUID2, KVM_SET_SREGS, KVM_SET_XCRS, KVM_SET_XSAVE,            \
+        KVM_SET_REGS, KVM_SET_LAPIC, KVM_SET_MSRS, KVM_SET_VCPU_EVENTS,        \
+        KVM_SET_DEBUGREGS, KVM_SET_MP_STATE
+#endif
+static const unsigned long vm_making_ioctls[] = {VM_MAKING_IOCTLS};
+static const int vm_making[] = {
+    SCMP_SYS(eventfd2),   /* irqfd, ioeventfds */
+    SCMP_SYS(socketpair), /* the agent channel */
+};
 
 /* The loop's: the vCPUs' too, since their threads start under the loop's
  * filter and only narrow it; the terminal it restores at the end; a
@@ -177,7 +198,8 @@ int sandbox_seccomp(enum sandbox_kind kind, char *err, size_t err_len)
     const char *off = getenv("RUNVM_SECCOMP");
     if (off && strcmp(off, "off") == 0)
         return 0;
-    if (kind == SANDBOX_LOOP) {
+    bool loop = kind != SANDBOX_VCPU;
+    if (loop) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_sigaction = on_sigsys;
@@ -199,26 +221,29 @@ int sandbox_seccomp(enum sandbox_kind kind, char *err, size_t err_len)
     int ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
     if (!ret)
         ret = add_all(ctx, common, N(common));
-    if (!ret && kind == SANDBOX_LOOP)
+    if (!ret && loop)
         ret = add_all(ctx, loop_only, N(loop_only));
+    if (!ret && kind == SANDBOX_LOOP_VMS)
+        ret = add_all(ctx, vm_making, N(vm_making));
     /* Threads only (the vCPUs); clone3 says ENOSYS so glibc uses clone,
      * whose flags a filter can see. */
-    if (!ret && kind == SANDBOX_LOOP)
+    if (!ret && loop)
         ret = seccomp_rule_add(
             ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
             SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-    if (!ret && kind == SANDBOX_LOOP)
+    if (!ret && loop)
         ret =
             seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    if (!ret && kind == SANDBOX_LOOP) {
+    if (!ret && loop) {
         /* Sockets: Unix ones only (the API's output sockets). */
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                                SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
     }
     if (!ret)
-        ret = kind == SANDBOX_LOOP
-                  ? add_ioctls(ctx, loop_ioctls, N(loop_ioctls))
-                  : add_ioctls(ctx, vcpu_ioctls, N(vcpu_ioctls));
+        ret = loop ? add_ioctls(ctx, loop_ioctls, N(loop_ioctls))
+                   : add_ioctls(ctx, vcpu_ioctls, N(vcpu_ioctls));
+    if (!ret && kind == SANDBOX_LOOP_VMS)
+        ret = add_ioctls(ctx, vm_making_ioctls, N(vm_making_ioctls));
     if (!ret)
         ret = seccomp_load(ctx);
     seccomp_release(ctx);

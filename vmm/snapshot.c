@@ -59,6 +59,7 @@ int snapshot_out_open(struct snapshot_out *out, const char *dir, int kernel_fd,
 
 void snapshot_out_close(struct snapshot_out *out)
 {
+    state_w_free(&out->kept);
     if (out->state_fd >= 0)
         close(out->state_fd);
     if (out->mem_fd >= 0)
@@ -149,14 +150,13 @@ int snapshot_save(struct machine *m, struct snapshot_out *out, char *err,
                  strerror(-ret));
         goto out;
     }
-    struct state_w file;
-    state_w_init(&file);
-    ret = snap_encode(&h, sec, n, &file);
+    struct state_w *file = &out->kept;
+    state_w_free(file);
+    ret = snap_encode(&h, sec, n, file);
     if (ret == 0)
-        ret = write_all(out->state_fd, file.buf, file.len);
+        ret = write_all(out->state_fd, file->buf, file->len);
     if (ret == 0 && fsync(out->state_fd) < 0)
         ret = -errno;
-    state_w_free(&file);
     if (ret < 0)
         snprintf(err, err_len, "snapshot: writing its state: %s",
                  strerror(-ret));
@@ -165,6 +165,9 @@ out:
         state_w_free(&w[i]);
     return ret;
 }
+
+static int check_opened(struct snapshot *s, const char *dir, char *err,
+                        size_t err_len);
 
 int snapshot_open(struct snapshot *s, const char *dir, char *err,
                   size_t err_len)
@@ -199,6 +202,15 @@ int snapshot_open(struct snapshot *s, const char *dir, char *err,
         snapshot_close(s);
         return ret;
     }
+    return check_opened(s, dir, err, err_len);
+}
+
+/* Decodes s->buf and checks it against s->mem_fd: the rest of
+ * snapshot_open (and snapshot_adopt). */
+static int check_opened(struct snapshot *s, const char *dir, char *err,
+                        size_t err_len)
+{
+    int ret;
     char why[200];
     ret = snap_decode(s->buf, s->len, &s->h, s->sec, SNAP_MAX_SECTIONS,
                       &s->nsec, why, sizeof(why));
@@ -233,6 +245,28 @@ int snapshot_open(struct snapshot *s, const char *dir, char *err,
     for (unsigned int i = 0; i < s->h.nr_regions; i++)
         s->ram.offsets[i] = s->h.regions[i].offset;
     return 0;
+}
+
+int snapshot_adopt(struct snapshot *s, struct snapshot_out *out, char *err,
+                   size_t err_len)
+{
+    memset(s, 0, sizeof(*s));
+    s->mem_fd = -1;
+    if (out->kept.err || !out->kept.len) {
+        snprintf(err, err_len, "no snapshot was written");
+        return -EINVAL;
+    }
+    s->buf = out->kept.buf;
+    s->len = out->kept.len;
+    out->kept = (struct state_w){0};
+    s->mem_fd = fcntl(out->mem_fd, F_DUPFD_CLOEXEC, 0);
+    if (s->mem_fd < 0) {
+        int ret = -errno;
+        snprintf(err, err_len, "snapshot memory file: %s", strerror(-ret));
+        snapshot_close(s);
+        return ret;
+    }
+    return check_opened(s, "just taken", err, err_len);
 }
 
 void snapshot_desc(const struct snapshot *s, struct machine_desc *d)

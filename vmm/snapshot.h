@@ -15,6 +15,8 @@
 #include "vmm/machine.h"
 #include "vmm/snapshot_file.h"
 
+struct snapshot;
+
 #define SNAPSHOT_STATE_FILE  "state"
 #define SNAPSHOT_MEMORY_FILE "memory"
 
@@ -22,6 +24,7 @@
  * writing, and what it is of. */
 struct snapshot_out {
     int state_fd, mem_fd;
+    struct state_w kept; /* the state file snapshot_save wrote */
     uint8_t kernel_digest[SNAP_DIGEST_LEN];
     uint8_t image_digest[SNAP_DIGEST_LEN];
 };
@@ -42,6 +45,13 @@ void snapshot_out_close(struct snapshot_out *out);
  * or -errno with a message in err. */
 int snapshot_save(struct machine *m, struct snapshot_out *out, char *err,
                   size_t err_len) __attribute__((warn_unused_result));
+
+/* Opens the snapshot out has just written for restoring, without opening
+ * a file (a sandboxed runvm opens nothing): the state file is decoded
+ * from what snapshot_save kept, the memory file is out's. 0 or -errno
+ * with a message in err. */
+int snapshot_adopt(struct snapshot *s, struct snapshot_out *out, char *err,
+                   size_t err_len) __attribute__((warn_unused_result));
 
 /* A snapshot opened for restoring. */
 struct snapshot {

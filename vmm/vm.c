@@ -1,6 +1,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,12 +38,12 @@ static int vm_set_memory(struct vm *vm, char *err, size_t err_len)
 int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size,
               unsigned int nr_cpus, char *err, size_t err_len)
 {
-    return vm_create_from(vm, loop, mem_size, nr_cpus, NULL, err, err_len);
+    return vm_create_from(vm, loop, mem_size, nr_cpus, NULL, -1, err, err_len);
 }
 
 int vm_create_from(struct vm *vm, struct evloop *loop, uint64_t mem_size,
                    unsigned int nr_cpus, const struct vm_ram_file *ram,
-                   char *err, size_t err_len)
+                   int kvm_fd, char *err, size_t err_len)
 {
     uint64_t t_start = vm->t_start;
     memset(vm, 0, sizeof(*vm));
@@ -60,7 +61,15 @@ int vm_create_from(struct vm *vm, struct evloop *loop, uint64_t mem_size,
                  VM_MAX_VCPUS);
         return -EINVAL;
     }
-    ret = kvm_open(err, err_len);
+    if (kvm_fd >= 0) {
+        ret = fcntl(kvm_fd, F_DUPFD_CLOEXEC, 0);
+        if (ret < 0) {
+            ret = -errno;
+            snprintf(err, err_len, "/dev/kvm: %s", strerror(-ret));
+        }
+    } else {
+        ret = kvm_open(err, err_len);
+    }
     if (ret < 0)
         return ret;
     vm->kvm_fd = ret;

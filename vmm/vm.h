@@ -88,11 +88,13 @@ int vm_create(struct vm *vm, struct evloop *loop, uint64_t mem_size,
               unsigned int nr_cpus, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
-/* vm_create with RAM mapped from ram (NULL: anonymous, as vm_create).
- * -EINVAL with a message when ram's region count is not the layout's. */
+/* vm_create with RAM mapped from ram (NULL: anonymous, as vm_create),
+ * on a duplicate of kvm_fd, an open /dev/kvm (-1: opens it; a sandboxed
+ * runvm that makes VMs opens nothing). -EINVAL with a message when ram's
+ * region count is not the layout's. */
 int vm_create_from(struct vm *vm, struct evloop *loop, uint64_t mem_size,
                    unsigned int nr_cpus, const struct vm_ram_file *ram,
-                   char *err, size_t err_len)
+                   int kvm_fd, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
 /* Opens KVM's exit counters for this VM's vCPUs (kvm_stats_open: best
