@@ -471,6 +471,12 @@ bool api_server_paused(const struct api_server *s)
 void api_server_go_on(struct api_server *s)
 {
     s->paused = false;
+    /* The memory file holds this VM's RNG state: from here it has its
+     * own (an agent that cannot take it answers with an ERROR, which
+     * no run waits for). */
+    if (session_refresh(&s->session) < 0)
+        fprintf(stderr, "runvm: could not reseed the guest the snapshot "
+                        "was taken of\n");
     api_run_ready(s);
 }
 

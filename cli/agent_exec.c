@@ -139,6 +139,13 @@ int agent_exec_go_on(struct agent_exec *x, char *err, size_t err_len)
         return -EINVAL;
     }
     x->paused = false;
+    /* The memory file holds this VM's RNG state: from here it has its
+     * own. */
+    int ret = session_refresh(&x->session);
+    if (ret < 0) {
+        snprintf(err, err_len, "reseeding the guest: %s", strerror(-ret));
+        return ret;
+    }
     send_run(x);
     return 0;
 }

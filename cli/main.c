@@ -434,12 +434,6 @@ int main(int argc, char **argv)
             return RUNVM_EXIT_INFRA;
         }
     }
-    if (o.snapshot_out &&
-        snapshot_out_open(&snap_out, o.snapshot_out, files.kernel_fd,
-                          files.initrd_fd, err, sizeof(err)) < 0) {
-        fprintf(stderr, "runvm: --snapshot-out: %s\n", err);
-        return RUNVM_EXIT_INFRA;
-    }
     uint64_t mem = (uint64_t)o.mem_mib << 20;
     if (!o.restore && files.initrd_size >= mem) {
         fprintf(stderr,
@@ -447,6 +441,13 @@ int main(int argc, char **argv)
                 "--mem %lu MiB of guest RAM; raise --mem\n",
                 o.initrd, (unsigned long long)(files.initrd_size >> 20),
                 o.mem_mib);
+        return RUNVM_EXIT_INFRA;
+    }
+    /* From here a run that fails removes what it wrote of DIR. */
+    if (o.snapshot_out &&
+        snapshot_out_open(&snap_out, o.snapshot_out, files.kernel_fd,
+                          files.initrd_fd, err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm: --snapshot-out: %s\n", err);
         return RUNVM_EXIT_INFRA;
     }
 
@@ -479,9 +480,15 @@ int main(int argc, char **argv)
     /* --lang: its image's snapshot, restored from or taken at boot. */
     struct snapstore store = {.snap.mem_fd = -1,
                               .out = {.state_fd = -1, .mem_fd = -1}};
-    if (((o.mode == CLI_ONESHOT || o.mode == CLI_API) && !o.no_snapshot) ||
-        o.mode == CLI_SNAPSHOT_LANG) {
-        snapstore_plan(&store, &files, mem, (unsigned int)o.cpus, o.cmdline);
+    /* Runs as --user may restore from the store but not write to it;
+     * machines with devices a snapshot cannot hold yet do without. */
+    bool can_take = !o.user && !o.group;
+    bool savable = !o.net_tap[0] && !o.vconsole_stdio && !o.vconsole_path;
+    if ((((o.mode == CLI_ONESHOT || o.mode == CLI_API) && !o.no_snapshot) ||
+         o.mode == CLI_SNAPSHOT_LANG) &&
+        savable) {
+        snapstore_plan(&store, &files, mem, (unsigned int)o.cpus, o.cmdline,
+                       can_take);
         if (o.mode == CLI_SNAPSHOT_LANG && (store.restore || !store.take)) {
             /* There already, or cannot be: nothing to boot. */
             if (store.restore)
@@ -499,6 +506,7 @@ int main(int argc, char **argv)
         kvm_keep = kvm_open(err, sizeof(err));
         if (kvm_keep < 0) {
             fprintf(stderr, "runvm: %s\n", err);
+            snapstore_free(&store);
             return RUNVM_EXIT_INFRA;
         }
         desc.kvm_fd = &kvm_keep;
@@ -513,6 +521,11 @@ int main(int argc, char **argv)
     int ret = evloop_init(&loop);
     if (ret < 0) {
         fprintf(stderr, "runvm: event loop: %s\n", strerror(-ret));
+        snapstore_free(&store);
+        if (kvm_keep >= 0)
+            close(kvm_keep);
+        if (o.snapshot_out)
+            snapshot_remove(o.snapshot_out);
         return RUNVM_EXIT_INFRA;
     }
     int status = RUNVM_EXIT_INFRA;
@@ -520,7 +533,7 @@ int main(int argc, char **argv)
         make_machine(&r, &desc, &loop, t_start, from, &files, err, sizeof(err));
     if (ret < 0 && from == &store.snap) {
         /* The image's snapshot did not restore: boot cold, taking it. */
-        snapstore_fallback(&store, &files, err);
+        snapstore_fallback(&store, &files, ret, err, can_take);
         cli_job_snapshot(job, false, store.take);
         desc.mem_bytes = mem;
         desc.cpus = (unsigned int)o.cpus;
@@ -625,6 +638,7 @@ int main(int argc, char **argv)
             machine_destroy(r.m);
             r.m = NULL;
             snapshot_desc(&store.snap, &desc);
+            desc.count_exits = false; /* its stats fd would be opened */
             if (make_machine(&r, &desc, &loop, clock_now_ns(), &store.snap,
                              NULL, err, sizeof(err)) < 0 ||
                 cli_job_reattach(job, &r.m->vm, machine_agent(r.m), err,
@@ -633,6 +647,7 @@ int main(int argc, char **argv)
                         "runvm: a fresh VM for the next submission: "
                         "%s\n",
                         err);
+                cli_job_no_vm(job, err);
                 goto out;
             }
             vm = &r.m->vm;
@@ -662,6 +677,8 @@ int main(int argc, char **argv)
     }
 out:
     restore_terminal(&r);
+    if (o.snapshot_out && status != 0)
+        snapshot_remove(o.snapshot_out); /* half a snapshot is none */
     snapshot_out_close(&snap_out);
     snapshot_close(&snap);
     snapstore_free(&store);

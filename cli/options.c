@@ -293,10 +293,13 @@ static int check_snapshot_cmd(struct cli_config *c, int nargs, char **args,
                     "(go, go@1.24, python@3)",
                     c->lang);
     if (exec || c->kernel || c->initrd || c->restore || c->snapshot_out ||
-        c->api_sock || c->stdin_path || c->json || c->no_snapshot)
+        c->api_sock || c->stdin_path || c->json || c->no_snapshot ||
+        c->net_tap[0] || c->vconsole_stdio || c->vconsole_path || c->user ||
+        c->group)
         return fail(err, err_len,
                     "snapshot --lang LANG takes only --mem, --cpus, "
-                    "--cmdline and --console");
+                    "--cmdline, --console, --timeout, --build-timeout and "
+                    "--boot-timer");
     c->mode = CLI_SNAPSHOT_LANG;
     return 0;
 }

@@ -4,24 +4,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void store_dir(char *buf, size_t len)
+/* The store's directory, or -ENOENT where there is none (no home). */
+static int store_dir(char *buf, size_t len)
 {
     const char *s = getenv("RUNVM_SNAPSHOTS");
     const char *c = getenv("RUNVM_CACHE");
     const char *h = getenv("HOME");
+    if (!h || !*h) {
+        const struct passwd *pw = getpwuid(geteuid());
+        h = pw ? pw->pw_dir : NULL;
+    }
+    int n;
     if (s && *s)
-        snprintf(buf, len, "%s", s);
+        n = snprintf(buf, len, "%s", s);
     else if (c && *c)
-        snprintf(buf, len, "%s/snapshots", c);
+        n = snprintf(buf, len, "%s/snapshots", c);
+    else if (h && *h)
+        n = snprintf(buf, len, "%s/.cache/runvm/snapshots", h);
     else
-        snprintf(buf, len, "%s/.cache/runvm/snapshots", h && *h ? h : "/tmp");
+        return -ENOENT;
+    return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
 }
 
-/* mkdir -p, mode 0755. */
-static int make_dirs(const char *path)
+/* mkdir -p, the last one mode 0700; then the store must be a directory of
+ * runvm's user that no one else can write (nobody else may plant a
+ * snapshot there, or a link where runvm removes one). */
+static int make_store(const char *path)
 {
     char p[PATH_MAX];
     if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
@@ -34,7 +48,49 @@ static int make_dirs(const char *path)
             return -errno;
         *c = '/';
     }
-    return mkdir(p, 0755) < 0 && errno != EEXIST ? -errno : 0;
+    if (mkdir(p, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (lstat(p, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+        return -EPERM;
+    return 0;
+}
+
+/* Removes the temporary directories of runs of this snapshot that died
+ * (NAME-KEY.tmp.PID whose PID is gone). */
+static void remove_dead_tmps(const char *base, const char *name)
+{
+    DIR *d = opendir(base);
+    if (!d)
+        return;
+    size_t n = strlen(name);
+    const struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, name, n) != 0 ||
+            strncmp(e->d_name + n, ".tmp.", 5) != 0)
+            continue;
+        char *end;
+        long pid = strtol(e->d_name + n + 5, &end, 10);
+        if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof(path), "%s/%s", base, e->d_name) <
+            (int)sizeof(path))
+            snapshot_remove(path);
+    }
+    closedir(d);
+}
+
+/* Whether a snapshot that failed with ret is itself at fault (corrupt,
+ * another format or machine, a CPU this host lacks): then it is removed
+ * and taken again; anything else (out of memory, a busy host) is not its
+ * fault and it stays for the next run. */
+static bool snapshot_at_fault(int ret)
+{
+    return ret == -EBADMSG || ret == -EPROTO || ret == -ENOEXEC ||
+           ret == -EINVAL || ret == -ENOTSUP;
 }
 
 /* The image's name: its file name up to ".cpio" (go@1.19). */
@@ -50,17 +106,20 @@ static void image_name(const char *path, char *out, size_t len)
 static void plan_take(struct snapstore *s, const struct arch_boot_files *files)
 {
     char base[PATH_MAX], err[512];
-    store_dir(base, sizeof(base));
-    int ret = make_dirs(base);
+    int ret = store_dir(base, sizeof(base));
+    if (ret == 0)
+        ret = make_store(base);
     if (ret == 0 && snprintf(s->tmp, sizeof(s->tmp), "%s.tmp.%ld", s->dir,
                              (long)getpid()) >= (int)sizeof(s->tmp))
         ret = -ENAMETOOLONG;
     if (ret < 0) {
         fprintf(stderr, "runvm: snapshots: %s: %s; booting without one\n", base,
-                strerror(-ret));
+                ret == -EPERM ? "not a directory of this user's that only "
+                                "it can write"
+                              : strerror(-ret));
         return;
     }
-    snapshot_remove(s->tmp); /* a dead run's with this pid */
+    remove_dead_tmps(base, s->name);
     if (snapshot_out_open(&s->out, s->tmp, files->kernel_fd, files->initrd_fd,
                           err, sizeof(err)) < 0) {
         fprintf(stderr, "runvm: %s; booting without one\n", err);
@@ -75,7 +134,8 @@ static void plan_take(struct snapstore *s, const struct arch_boot_files *files)
 }
 
 void snapstore_plan(struct snapstore *s, const struct arch_boot_files *files,
-                    uint64_t mem_bytes, unsigned int cpus, const char *cmdline)
+                    uint64_t mem_bytes, unsigned int cpus, const char *cmdline,
+                    bool can_take)
 {
     char base[PATH_MAX], image[128], err[512];
     memset(s, 0, sizeof(*s));
@@ -84,13 +144,16 @@ void snapstore_plan(struct snapstore *s, const struct arch_boot_files *files,
     image_name(files->initrd_path, image, sizeof(image));
     int ret = snapshot_key(s->name, sizeof(s->name), image, files->kernel_fd,
                            files->initrd_fd, mem_bytes, cpus, cmdline);
-    store_dir(base, sizeof(base));
+    if (ret == 0)
+        ret = store_dir(base, sizeof(base));
     if (ret == 0 && snprintf(s->dir, sizeof(s->dir), "%s/%s", base, s->name) >=
                         (int)sizeof(s->dir))
         ret = -ENAMETOOLONG;
     if (ret < 0) {
         fprintf(stderr, "runvm: snapshots: %s; booting without one\n",
-                strerror(-ret));
+                ret == -ENOENT ? "no home directory for the store (set "
+                                 "RUNVM_SNAPSHOTS)"
+                               : strerror(-ret));
         return;
     }
     ret = snapshot_open(&s->snap, s->dir, err, sizeof(err));
@@ -98,18 +161,33 @@ void snapstore_plan(struct snapstore *s, const struct arch_boot_files *files,
         s->restore = true;
         return;
     }
-    if (ret != -ENOENT)
+    if (!can_take) {
+        if (ret != -ENOENT)
+            fprintf(stderr, "runvm: %s; booting without it\n", err);
+        return;
+    }
+    if (snapshot_at_fault(ret)) {
         fprintf(stderr, "runvm: %s; taking it again\n", err);
-    snapshot_remove(s->dir);
+        snapshot_remove(s->dir);
+    } else if (ret != -ENOENT) {
+        fprintf(stderr, "runvm: %s; booting without it\n", err);
+        return;
+    }
     plan_take(s, files);
 }
 
 void snapstore_fallback(struct snapstore *s,
-                        const struct arch_boot_files *files, const char *err)
+                        const struct arch_boot_files *files, int ret,
+                        const char *err, bool can_take)
 {
-    fprintf(stderr, "runvm: restoring %s: %s; taking it again\n", s->dir, err);
     snapshot_close(&s->snap);
     s->restore = false;
+    if (!can_take || !snapshot_at_fault(ret)) {
+        fprintf(stderr, "runvm: restoring %s: %s; booting without it\n", s->dir,
+                err);
+        return;
+    }
+    fprintf(stderr, "runvm: restoring %s: %s; taking it again\n", s->dir, err);
     snapshot_remove(s->dir);
     plan_take(s, files);
 }
@@ -142,7 +220,7 @@ int snapstore_take(struct snapstore *s, struct machine *m)
 
 int snapstore_verify(const char *dir)
 {
-    char err[512];
+    char err[512] = "cannot load SHA-256 (OpenSSL)";
     struct snapshot snap;
     if (snap_digest_init() < 0 ||
         snapshot_open(&snap, dir, err, sizeof(err)) < 0) {

@@ -5,8 +5,10 @@
  * used or written is said on stderr, and the run boots cold instead.
  *
  * Snapshots live in $RUNVM_SNAPSHOTS, else $RUNVM_CACHE/snapshots, else
- * ~/.cache/runvm/snapshots, one directory per image and boot
- * (snapshot_key): IMAGE-KEY. */
+ * ~/.cache/runvm/snapshots (the user's home from passwd without $HOME;
+ * none without either), one directory per image and boot (snapshot_key):
+ * IMAGE-KEY. The store must be a directory of runvm's user that no one
+ * else can write; snapshots are 0700 directories of 0600/0400 files. */
 #ifndef RUNVM_SNAPSTORE_H
 #define RUNVM_SNAPSTORE_H
 
@@ -28,15 +30,21 @@ struct snapstore {
 
 /* Decides for a boot of files (the image at files->initrd_path) with
  * mem_bytes, cpus and cmdline: opens the snapshot to restore from, or
- * makes a temporary directory to take one into; neither when the store
- * cannot be written. Before the machine is made (and the sandbox). */
+ * (can_take) makes a temporary directory to take one into; neither when
+ * the store cannot be used. A snapshot found broken (snapshot_open's
+ * -EBADMSG, -EPROTO, -ENOEXEC) is removed and taken again; one that could
+ * not be read for another reason stays. Before the machine is made (and
+ * the sandbox). */
 void snapstore_plan(struct snapstore *s, const struct arch_boot_files *files,
-                    uint64_t mem_bytes, unsigned int cpus, const char *cmdline);
+                    uint64_t mem_bytes, unsigned int cpus, const char *cmdline,
+                    bool can_take);
 
-/* The restore failed (why: err): the snapshot is removed, and one is
- * taken as this run boots cold instead, if it can be. */
+/* Restoring failed with ret (why: err): the run boots cold; the snapshot
+ * is removed and taken again (can_take) when it was at fault (malformed,
+ * another machine, a CPU this host lacks), kept otherwise. */
 void snapstore_fallback(struct snapstore *s,
-                        const struct arch_boot_files *files, const char *err);
+                        const struct arch_boot_files *files, int ret,
+                        const char *err, bool can_take);
 
 /* At the pause at the agent's HELLO: writes m's snapshot and moves it
  * into place (another run's, there first, is kept). Sandboxed. 0, or -1

@@ -37,7 +37,7 @@ struct agent_config {
     /* An ANNOUNCE brought the host's entropy or time (a VM restored from a
      * snapshot): make this machine its own before answering. NULL: ignored
      * (a host-run agent must not touch the host's RNG or clock). 0 or
-     * -errno; a failure is reported as an ERROR and HELLO goes anyway. */
+     * -errno; a failure is answered with an ERROR and no HELLO. */
     int (*refresh)(const struct msg_announce *a, char *err, size_t err_len);
 };
 

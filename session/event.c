@@ -10,7 +10,9 @@ int event_stop_status(enum vm_stop stop, int signo, bool guest_end_ok)
     switch (stop) {
     case VM_STOP_TIMEOUT: return RUNVM_EXIT_TIMEOUT;
     case VM_STOP_SIGNAL: return signo ? RUNVM_EXIT_SIGNAL_BASE + signo : 0;
-    case VM_STOP_GUEST: return guest_end_ok ? 0 : RUNVM_EXIT_INFRA;
+    case VM_STOP_GUEST:
+    case VM_STOP_PAUSE: /* paused, then ended by runvm: as the guest's end */
+        return guest_end_ok ? 0 : RUNVM_EXIT_INFRA;
     default: return RUNVM_EXIT_INFRA;
     }
 }

@@ -192,7 +192,7 @@ int session_init(struct session *s, struct evloop *loop, int fd,
     return 0;
 }
 
-int session_resume(struct session *s)
+int session_refresh(struct session *s)
 {
     uint8_t rnd[64];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -205,10 +205,15 @@ int session_resume(struct session *s)
         .realtime_ns =
             (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec,
     };
-    s->resuming = true;
     int ret = agent_client_announce(&s->client, &a, &s->announce_id);
     explicit_bzero(rnd, sizeof(rnd));
     return ret;
+}
+
+int session_resume(struct session *s)
+{
+    s->resuming = true;
+    return session_refresh(s);
 }
 
 void session_set_watchdog(struct session *s, unsigned int slack_ms)

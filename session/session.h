@@ -96,6 +96,12 @@ int session_init(struct session *s, struct evloop *loop, int fd,
  * session_init, before the loop runs. 0 or -errno. */
 int session_resume(struct session *s) __attribute__((warn_unused_result));
 
+/* Sends the agent fresh entropy and the time as session_resume does,
+ * without waiting for its answer: for the VM a snapshot was just taken
+ * of, which goes on running (the agent takes them before any later RUN).
+ * 0 or -errno. */
+int session_refresh(struct session *s) __attribute__((warn_unused_result));
+
 /* Gives every later run a host-side deadline: its steps' time limits (the
  * agent's default where a RUN gives none) plus slack_ms. A run still going
  * then fails (sink.done with 125) and the session is FAILED: the guest no

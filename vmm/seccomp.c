@@ -104,7 +104,8 @@ static const unsigned long vcpu_ioctls[] = {VCPU_IOCTLS};
 static const unsigned long vm_making_ioctls[] = {VM_MAKING_IOCTLS};
 static const int vm_making[] = {
     SCMP_SYS(eventfd2),   /* irqfd, ioeventfds */
-    SCMP_SYS(socketpair), /* the agent channel */
+    SCMP_SYS(socketpair), /* the agent channel, */
+    SCMP_SYS(setsockopt), /* and its buffer sizes */
 };
 
 /* The loop's: the vCPUs' too, since their threads start under the loop's

@@ -24,7 +24,9 @@ int snapshot_out_open(struct snapshot_out *out, const char *dir, int kernel_fd,
                  strerror(-ret));
         return ret;
     }
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    /* The memory file holds what the guest's RNG will produce until a
+     * restore reseeds it: the snapshot is its user's alone. */
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         ret = -errno;
         snprintf(err, err_len, "snapshot directory %s: %s", dir,
                  strerror(-ret));
@@ -40,10 +42,10 @@ int snapshot_out_open(struct snapshot_out *out, const char *dir, int kernel_fd,
     /* O_EXCL: a directory that already holds a snapshot is not written
      * over half-way. */
     out->state_fd = openat(dfd, SNAPSHOT_STATE_FILE,
-                           O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                           O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out->state_fd >= 0)
         out->mem_fd = openat(dfd, SNAPSHOT_MEMORY_FILE,
-                             O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+                             O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
     ret = out->mem_fd < 0 ? -errno : 0;
     close(dfd);
     if (ret < 0) {
@@ -222,8 +224,14 @@ static int check_opened(struct snapshot *s, const char *dir, char *err,
     /* A memory file shorter than its header says would fault the guest
      * (SIGBUS) where it is missing: refuse it now. */
     struct stat st;
-    if (fstat(s->mem_fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-        (uint64_t)st.st_size != s->h.mem_file_size) {
+    if (fstat(s->mem_fd, &st) < 0) {
+        ret = -errno;
+        snprintf(err, err_len, "snapshot %s: memory file: %s", dir,
+                 strerror(-ret));
+        snapshot_close(s);
+        return ret;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != s->h.mem_file_size) {
         snprintf(err, err_len,
                  "snapshot %s: memory file is %llu bytes, its state says "
                  "%llu: truncated or not this snapshot's",

@@ -29,8 +29,9 @@ struct snapshot_out {
     uint8_t image_digest[SNAP_DIGEST_LEN];
 };
 
-/* Creates dir (mode 0755; an existing empty one is taken) and its two
- * files (the memory file read-only, 0444, once written), and reads the
+/* Creates dir (mode 0700; an existing one without a snapshot's files is
+ * taken) and its two files (0600, the memory file 0400: it holds what
+ * the guest's RNG produces until a restore reseeds it), and reads the
  * digests of the kernel and initramfs behind kernel_fd and initrd_fd.
  * Before the sandbox. 0, or -errno with a message in err. */
 int snapshot_out_open(struct snapshot_out *out, const char *dir, int kernel_fd,

@@ -162,13 +162,32 @@ void vcpu_join(struct vcpu *v)
     v->thread_started = 0;
 }
 
+/* Exits one completion may still bring (an MMIO access KVM splits, a
+ * string port instruction) before KVM_RUN answers EINTR. */
+#define VCPU_COMPLETE_MAX_EXITS 64
+
 int vcpu_complete_io(struct vcpu *v)
 {
+    struct vm *vm = v->vm;
+    struct exit_ctx ctx = {&vm->pio, &vm->mmio, v->run_size};
+    int ret = -EIO;
     __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
-    int ret = ioctl(v->fd, KVM_RUN, 0) < 0 ? -errno : 0;
+    for (int i = 0; i < VCPU_COMPLETE_MAX_EXITS; i++) {
+        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+            /* EINTR is the answer: the exit is finished, nothing entered. */
+            ret = errno == EINTR ? 0 : -errno;
+            break;
+        }
+        /* Another exit of the same instruction: serve it as the vCPU's
+         * thread would have. */
+        struct exit_result res = exit_handle(&ctx, v->run);
+        if (res.action != EXIT_CONTINUE) {
+            ret = -EIO;
+            break;
+        }
+    }
     __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
-    /* EINTR is the answer: KVM finished the exit and did not enter. */
-    return ret == -EINTR ? 0 : ret == 0 ? -EIO : ret;
+    return ret;
 }
 
 void vcpu_destroy(struct vcpu *v)

@@ -234,14 +234,19 @@ int vm_irq_line(struct vm *vm, unsigned int irq, int level)
     return ioctl(vm->vm_fd, KVM_IRQ_LINE, &line) < 0 ? -errno : 0;
 }
 
-/* Records the first stop reason; true for the call that did. */
+/* Records the first stop reason; true for the call that did. A pause is
+ * only a pause: any real stop asked for at the same time wins over it, so
+ * a guest that reset while being paused is not run again. */
 static bool mark_stop(struct vm *vm, enum vm_stop reason, const char *why,
                       unsigned long long detail)
 {
     int expected = VM_RUNNING;
-    if (!__atomic_compare_exchange_n(&vm->stop_reason, &expected, (int)reason,
-                                     0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        return false;
+    while (!__atomic_compare_exchange_n(&vm->stop_reason, &expected,
+                                        (int)reason, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+        if (expected != VM_STOP_PAUSE || reason == VM_STOP_PAUSE)
+            return false;
+    }
     /* Only the winner writes these; they are read after every vCPU thread
      * is joined. */
     vm->stop_why = why;
