@@ -78,6 +78,16 @@ run loop --restore "$SNAP" --timeout 3 --exec -- sleep 1000
 want loop 124
 echo "ok: a restored guest that runs too long stops at --timeout (124)"
 
+# Two vCPUs: both saved and restored (the second one idle in the guest's
+# scheduler, its LAPIC timer armed), and both run after the restore.
+rm -rf "$T/snap2"
+run take2 --kernel "$KERNEL" --initrd "$T/agent.cpio.gz" --mem 256 --cpus 2 --snapshot-out "$T/snap2"
+want take2 0
+run two --restore "$T/snap2" --exec -- sh -c 'cat /sys/devices/system/cpu/online; i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done & while [ $i -lt 2000 ]; do i=$((i+1)); done; wait; echo both'
+want two 0
+[ "$(cat "$T/two.out")" = "$(printf '0-1\nboth')" ] || fail "two vCPUs restored: $(cat "$T/two.out")"
+echo "ok: a snapshot of two vCPUs restores and runs on both"
+
 # Broken snapshots: refused with 125 and why, never half-used.
 BAD=$T/bad
 rm -rf "$BAD" && cp -a "$SNAP" "$BAD" && chmod u+w "$BAD/state"
