@@ -360,6 +360,11 @@ void snapshot_close(struct snapshot *s)
     s->mem_fd = -1;
 }
 
+/* What runvm makes of a VM beyond its files and options (its CPUID
+ * policy, say): a change here makes every stored snapshot another. 2: no
+ * asynchronous page faults. */
+#define SNAPSHOT_KEY_EPOCH 2
+
 int snapshot_key(char *out, size_t len, const char *name, int kernel_fd,
                  int initrd_fd, uint64_t mem_bytes, unsigned int cpus,
                  const char *cmdline)
@@ -369,10 +374,10 @@ int snapshot_key(char *out, size_t len, const char *name, int kernel_fd,
         return -errno;
     char text[4096];
     int n = snprintf(text, sizeof(text),
-                     "runvm snapshot %u arch %u kernel %llu:%llu:%lld:%lld.%ld "
+                     "runvm snapshot %u/%u arch %u kernel %llu:%llu:%lld:%lld.%ld "
                      "initrd %llu:%llu:%lld:%lld.%ld mem %llu cpus %u "
                      "cmdline %s",
-                     SNAP_FORMAT_VERSION, snap_host_arch(),
+                     SNAP_FORMAT_VERSION, SNAPSHOT_KEY_EPOCH, snap_host_arch(),
                      (unsigned long long)k.st_dev, (unsigned long long)k.st_ino,
                      (long long)k.st_size, (long long)k.st_mtim.tv_sec,
                      k.st_mtim.tv_nsec, (unsigned long long)i.st_dev,

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include <asm/kvm_para.h>
+
 #include "arch/x86_64/layout.h"
 
 /* Page table entry bits (Intel SDM vol. 3 §4.5). */
@@ -173,6 +175,18 @@ void cpu_cpuid_filter(struct kvm_cpuid2 *cpuid, bool tsc_deadline)
                 e->ecx |= CPUID_1_ECX_TSC_DEADLINE;
             break;
         case 0x80000001: e->ecx &= ~CPUID_80000001_ECX_SVM; break;
+        case KVM_CPUID_FEATURES:
+            /* No asynchronous page faults: with them KVM tells the guest
+             * "page not present" when a page of its RAM cannot be had at
+             * once (another process holds the page-cache page of a
+             * snapshot's memory file that several restored VMs share) and
+             * "page ready" later. Restored VMs were seen to spin on them
+             * for good in the nested host, and a short-lived VM gains
+             * nothing from them: the guest waits in KVM instead. */
+            e->eax &= ~((1U << KVM_FEATURE_ASYNC_PF) |
+                        (1U << KVM_FEATURE_ASYNC_PF_VMEXIT) |
+                        (1U << KVM_FEATURE_ASYNC_PF_INT));
+            break;
         default: break;
         }
     }
