@@ -52,7 +52,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 "$R" "${BOOT[@]}" --mem 2048 --snapshot-out "$T/s2048" 2>/dev/null
 
 ready() { # ARGS... : ms from runvm start to the agent ready
-    RUNVM_EXEC_STATS=1 "$R" "$@" --exec -- true 2>&1 >/dev/null </dev/null |
+    RUNVM_EXEC_STATS=1 "$R" "$@" --timeout 60 --exec -- true 2>&1 >/dev/null </dev/null |
         sed -n 's/.*exec-stats: start to RUN \([0-9.]*\) ms.*/\1/p'
 }
 for i in $(seq "$N"); do
@@ -69,7 +69,7 @@ fig "ready_2048_vs_256 $(echo "scale=3; $r2 / $rr" | bc)"
 
 proc() { # ARGS... : seconds of a whole runvm process, minor faults in $T/flt
     local s=$EPOCHREALTIME
-    /usr/bin/time -f %R -o "$T/flt" "$R" "$@" --exec -- true >/dev/null 2>&1 </dev/null
+    /usr/bin/time -f %R -o "$T/flt" "$R" "$@" --timeout 60 --exec -- true >/dev/null 2>&1 </dev/null
     echo "($EPOCHREALTIME - $s) * 1000" | bc
 }
 : >"$T/p.restore"; : >"$T/p.cold"; : >"$T/f.restore"; : >"$T/f.cold"
@@ -115,12 +115,12 @@ kill $pids; wait 2>/dev/null || true
 
 K=$((N * 2))
 s=$EPOCHREALTIME
-for i in $(seq $K); do "$R" --restore "$T/s256" --exec -- true >/dev/null 2>&1 </dev/null; done
+for i in $(seq $K); do "$R" --restore "$T/s256" --timeout 60 --exec -- true >/dev/null 2>&1 </dev/null; done
 fig "rate_seq_per_s $(echo "scale=3; $K / ($EPOCHREALTIME - $s)" | bc)"
 s=$EPOCHREALTIME
 for i in $(seq $N); do
-    "$R" --restore "$T/s256" --exec -- true >/dev/null 2>&1 </dev/null &
-    "$R" --restore "$T/s256" --exec -- true >/dev/null 2>&1 </dev/null
+    "$R" --restore "$T/s256" --timeout 60 --exec -- true >/dev/null 2>&1 </dev/null &
+    "$R" --restore "$T/s256" --timeout 60 --exec -- true >/dev/null 2>&1 </dev/null
     wait
 done
 fig "rate_par2_per_s $(echo "scale=3; $K / ($EPOCHREALTIME - $s)" | bc)"
