@@ -89,21 +89,22 @@ rss_of() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 anon_of() { awk '/^Anonymous:/ {print $2}' "/proc/$1/smaps_rollup"; }
 pss_of() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 idle() { # ARGS... : starts an idle VM, echoes runvm's pid once its program runs
-    "$R" "$@" --timeout 120 --exec -- sh -c 'echo up; sleep 100' >"$T/idle.$BASHPID" 2>&1 </dev/null &
+    local f=$T/idle.$BASHPID # (a background job's own $BASHPID differs)
+    "$R" "$@" --timeout 120 --exec -- sh -c 'echo VM-UP; sleep 100' >"$f" 2>&1 </dev/null &
     local pid=$!
-    for _ in $(seq 600); do grep -q up "$T/idle.$BASHPID" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 600); do grep -q VM-UP "$f" 2>/dev/null && break; sleep 0.1; done
     echo $pid
 }
 p=$(idle --restore "$T/s256")
 sleep 1
 fig "idle_restored_anon_kib $(anon_of "$p")"
 fig "idle_restored_pss_kib $(pss_of "$p")"
-kill "$p"; wait "$p" 2>/dev/null || true
+kill "$p" 2>/dev/null || true; sleep 1
 p=$(idle "${BOOT[@]}" --mem 256)
 sleep 1
 cold_rss=$(rss_of "$p")
 fig "idle_cold_rss_kib $cold_rss"
-kill "$p"; wait "$p" 2>/dev/null || true
+kill "$p" 2>/dev/null || true; sleep 1
 pids=
 for i in $(seq 8); do pids="$pids $(idle --restore "$T/s256")"; done
 sleep 2
@@ -111,7 +112,7 @@ sum=0
 for p in $pids; do sum=$((sum + $(pss_of "$p"))); done
 fig "pss8_sum_kib $sum"
 fig "pss8_vs_one_cold_rss $(echo "scale=3; $sum / $cold_rss" | bc)"
-kill $pids; wait 2>/dev/null || true
+kill $pids 2>/dev/null || true
 
 K=$((N * 2))
 s=$EPOCHREALTIME
