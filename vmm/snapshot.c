@@ -69,20 +69,6 @@ void snapshot_out_close(struct snapshot_out *out)
     out->state_fd = out->mem_fd = -1;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Sections: the VM, each vCPU, each device; their bytes in w[]. */
 #define SNAPSHOT_MAX_PARTS (1 + VM_MAX_VCPUS + MACHINE_MAX_DEVICES)
 
@@ -156,7 +142,7 @@ int snapshot_save(struct machine *m, struct snapshot_out *out, char *err,
     state_w_free(file);
     ret = snap_encode(&h, sec, n, file);
     if (ret == 0)
-        ret = write_all(out->state_fd, file->buf, file->len);
+        ret = snap_write_all(out->state_fd, file->buf, file->len);
     if (ret == 0 && fsync(out->state_fd) < 0)
         ret = -errno;
     if (ret < 0)
@@ -373,17 +359,17 @@ int snapshot_key(char *out, size_t len, const char *name, int kernel_fd,
     if (fstat(kernel_fd, &k) < 0 || fstat(initrd_fd, &i) < 0)
         return -errno;
     char text[4096];
-    int n = snprintf(text, sizeof(text),
-                     "runvm snapshot %u/%u arch %u kernel %llu:%llu:%lld:%lld.%ld "
-                     "initrd %llu:%llu:%lld:%lld.%ld mem %llu cpus %u "
-                     "cmdline %s",
-                     SNAP_FORMAT_VERSION, SNAPSHOT_KEY_EPOCH, snap_host_arch(),
-                     (unsigned long long)k.st_dev, (unsigned long long)k.st_ino,
-                     (long long)k.st_size, (long long)k.st_mtim.tv_sec,
-                     k.st_mtim.tv_nsec, (unsigned long long)i.st_dev,
-                     (unsigned long long)i.st_ino, (long long)i.st_size,
-                     (long long)i.st_mtim.tv_sec, i.st_mtim.tv_nsec,
-                     (unsigned long long)mem_bytes, cpus, cmdline);
+    int n = snprintf(
+        text, sizeof(text),
+        "runvm snapshot %u/%u arch %u kernel %llu:%llu:%lld:%lld.%ld "
+        "initrd %llu:%llu:%lld:%lld.%ld mem %llu cpus %u "
+        "cmdline %s",
+        SNAP_FORMAT_VERSION, SNAPSHOT_KEY_EPOCH, snap_host_arch(),
+        (unsigned long long)k.st_dev, (unsigned long long)k.st_ino,
+        (long long)k.st_size, (long long)k.st_mtim.tv_sec, k.st_mtim.tv_nsec,
+        (unsigned long long)i.st_dev, (unsigned long long)i.st_ino,
+        (long long)i.st_size, (long long)i.st_mtim.tv_sec, i.st_mtim.tv_nsec,
+        (unsigned long long)mem_bytes, cpus, cmdline);
     if (n < 0 || (size_t)n >= sizeof(text))
         return -ENAMETOOLONG;
     uint8_t md[SNAP_DIGEST_LEN];

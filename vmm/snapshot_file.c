@@ -423,8 +423,9 @@ truncated:
 
 /* ---- files -------------------------------------------------------------- */
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+int snap_write_all(int fd, const void *buf, size_t n)
 {
+    const uint8_t *p = buf;
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
@@ -449,7 +450,7 @@ static int write_at(int fd, uint64_t *pos, uint64_t off, const uint8_t *p,
             return -errno;
         *pos = off;
     }
-    int ret = write_all(fd, p, n);
+    int ret = snap_write_all(fd, p, n);
     if (ret) {
         *pos = UINT64_MAX;
         return ret;

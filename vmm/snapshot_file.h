@@ -143,6 +143,11 @@ int snap_verify_memory(int fd, uint64_t size,
                        const uint8_t digest[SNAP_DIGEST_LEN])
     __attribute__((warn_unused_result));
 
+/* Writes all of buf[0..n) to fd (the state file). 0 or -errno (-EIO for
+ * a write that wrote nothing). */
+int snap_write_all(int fd, const void *buf, size_t n)
+    __attribute__((warn_unused_result));
+
 /* SHA-256 of p[0..n). 0 or -EIO. */
 int snap_digest_bytes(const void *p, size_t n, uint8_t digest[SNAP_DIGEST_LEN])
     __attribute__((warn_unused_result));
