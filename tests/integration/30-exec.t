@@ -7,19 +7,7 @@
 set -euo pipefail
 . tests/integration/boot-lib.sh
 boot_require
-AGENT=$B/bin/runvm-agent
-BUSYBOX=$(command -v busybox || true)
-[ -x "$AGENT" ] || { echo "skip: $AGENT missing (make)"; exit 77; }
-case $(file -L "$BUSYBOX" 2>/dev/null) in
-*statically*) ;;
-*) echo "skip: no static busybox (apt-get install busybox-static)"; exit 77 ;;
-esac
-
-rm -rf "$T/root" && mkdir -p "$T/root/bin"
-cp "$AGENT" "$T/root/init"
-cp "$BUSYBOX" "$T/root/bin/busybox"
-for c in sh echo cat head true sleep kill wc; do ln -s busybox "$T/root/bin/$c"; done
-scripts/mkcpio.sh "$T/root" "$T/agent.cpio.gz"
+agent_initrd "$T/agent.cpio.gz" "" sh echo cat head true sleep kill wc
 exec_vm() { # NAME ARGV... : stdout in $T/NAME.out, stderr in .err, rc in .rc
     local name=$1 rc=0; shift
     timeout 300 "$RUNVM" --kernel "$KERNEL" --initrd "$T/agent.cpio.gz" \

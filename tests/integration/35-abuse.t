@@ -10,19 +10,8 @@
 set -euo pipefail
 . tests/integration/boot-lib.sh
 boot_require
-AGENT=$B/bin/runvm-agent
-BUSYBOX=$(command -v busybox || true)
-case $(file -L "$BUSYBOX" 2>/dev/null) in
-*statically*) ;;
-*) echo "skip: no static busybox (apt-get install busybox-static)"; exit 77 ;;
-esac
 # An sh "language": the agent, busybox and a lang.conf.
-rm -rf "$T/root" && mkdir -p "$T/root/bin" "$T/root/etc/runvm"
-cp "$AGENT" "$T/root/init"
-cp "$BUSYBOX" "$T/root/bin/busybox"
-for c in sh echo cat head tr dd sleep yes rm mkfifo ls wc seq; do ln -s busybox "$T/root/bin/$c"; done
-printf 'LANG=sh\nTOOLCHAIN=busybox sh\nSOURCE=main.sh\nRUN=sh main.sh\nENV=PATH=/bin\n' >"$T/root/etc/runvm/lang.conf"
-scripts/mkcpio.sh "$T/root" "$T/sh.cpio.gz"
+agent_initrd "$T/sh.cpio.gz" $'LANG=sh\nTOOLCHAIN=busybox sh\nSOURCE=main.sh\nRUN=sh main.sh\nENV=PATH=/bin\n' sh echo cat head tr dd sleep yes rm mkfifo ls wc seq
 
 # runvm gives up root for nobody once /dev/kvm and its files are open
 # (--user): its sockets live in a directory nobody owns.

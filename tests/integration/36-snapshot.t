@@ -10,19 +10,7 @@
 set -euo pipefail
 . tests/integration/boot-lib.sh
 boot_require
-AGENT=$B/bin/runvm-agent
-BUSYBOX=$(command -v busybox || true)
-[ -x "$AGENT" ] || { echo "skip: $AGENT missing (make)"; exit 77; }
-case $(file -L "$BUSYBOX" 2>/dev/null) in
-*statically*) ;;
-*) echo "skip: no static busybox (apt-get install busybox-static)"; exit 77 ;;
-esac
-
-rm -rf "$T/root" && mkdir -p "$T/root/bin"
-cp "$AGENT" "$T/root/init"
-cp "$BUSYBOX" "$T/root/bin/busybox"
-for c in sh echo cat head od date sleep true; do ln -s busybox "$T/root/bin/$c"; done
-scripts/mkcpio.sh "$T/root" "$T/agent.cpio.gz"
+agent_initrd "$T/agent.cpio.gz" "" sh echo cat head od date sleep true
 
 run() { # NAME ARGS... : stdout in $T/NAME.out, stderr in .err, rc in .rc, seconds in .secs
     local name=$1 rc=0 start; shift

@@ -10,18 +10,7 @@
 set -euo pipefail
 . tests/integration/boot-lib.sh
 boot_require
-AGENT=$B/bin/runvm-agent
-BUSYBOX=$(command -v busybox || true)
-case $(file -L "$BUSYBOX" 2>/dev/null) in
-*statically*) ;;
-*) echo "skip: no static busybox (apt-get install busybox-static)"; exit 77 ;;
-esac
-rm -rf "$T/root" && mkdir -p "$T/root/bin" "$T/root/etc/runvm"
-cp "$AGENT" "$T/root/init"
-cp "$BUSYBOX" "$T/root/bin/busybox"
-for c in sh echo cat head od tr date sleep ls pwd; do ln -s busybox "$T/root/bin/$c"; done
-printf 'LANG=sh\nTOOLCHAIN=busybox sh\nSOURCE=main.sh\nRUN=sh main.sh\nENV=PATH=/bin\n' >"$T/root/etc/runvm/lang.conf"
-scripts/mkcpio.sh "$T/root" "$T/sh.cpio.gz"
+agent_initrd "$T/sh.cpio.gz" $'LANG=sh\nTOOLCHAIN=busybox sh\nSOURCE=main.sh\nRUN=sh main.sh\nENV=PATH=/bin\n' sh echo cat head od tr date sleep ls pwd
 export RUNVM_SNAPSHOTS=$T/snapshots XDG_RUNTIME_DIR=$T/xdg
 mkdir -p "$XDG_RUNTIME_DIR"
 S=$T/api.sock

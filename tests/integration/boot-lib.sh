@@ -35,6 +35,28 @@ make_test_initrd() {
     scripts/mkcpio.sh "$T/root" "$out"
 }
 
+# agent_initrd OUT LANGCONF APPLET... : packs runvm-agent as /init and the
+# static busybox with APPLET... linked in /bin into OUT, and LANGCONF (text;
+# "" for none) as /etc/runvm/lang.conf. Skips (exit 77) without them.
+agent_initrd() {
+    local out=$1 conf=$2 agent=$B/bin/runvm-agent busybox c; shift 2
+    busybox=$(command -v busybox || true)
+    [ -x "$agent" ] || { echo "skip: $agent missing (make)"; exit 77; }
+    case $(file -L "$busybox" 2>/dev/null) in
+    *statically*) ;;
+    *) echo "skip: no static busybox (apt-get install busybox-static)"; exit 77 ;;
+    esac
+    rm -rf "$T/root" && mkdir -p "$T/root/bin"
+    cp "$agent" "$T/root/init"
+    cp "$busybox" "$T/root/bin/busybox"
+    for c in "$@"; do ln -s busybox "$T/root/bin/$c"; done
+    if [ -n "$conf" ]; then
+        mkdir -p "$T/root/etc/runvm"
+        printf '%s' "$conf" >"$T/root/etc/runvm/lang.conf"
+    fi
+    scripts/mkcpio.sh "$T/root" "$out"
+}
+
 # boot NAME ARGS... : runs runvm with ARGS under a safety timeout, output
 # in $T/NAME.out, status in $T/NAME.rc. Returns 0.
 boot() {
