@@ -672,7 +672,8 @@ int main(int argc, char **argv)
         /* A guest stopped from outside (its timeout, or a signal from a
          * caller that gave up) may be waiting on a device: show where
          * each queue stands. */
-        if (stop == VM_STOP_TIMEOUT || stop == VM_STOP_SIGNAL)
+        if (stop == VM_STOP_TIMEOUT || stop == VM_STOP_SIGNAL ||
+            stop == VM_STOP_ERROR)
             machine_dump_queues(r.m, stderr);
     }
 out:
