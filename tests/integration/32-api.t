@@ -13,8 +13,9 @@ image_require go
 S=$T/api.sock
 export XDG_RUNTIME_DIR=$T/xdg
 mkdir -p "$XDG_RUNTIME_DIR"
-"$RUNVM" --lang go --api-sock "$S" --timeout 20 >"$T/runvm.out" 2>"$T/runvm.err" &
+"$RUNVM" --lang go --api-sock "$S" --timeout 20 --boot-timer >"$T/runvm.out" 2>"$T/runvm.err" &
 pid=$!
+watch_runvm $pid "$T/runvm.err"
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 600); do [ -S "$S" ] && break; sleep 0.1; done
 [ -S "$S" ] || { cat "$T/runvm.err"; fail "no API socket"; }

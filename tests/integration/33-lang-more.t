@@ -16,10 +16,9 @@ fi
 image_require go
 printf 'package main\nimport "os"\nfunc main() { os.Stdout.WriteString("second\\n"); os.Exit(5) }\n' >"$T/second.go"
 # Cold boots (--no-snapshot): two Go VMs restored from one snapshot at
-# once were seen to hang in the nested host now and then (the guest spins
-# on page faults KVM injects; about 1 in 10 pairs, never in 20 cold
-# pairs): a known problem of #21, measured by exp runs, not hidden here;
-# 36-snapshot restores two small VMs at once.
+# once meet the nested host's page-fault storm (tests/kvmhost/README.md)
+# about one pair in ten, cold pairs more rarely; 36-snapshot restores two
+# small VMs at once.
 timeout 900 "$RUNVM" --lang go --no-snapshot examples/hello.go >"$T/a.out" 2>"$T/a.err" </dev/null & a=$!
 timeout 900 "$RUNVM" --lang go --no-snapshot "$T/second.go" >"$T/b.out" 2>"$T/b.err" </dev/null & b=$!
 rca=0; wait $a || rca=$?

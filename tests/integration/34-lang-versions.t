@@ -72,8 +72,9 @@ echo "ok: an image that holds another version is refused with 125"
 S=$T/api.sock
 export XDG_RUNTIME_DIR=$T/xdg
 mkdir -p "$XDG_RUNTIME_DIR"
-"$RUNVM" --lang go@1.24 --api-sock "$S" >"$T/api.out" 2>"$T/api.err" &
+"$RUNVM" --lang go@1.24 --api-sock "$S" --boot-timer >"$T/api.out" 2>"$T/api.err" &
 pid=$!
+watch_runvm $pid "$T/api.err"
 trap 'kill $pid 2>/dev/null || true' EXIT
 c() { curl -s --max-time 300 --unix-socket "$S" -o "$T/body" -w '%{http_code}' "$@"; }
 for _ in $(seq 600); do [ -S "$S" ] && break; sleep 0.1; done

@@ -20,8 +20,9 @@ mkdir -p "$T/run/xdg" && chown -R nobody: "$T/run"
 S=$T/run/api.sock
 export XDG_RUNTIME_DIR=$T/run/xdg
 "$RUNVM" --lang sh --kernel "$KERNEL" --initrd "$T/sh.cpio.gz" --mem 256 --cpus 2 \
-    --api-sock "$S" --user nobody >"$T/runvm.out" 2>"$T/runvm.err" &
+    --api-sock "$S" --user nobody --boot-timer >"$T/runvm.out" 2>"$T/runvm.err" &
 pid=$!
+watch_runvm $pid "$T/runvm.err"
 trap 'kill $pid 2>/dev/null || true' EXIT
 c() { curl -s --max-time 300 --unix-socket "$S" -o "$T/body" -w '%{http_code}' "$@"; }
 for _ in $(seq 600); do [ -S "$S" ] && break; sleep 0.1; done
@@ -103,8 +104,21 @@ echo "ok: a full /tmp stops its writer; the next run's /tmp is empty"
 python3 - "$S" "$pid" >"$T/many.out" <<'PY' || { tail -5 "$T/many.out"; fail "1000 runs"; }
 import json, os, socket, sys, time
 api, pid = sys.argv[1], sys.argv[2]
+# A run that takes two minutes is stuck: say where, with the server's
+# state, rather than wait for the test's own limit.
+def connect(path):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(120); s.connect(path)
+    return s
+def status():
+    try:
+        s = connect(api); s.sendall(b"GET /status HTTP/1.1\r\n\r\n")
+        data = b""
+        while (d := s.recv(65536)): data += d
+        return data.split(b"\r\n\r\n", 1)[-1].decode()
+    except Exception as e:
+        return f"none ({e!r})"
 def request(body):
-    s = socket.socket(socket.AF_UNIX); s.connect(api)
+    s = connect(api)
     s.sendall(b"POST /start HTTP/1.1\r\nContent-Type: text/plain\r\n"
               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     data = b""
@@ -113,7 +127,7 @@ def request(body):
     status = int(data.split(b" ")[1])
     return status, json.loads(data.split(b"\r\n\r\n", 1)[1])
 def events(path):
-    s = socket.socket(socket.AF_UNIX); s.connect(path)
+    s = connect(path)
     data = b""
     while (d := s.recv(65536)): data += d
     s.close()
@@ -123,11 +137,14 @@ def snap():
     get = lambda k: int(next(l for l in st if l.startswith(k)).split()[1])
     return len(os.listdir(f"/proc/{pid}/fd")), get("Threads:"), get("VmRSS:")
 def run(i):
-    status, body = request(b"echo %d" % i)
-    assert status == 200, (i, status, body)
-    ev = events(body["output_socket"])
-    out = "".join(e["data"] for e in ev if e["type"] == "output" and e["stream"] == "stdout")
-    assert out == f"{i}\n" and ev[-1]["status"] == 0, (i, ev)
+    try:
+        code, body = request(b"echo %d" % i)
+        assert code == 200, (code, body)
+        ev = events(body["output_socket"])
+        out = "".join(e["data"] for e in ev if e["type"] == "output" and e["stream"] == "stdout")
+        assert out == f"{i}\n" and ev[-1]["status"] == 0, ev
+    except Exception as e:
+        sys.exit(f"run {i}: {e!r}; GET /status: {status()}")
 for i in range(10):
     run(i)
 before = snap()

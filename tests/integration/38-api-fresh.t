@@ -18,8 +18,9 @@ S=$T/api.sock
 serve() { # EXTRA-ARGS...: starts API mode, waits for ready
     rm -f "$S"
     "$RUNVM" --lang sh --kernel "$KERNEL" --initrd "$T/sh.cpio.gz" --mem 256 \
-        --api-sock "$S" "$@" >"$T/runvm.out" 2>"$T/runvm.err" &
+        --api-sock "$S" --boot-timer "$@" >"$T/runvm.out" 2>"$T/runvm.err" &
     pid=$!
+    watch_runvm $pid "$T/runvm.err"
     for _ in $(seq 600); do [ -S "$S" ] && break; sleep 0.1; done
     [ -S "$S" ] || { cat "$T/runvm.err"; fail "no API socket"; }
 }

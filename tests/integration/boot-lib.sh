@@ -67,8 +67,31 @@ boot() {
     return 0
 }
 
+# watch_runvm PID ERRFILE: a runvm the test started in the background
+# (API mode). Should the test fail, fail stops it (if it still runs) and
+# shows how it ended and the end of what it printed: with --boot-timer that
+# holds its KVM counters, where run-inside finds the nested host's marks
+# (a page-fault storm); a runvm that died says why there.
+watch_runvm() {
+    WATCH_PID=$1 WATCH_ERR=$2
+}
+
 fail() {
     echo "FAIL: $*"
+    if [ -n "${WATCH_PID:-}" ]; then
+        local rc=0
+        kill "$WATCH_PID" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$WATCH_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -9 "$WATCH_PID" 2>/dev/null; then
+            echo "runvm did not end within 10 s of SIGTERM: killed"
+        fi
+        wait "$WATCH_PID" 2>/dev/null || rc=$?
+        echo "runvm ended with status $rc; the end of its stderr:"
+        tail -n 15 "$WATCH_ERR"
+    fi
     exit 1
 }
 
