@@ -638,7 +638,7 @@ int main(int argc, char **argv)
             machine_destroy(r.m);
             r.m = NULL;
             snapshot_desc(&store.snap, &desc);
-            desc.count_exits = false; /* its stats fd would be opened */
+            desc.sandboxed = true;
             if (make_machine(&r, &desc, &loop, clock_now_ns(), &store.snap,
                              NULL, err, sizeof(err)) < 0 ||
                 cli_job_reattach(job, &r.m->vm, machine_agent(r.m), err,

@@ -125,7 +125,7 @@ static int open_debugfs(struct kvm_stats *s, int vm_fd)
 }
 
 void kvm_stats_open(struct kvm_stats *s, int kvm_fd, int vm_fd,
-                    const int *vcpu_fds, unsigned int nr_vcpus)
+                    const int *vcpu_fds, unsigned int nr_vcpus, bool may_open)
 {
     s->source = KVM_STATS_NONE;
     s->nr_fds = 0;
@@ -140,6 +140,11 @@ void kvm_stats_open(struct kvm_stats *s, int kvm_fd, int vm_fd,
             return;
         }
         close_all(s);
+    }
+    if (!may_open) {
+        s->why = "unavailable: no KVM_GET_STATS_FD "
+                 "(KVM_CAP_BINARY_STATS_FD), and the sandbox opens no files";
+        return;
     }
     if (open_debugfs(s, vm_fd) == 0) {
         s->source = KVM_STATS_DEBUGFS;

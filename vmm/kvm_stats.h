@@ -6,6 +6,7 @@
 #ifndef RUNVM_KVM_STATS_H
 #define RUNVM_KVM_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum kvm_stat {
@@ -53,10 +54,10 @@ int kvm_stats_layout(int fd, uint64_t offset[KVM_STAT_COUNT])
     __attribute__((warn_unused_result));
 
 /* Opens the counters for a VM (best effort, never fails): binary stats when
- * KVM_CAP_BINARY_STATS_FD is there, else debugfs, else source NONE with
- * why set. */
+ * KVM_CAP_BINARY_STATS_FD is there, else debugfs (only if may_open: a
+ * sandboxed runvm opens no files), else source NONE with why set. */
 void kvm_stats_open(struct kvm_stats *s, int kvm_fd, int vm_fd,
-                    const int *vcpu_fds, unsigned int nr_vcpus);
+                    const int *vcpu_fds, unsigned int nr_vcpus, bool may_open);
 
 /* Reads every counter, summed over the vCPUs, into out. 0 or -errno
  * (-ENODEV when source is NONE). Thread-safe: pread only. */

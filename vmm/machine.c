@@ -271,9 +271,8 @@ int machine_create(struct machine **out, const struct machine_desc *d,
         ret = -EINVAL;
         goto fail;
     }
-    if (d->count_exits)
-        vm_count_exits(&m->vm,
-                       &m->timer); /* exits per boot phase, best effort */
+    if (d->count_exits) /* exits per boot phase, best effort */
+        vm_count_exits(&m->vm, &m->timer, !d->sandboxed);
     ret = add_platform_devices(m, d, err, err_len);
     if (ret == 0 && d->vconsole)
         ret = add_vconsole(m, d, err, err_len);

@@ -33,6 +33,7 @@ struct machine_desc {
     void (*uart_rx_ready)(void *opaque);
     void *uart_opaque;
     bool count_exits; /* KVM exits per boot phase (best effort) */
+    bool sandboxed;   /* made under runvm's sandbox: it opens no files */
     /* A virtio-console (the guest's /dev/hvc0) on the front end's
      * vconsole_in and vconsole_out, or with vconsole_socket on the first
      * client of a Unix socket (mode 0600) made at that path. */

@@ -88,8 +88,8 @@ static const unsigned long vcpu_ioctls[] = {VCPU_IOCTLS};
 #endif
 
 /* What making a VM restored from a snapshot takes (SANDBOX_LOOP_VMS):
- * the VM, its vCPUs, RAM and interrupt plumbing, then the state written
- * into them. */
+ * the VM, its vCPUs, RAM and interrupt plumbing, the state written into
+ * them, and --boot-timer's exit counters. */
 #if defined(__x86_64__)
 #define VM_MAKING_IOCTLS                                                       \
     KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE,          \
@@ -99,7 +99,7 @@ static const unsigned long vcpu_ioctls[] = {VCPU_IOCTLS};
         KVM_SET_IRQCHIP, KVM_SET_PIT2, KVM_SET_CLOCK, KVM_SET_TSC_KHZ,         \
         KVM_SET_CPUID2, KVM_SET_SREGS, KVM_SET_XCRS, KVM_SET_XSAVE,            \
         KVM_SET_REGS, KVM_SET_LAPIC, KVM_SET_MSRS, KVM_SET_VCPU_EVENTS,        \
-        KVM_SET_DEBUGREGS, KVM_SET_MP_STATE
+        KVM_SET_DEBUGREGS, KVM_SET_MP_STATE, KVM_GET_STATS_FD
 #endif
 static const unsigned long vm_making_ioctls[] = {VM_MAKING_IOCTLS};
 static const int vm_making[] = {

@@ -142,12 +142,13 @@ static int read_exit_counts(void *ctx, uint64_t *out, unsigned int nr)
     return 0;
 }
 
-void vm_count_exits(struct vm *vm, struct boot_timer *timer)
+void vm_count_exits(struct vm *vm, struct boot_timer *timer, bool may_open)
 {
     int fds[VM_MAX_VCPUS];
     for (unsigned int i = 0; i < vm->nr_vcpus; i++)
         fds[i] = vm->vcpus[i].fd;
-    kvm_stats_open(&vm->exit_stats, vm->kvm_fd, vm->vm_fd, fds, vm->nr_vcpus);
+    kvm_stats_open(&vm->exit_stats, vm->kvm_fd, vm->vm_fd, fds, vm->nr_vcpus,
+                   may_open);
     if (vm->exit_stats.source == KVM_STATS_NONE)
         return;
     timer->read_counters = read_exit_counts;

@@ -98,9 +98,10 @@ int vm_create_from(struct vm *vm, struct evloop *loop, uint64_t mem_size,
     __attribute__((warn_unused_result));
 
 /* Opens KVM's exit counters for this VM's vCPUs (kvm_stats_open: best
- * effort) and has timer read them at each guest mark, so exits can be
- * told per boot phase. After vm_create, before vm_run. */
-void vm_count_exits(struct vm *vm, struct boot_timer *timer);
+ * effort; may_open false under the sandbox) and has timer read them at
+ * each guest mark, so exits can be told per boot phase. After vm_create,
+ * before vm_run. */
+void vm_count_exits(struct vm *vm, struct boot_timer *timer, bool may_open);
 
 /* Loads the kernel and initramfs (arch_load) with vm->cmdline and sets up
  * every vCPU. 0 or -errno with a message in err. */

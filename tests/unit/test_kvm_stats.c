@@ -156,6 +156,22 @@ static void no_source_reads_enodev(void **state)
     kvm_stats_close(&s); /* nothing open: a no-op */
 }
 
+/* Under the sandbox (may_open false) no binary stats means none: debugfs
+ * is not tried, since open would end runvm. */
+static void sandboxed_open_tries_no_files(void **state)
+{
+    (void)state;
+    struct kvm_stats s;
+    int vcpu_fd = -1;
+    kvm_stats_open(&s, -1, -1, &vcpu_fd, 1, false);
+    assert_int_equal(s.source, KVM_STATS_NONE);
+    assert_int_equal(s.nr_fds, 0);
+    assert_non_null(strstr(s.why, "sandbox"));
+    kvm_stats_open(&s, -1, -1, &vcpu_fd, 1, true);
+    assert_int_equal(s.source, KVM_STATS_NONE);
+    assert_null(strstr(s.why, "sandbox")); /* debugfs was tried */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +180,7 @@ int main(void)
         cmocka_unit_test(malformed_files_are_refused),
         cmocka_unit_test(data_past_the_end_fails_the_read),
         cmocka_unit_test(no_source_reads_enodev),
+        cmocka_unit_test(sandboxed_open_tries_no_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
