@@ -263,6 +263,22 @@ void api_run_post_start(struct api_server *s, struct api_conn *c,
     start(s, c, req);
 }
 
+void api_run_vm_stopped(struct api_server *s, const char *why)
+{
+    if (s->session.runs > 0 && !s->run.done) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "the VM stopped during the run: %s", why);
+        event_failure(&s->run.events, RUNVM_EXIT_INFRA, msg);
+        s->run.done = true;
+        emit(s);
+    }
+    if (s->pending_start) {
+        struct api_conn *c = s->pending_start;
+        s->pending_start = NULL;
+        api_reply_error(c, 503, "the VM stopped: %s", why);
+    }
+}
+
 /* ---- the session's events ----------------------------------------------- */
 
 static void on_ready(void *opaque, const struct agent_hello *h)

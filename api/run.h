@@ -41,4 +41,9 @@ void api_run_post_start(struct api_server *s, struct api_conn *c,
 /* Closes the output socket, removes its file and frees what is queued. */
 void api_run_free(struct api_server *s);
 
+/* The VM stopped (why): a run still going ends with an exit event saying
+ * so, sent now if its reader is there, and a start waiting for the VM is
+ * refused; nothing ends its stream without a word. */
+void api_run_vm_stopped(struct api_server *s, const char *why);
+
 #endif

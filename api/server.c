@@ -549,9 +549,11 @@ int api_server_chown(struct api_server *s, uid_t uid, gid_t gid, char *err,
 int api_server_status(struct api_server *s, enum vm_stop stop, int signo)
 {
     int status = event_stop_status(stop, signo, s->shutdown_requested);
+    const char *why = s->vm && s->vm->stop_why ? s->vm->stop_why : "VM stopped";
     if (status == RUNVM_EXIT_INFRA)
         fprintf(stderr, "runvm: API mode ended without PUT /shutdown: %s\n",
-                s->vm && s->vm->stop_why ? s->vm->stop_why : "VM stopped");
+                why);
+    api_run_vm_stopped(s, why);
     return status;
 }
 

@@ -90,7 +90,8 @@ void api_server_renewal_failed(struct api_server *s, const char *why);
 
 /* After vm_run: 0 after PUT /shutdown, else as event_stop_status says
  * (124, 128+N for signal signo to runvm) or 125 when the VM or agent
- * failed. */
+ * failed. A run the VM stopped under ends with an exit event saying why
+ * (api_run_vm_stopped). */
 int api_server_status(struct api_server *s, enum vm_stop stop, int signo);
 
 /* Hands the API socket and the output sockets' directory to uid:gid, for

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1177,6 +1178,67 @@ static void failed_run_ends_with_exit(void **state)
     teardown(t);
 }
 
+/* The VM stops under a run (a guest triple fault, runvm signalled): the
+ * run's stream ends with an exit event that says so, not with nothing,
+ * and a start waiting for the VM is refused. */
+static void vm_stop_ends_the_run(void **state)
+{
+    (void)state;
+    struct t *t = setup_lang("sh", true);
+    wait_state(t, "ready");
+    assert_int_equal(post(t, "text/plain", "echo started; sleep 5"), 200);
+    char path[256];
+    snprintf(path, sizeof(path), "%s", body_str(t, "output_socket"));
+    int fd = connect_to(path);
+    struct timeval tv = {.tv_sec = 5};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)),
+                     0);
+    pump(t, 300); /* the reader is taken, the step runs */
+    vm_request_stop(&t->vm, VM_STOP_ERROR, "guest triple fault (reset)", 0);
+    assert_int_equal(api_server_status(t->api, VM_STOP_ERROR, 0),
+                     RUNVM_EXIT_INFRA);
+    struct msg_buf in;
+    msg_buf_init(&in);
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) /* sent already */
+        msg_buf_append(&in, buf, (size_t)n);
+    assert_int_equal(n, 0);
+    close(fd);
+    msg_buf_append(&in, "", 1);
+    const char *last = strrchr((const char *)in.data, '{');
+    json_error_t err;
+    json_t *e = json_loads(last, 0, &err);
+    assert_non_null(e);
+    assert_int_equal(body_int(e, "status"), RUNVM_EXIT_INFRA);
+    assert_string_equal(json_string_value(json_object_get(e, "error")),
+                        "the VM stopped during the run: guest triple fault "
+                        "(reset)");
+    json_decref(e);
+    msg_buf_free(&in);
+    teardown(t);
+
+    /* A start waiting for a VM that never comes. */
+    t = setup_lang("sh", false);
+    char *req = start_request("text/plain", "echo never", 10);
+    size_t len = strlen(req), sent = 0;
+    fd = connect_to(t->sock);
+    for (int i = 0; i < 50 && sent < len; i++) {
+        send_some(fd, req, len, &sent);
+        pump(t, 2);
+    }
+    pump(t, 20);
+    vm_request_stop(&t->vm, VM_STOP_SIGNAL, "signal", 0);
+    api_server_status(t->api, VM_STOP_SIGNAL, SIGTERM);
+    msg_buf_init(&in);
+    read_to_end(t, fd, req, len, sent, &in);
+    close(fd);
+    free(req);
+    take_answer(t, &in);
+    expect_error(t, 503, "the VM stopped: signal");
+    teardown(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1196,6 +1258,7 @@ int main(void)
         cmocka_unit_test(shutdown_then_503),
         cmocka_unit_test(too_many_connections),
         cmocka_unit_test(agent_failures_stop_the_vm),
+        cmocka_unit_test(vm_stop_ends_the_run),
         cmocka_unit_test(failed_run_ends_with_exit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
