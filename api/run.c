@@ -134,25 +134,24 @@ static bool serves(const struct api_server *s, const char *spec, char *why,
                    size_t len)
 {
     const struct session_expect *x = &s->cfg.expect;
-    const char *at = strchr(spec, '@');
-    size_t n = at ? (size_t)(at - spec) : strlen(spec);
-    char name[CATALOG_NAME_MAX + 1] = "";
-    if (n <= CATALOG_NAME_MAX)
-        memcpy(name, spec, n), name[n] = '\0';
+    struct lang_spec ls;
+    (void)lang_spec_parse(spec, strlen(spec), &ls); /* bad: serves none */
+    const char *name = ls.name;
+    const char *want = ls.version[0] ? ls.version : NULL;
     /* An alias names its language; no version, its default. */
     const struct catalog *c = s->cfg.catalog;
     const char *def = NULL;
     for (size_t i = 0; c && i < c->n; i++)
         if (!strcmp(c->e[i].lang, name) || catalog_has_alias(&c->e[i], name)) {
-            snprintf(name, sizeof(name), "%s", c->e[i].lang);
+            snprintf(ls.name, sizeof(ls.name), "%s", c->e[i].lang);
             break;
         }
     for (size_t i = 0; c && i < c->n; i++)
         if (!strcmp(c->e[i].lang, name) && c->e[i].is_default)
             def = c->e[i].version;
-    bool ok = x->lang && !strcmp(name, x->lang) &&
-              (at ? x->version && version_match(at + 1, x->version)
-                  : !x->version || !def || !strcmp(def, x->version));
+    bool ok = name[0] && x->lang && !strcmp(name, x->lang) &&
+              (want ? x->version && version_match(want, x->version)
+                    : !x->version || !def || !strcmp(def, x->version));
     if (!ok)
         snprintf(why, len,
                  "this process serves %s%s%s, not %s: one API-mode runvm "

@@ -205,17 +205,16 @@ static void resolve_lang(struct cli_config *cfg, struct cli_job *job)
     char why[2048];
     const struct catalog_entry *e =
         catalog_find(&job->catalog, cfg->lang, why, sizeof(why));
-    const char *at = strchr(cfg->lang, '@');
     if (cfg->initrd) {
         /* The caller's image: its HELLO must say what --lang named, no
-         * more (its version only when --lang gave one). */
-        if (e)
-            snprintf(job->lang.lang, sizeof(job->lang.lang), "%s", e->lang);
-        else
-            snprintf(job->lang.lang, sizeof(job->lang.lang), "%.*s",
-                     (int)strcspn(cfg->lang, "@"), cfg->lang);
+         * more (its version only when --lang gave one). options.c
+         * checked the spec. */
+        struct lang_spec ls;
+        (void)lang_spec_parse(cfg->lang, strlen(cfg->lang), &ls);
+        snprintf(job->lang.lang, sizeof(job->lang.lang), "%s",
+                 e ? e->lang : ls.name);
         snprintf(job->lang.version, sizeof(job->lang.version), "%s",
-                 at ? at + 1 : "");
+                 ls.version);
     } else if (e) {
         job->lang = *e;
         cfg->initrd = job->lang.image;

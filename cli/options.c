@@ -179,14 +179,24 @@ static int lang_only(const struct cli_config *c, char *err, size_t err_len)
     return 0;
 }
 
+/* --lang's NAME[@VERSION], or why not in err. */
+static bool lang_spec_ok(const char *lang, char *err, size_t err_len)
+{
+    struct lang_spec ls;
+    if (lang_spec_parse(lang, strlen(lang), &ls))
+        return true;
+    fail(err, err_len,
+         "--lang %s: not a language: NAME or NAME@VERSION "
+         "(go, go@1.24, python@3)",
+         lang);
+    return false;
+}
+
 static int check_lang(struct cli_config *c, int nargs, char **args, bool exec,
                       char *err, size_t err_len)
 {
-    if (!catalog_spec_ok(c->lang))
-        return fail(err, err_len,
-                    "--lang %s: not a language: NAME or NAME@VERSION "
-                    "(go, go@1.24, python@3)",
-                    c->lang);
+    if (!lang_spec_ok(c->lang, err, err_len))
+        return -EINVAL;
     if (exec)
         return fail(err, err_len,
                     "--exec runs ARGV in a bare initramfs; "
@@ -287,11 +297,8 @@ static int check_snapshot_cmd(struct cli_config *c, int nargs, char **args,
         return fail(err, err_len,
                     "snapshot needs --lang LANG (take the image's snapshot) "
                     "or --verify DIR");
-    if (!catalog_spec_ok(c->lang))
-        return fail(err, err_len,
-                    "--lang %s: not a language: NAME or NAME@VERSION "
-                    "(go, go@1.24, python@3)",
-                    c->lang);
+    if (!lang_spec_ok(c->lang, err, err_len))
+        return -EINVAL;
     if (exec || c->kernel || c->initrd || c->restore || c->snapshot_out ||
         c->api_sock || c->stdin_path || c->json || c->no_snapshot ||
         c->net_tap[0] || c->vconsole_stdio || c->vconsole_path || c->user ||

@@ -1,6 +1,5 @@
 /* initramfs-builder: image (registry, OCI layout, docker archive, rootfs)
  * → in-memory tree → /init + /etc/runvm/lang.conf → cpio newc. */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -99,12 +98,12 @@ static void lang_dir_of(const char *lang_dir, char *out, size_t len)
 static int load_lang_conf(const char *dir, const char *spec,
                           struct langconf_kv *lc, char *path, size_t len)
 {
-    char name[64], version[64], why[PATH_MAX + 200];
-    const char *at = strchr(spec, '@');
-    snprintf(name, sizeof(name), "%.*s",
-             (int)(at ? at - spec : (ptrdiff_t)strlen(spec)), spec);
-    snprintf(version, sizeof(version), "%s", at ? at + 1 : "");
-    if (!at) {
+    char why[PATH_MAX + 200];
+    struct lang_spec ls;
+    (void)lang_spec_parse(spec, strlen(spec), &ls); /* valid_lang checked */
+    const char *name = ls.name;
+    char *version = ls.version;
+    if (!version[0]) {
         struct langconf_kv common;
         snprintf(path, len, "%s/%s/lang.conf", dir, name);
         if (langconf_kv_load(&common, path, why, sizeof(why)) != 0) {
@@ -114,9 +113,9 @@ static int load_lang_conf(const char *dir, const char *spec,
             return 1;
         }
         const char *def = langconf_kv_get(&common, "DEFAULT");
-        snprintf(version, sizeof(version), "%s", def ? def : "");
+        snprintf(version, sizeof(ls.version), "%s", def ? def : "");
         langconf_kv_free(&common);
-        if (!version_valid(version, 31)) {
+        if (!version_valid(version, LANG_VERSION_MAX)) {
             progress_error("%s: no DEFAULT=VERSION naming the default "
                            "version",
                            path);
@@ -185,17 +184,12 @@ static int apply_source(struct tree *t, const char *from,
     return -EINVAL;
 }
 
-/* NAME or NAME@VERSION: NAME of a-z 0-9 - _, VERSION dotted digits. */
+/* NAME or NAME@VERSION (protocol/version.h), VERSION a real one: the
+ * builder makes one version's image, never "any". */
 static int valid_lang(const char *s)
 {
-    const char *at = strchr(s, '@');
-    if (s[0] == '\0' || s[0] == '@')
-        return 0;
-    for (const char *p = s; *p && p != at; p++)
-        if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) &&
-            *p != '-' && *p != '_')
-            return 0;
-    return !at || version_valid(at + 1, 31);
+    struct lang_spec ls;
+    return lang_spec_parse(s, strlen(s), &ls) && strcmp(ls.version, "*") != 0;
 }
 
 int main(int argc, char **argv)
@@ -285,7 +279,7 @@ int main(int argc, char **argv)
     }
     if (!valid_lang(lang)) {
         progress_error("--lang %s: NAME or NAME@VERSION: lower-case letters, "
-                       "digits, - or _, then digits and dots",
+                       "digits, -, _ or +, then digits and dots",
                        lang);
         return 2;
     }

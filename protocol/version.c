@@ -42,6 +42,32 @@ bool version_valid(const char *s, size_t max)
     return true;
 }
 
+bool lang_spec_parse(const char *s, size_t len, struct lang_spec *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (memchr(s, '\0', len))
+        return false;
+    const char *at = memchr(s, '@', len);
+    size_t n = at ? (size_t)(at - s) : len;
+    if (n == 0 || n > LANG_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || is_digit(s[i]) || s[i] == '-' ||
+              s[i] == '_' || s[i] == '+'))
+            return false;
+    size_t vn = at ? len - n - 1 : 0;
+    if (at && (vn == 0 || vn > LANG_VERSION_MAX))
+        return false;
+    memcpy(out->name, s, n);
+    if (at)
+        memcpy(out->version, at + 1, vn);
+    if (!at || strcmp(out->version, "*") == 0 ||
+        version_valid(out->version, LANG_VERSION_MAX))
+        return true;
+    memset(out, 0, sizeof(*out));
+    return false;
+}
+
 bool version_match(const char *want, const char *version)
 {
     if (strcmp(want, "*") == 0)

@@ -23,6 +23,22 @@ bool version_match(const char *want, const char *version);
  * most max bytes long. */
 bool version_valid(const char *s, size_t max);
 
+/* A language as people name it (--lang, an API request's "lang", the
+ * image builder, an image's file name): NAME or NAME@VERSION, e.g. go,
+ * go@1.24, python@3, rust@*. NAME is 1 to LANG_NAME_MAX of a-z 0-9 - _ +;
+ * VERSION is dotted digits (version_valid) or "*", any version. */
+#define LANG_NAME_MAX    32
+#define LANG_VERSION_MAX 31
+
+struct lang_spec {
+    char name[LANG_NAME_MAX + 1];
+    char version[LANG_VERSION_MAX + 1]; /* "" when the spec has none */
+};
+
+/* Parses the len bytes at s as NAME[@VERSION] into out: true, or false
+ * (out then empty) when they are not one. The one parser of the syntax. */
+bool lang_spec_parse(const char *s, size_t len, struct lang_spec *out);
+
 /* The first dotted number of at least two parts in a toolchain's
  * self-description ("go version go1.19.8 linux/amd64" -> "1.19.8",
  * "gcc (Debian 12.2.0-14) 12.2.0" -> "12.2.0"), copied into out. Returns

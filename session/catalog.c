@@ -15,27 +15,6 @@ static const char *const image_suffixes[] = {".cpio.gz", ".cpio.lz4", ".cpio"};
 #define NSUFFIXES   (sizeof(image_suffixes) / sizeof(image_suffixes[0]))
 #define CATALOG_MAX 256
 
-static bool name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > CATALOG_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-              s[i] == '-' || s[i] == '_' || s[i] == '+'))
-            return false;
-    return true;
-}
-
-bool catalog_spec_ok(const char *spec)
-{
-    const char *at = strchr(spec, '@');
-    if (!at)
-        return name_ok(spec, strlen(spec));
-    return name_ok(spec, (size_t)(at - spec)) &&
-           (strcmp(at + 1, "*") == 0 ||
-            version_valid(at + 1, CATALOG_VERSION_MAX));
-}
-
 const char *catalog_name(const struct catalog_entry *e, char *buf, size_t len)
 {
     snprintf(buf, len, "%s%s%s", e->lang, e->version[0] ? "@" : "", e->version);
@@ -70,41 +49,26 @@ static struct catalog_entry *add(struct catalog *c, const char *lang,
     return e;
 }
 
-/* Splits a directory entry NAME[@VERSION]SUFFIX; false if it is not one. */
-static bool split_stem(const char *d_name, const char *suffix, char *lang,
-                       char *version)
+/* Splits a directory entry NAME[@VERSION]SUFFIX (a concrete VERSION);
+ * false if it is not one. */
+static bool split_stem(const char *d_name, const char *suffix,
+                       struct lang_spec *spec)
 {
     size_t n = strlen(d_name), sl = strlen(suffix);
-    if (n <= sl || strcmp(d_name + n - sl, suffix) != 0)
-        return false;
-    n -= sl;
-    const char *at = memchr(d_name, '@', n);
-    size_t ln = at ? (size_t)(at - d_name) : n;
-    if (!name_ok(d_name, ln))
-        return false;
-    memcpy(lang, d_name, ln);
-    lang[ln] = '\0';
-    version[0] = '\0';
-    if (at) {
-        size_t vn = n - ln - 1;
-        if (vn == 0 || vn > CATALOG_VERSION_MAX)
-            return false;
-        memcpy(version, at + 1, vn);
-        version[vn] = '\0';
-        if (!version_valid(version, CATALOG_VERSION_MAX))
-            return false;
-    }
-    return true;
+    return n > sl && strcmp(d_name + n - sl, suffix) == 0 &&
+           lang_spec_parse(d_name, n - sl, spec) &&
+           strcmp(spec->version, "*") != 0;
 }
 
 /* A config NAME@VERSION.conf whose LANG and VERSION say the same. */
 static void add_conf(struct catalog *c, const char *dir, const char *d_name)
 {
-    char lang[CATALOG_NAME_MAX + 1], version[CATALOG_VERSION_MAX + 1];
+    struct lang_spec spec;
     char path[PATH_MAX], err[256];
-    if (!split_stem(d_name, ".conf", lang, version) || !version[0] ||
-        lookup(c, lang, version))
+    if (!split_stem(d_name, ".conf", &spec) || !spec.version[0] ||
+        lookup(c, spec.name, spec.version))
         return;
+    const char *lang = spec.name, *version = spec.version;
     snprintf(path, sizeof(path), "%.3000s/%s", dir, d_name);
     struct langconf_kv kv;
     if (langconf_kv_load(&kv, path, err, sizeof(err)) < 0)
@@ -127,10 +91,11 @@ static void add_conf(struct catalog *c, const char *dir, const char *d_name)
  * (built by hand; only for a language with no versions). */
 static void add_image(struct catalog *c, const char *d_name)
 {
-    char lang[CATALOG_NAME_MAX + 1], version[CATALOG_VERSION_MAX + 1];
+    struct lang_spec spec;
     for (size_t s = 0; s < NSUFFIXES; s++) {
-        if (!split_stem(d_name, image_suffixes[s], lang, version))
+        if (!split_stem(d_name, image_suffixes[s], &spec))
             continue;
+        const char *lang = spec.name, *version = spec.version;
         if (lookup(c, lang, version))
             return;
         if (!version[0])
@@ -238,19 +203,15 @@ static void list_versions(const struct catalog *c, const char *lang, char *why,
 const struct catalog_entry *
 catalog_find(const struct catalog *c, const char *spec, char *why, size_t len)
 {
-    char name[CATALOG_NAME_MAX + 1];
-    const char *at = strchr(spec, '@');
-    const char *want = at ? at + 1 : NULL;
-    size_t n = at ? (size_t)(at - spec) : strlen(spec);
-    if (!catalog_spec_ok(spec)) {
+    struct lang_spec ls;
+    if (!lang_spec_parse(spec, strlen(spec), &ls)) {
         snprintf(why, len,
                  "\"%.60s\" is not a language: NAME or NAME@VERSION "
                  "(go, go@1.24, python@3, rust@*)",
                  spec);
         return NULL;
     }
-    memcpy(name, spec, n);
-    name[n] = '\0';
+    const char *name = ls.name, *want = ls.version[0] ? ls.version : NULL;
     /* The language: its name or one of its aliases. */
     const char *lang = NULL;
     for (size_t i = 0; i < c->n && !lang; i++)

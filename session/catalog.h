@@ -18,9 +18,10 @@
 #include <stdio.h>
 
 #include "protocol/msg.h"
+#include "protocol/version.h"
 
-#define CATALOG_NAME_MAX    32 /* a language's name, as cli takes it */
-#define CATALOG_VERSION_MAX 31
+#define CATALOG_NAME_MAX    LANG_NAME_MAX /* protocol/version.h */
+#define CATALOG_VERSION_MAX LANG_VERSION_MAX
 #define CATALOG_ALIASES_MAX 128
 
 struct catalog_entry {
@@ -36,10 +37,6 @@ struct catalog {
     size_t n;
     struct catalog_entry *e; /* sorted by language, then version */
 };
-
-/* True when spec is NAME or NAME@VERSION: NAME of 1 to 32 of a-z 0-9 - _ +,
- * VERSION digits separated by single dots, or "*". */
-bool catalog_spec_ok(const char *spec);
 
 /* Reads the configs and images in dirs (in order: the first dir holding a
  * version's config or image wins). Unreadable dirs and malformed configs

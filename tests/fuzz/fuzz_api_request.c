@@ -14,12 +14,14 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "api/http.h"
 #include "api/request.h"
+#include "protocol/version.h"
 #include "session/agent_client.h"
 #include "tests/fuzz/check.h"
 #include "tests/fuzz/pump.h"
@@ -89,6 +91,16 @@ static void check_request(const struct api_request *r)
                "build time limit out of range");
     check_that(!run->build_argv && !run->env && !run->stdin_open,
                "the API set what it never sets");
+    /* "lang", whatever it holds, through the one NAME[@VERSION] parser
+     * (api/run.c serves): a spec it takes is exactly its two parts. */
+    struct lang_spec ls;
+    if (r->lang && lang_spec_parse(r->lang, strlen(r->lang), &ls)) {
+        char back[LANG_NAME_MAX + LANG_VERSION_MAX + 2];
+        snprintf(back, sizeof(back), "%s%s%s", ls.name,
+                 ls.version[0] ? "@" : "", ls.version);
+        check_that(ls.name[0] && strcmp(back, r->lang) == 0,
+                   "a language spec that is not its name and version");
+    }
 }
 
 static bool bytes_equal(struct msg_bytes b, const void *p, size_t len)

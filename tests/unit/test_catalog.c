@@ -219,23 +219,6 @@ static void listing(void **state)
     msg_buf_free(&b);
 }
 
-static void spec_syntax(void **state)
-{
-    (void)state;
-    static const char *const good[] = {
-        "go", "c++", "python3_12-x", "go@1", "go@1.24", "go@*", "a@1.2.3"};
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        assert_true(catalog_spec_ok(good[i]));
-    static const char *const bad[] = {
-        "",        "a/b",       "Go",
-        "go.1",    "go@",       "@1",
-        "go@1.",   "go@.1",     "go@1..2",
-        "go@v1",   "go@1@2",    "go@**",
-        "go@1.2x", "go@latest", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_false(catalog_spec_ok(bad[i]));
-}
-
 int main(void)
 {
     const struct CMUnitTest t[] = {
@@ -245,7 +228,6 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(nothing_installed, setup, teardown),
         cmocka_unit_test_setup_teardown(listing, setup, teardown),
-        cmocka_unit_test(spec_syntax),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }

@@ -87,13 +87,67 @@ static void from_toolchain_lines(void **state)
     assert_string_equal(out, "");
 }
 
+/* NAME[@VERSION], the one parser of the syntax: good ones split, bad ones
+ * refused with out left empty, never read or written past len. */
+static void lang_specs(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *spec, *name, *version;
+    } good[] = {
+        {"go", "go", ""},
+        {"c++", "c++", ""},
+        {"python3_12-x", "python3_12-x", ""},
+        {"go@1", "go", "1"},
+        {"go@1.24", "go", "1.24"},
+        {"go@*", "go", "*"},
+        {"a@1.2.3", "a", "1.2.3"},
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@1111111111111111111111111111111",
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "1111111111111111111111111111111"},
+    };
+    struct lang_spec ls;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_true(lang_spec_parse(good[i].spec, strlen(good[i].spec), &ls));
+        assert_string_equal(ls.name, good[i].name);
+        assert_string_equal(ls.version, good[i].version);
+    }
+    static const char *const bad[] = {"",
+                                      "a/b",
+                                      "Go",
+                                      "go.1",
+                                      "go@",
+                                      "@1",
+                                      "go@1.",
+                                      "go@.1",
+                                      "go@1..2",
+                                      "go@v1",
+                                      "go@1@2",
+                                      "go@**",
+                                      "go@1.2x",
+                                      "go@latest",
+                                      "go@*1",
+                                      "go @1",
+                                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                      "go@11111111111111111111111111111111"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(lang_spec_parse(bad[i], strlen(bad[i]), &ls));
+        assert_string_equal(ls.name, "");
+        assert_string_equal(ls.version, "");
+    }
+    /* Only len bytes count: a prefix of a longer string (a file name
+     * without its suffix), and no NUL inside. */
+    assert_true(lang_spec_parse("go@1.24.cpio.gz", 7, &ls));
+    assert_string_equal(ls.version, "1.24");
+    assert_false(lang_spec_parse("go\0x", 4, &ls));
+    assert_false(lang_spec_parse("go@1\0", 5, &ls));
+}
+
 int main(void)
 {
     const struct CMUnitTest t[] = {
-        cmocka_unit_test(compare),
-        cmocka_unit_test(match_on_dot_boundaries),
-        cmocka_unit_test(valid),
-        cmocka_unit_test(from_toolchain_lines),
+        cmocka_unit_test(compare),    cmocka_unit_test(match_on_dot_boundaries),
+        cmocka_unit_test(valid),      cmocka_unit_test(from_toolchain_lines),
+        cmocka_unit_test(lang_specs),
     };
     return cmocka_run_group_tests(t, NULL, NULL);
 }
