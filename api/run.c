@@ -135,7 +135,13 @@ static bool serves(const struct api_server *s, const char *spec, char *why,
 {
     const struct session_expect *x = &s->cfg.expect;
     struct lang_spec ls;
-    (void)lang_spec_parse(spec, strlen(spec), &ls); /* bad: serves none */
+    if (!lang_spec_parse(spec, strlen(spec), &ls)) {
+        snprintf(why, len,
+                 "\"lang\": \"%.60s\" is not a language: NAME or "
+                 "NAME@VERSION (go, go@1.24, python@3)",
+                 spec);
+        return false;
+    }
     const char *name = ls.name;
     const char *want = ls.version[0] ? ls.version : NULL;
     /* An alias names its language; no version, its default. */
@@ -149,7 +155,7 @@ static bool serves(const struct api_server *s, const char *spec, char *why,
     for (size_t i = 0; c && i < c->n; i++)
         if (!strcmp(c->e[i].lang, name) && c->e[i].is_default)
             def = c->e[i].version;
-    bool ok = name[0] && x->lang && !strcmp(name, x->lang) &&
+    bool ok = x->lang && !strcmp(name, x->lang) &&
               (want ? x->version && version_match(want, x->version)
                     : !x->version || !def || !strcmp(def, x->version));
     if (!ok)
@@ -262,15 +268,24 @@ void api_run_post_start(struct api_server *s, struct api_conn *c,
     start(s, c, req);
 }
 
+/* Ends the run in progress, if any (false: none): its last event (a
+ * failure's exit event when why) is queued and sent what can be. */
+static bool end_run(struct api_server *s, int status, const char *why)
+{
+    if (s->session.runs == 0 || s->run.done)
+        return false;
+    if (why)
+        event_failure(&s->run.events, status, why);
+    s->run.done = true;
+    emit(s);
+    return true;
+}
+
 void api_run_vm_stopped(struct api_server *s, const char *why)
 {
-    if (s->session.runs > 0 && !s->run.done) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "the VM stopped during the run: %s", why);
-        event_failure(&s->run.events, RUNVM_EXIT_INFRA, msg);
-        s->run.done = true;
-        emit(s);
-    }
+    char msg[256];
+    snprintf(msg, sizeof(msg), "the VM stopped during the run: %s", why);
+    (void)end_run(s, RUNVM_EXIT_INFRA, msg);
     if (s->pending_start) {
         struct api_conn *c = s->pending_start;
         s->pending_start = NULL;
@@ -329,13 +344,7 @@ static void on_exit_msg(void *opaque, const struct msg_exit *e)
 static void on_done(void *opaque, int status, const char *why)
 {
     struct api_server *s = opaque;
-    bool running = s->session.runs > 0 && !s->run.done;
-    if (why && running)
-        event_failure(&s->run.events, status, why);
-    if (running) {
-        s->run.done = true;
-        emit(s);
-    }
+    bool running = end_run(s, status, why);
     if (s->session.state == SESSION_FAILED) {
         /* The image serves another language, or its guest stopped
          * keeping a run's limits: it runs nothing more. */

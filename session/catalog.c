@@ -176,6 +176,8 @@ bool catalog_has_alias(const struct catalog_entry *e, const char *name)
 static bool has_word(const char *words, const char *w)
 {
     size_t n = strlen(w);
+    if (n == 0)
+        return false; /* strstr would find "" everywhere, forever */
     for (const char *p = words; (p = strstr(p, w)); p += n)
         if ((p == words || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
             return true;

@@ -735,6 +735,20 @@ static void lang_field(void **state)
     }
     post(t, "application/json", "{\"lang\": 5, \"code\": \"echo\"}");
     expect_error(t, 400, "\"lang\" must be a string: LANG or LANG@VERSION");
+    /* Not a language at all: refused as such, never matched against the
+     * aliases (an empty name once looped on them forever). */
+    static const char *const bad[] = {"Sh", "", "sh@latest", "@5", "sh@"};
+    for (size_t i = 0; i < 5; i++) {
+        char body[128], want[256];
+        snprintf(body, sizeof(body), "{\"lang\": \"%s\", \"code\": \"echo\"}",
+                 bad[i]);
+        snprintf(want, sizeof(want),
+                 "\"lang\": \"%s\" is not a language: NAME or NAME@VERSION "
+                 "(go, go@1.24, python@3)",
+                 bad[i]);
+        post(t, "application/json", body);
+        expect_error(t, 400, want);
+    }
     teardown(t);
     catalog_free(&c);
     for (size_t i = 0; i < 4; i++) {
