@@ -113,9 +113,10 @@ static int load_lang_conf(const char *dir, const char *spec,
             return 1;
         }
         const char *def = langconf_kv_get(&common, "DEFAULT");
-        snprintf(version, sizeof(ls.version), "%s", def ? def : "");
+        bool ok = def && version_valid(def, LANG_VERSION_MAX);
+        snprintf(version, sizeof(ls.version), "%s", ok ? def : "");
         langconf_kv_free(&common);
-        if (!version_valid(version, LANG_VERSION_MAX)) {
+        if (!ok) {
             progress_error("%s: no DEFAULT=VERSION naming the default "
                            "version",
                            path);
