@@ -329,10 +329,9 @@ void machine_print_stats(const struct machine *m, FILE *f)
 void machine_dump_queues(const struct machine *m, FILE *f)
 {
     for (unsigned int i = 0; i < m->nr_devs; i++)
-        if (m->devs[i].kind == MACHINE_DEV_AGENT)
-            virtio_mmio_dump(&m->agent->con.vdev, f);
-        else if (m->devs[i].kind == MACHINE_DEV_VCONSOLE ||
-                 m->devs[i].kind == MACHINE_DEV_NET)
+        if (m->devs[i].kind == MACHINE_DEV_AGENT ||
+            m->devs[i].kind == MACHINE_DEV_VCONSOLE ||
+            m->devs[i].kind == MACHINE_DEV_NET)
             virtio_mmio_dump(m->devs[i].slot->dev, f);
 }
 

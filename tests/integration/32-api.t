@@ -84,6 +84,7 @@ echo "FIGURE api go stdin.go build+run request to exit, booted VM (nested KVM), 
 
 code=$(c -X PUT http://runvm/shutdown); [ "$code" = 200 ] || fail "shutdown: $code"
 rc=0; wait $pid || rc=$?
+unwatch_runvm
 trap - EXIT
 [ "$rc" = 0 ] || { tail "$T/runvm.err"; fail "runvm exited $rc after PUT /shutdown"; }
 [ ! -e "$S" ] || fail "API socket left behind"

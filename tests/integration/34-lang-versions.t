@@ -99,6 +99,7 @@ jq -s -e '(map(select(.type=="output" and .stream=="stdout") | .data) | join("")
           and (last | .status == 0)' "$T/range.ndjson" >/dev/null || { cat "$T/range.ndjson"; fail "API go@1.24 run"; }
 c -X PUT http://runvm/shutdown >/dev/null
 rc=0; wait $pid || rc=$?
+unwatch_runvm
 trap - EXIT
 [ "$rc" = 0 ] || { tail "$T/api.err"; fail "API runvm exited $rc"; }
 echo "ok: API mode on go@1.24: /status version, 400 for another version, runs range over int"

@@ -164,6 +164,7 @@ echo "ok: 1000 runs in one session, no growth"
 
 c -X PUT http://runvm/shutdown >/dev/null
 rc=0; wait $pid || rc=$?
+unwatch_runvm
 trap - EXIT
 [ "$rc" = 0 ] || { tail "$T/runvm.err"; fail "runvm exited $rc"; }
 echo "ok: shutdown"

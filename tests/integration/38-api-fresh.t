@@ -39,6 +39,7 @@ while (b := s.recv(65536)): sys.stdout.buffer.write(b)' "$(jq -r .output_socket 
 shutdown() {
     [ "$(c -X PUT http://runvm/shutdown)" = 200 ] || fail "shutdown"
     local rc=0; wait $pid || rc=$?
+    unwatch_runvm
     [ $rc = 0 ] || { cat "$T/runvm.err"; fail "runvm exited $rc"; }
 }
 trap 'kill $pid 2>/dev/null || true' EXIT

@@ -76,6 +76,11 @@ watch_runvm() {
     WATCH_PID=$1 WATCH_ERR=$2
 }
 
+# The test waited for that runvm itself: its PID is no longer runvm's.
+unwatch_runvm() {
+    WATCH_PID= WATCH_ERR=
+}
+
 fail() {
     echo "FAIL: $*"
     if [ -n "${WATCH_PID:-}" ]; then
