@@ -95,14 +95,12 @@ static void lang_dir_of(const char *lang_dir, char *out, size_t len)
  * VERSION defaulting to the DEFAULT= of DIR/NAME/lang.conf. Checks that
  * it names itself (LANG=NAME, VERSION=VERSION). 0, or 1 after saying
  * why. */
-static int load_lang_conf(const char *dir, const char *spec,
+static int load_lang_conf(const char *dir, const struct lang_spec *spec,
                           struct langconf_kv *lc, char *path, size_t len)
 {
-    char why[PATH_MAX + 200];
-    struct lang_spec ls;
-    (void)lang_spec_parse(spec, strlen(spec), &ls); /* valid_lang checked */
-    const char *name = ls.name;
-    char *version = ls.version;
+    char why[PATH_MAX + 200], version[LANG_VERSION_MAX + 1];
+    const char *name = spec->name;
+    snprintf(version, sizeof(version), "%s", spec->version);
     if (!version[0]) {
         struct langconf_kv common;
         snprintf(path, len, "%s/%s/lang.conf", dir, name);
@@ -114,7 +112,7 @@ static int load_lang_conf(const char *dir, const char *spec,
         }
         const char *def = langconf_kv_get(&common, "DEFAULT");
         bool ok = def && version_valid(def, LANG_VERSION_MAX);
-        snprintf(version, sizeof(ls.version), "%s", ok ? def : "");
+        snprintf(version, sizeof(version), "%s", ok ? def : "");
         langconf_kv_free(&common);
         if (!ok) {
             progress_error("%s: no DEFAULT=VERSION naming the default "
@@ -183,14 +181,6 @@ static int apply_source(struct tree *t, const char *from,
                    "docker-archive: or rootfs:",
                    from);
     return -EINVAL;
-}
-
-/* NAME or NAME@VERSION (protocol/version.h), VERSION a real one: the
- * builder makes one version's image, never "any". */
-static int valid_lang(const char *s)
-{
-    struct lang_spec ls;
-    return lang_spec_parse(s, strlen(s), &ls) && strcmp(ls.version, "*") != 0;
 }
 
 int main(int argc, char **argv)
@@ -278,7 +268,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!valid_lang(lang)) {
+    /* NAME or NAME@VERSION (protocol/version.h), VERSION a real one: the
+     * builder makes one version's image, never "any". */
+    struct lang_spec spec;
+    if (!lang_spec_parse(lang, strlen(lang), &spec) ||
+        strcmp(spec.version, "*") == 0) {
         progress_error("--lang %s: NAME or NAME@VERSION: lower-case letters, "
                        "digits, -, _ or +, then digits and dots",
                        lang);
@@ -299,7 +293,7 @@ int main(int argc, char **argv)
     char langs[PATH_MAX - 200];
     struct langconf_kv lc;
     lang_dir_of(lang_dir, langs, sizeof(langs));
-    if (load_lang_conf(langs, lang, &lc, conf_path, sizeof(conf_path)) != 0)
+    if (load_lang_conf(langs, &spec, &lc, conf_path, sizeof(conf_path)) != 0)
         return 1;
     for (int i = 0; i < nsets; i++) {
         if (langconf_kv_set(&lc, sets[i]) != 0) {
