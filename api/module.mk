@@ -1,5 +1,5 @@
 # api/: API mode's HTTP/1.1 server on a Unix socket.
-API_SRCS := api/http.c api/request.c api/run.c api/server.c
+API_SRCS := api/http.c api/httpd.c api/request.c api/run.c api/server.c
 RUNVM_SRCS += $(API_SRCS)
 
 FUZZ_TARGETS += fuzz_http

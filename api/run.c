@@ -168,12 +168,12 @@ static bool serves(const struct api_server *s, const char *spec, char *why,
 }
 
 /* Starts the run c asks for, the agent being ready. */
-static void start(struct api_server *s, struct api_conn *c,
+static void start(struct api_server *s, struct httpd_conn *c,
                   const struct http_request *req)
 {
     if (s->session.state == SESSION_RUNNING) {
-        api_reply_error(c, 409,
-                        "a run is in progress; wait for its exit event");
+        httpd_reply_error(c, 409,
+                          "a run is in progress; wait for its exit event");
         return;
     }
     struct api_request r;
@@ -188,7 +188,7 @@ static void start(struct api_server *s, struct api_conn *c,
     }
     if (status) {
         api_request_free(&r);
-        api_reply_error(c, status, "%s", why);
+        httpd_reply_error(c, status, "%s", why);
         return;
     }
     if (s->cfg.fresh_vms && s->session.runs > 0 &&
@@ -198,7 +198,7 @@ static void start(struct api_server *s, struct api_conn *c,
         api_request_free(&r);
         s->pending_start = c;
         s->renewing = true;
-        (void)evloop_mod(s->loop, c->fd, 0);
+        httpd_hold(c);
         vm_pause(s->vm);
         return;
     }
@@ -210,7 +210,7 @@ static void start(struct api_server *s, struct api_conn *c,
     char err[256];
     snprintf(run->path, sizeof(run->path), "%.3000s/run-%" PRIu64 ".sock",
              s->rundir, s->runs + 1);
-    int ret = run->listen_fd = api_listen_unix(run->path, err, sizeof(err));
+    int ret = run->listen_fd = httpd_listen_unix(run->path, err, sizeof(err));
     if (ret < 0)
         run->path[0] = '\0';
     else if ((ret = evloop_add(s->loop, run->listen_fd, EPOLLIN, out_accept,
@@ -219,7 +219,7 @@ static void start(struct api_server *s, struct api_conn *c,
     if (ret < 0) {
         api_run_free(s);
         api_request_free(&r);
-        api_reply_error(c, 500, "output socket: %s", err);
+        httpd_reply_error(c, 500, "output socket: %s", err);
         return;
     }
     /* The RUN is built and queued here: r may go after it. */
@@ -228,9 +228,10 @@ static void start(struct api_server *s, struct api_conn *c,
     if (ret < 0) {
         api_run_free(s);
         if (ret == -EMSGSIZE)
-            api_reply_error(c, 413, "request too large for the agent (8 MiB)");
+            httpd_reply_error(c, 413,
+                              "request too large for the agent (8 MiB)");
         else
-            api_reply_error(c, 500, "%s", strerror(-ret));
+            httpd_reply_error(c, 500, "%s", strerror(-ret));
         return;
     }
     s->runs++;
@@ -244,25 +245,25 @@ static void start(struct api_server *s, struct api_conn *c,
     msg_buf_append(&b, head, strlen(head));
     event_json_string(&b, run->path, strlen(run->path));
     msg_buf_append(&b, "}", 2);
-    api_reply(c, 200, (const char *)b.data);
+    httpd_reply(c, 200, (const char *)b.data);
     msg_buf_free(&b);
 }
 
-void api_run_post_start(struct api_server *s, struct api_conn *c,
+void api_run_post_start(struct api_server *s, struct httpd_conn *c,
                         const struct http_request *req)
 {
     if (s->stopping) {
-        api_reply_error(c, 503, "the VM is shutting down");
+        httpd_reply_error(c, 503, "the VM is shutting down");
         return;
     }
     if (s->session.state == SESSION_BOOTING || s->renewing) {
         if (s->pending_start) {
-            api_reply_error(c, 409,
-                            "a run is already waiting for the VM to boot");
+            httpd_reply_error(c, 409,
+                              "a run is already waiting for the VM to boot");
             return;
         }
         s->pending_start = c; /* answered at HELLO */
-        (void)evloop_mod(s->loop, c->fd, 0);
+        httpd_hold(c);
         return;
     }
     start(s, c, req);
@@ -287,9 +288,9 @@ void api_run_vm_stopped(struct api_server *s, const char *why)
     snprintf(msg, sizeof(msg), "the VM stopped during the run: %s", why);
     (void)end_run(s, RUNVM_EXIT_INFRA, msg);
     if (s->pending_start) {
-        struct api_conn *c = s->pending_start;
+        struct httpd_conn *c = s->pending_start;
         s->pending_start = NULL;
-        api_reply_error(c, 503, "the VM stopped: %s", why);
+        httpd_reply_error(c, 503, "the VM stopped: %s", why);
     }
 }
 
@@ -321,7 +322,7 @@ static void on_ready(void *opaque, const struct agent_hello *h)
 void api_run_ready(struct api_server *s)
 {
     if (s->pending_start) {
-        struct api_conn *c = s->pending_start;
+        struct httpd_conn *c = s->pending_start;
         s->pending_start = NULL;
         start(s, c, &c->req);
     }

@@ -14,7 +14,7 @@
 #include "session/session.h"
 
 struct api_server;
-struct api_conn;
+struct httpd_conn;
 
 /* The current (or last) run's output socket. */
 struct api_run {
@@ -35,7 +35,7 @@ void api_run_init(struct api_run *r);
 /* POST /start on c: answers it now (200 with the output socket, or an
  * error), or, while the VM boots, keeps c waiting for the agent's HELLO
  * (it must then not read further; req stays valid until answered). */
-void api_run_post_start(struct api_server *s, struct api_conn *c,
+void api_run_post_start(struct api_server *s, struct httpd_conn *c,
                         const struct http_request *req);
 
 /* Closes the output socket, removes its file and frees what is queued. */
