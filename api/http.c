@@ -62,8 +62,10 @@ int http_parse(const char *buf, size_t len, size_t max_body,
     memcpy(req->path, p, n);
     /* The query string plays no part in routing. */
     char *q = strchr(req->path, '?');
-    if (q)
+    if (q) {
+        memcpy(req->query, q + 1, strlen(q + 1) + 1);
         *q = '\0';
+    }
     p = sp + 1;
     if ((size_t)(eol - p) != 8 || strncmp(p, "HTTP/1.", 7) != 0)
         return eol - p >= 5 && strncmp(p, "HTTP/", 5) == 0 ? -505 : -400;
@@ -146,4 +148,24 @@ const char *http_reason(int status)
     case 505: return "HTTP Version Not Supported";
     default: return "Error";
     }
+}
+
+bool http_query_param(const struct http_request *req, const char *name,
+                      char *out, size_t len)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = req->query; *p;) {
+        const char *end = strchr(p, '&');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > nlen && !strncmp(p, name, nlen) && p[nlen] == '=') {
+            size_t vlen = n - nlen - 1;
+            if (vlen == 0 || vlen >= len)
+                return false;
+            memcpy(out, p + nlen + 1, vlen);
+            out[vlen] = '\0';
+            return true;
+        }
+        p += n + (end ? 1 : 0);
+    }
+    return false;
 }

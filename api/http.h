@@ -5,6 +5,7 @@
 #ifndef RUNVM_HTTP_H
 #define RUNVM_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define HTTP_MAX_HEAD 8192       /* request line + headers */
@@ -13,6 +14,7 @@
 struct http_request {
     char method[8];
     char path[128];
+    char query[128];       /* what followed a '?' in the target, or "" */
     char content_type[64]; /* media type only, lower case, no parameters */
     size_t head_len;       /* bytes up to and including the blank line */
     size_t content_length;
@@ -26,6 +28,12 @@ struct http_request {
  * -431 head over HTTP_MAX_HEAD, -505 not HTTP/1.x. */
 int http_parse(const char *buf, size_t len, size_t max_body,
                struct http_request *req);
+
+/* The value of name in req's query string ("lang=go&x=1"), as given
+ * (no percent-decoding: a value that needs it is not one runvm takes),
+ * into out: true, or false when absent, empty or longer than len - 1. */
+bool http_query_param(const struct http_request *req, const char *name,
+                      char *out, size_t len);
 
 /* Reason phrase of a status code ("Not Found"). */
 const char *http_reason(int status);

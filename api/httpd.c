@@ -124,9 +124,9 @@ int httpd_match(struct httpd_conn *c, const struct http_request *req,
     char list[512] = "";
     size_t len = 0;
     for (size_t i = 0; i < n && len < sizeof(list); i++)
-        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s %s",
-                                i ? ", " : "", routes[i].method,
-                                routes[i].path);
+        len +=
+            (size_t)snprintf(list + len, sizeof(list) - len, "%s%s %s",
+                             i ? ", " : "", routes[i].method, routes[i].path);
     httpd_reply_error(c, 404, "no such endpoint: %s", list);
     return -1;
 }
@@ -329,8 +329,7 @@ int httpd_add_listener(struct httpd *h, int listen_fd)
     int i = h->listen_fd[0] < 0 ? 0 : h->listen_fd[1] < 0 ? 1 : -1;
     if (i < 0)
         return -ENOSPC;
-    int ret =
-        evloop_add(h->loop, listen_fd, EPOLLIN, i ? accept1 : accept0, h);
+    int ret = evloop_add(h->loop, listen_fd, EPOLLIN, i ? accept1 : accept0, h);
     if (ret < 0)
         return ret;
     h->listen_fd[i] = listen_fd;

@@ -21,7 +21,7 @@ struct httpd;
 /* One client connection: one request, one answer. */
 struct httpd_conn {
     struct httpd *h;
-    int fd; /* -1: a free slot */
+    int fd;          /* -1: a free slot */
     uint64_t client; /* what the per-client cap counts: the peer's uid */
     struct msg_buf in;
     struct msg_buf out;

@@ -1,5 +1,6 @@
 # api/: API mode's HTTP/1.1 server on a Unix socket.
-API_SRCS := api/http.c api/httpd.c api/request.c api/run.c api/server.c
+API_SRCS := api/http.c api/httpd.c api/request.c api/run.c api/serve.c \
+            api/server.c
 RUNVM_SRCS += $(API_SRCS)
 
 FUZZ_TARGETS += fuzz_http
@@ -22,3 +23,11 @@ test_api_SRCS = $(API_SRCS) session/session.c session/agent_client.c \
                 vmm/kvm_stats.c devices/boot_timer.c $(CORE_SRCS) \
                 $(ARCH_SRCS) $(PROTOCOL_SRCS) $(AGENT_FIXTURE)
 test_api_LIBS := -ljansson -lz -lpthread -lseccomp
+
+# runvm serve driven over its socket, the test binary playing its
+# children (API-mode runvms) without KVM.
+UNIT_TESTS += test_serve
+test_serve_SRCS = api/serve.c api/httpd.c api/http.c api/request.c \
+                  session/catalog.c session/event.c session/agent_client.c \
+                  $(LANGCONF_SRCS) $(CORE_SRCS) $(PROTOCOL_SRCS)
+test_serve_LIBS := -ljansson

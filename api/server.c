@@ -136,6 +136,25 @@ static void conn_closed(void *opaque, struct httpd_conn *c)
 
 /* ---- set-up ------------------------------------------------------------- */
 
+/* fd, handed over listening: made non-blocking and close-on-exec, or
+ * -errno with why in err. */
+static int listening_fd(int fd, char *err, size_t err_len)
+{
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0 || !on) {
+        snprintf(err, err_len, "%d: not a listening socket", fd);
+        return -ENOTSOCK;
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        int ret = -errno;
+        snprintf(err, err_len, "%d: %s", fd, strerror(-ret));
+        return ret;
+    }
+    return fd;
+}
+
 int api_server_attach(struct api_server **out, struct vm *vm,
                       struct agent_channel *ch,
                       const struct api_server_config *cfg, char *err,
@@ -181,12 +200,15 @@ int api_server_attach(struct api_server **out, struct vm *vm,
      * while runvm may still open files (it opens none once sandboxed). */
     json_object_seed(0);
     char why[200];
-    int fd = httpd_listen_unix(cfg->sock_path, why, sizeof(why));
+    int fd = cfg->sock_path
+                 ? httpd_listen_unix(cfg->sock_path, why, sizeof(why))
+                 : listening_fd(cfg->listen_fd, why, sizeof(why));
     if (fd < 0) {
-        snprintf(err, err_len, "--api-sock %s", why);
+        snprintf(err, err_len, "%s %s",
+                 cfg->sock_path ? "--api-sock" : "--api-fd", why);
         return fd;
     }
-    s->own_sock = true;
+    s->own_sock = cfg->sock_path != NULL;
     const struct httpd_config http = {
         .max_conns = API_MAX_CONNS,
         .idle_ms = s->cfg.idle_ms,
@@ -264,11 +286,11 @@ int api_server_chown(struct api_server *s, uid_t uid, gid_t gid, char *err,
                      size_t err_len)
 {
     /* Never through a symlink: the socket's directory may be USER's. */
-    const char *paths[] = {s->cfg.sock_path, s->rundir};
-    for (size_t i = 0; i < 2; i++) {
+    const char *paths[] = {s->rundir, s->cfg.sock_path};
+    for (size_t i = 0; i < (s->own_sock ? 2u : 1u); i++) {
         struct stat st;
         int ret = lstat(paths[i], &st) < 0 ? -errno : 0;
-        if (!ret && !(i == 0 ? S_ISSOCK(st.st_mode) : S_ISDIR(st.st_mode)))
+        if (!ret && !(i == 1 ? S_ISSOCK(st.st_mode) : S_ISDIR(st.st_mode)))
             ret = -EINVAL;
         if (!ret &&
             fchownat(AT_FDCWD, paths[i], uid, gid, AT_SYMLINK_NOFOLLOW) < 0)

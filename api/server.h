@@ -17,7 +17,8 @@
 #include "vmm/vm.h"
 
 struct api_server_config {
-    const char *sock_path;         /* created mode 0600, removed at exit */
+    const char *sock_path; /* created mode 0600, removed at exit */
+    int listen_fd;         /* without sock_path: a listening socket to serve */
     struct session_expect expect;  /* what HELLO must announce */
     const struct catalog *catalog; /* the versions there are, or NULL */
     uint64_t default_run_ms;

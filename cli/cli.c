@@ -15,6 +15,7 @@
 
 #include "session/catalog.h"
 #include "session/event.h"
+#include "api/serve.h"
 #include "api/server.h"
 #include "cli/agent_exec.h"
 #include "cli/options.h"
@@ -180,6 +181,84 @@ int cli_list_langs(void)
     return 0;
 }
 
+int cli_serve(const struct cli_config *cfg)
+{
+    struct search s;
+    struct catalog c;
+    search_init(&s);
+    load_catalog(&s, &c);
+    struct serve_config sc = {
+        .sock_path = cfg->api_sock,
+        .catalog = &c,
+        .max_vms = (unsigned int)cfg->max_vms,
+        .queue = (unsigned int)cfg->queue,
+        .warm = cfg->warm_given ? (unsigned int)cfg->warm : 1,
+        .default_run_ms = cfg->timeout_s * 1000,
+        .default_build_ms = cfg->build_timeout_s * 1000,
+    };
+    char why[2048];
+    for (size_t i = 0; i < cfg->nserve_langs; i++) {
+        const struct catalog_entry *e =
+            catalog_find(&c, cfg->serve_langs[i], why, sizeof(why));
+        if (!e)
+            no_image(&s, why);
+        bool dup = false;
+        for (size_t j = 0; j < sc.nlangs; j++)
+            dup = dup || sc.langs[j] == e;
+        if (!dup)
+            sc.langs[sc.nlangs++] = e;
+    }
+    /* No --langs: every language's default version that is built. */
+    for (size_t i = 0; !cfg->nserve_langs && i < c.n; i++) {
+        if (i > 0 && !strcmp(c.e[i].lang, c.e[i - 1].lang))
+            continue;
+        const struct catalog_entry *e =
+            catalog_find(&c, c.e[i].lang, why, sizeof(why));
+        if (e && sc.nlangs < SERVE_MAX_LANGS)
+            sc.langs[sc.nlangs++] = e;
+    }
+    if (!sc.nlangs)
+        no_image(&s, "no language image is built (`make images`)");
+    if (!sc.max_vms) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        sc.max_vms = cpus < 1 ? 1 : cpus > 64 ? 64 : (unsigned int)cpus;
+    }
+    if (!sc.queue)
+        sc.queue = 4 * sc.max_vms;
+    /* The children: this runvm, with the VM options serve was given. */
+    char exe[PATH_MAX], mem[32], cpus[32], run_s[32], build_s[32];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        fail_infra("serve: /proc/self/exe: %s", strerror(errno));
+    exe[n] = '\0';
+    sc.exe = exe;
+    const char *args[12];
+    size_t na = 0;
+    snprintf(run_s, sizeof(run_s), "%lu", cfg->timeout_s);
+    snprintf(build_s, sizeof(build_s), "%lu", cfg->build_timeout_s);
+    args[na++] = "--timeout";
+    args[na++] = run_s;
+    args[na++] = "--build-timeout";
+    args[na++] = build_s;
+    if (cfg->mem_mib) {
+        snprintf(mem, sizeof(mem), "%lu", cfg->mem_mib);
+        args[na++] = "--mem";
+        args[na++] = mem;
+    }
+    if (cfg->cpus_given) {
+        snprintf(cpus, sizeof(cpus), "%lu", cfg->cpus);
+        args[na++] = "--cpus";
+        args[na++] = cpus;
+    }
+    if (cfg->boot_timer)
+        args[na++] = "--boot-timer";
+    args[na] = NULL;
+    sc.child_args = args;
+    int status = serve_main(&sc);
+    catalog_free(&c);
+    return status;
+}
+
 /* The kernel, image and memory a --lang command line leaves to runvm,
  * found and filled into cfg; the paths live in job. */
 static void resolve_lang(struct cli_config *cfg, struct cli_job *job)
@@ -300,6 +379,7 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
         job->kind = JOB_API;
         job->api_cfg = (struct api_server_config){
             .sock_path = cfg->api_sock,
+            .listen_fd = cfg->api_fd,
             .expect = job->expect,
             .catalog = &job->catalog,
             .default_run_ms = run_s * 1000,

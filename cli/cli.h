@@ -20,6 +20,10 @@ struct cli_job;
  * when there is none). */
 int cli_list_langs(void);
 
+/* `runvm serve`: the daemon (api/serve.h) over the languages cfg names,
+ * found in the image directories. Its exit status. */
+int cli_serve(const struct cli_config *cfg);
+
 /* The job for cfg's mode, NULL for a bare boot. For --lang it finds the
  * kernel and image, sizes the memory and sets the kernel command line and
  * the VM's watchdog in cfg, and reads FILE and --stdin. Prints what is

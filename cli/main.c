@@ -46,6 +46,7 @@ static const char usage_text[] =
     "       runvm --kernel BZIMAGE --initrd CPIO [options] [--exec -- ARGV]\n"
     "       runvm --kernel BZIMAGE --initrd CPIO --snapshot-out DIR\n"
     "       runvm --restore DIR --exec -- ARGV\n"
+    "       runvm serve --api-sock PATH [--langs LANG,...] [options]\n"
     "       runvm snapshot --lang LANG | --verify DIR\n"
     "       runvm --list-langs | --version | --help\n"
     "\n"
@@ -58,6 +59,8 @@ static const char usage_text[] =
     "  --json             print the event stream (NDJSON) instead of the\n"
     "                     program's output\n"
     "  --api-sock PATH    API mode: HTTP/1.1 on a Unix socket (mode 0600)\n"
+    "  --api-fd N         API mode on the listening socket N it is handed\n"
+    "                     (runvm serve's VMs, socket activation)\n"
     "  --no-snapshot      boot cold: neither restore from the image's\n"
     "                     snapshot nor take it (see below)\n"
     "  The kernel and image are searched for next to the binary\n"
@@ -68,6 +71,19 @@ static const char usage_text[] =
     "  which prints where) in $RUNVM_SNAPSHOTS, else $RUNVM_CACHE/snapshots,\n"
     "  else ~/.cache/runvm/snapshots; `runvm snapshot --verify DIR` checks\n"
     "  one.\n"
+    "\n"
+    "The daemon (runvm serve --api-sock PATH): every submission in a VM of\n"
+    "its own, restored from its language's snapshot and stopped after it;\n"
+    "POST /start as in API mode (\"lang\" in JSON or ?lang=), GET /status.\n"
+    "  --langs L,...      the languages served, each LANG or LANG@VERSION\n"
+    "                     (default: every built language's default version)\n"
+    "  --max-vms N        VMs alive at once (default: the CPUs, at most 64)\n"
+    "  --queue N          requests waiting for a VM; past it 429\n"
+    "                     (default 4 x --max-vms)\n"
+    "  --warm K           idle VMs kept ready per language (default 1)\n"
+    "  --timeout, --build-timeout, --mem, --cpus, --boot-timer: each VM's\n"
+    "  SIGTERM or SIGINT: refuse new work (503), finish what was taken,\n"
+    "  exit 0; a second signal stops everything at once.\n"
     "\n"
     "Any kernel (--kernel, --initrd):\n"
     "  --kernel PATH      x86-64 bzImage (boot protocol 2.06 or newer)\n"
@@ -408,6 +424,7 @@ int main(int argc, char **argv)
         return 0;
     case CLI_LIST_LANGS: return cli_list_langs();
     case CLI_SNAPSHOT_VERIFY: return snapstore_verify(o.verify);
+    case CLI_SERVE: return cli_serve(&o);
     default: break;
     }
     /* --lang or --exec: the agent's exchange. */

@@ -134,6 +134,11 @@ enum {
     O_RESTORE,
     O_NO_SNAPSHOT,
     O_VERIFY,
+    O_API_FD,
+    O_LANGS,
+    O_MAX_VMS,
+    O_QUEUE,
+    O_WARM,
 };
 
 static const struct option longopts[] = {
@@ -161,6 +166,11 @@ static const struct option longopts[] = {
     {"restore", required_argument, NULL, O_RESTORE},
     {"no-snapshot", no_argument, NULL, O_NO_SNAPSHOT},
     {"verify", required_argument, NULL, O_VERIFY},
+    {"api-fd", required_argument, NULL, O_API_FD},
+    {"langs", required_argument, NULL, O_LANGS},
+    {"max-vms", required_argument, NULL, O_MAX_VMS},
+    {"queue", required_argument, NULL, O_QUEUE},
+    {"warm", required_argument, NULL, O_WARM},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -171,6 +181,7 @@ static int lang_only(const struct cli_config *c, char *err, size_t err_len)
     const char *flag = c->stdin_path        ? "--stdin"
                        : c->json            ? "--json"
                        : c->api_sock        ? "--api-sock"
+                       : c->api_fd >= 0     ? "--api-fd"
                        : c->build_timeout_s ? "--build-timeout"
                        : c->no_snapshot     ? "--no-snapshot"
                                             : NULL;
@@ -203,11 +214,14 @@ static int check_lang(struct cli_config *c, int nargs, char **args, bool exec,
                     "it does not go with --lang");
     if (nargs > 1)
         return fail(err, err_len, "unexpected argument %s", args[1]);
-    if (c->api_sock) {
+    if (c->api_sock && c->api_fd >= 0)
+        return fail(err, err_len, "--api-sock and --api-fd: pick one");
+    if (c->api_sock || c->api_fd >= 0) {
         if (nargs || c->stdin_path || c->json)
             return fail(err, err_len,
-                        "--api-sock takes its programs from "
-                        "requests, not FILE, --stdin or --json");
+                        "%s takes its programs from "
+                        "requests, not FILE, --stdin or --json",
+                        c->api_sock ? "--api-sock" : "--api-fd");
         c->mode = CLI_API;
     } else {
         if (!nargs)
@@ -300,9 +314,9 @@ static int check_snapshot_cmd(struct cli_config *c, int nargs, char **args,
     if (!lang_spec_ok(c->lang, err, err_len))
         return -EINVAL;
     if (exec || c->kernel || c->initrd || c->restore || c->snapshot_out ||
-        c->api_sock || c->stdin_path || c->json || c->no_snapshot ||
-        c->net_tap[0] || c->vconsole_stdio || c->vconsole_path || c->user ||
-        c->group)
+        c->api_sock || c->api_fd >= 0 || c->stdin_path || c->json ||
+        c->no_snapshot || c->net_tap[0] || c->vconsole_stdio ||
+        c->vconsole_path || c->user || c->group)
         return fail(err, err_len,
                     "snapshot --lang LANG takes only --mem, --cpus, "
                     "--cmdline, --console, --timeout, --build-timeout and "
@@ -311,13 +325,63 @@ static int check_snapshot_cmd(struct cli_config *c, int nargs, char **args,
     return 0;
 }
 
+/* --langs go,python@3.11: each a NAME[@VERSION], kept in c. */
+static int serve_langs(struct cli_config *c, char *list, char *err,
+                       size_t err_len)
+{
+    c->nserve_langs = 0;
+    for (char *save = NULL, *l = strtok_r(list, ",", &save); l;
+         l = strtok_r(NULL, ",", &save)) {
+        struct lang_spec ls;
+        if (!lang_spec_parse(l, strlen(l), &ls))
+            return fail(err, err_len,
+                        "--langs: %s: not a language: NAME or NAME@VERSION "
+                        "(go, go@1.24, python@3)",
+                        l);
+        if (c->nserve_langs == CLI_SERVE_MAX_LANGS)
+            return fail(err, err_len, "--langs: %d languages at most",
+                        CLI_SERVE_MAX_LANGS);
+        c->serve_langs[c->nserve_langs++] = l;
+    }
+    if (!c->nserve_langs)
+        return fail(err, err_len, "--langs: name at least one language");
+    return 0;
+}
+
+/* `runvm serve --api-sock PATH ...`. */
+static int check_serve_cmd(struct cli_config *c, int nargs, char **args,
+                           bool exec, char *err, size_t err_len)
+{
+    if (nargs)
+        return fail(err, err_len, "serve: unexpected argument %s", args[0]);
+    if (!c->api_sock)
+        return fail(err, err_len, "serve needs --api-sock PATH");
+    if (exec || c->lang || c->kernel || c->initrd || c->restore ||
+        c->snapshot_out || c->api_fd >= 0 || c->stdin_path || c->json ||
+        c->no_snapshot || c->net_tap[0] || c->vconsole_stdio ||
+        c->vconsole_path || c->user || c->group || c->console ||
+        c->cmdline_given || c->verify)
+        return fail(err, err_len,
+                    "serve takes --api-sock, --langs, --max-vms, --queue, "
+                    "--warm, --mem, --cpus, --timeout, --build-timeout and "
+                    "--boot-timer");
+    if (!c->timeout_s)
+        c->timeout_s = CLI_DEFAULT_RUN_TIMEOUT_S;
+    if (!c->build_timeout_s)
+        c->build_timeout_s = CLI_DEFAULT_BUILD_TIMEOUT_S;
+    c->mode = CLI_SERVE;
+    return 0;
+}
+
 int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
                    size_t err_len)
 {
-    *c = (struct cli_config){.cmdline = CLI_DEFAULT_CMDLINE, .cpus = 1};
-    /* A leading "snapshot" is a command of its own. */
+    *c = (struct cli_config){
+        .cmdline = CLI_DEFAULT_CMDLINE, .cpus = 1, .api_fd = -1};
+    /* A leading "snapshot" or "serve" is a command of its own. */
     bool snapshot_cmd = argc > 1 && strcmp(argv[1], "snapshot") == 0;
-    if (snapshot_cmd) {
+    bool serve_cmd = argc > 1 && strcmp(argv[1], "serve") == 0;
+    if (snapshot_cmd || serve_cmd) {
         argv++;
         argc--;
     }
@@ -370,6 +434,25 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         case O_RESTORE: c->restore = optarg; break;
         case O_NO_SNAPSHOT: c->no_snapshot = true; break;
         case O_VERIFY: c->verify = optarg; break;
+        case O_API_FD: {
+            unsigned long fd;
+            ret = number("--api-fd", optarg, 3, 65535, &fd, err, err_len);
+            c->api_fd = (int)fd;
+            break;
+        }
+        case O_LANGS: ret = serve_langs(c, optarg, err, err_len); break;
+        case O_MAX_VMS:
+            ret = number("--max-vms", optarg, 1, CLI_SERVE_MAX_VMS, &c->max_vms,
+                         err, err_len);
+            break;
+        case O_QUEUE:
+            ret = number("--queue", optarg, 1, 65536, &c->queue, err, err_len);
+            break;
+        case O_WARM:
+            ret = number("--warm", optarg, 0, CLI_SERVE_MAX_VMS, &c->warm, err,
+                         err_len);
+            c->warm_given = true;
+            break;
         case O_LIST: c->mode = CLI_LIST_LANGS; return 0;
         case O_VERSION: c->mode = CLI_VERSION; return 0;
         case 'h': c->mode = CLI_HELP; return 0;
@@ -395,6 +478,12 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
                     "drop --vconsole");
     if (snapshot_cmd)
         return check_snapshot_cmd(c, nargs, args, exec, err, err_len);
+    if (serve_cmd)
+        return check_serve_cmd(c, nargs, args, exec, err, err_len);
+    if (c->nserve_langs || c->max_vms || c->queue || c->warm_given)
+        return fail(err, err_len,
+                    "--langs, --max-vms, --queue and --warm go with "
+                    "`runvm serve`");
     if (c->verify)
         return fail(err, err_len, "--verify goes with `runvm snapshot`");
     if (c->lang && (c->restore || c->snapshot_out))

@@ -32,7 +32,11 @@ enum cli_mode {
     CLI_SNAPSHOT,        /* --kernel K --initrd I --snapshot-out DIR */
     CLI_SNAPSHOT_LANG,   /* snapshot --lang LANG: the image's, in the store */
     CLI_SNAPSHOT_VERIFY, /* snapshot --verify DIR */
+    CLI_SERVE,           /* serve --api-sock PATH: the daemon */
 };
+
+#define CLI_SERVE_MAX_LANGS 16
+#define CLI_SERVE_MAX_VMS   256
 
 struct cli_config {
     enum cli_mode mode;
@@ -40,6 +44,15 @@ struct cli_config {
     const char *file;       /* the snippet (one-shot) */
     const char *stdin_path; /* the program's stdin (one-shot) */
     const char *api_sock;
+    /* --api-fd N: API mode on a listening socket it is handed (runvm
+     * serve's children, socket activation); -1 when not given. */
+    int api_fd;
+    /* runvm serve: --langs (each NAME[@VERSION]; none: every language's
+     * default), --max-vms, --queue, --warm (0: their defaults). */
+    const char *serve_langs[CLI_SERVE_MAX_LANGS];
+    size_t nserve_langs;
+    unsigned long max_vms, queue, warm;
+    bool warm_given;
     /* --user, --group: who runvm becomes once /dev/kvm, the tap and its
      * files are open (names or numbers, resolved by main). */
     const char *user, *group;

@@ -6,7 +6,8 @@
 
 #include <stdint.h>
 
-#define EVLOOP_MAX_HANDLERS 64
+#define EVLOOP_MAX_HANDLERS                                                    \
+    1024 /* runvm serve: its connections, VMs and output sockets */
 
 /* Called on the loop thread with the epoll events that fired. */
 typedef void (*evloop_cb)(void *opaque, uint32_t events);

@@ -240,6 +240,10 @@ int sandbox_seccomp(enum sandbox_kind kind, char *err, size_t err_len)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                                SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
     }
+    if (!ret && loop) /* who a connection is from (api/httpd.c's cap) */
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getsockopt), 2,
+                               SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
+                               SCMP_A2(SCMP_CMP_EQ, SO_PEERCRED));
     if (!ret)
         ret = loop ? add_ioctls(ctx, loop_ioctls, N(loop_ioctls))
                    : add_ioctls(ctx, vcpu_ioctls, N(vcpu_ioctls));

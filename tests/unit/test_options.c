@@ -156,6 +156,27 @@ static void modes(void **state)
     assert_int_equal(parse(&c, err, sizeof(err), "snapshot --verify /s"), 0);
     assert_int_equal(c.mode, CLI_SNAPSHOT_VERIFY);
     assert_string_equal(c.verify, "/s");
+    assert_int_equal(parse(&c, err, sizeof(err),
+                           "serve --api-sock /s --langs go,python@3.11 "
+                           "--max-vms 8 --queue 64 --warm 0 --mem 600"),
+                     0);
+    assert_int_equal(c.mode, CLI_SERVE);
+    assert_int_equal(c.nserve_langs, 2);
+    assert_string_equal(c.serve_langs[0], "go");
+    assert_string_equal(c.serve_langs[1], "python@3.11");
+    assert_int_equal(c.max_vms, 8);
+    assert_int_equal(c.queue, 64);
+    assert_true(c.warm_given);
+    assert_int_equal(c.warm, 0);
+    assert_int_equal(c.timeout_s, CLI_DEFAULT_RUN_TIMEOUT_S);
+    assert_int_equal(parse(&c, err, sizeof(err), "serve --api-sock /s"), 0);
+    assert_int_equal(c.nserve_langs, 0); /* every language's default */
+    assert_int_equal(c.max_vms, 0);      /* the caller's: the CPUs */
+    assert_false(c.warm_given);
+    assert_int_equal(parse(&c, err, sizeof(err), "--lang go --api-fd 3"), 0);
+    assert_int_equal(c.mode, CLI_API);
+    assert_int_equal(c.api_fd, 3);
+    assert_null(c.api_sock);
     assert_int_equal(parse(&c, err, sizeof(err), "--version --frob"), 0);
     assert_int_equal(c.mode, CLI_VERSION);
     assert_int_equal(parse(&c, err, sizeof(err), "--list-langs"), 0);
@@ -238,6 +259,24 @@ static void bad_command_lines(void **state)
         {"snapshot --verify d --lang go", "takes nothing else"},
         {"snapshot --lang Go", "not a language"},
         {"--verify d", "--verify goes with `runvm snapshot`"},
+        {"serve", "serve needs --api-sock PATH"},
+        {"serve --api-sock s x", "serve: unexpected argument x"},
+        {"serve --api-sock s --lang go", "serve takes --api-sock, --langs"},
+        {"serve --api-sock s --api-fd 3", "serve takes --api-sock, --langs"},
+        {"serve --api-sock s --langs go,,Py", "--langs: Py: not a language"},
+        {"serve --api-sock s --langs ,", "name at least one language"},
+        {"serve --api-sock s --langs "
+         "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q",
+         "16 languages at most"},
+        {"serve --api-sock s --max-vms 0", "--max-vms 0: out of range"},
+        {"serve --api-sock s --queue 0", "--queue 0: out of range"},
+        {"serve --api-sock s --warm x", "--warm x: not a number"},
+        {"--lang go --max-vms 2 a.go", "go with `runvm serve`"},
+        {"--lang go --api-fd 2", "--api-fd 2: out of range"},
+        {"--lang go --api-fd 3 --api-sock s", "pick one"},
+        {"--lang go --api-fd 3 a.go", "--api-fd takes its programs"},
+        {"--kernel k --initrd i --api-fd 3", "--api-fd goes with --lang"},
+        {"snapshot --lang go --api-fd 3", "takes only --mem"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct cli_config c;

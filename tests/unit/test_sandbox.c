@@ -169,7 +169,11 @@ static void loop_works(void)
     confine(SANDBOX_LOOP);
     int sv = socket(AF_UNIX, SOCK_STREAM, 0);
     void *m = malloc(1 << 20);
-    if (sv < 0 || !m)
+    /* Who a connection is from: api/httpd.c's per-client cap. */
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (sv < 0 || !m ||
+        getsockopt(sv, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
         _exit(12);
     free(m);
     close(sv);
@@ -179,6 +183,16 @@ static void loop_no_inet(void)
 {
     confine(SANDBOX_LOOP);
     socket(AF_INET, SOCK_STREAM, 0);
+    _exit(13);
+}
+
+static void loop_no_other_sockopt(void)
+{
+    confine(SANDBOX_LOOP);
+    int sv = socket(AF_UNIX, SOCK_STREAM, 0);
+    int v;
+    socklen_t len = sizeof(v);
+    getsockopt(sv, SOL_SOCKET, SO_SNDBUF, &v, &len);
     _exit(13);
 }
 
@@ -269,8 +283,9 @@ static void seccomp_allow_lists(void **state)
     assert_string_equal(out, "");
     assert_int_equal(in_child(loop_starts_threads, out, sizeof(out)), 0);
     static void (*const stopped[])(void) = {
-        loop_allowed, loop_no_inet,          loop_no_exec,       loop_no_open,
-        loop_no_fork, loop_stays_undumpable, vcpu_no_epoll_wait, vcpu_no_open};
+        loop_allowed,          loop_no_inet,       loop_no_other_sockopt,
+        loop_no_exec,          loop_no_open,       loop_no_fork,
+        loop_stays_undumpable, vcpu_no_epoll_wait, vcpu_no_open};
     for (size_t i = 0; i < sizeof(stopped) / sizeof(stopped[0]); i++) {
         assert_int_equal(in_child(stopped[i], out, sizeof(out)), 125);
         assert_non_null(strstr(out, "runvm: sandbox: syscall "));

@@ -1,0 +1,1069 @@
+#include "api/serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "api/httpd.h"
+#include "api/request.h"
+#include "core/clock.h"
+#include "core/evloop.h"
+#include "protocol/msg.h"
+#include "session/event.h"
+
+#define RELAY_MAX      (1u << 20) /* events held for a slow reader */
+#define KILL_GRACE_MS  5000       /* SIGTERM to SIGKILL */
+#define EOF_GRACE_MS   1000       /* a stream's end to its runvm's */
+#define START_FAILS    3          /* children dead before serving */
+#define BROKEN_MS      30000      /* a language's pause after that */
+#define CHILD_API_FD   3
+#define MAX_CHILD_ARGS 24
+#define EXIT_PREFIX    "{\"type\":\"exit\""
+
+struct serve;
+struct sub;
+
+enum vm_state {
+    VM_FREE,
+    VM_IDLE,     /* started (perhaps still restoring), no submission */
+    VM_BUSY,     /* its submission's */
+    VM_STOPPING, /* signalled; its slot frees when it is reaped */
+};
+
+struct serve_vm {
+    struct serve *sv;
+    enum vm_state state;
+    size_t lang;
+    uint64_t id;
+    pid_t pid;
+    int pidfd;
+    char sock[PATH_MAX];  /* its API socket, in the daemon's directory */
+    uint64_t deadline_ns; /* busy: the host watchdog; stopping: SIGKILL */
+    bool killed;
+    struct sub *sub;
+};
+
+/* One submission: the client's request forwarded to its VM's API, then
+ * the VM's event stream relayed to an output socket of the daemon's. */
+struct sub {
+    struct serve *sv;
+    struct sub *next, **pprev; /* on sv->subs */
+    struct serve_vm *vm;       /* NULL once the VM is gone */
+    struct httpd_conn *c;      /* the client, until answered */
+    int fwd_fd;                /* to the VM's API socket */
+    struct msg_buf fwd;        /* the request, then the VM's answer */
+    int in_fd;                 /* the VM's output socket */
+    int listen_fd, out_fd;     /* ours, and its one reader */
+    char path[PATH_MAX];       /* ours, while it listens */
+    struct msg_buf relay;      /* read from in_fd, not yet sent to out_fd */
+    char line[16];             /* the start of the line being relayed */
+    size_t line_len;
+    bool last_was_exit; /* the last whole line was the exit event */
+    bool in_eof, done;
+    uint64_t deadline_ns; /* the reader must connect by then */
+    uint64_t watchdog_ms; /* the run's limits plus SERVE_RUN_SLACK_MS */
+    char why[160];        /* why the VM was stopped under the run */
+};
+
+struct waiting {
+    struct httpd_conn *c;
+    size_t lang;
+    uint64_t watchdog_ms;
+};
+
+struct serve_lang_state {
+    unsigned int fails;    /* children in a row dead before serving */
+    uint64_t broken_until; /* no children started before then */
+    char why[200];         /* why the last one died */
+    uint64_t runs;
+};
+
+struct serve {
+    const struct serve_config *cfg;
+    struct evloop loop;
+    struct httpd http;
+    char rundir[PATH_MAX];
+    bool own_sock;
+    int signal_fd, tick_fd;
+    bool draining;
+    int hard_signal; /* a second signal: stop now */
+    uint64_t next_id;
+    struct serve_vm vms[SERVE_MAX_VMS];
+    struct waiting *queue; /* cfg->queue slots, FIFO from queue[0] */
+    unsigned int queued;
+    struct serve_lang_state lang[SERVE_MAX_LANGS];
+    struct sub *subs; /* every submission alive */
+    uint64_t submissions, refused_busy, vm_failures, watchdog_kills, cancelled;
+};
+
+static void schedule(struct serve *sv);
+static void sub_free(struct sub *sub);
+static void sub_finish(struct sub *sub, const char *why);
+static void relay_flush(struct sub *sub);
+static void sub_fail(struct sub *sub, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- children ------------------------------------------------------------ */
+
+static unsigned int count_vms(const struct serve *sv, size_t lang,
+                              enum vm_state st)
+{
+    unsigned int n = 0;
+    for (unsigned int i = 0; i < sv->cfg->max_vms; i++)
+        if (sv->vms[i].state == st &&
+            (lang == SIZE_MAX || sv->vms[i].lang == lang))
+            n++;
+    return n;
+}
+
+static void vm_stop(struct serve_vm *vm, int sig)
+{
+    if (vm->state == VM_FREE)
+        return;
+    if (vm->state != VM_STOPPING) {
+        vm->state = VM_STOPPING;
+        vm->deadline_ns = clock_now_ns() + KILL_GRACE_MS * 1000000ull;
+    }
+    if (sig == SIGKILL)
+        vm->killed = true;
+    kill(vm->pid, sig);
+}
+
+/* A child exited: its slot is free; a submission it held goes on with
+ * what its stream still holds. */
+static void vm_exited(void *opaque, uint32_t events)
+{
+    struct serve_vm *vm = opaque;
+    struct serve *sv = vm->sv;
+    (void)events;
+    int st = 0;
+    if (waitpid(vm->pid, &st, WNOHANG) == 0)
+        return;
+    struct serve_lang_state *ls = &sv->lang[vm->lang];
+    bool expected = vm->state == VM_STOPPING;
+    if (!expected) {
+        if (WIFEXITED(st))
+            snprintf(ls->why, sizeof(ls->why),
+                     "its runvm exited with status %d", WEXITSTATUS(st));
+        else
+            snprintf(ls->why, sizeof(ls->why),
+                     "its runvm was killed by signal %d", WTERMSIG(st));
+        fprintf(stderr, "runvm serve: VM %" PRIu64 " (%s): %s\n", vm->id,
+                catalog_name(sv->cfg->langs[vm->lang], (char[64]){0}, 64),
+                ls->why);
+        sv->vm_failures++;
+        if (!vm->sub && ++ls->fails >= START_FAILS)
+            ls->broken_until = clock_now_ns() + BROKEN_MS * 1000000ull;
+    }
+    if (vm->sub) {
+        struct sub *sub = vm->sub;
+        sub->vm = NULL;
+        vm->sub = NULL;
+        if (!expected && !sub->why[0])
+            snprintf(sub->why, sizeof(sub->why), "the VM failed: %s", ls->why);
+        if (sub->c) { /* still waiting for the VM's answer */
+            sub_fail(sub, 503, "%s", sub->why[0] ? sub->why : "the VM stopped");
+        } else if (sub->in_eof && !sub->done) {
+            sub_finish(sub, NULL);
+            relay_flush(sub);
+        }
+    }
+    evloop_del(&sv->loop, vm->pidfd);
+    close(vm->pidfd);
+    unlink(vm->sock);
+    vm->state = VM_FREE;
+    vm->sub = NULL;
+    schedule(sv);
+}
+
+static int pidfd_of(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Starts a child for lang in a free slot: its API socket is made here and
+ * handed over listening, so a request can be sent to it at once (the
+ * child answers once its VM is ready). NULL when it could not start. */
+static struct serve_vm *vm_spawn(struct serve *sv, size_t lang)
+{
+    struct serve_vm *vm = NULL;
+    for (unsigned int i = 0; i < sv->cfg->max_vms && !vm; i++)
+        if (sv->vms[i].state == VM_FREE)
+            vm = &sv->vms[i];
+    if (!vm)
+        return NULL;
+    struct serve_lang_state *ls = &sv->lang[lang];
+    *vm = (struct serve_vm){
+        .sv = sv, .lang = lang, .id = ++sv->next_id, .pidfd = -1};
+    snprintf(vm->sock, sizeof(vm->sock), "%.3000s/vm-%" PRIu64 ".sock",
+             sv->rundir, vm->id);
+    char err[256], name[64], fd_arg[16];
+    int lfd = httpd_listen_unix(vm->sock, err, sizeof(err));
+    if (lfd < 0) {
+        snprintf(ls->why, sizeof(ls->why), "API socket: %.180s", err);
+        return NULL;
+    }
+    catalog_name(sv->cfg->langs[lang], name, sizeof(name));
+    snprintf(fd_arg, sizeof(fd_arg), "%d", CHILD_API_FD);
+    /* execv's argv is char *const[]; these strings are never written. */
+    char *argv[MAX_CHILD_ARGS + 8];
+    size_t n = 0;
+    const char *fixed[] = {sv->cfg->exe, "--lang", name, "--api-fd", fd_arg};
+    for (size_t i = 0; i < 5; i++)
+        argv[n++] = (char *)(uintptr_t)fixed[i];
+    for (size_t i = 0;
+         sv->cfg->child_args && sv->cfg->child_args[i] && i < MAX_CHILD_ARGS;
+         i++)
+        argv[n++] = (char *)(uintptr_t)sv->cfg->child_args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0)
+            dup2(null, STDIN_FILENO);
+        if (lfd == CHILD_API_FD ? fcntl(lfd, F_SETFD, 0) < 0
+                                : dup2(lfd, CHILD_API_FD) < 0)
+            _exit(127);
+        execv(sv->cfg->exe, argv);
+        fprintf(stderr, "runvm serve: exec %s: %s\n", sv->cfg->exe,
+                strerror(errno));
+        _exit(127);
+    }
+    int saved = errno;
+    close(lfd);
+    if (pid < 0) {
+        snprintf(ls->why, sizeof(ls->why), "fork: %s", strerror(saved));
+        unlink(vm->sock);
+        return NULL;
+    }
+    vm->pid = pid;
+    vm->pidfd = pidfd_of(pid);
+    if (vm->pidfd < 0 ||
+        evloop_add(&sv->loop, vm->pidfd, EPOLLIN, vm_exited, vm) < 0) {
+        snprintf(ls->why, sizeof(ls->why), "pidfd: %s", strerror(errno));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (vm->pidfd >= 0)
+            close(vm->pidfd);
+        unlink(vm->sock);
+        return NULL;
+    }
+    vm->state = VM_IDLE;
+    return vm;
+}
+
+/* ---- a submission ---------------------------------------------------------
+ */
+
+static void sub_free(struct sub *sub)
+{
+    struct serve *sv = sub->sv;
+    if (sub->next)
+        sub->next->pprev = sub->pprev;
+    *sub->pprev = sub->next;
+    int *fds[] = {&sub->fwd_fd, &sub->in_fd, &sub->listen_fd, &sub->out_fd};
+    for (size_t i = 0; i < 4; i++)
+        if (*fds[i] >= 0) {
+            evloop_del(&sv->loop, *fds[i]);
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+    if (sub->path[0])
+        unlink(sub->path);
+    if (sub->c)
+        sub->c->data = NULL;
+    if (sub->vm) {
+        sub->vm->sub = NULL;
+        vm_stop(sub->vm, SIGTERM); /* one submission per VM */
+    }
+    msg_buf_free(&sub->fwd);
+    msg_buf_free(&sub->relay);
+    free(sub);
+}
+
+/* Answers the request still waiting on sub with an error, and ends it.
+ * The connection is let go of first: answering may close it. */
+static void sub_fail(struct sub *sub, int status, const char *fmt, ...)
+{
+    struct httpd_conn *c = sub->c;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    sub->c = NULL;
+    if (c) {
+        c->data = NULL;
+        httpd_reply_error(c, status, "%s", msg);
+    }
+    sub_free(sub);
+}
+
+/* The run is over for its reader: it went away (cancelled) or took the
+ * last event. */
+static void sub_end(struct sub *sub, bool cancelled)
+{
+    if (cancelled)
+        sub->sv->cancelled++;
+    sub_free(sub);
+}
+
+/* The stream ended without its exit event: the failure's, saying why
+ * (sub->why, else the VM's end in why). */
+static void sub_finish(struct sub *sub, const char *why)
+{
+    sub->done = true;
+    event_failure(&sub->relay, RUNVM_EXIT_INFRA,
+                  sub->why[0] ? sub->why
+                  : why       ? why
+                              : "the VM stopped during the run");
+}
+
+/* Takes what the VM's stream holds, up to RELAY_MAX waiting. */
+static void in_ready(void *opaque, uint32_t events)
+{
+    struct sub *sub = opaque;
+    (void)events;
+    while (sub->relay.len < RELAY_MAX) {
+        char buf[65536];
+        ssize_t n = read(sub->in_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            sub->in_eof = true;
+            evloop_del(&sub->sv->loop, sub->in_fd);
+            close(sub->in_fd);
+            sub->in_fd = -1;
+            break;
+        }
+        /* Follows line starts, to know whether the stream ended with its
+         * exit event. */
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == '\n') {
+                sub->last_was_exit =
+                    sub->line_len >= sizeof(EXIT_PREFIX) - 1 &&
+                    !memcmp(sub->line, EXIT_PREFIX, sizeof(EXIT_PREFIX) - 1);
+                sub->line_len = 0;
+            } else if (sub->line_len < sizeof(sub->line)) {
+                sub->line[sub->line_len++] = buf[i];
+            }
+        }
+        msg_buf_append(&sub->relay, buf, (size_t)n);
+    }
+    if (sub->in_fd >= 0)
+        (void)evloop_mod(&sub->sv->loop, sub->in_fd,
+                         sub->relay.len < RELAY_MAX ? EPOLLIN : 0);
+    if (sub->in_eof && !sub->done) {
+        if (sub->last_was_exit && !sub->line_len)
+            sub->done = true;
+        else if (sub->vm && sub->vm->state == VM_BUSY)
+            /* Ended without its exit event: its runvm is dying, or is
+             * stopped shortly (tick); sub_finish says why once it is
+             * reaped. */
+            sub->vm->deadline_ns = clock_now_ns() + EOF_GRACE_MS * 1000000ull;
+        else if (!sub->vm)
+            sub_finish(sub, NULL);
+    }
+    relay_flush(sub);
+}
+
+static void out_ready(void *opaque, uint32_t events)
+{
+    struct sub *sub = opaque;
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        sub_end(sub, !sub->done); /* the reader went away */
+        return;
+    }
+    relay_flush(sub);
+}
+
+static void relay_flush(struct sub *sub)
+{
+    if (sub->out_fd < 0)
+        return;
+    while (sub->relay.len > 0) {
+        ssize_t n = send(sub->out_fd, sub->relay.data, sub->relay.len,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            sub_end(sub, !sub->done);
+            return;
+        }
+        msg_buf_consume(&sub->relay, (size_t)n);
+    }
+    if (sub->relay.len == 0 && sub->done) {
+        sub_end(sub, false);
+        return;
+    }
+    /* A reader that closes is EPOLLHUP, always reported; one that only
+     * shuts its writing side still reads. */
+    (void)evloop_mod(&sub->sv->loop, sub->out_fd,
+                     sub->relay.len ? EPOLLOUT : 0);
+    if (sub->in_fd >= 0 && sub->relay.len < RELAY_MAX)
+        (void)evloop_mod(&sub->sv->loop, sub->in_fd, EPOLLIN);
+}
+
+/* The reader connects to the daemon's output socket: once. */
+static void out_accept(void *opaque, uint32_t events)
+{
+    struct sub *sub = opaque;
+    (void)events;
+    int fd = accept4(sub->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    evloop_del(&sub->sv->loop, sub->listen_fd);
+    close(sub->listen_fd);
+    sub->listen_fd = -1;
+    unlink(sub->path);
+    sub->path[0] = '\0';
+    sub->out_fd = fd;
+    sub->deadline_ns = 0;
+    if (evloop_add(&sub->sv->loop, fd, 0, out_ready, sub) < 0) {
+        sub_end(sub, true);
+        return;
+    }
+    relay_flush(sub);
+}
+
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(addr.sun_path, path, strlen(path));
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        int ret = -errno;
+        close(fd);
+        return ret;
+    }
+    return fd;
+}
+
+/* The VM answered the forwarded POST /start (the whole answer: it closes
+ * after one). 200: the daemon reads its output socket and hands the
+ * client one of its own; anything else is the client's answer. */
+static void forwarded(struct sub *sub)
+{
+    struct serve *sv = sub->sv;
+    struct httpd_conn *c = sub->c;
+    msg_buf_append(&sub->fwd, "", 1);
+    const char *resp = (const char *)sub->fwd.data;
+    int status = 0;
+    const char *body = strstr(resp, "\r\n\r\n");
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || !body) {
+        sub_fail(sub, 502, "the VM's runvm answered no HTTP");
+        return;
+    }
+    body += 4;
+    if (status != 200) {
+        /* Its error, as API mode words it. */
+        sub->c = NULL;
+        c->data = NULL;
+        httpd_reply(c, status, body);
+        sub_free(sub);
+        return;
+    }
+    json_t *j = json_loads(body, 0, NULL);
+    const char *path = json_string_value(json_object_get(j, "output_socket"));
+    int fd = path ? connect_unix(path) : -EPROTO;
+    json_decref(j);
+    char err[256];
+    if (fd < 0) {
+        sub_fail(sub, 502, "the VM's output socket: %s", strerror(-fd));
+        return;
+    }
+    sub->in_fd = fd;
+    (void)fcntl(fd, F_SETFL, O_NONBLOCK);
+    sv->lang[sub->vm->lang].fails = 0; /* its language's VMs do start */
+    uint64_t id = sub->vm->id;
+    snprintf(sub->path, sizeof(sub->path), "%.3000s/run-%" PRIu64 ".sock",
+             sv->rundir, id);
+    sub->listen_fd = httpd_listen_unix(sub->path, err, sizeof(err));
+    if (sub->listen_fd < 0) {
+        sub->path[0] = '\0';
+        sub_fail(sub, 500, "output socket: %s", err);
+        return;
+    }
+    if (evloop_add(&sv->loop, sub->in_fd, EPOLLIN, in_ready, sub) < 0 ||
+        evloop_add(&sv->loop, sub->listen_fd, EPOLLIN, out_accept, sub) < 0) {
+        sub_fail(sub, 503, "too many open connections");
+        return;
+    }
+    /* The reader has the idle time to connect, as to send a request. */
+    sub->deadline_ns =
+        clock_now_ns() + (uint64_t)sv->http.cfg.idle_ms * 1000000;
+    struct msg_buf b;
+    msg_buf_init(&b);
+    char head[64];
+    snprintf(head, sizeof(head), "{\"id\":%" PRIu64 ",\"output_socket\":", id);
+    msg_buf_append(&b, head, strlen(head));
+    event_json_string(&b, sub->path, strlen(sub->path));
+    msg_buf_append(&b, "}", 2);
+    sub->c = NULL;
+    c->data = NULL;
+    httpd_reply(c, 200, (const char *)b.data);
+    msg_buf_free(&b);
+}
+
+static void fwd_ready(void *opaque, uint32_t events)
+{
+    struct sub *sub = opaque;
+    if (events & EPOLLOUT) {
+        while (sub->fwd.len > 0) {
+            ssize_t n = send(sub->fwd_fd, sub->fwd.data, sub->fwd.len,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                return;
+            if (n < 0) {
+                sub_fail(sub, 503, "the VM's API: %s", strerror(errno));
+                return;
+            }
+            msg_buf_consume(&sub->fwd, (size_t)n);
+        }
+        (void)evloop_mod(&sub->sv->loop, sub->fwd_fd, EPOLLIN);
+        return;
+    }
+    char buf[16384];
+    ssize_t n = read(sub->fwd_fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n > 0 && sub->fwd.len + (size_t)n <= 65536) {
+        msg_buf_append(&sub->fwd, buf, (size_t)n);
+        return;
+    }
+    evloop_del(&sub->sv->loop, sub->fwd_fd);
+    close(sub->fwd_fd);
+    sub->fwd_fd = -1;
+    if (n < 0 || sub->fwd.len == 0) {
+        sub_fail(sub, 503, "%s",
+                 sub->why[0] ? sub->why : "the VM's runvm closed its API");
+        return;
+    }
+    forwarded(sub);
+}
+
+/* Hands the request on c to vm: the same POST /start, on its API. */
+static void assign(struct serve *sv, struct serve_vm *vm, struct httpd_conn *c,
+                   uint64_t watchdog_ms)
+{
+    struct sub *sub = calloc(1, sizeof(*sub));
+    if (!sub) {
+        httpd_reply_error(c, 500, "out of memory");
+        return;
+    }
+    *sub = (struct sub){.sv = sv,
+                        .vm = vm,
+                        .c = c,
+                        .fwd_fd = -1,
+                        .in_fd = -1,
+                        .listen_fd = -1,
+                        .out_fd = -1,
+                        .watchdog_ms = watchdog_ms};
+    msg_buf_init(&sub->fwd);
+    msg_buf_init(&sub->relay);
+    sub->next = sv->subs;
+    if (sv->subs)
+        sv->subs->pprev = &sub->next;
+    sub->pprev = &sv->subs;
+    sv->subs = sub;
+    vm->state = VM_BUSY;
+    vm->sub = sub;
+    vm->deadline_ns = clock_now_ns() + watchdog_ms * 1000000;
+    c->data = sub;
+    sv->submissions++;
+    sv->lang[vm->lang].runs++;
+    const struct http_request *req = &c->req;
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "POST /start HTTP/1.1\r\nHost: runvm\r\nContent-Type: "
+                     "%s\r\nContent-Length: %zu\r\n\r\n",
+                     req->content_type[0] ? req->content_type : "text/plain",
+                     req->content_length);
+    msg_buf_append(&sub->fwd, head, (size_t)n);
+    msg_buf_append(&sub->fwd, req->body, req->content_length);
+    int fd = connect_unix(vm->sock);
+    if (fd < 0) {
+        sub_fail(sub, 503, "the VM's API: %s", strerror(-fd));
+        return;
+    }
+    (void)fcntl(fd, F_SETFL, O_NONBLOCK);
+    sub->fwd_fd = fd;
+    if (evloop_add(&sv->loop, fd, EPOLLOUT, fwd_ready, sub) < 0)
+        sub_fail(sub, 503, "too many open connections");
+}
+
+/* ---- the queue and the pool ---------------------------------------------- */
+
+static bool lang_broken(struct serve *sv, size_t lang)
+{
+    return sv->lang[lang].broken_until > clock_now_ns();
+}
+
+static void dequeue(struct serve *sv, unsigned int i)
+{
+    memmove(&sv->queue[i], &sv->queue[i + 1],
+            (sv->queued - i - 1) * sizeof(sv->queue[0]));
+    sv->queued--;
+}
+
+/* An idle VM for lang (the oldest, the likeliest to be ready), one started
+ * for it, or NULL. */
+static struct serve_vm *vm_for(struct serve *sv, size_t lang)
+{
+    struct serve_vm *best = NULL;
+    for (unsigned int i = 0; i < sv->cfg->max_vms; i++) {
+        struct serve_vm *vm = &sv->vms[i];
+        if (vm->state == VM_IDLE && vm->lang == lang &&
+            (!best || vm->id < best->id))
+            best = vm;
+    }
+    if (best || lang_broken(sv, lang))
+        return best;
+    return vm_spawn(sv, lang);
+}
+
+/* Stops an idle VM of another language than lang, to make room. */
+static bool evict_for(struct serve *sv, size_t lang)
+{
+    for (unsigned int i = 0; i < sv->cfg->max_vms; i++) {
+        struct serve_vm *vm = &sv->vms[i];
+        if (vm->state == VM_IDLE && vm->lang != lang) {
+            vm_stop(vm, SIGTERM);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Gives waiting requests their VMs, then tops up each language's idle
+ * VMs to cfg->warm; while draining, idle VMs are stopped instead. */
+static void schedule(struct serve *sv)
+{
+    while (sv->queued > 0) {
+        struct waiting *w = &sv->queue[0];
+        if (lang_broken(sv, w->lang)) {
+            struct httpd_conn *c = w->c;
+            dequeue(sv, 0);
+            c->data = NULL;
+            httpd_reply_with(c, 503, "Retry-After: 30\r\n",
+                             "{\"error\":\"this language's VMs fail to "
+                             "start; see the daemon's log\"}");
+            continue;
+        }
+        struct serve_vm *vm = vm_for(sv, w->lang);
+        if (!vm) {
+            /* Room comes when a VM ends; make some if none will. */
+            if (count_vms(sv, SIZE_MAX, VM_STOPPING) == 0)
+                (void)evict_for(sv, w->lang);
+            return;
+        }
+        struct httpd_conn *c = w->c;
+        uint64_t ms = w->watchdog_ms;
+        dequeue(sv, 0);
+        c->data = NULL;
+        assign(sv, vm, c, ms);
+    }
+    for (size_t l = 0; l < sv->cfg->nlangs; l++) {
+        if (sv->draining) {
+            for (unsigned int i = 0; i < sv->cfg->max_vms; i++)
+                if (sv->vms[i].state == VM_IDLE)
+                    vm_stop(&sv->vms[i], SIGTERM);
+            break;
+        }
+        while (!lang_broken(sv, l) &&
+               count_vms(sv, l, VM_IDLE) < sv->cfg->warm && vm_spawn(sv, l))
+            ;
+    }
+}
+
+/* ---- routes ----------------------------------------------------------- */
+
+/* The language a request names ("lang", or ?lang= with a text body), as
+ * an index into cfg->langs; SIZE_MAX with the answer given. */
+static size_t request_lang(struct serve *sv, struct httpd_conn *c,
+                           const char *spec)
+{
+    const struct serve_config *cfg = sv->cfg;
+    char served[512] = "";
+    size_t n = 0;
+    for (size_t l = 0; l < cfg->nlangs && n < sizeof(served); l++) {
+        char name[64];
+        n += (size_t)snprintf(served + n, sizeof(served) - n, "%s%s",
+                              l ? ", " : "",
+                              catalog_name(cfg->langs[l], name, sizeof(name)));
+    }
+    if (!spec) {
+        if (cfg->nlangs == 1)
+            return 0;
+        httpd_reply_error(c, 400,
+                          "name the language: \"lang\" in a JSON body, or "
+                          "?lang= with a text one (serving %s)",
+                          served);
+        return SIZE_MAX;
+    }
+    struct lang_spec ls;
+    if (!lang_spec_parse(spec, strlen(spec), &ls)) {
+        httpd_reply_error(c, 400,
+                          "lang: not a language: NAME or NAME@VERSION "
+                          "(serving %s)",
+                          served);
+        return SIZE_MAX;
+    }
+    char why[512];
+    const struct catalog_entry *e =
+        catalog_find(cfg->catalog, spec, why, sizeof(why));
+    for (size_t l = 0; e && l < cfg->nlangs; l++)
+        if (cfg->langs[l] == e)
+            return l;
+    httpd_reply_error(c, 400, "lang %s: %s (this daemon serves %s)", spec,
+                      e ? "not served here" : why, served);
+    return SIZE_MAX;
+}
+
+static void post_start(struct serve *sv, struct httpd_conn *c,
+                       const struct http_request *req)
+{
+    if (sv->draining) {
+        httpd_reply_error(c, 503, "the daemon is draining");
+        return;
+    }
+    struct api_request r;
+    const char *why = NULL;
+    int status = api_request_parse(&r, req->content_type, req->body,
+                                   req->content_length, sv->cfg->default_run_ms,
+                                   sv->cfg->default_build_ms, &why);
+    if (status) {
+        api_request_free(&r);
+        httpd_reply_error(c, status, "%s", why);
+        return;
+    }
+    char query_lang[LANG_NAME_MAX + LANG_VERSION_MAX + 2];
+    const char *spec = r.lang;
+    if (!spec && http_query_param(req, "lang", query_lang, sizeof(query_lang)))
+        spec = query_lang;
+    bool reuse = r.run.flags & MSG_RUN_REUSE_WORKDIR;
+    uint64_t ms =
+        r.run.limits.wall_ms + r.run.build_limits.wall_ms + SERVE_RUN_SLACK_MS;
+    size_t lang = reuse ? SIZE_MAX : request_lang(sv, c, spec);
+    api_request_free(&r);
+    if (reuse) {
+        httpd_reply_error(c, 400,
+                          "reuse: runvm serve runs each submission in a "
+                          "fresh VM; send every file the run needs");
+        return;
+    }
+    if (lang == SIZE_MAX)
+        return;
+    if (lang_broken(sv, lang)) {
+        httpd_reply_with(c, 503, "Retry-After: 30\r\n",
+                         "{\"error\":\"this language's VMs fail to start; "
+                         "see the daemon's log\"}");
+        return;
+    }
+    if (sv->queued >= sv->cfg->queue) {
+        sv->refused_busy++;
+        httpd_reply_with(c, 429, "Retry-After: 1\r\n",
+                         "{\"error\":\"every VM is busy and the queue is "
+                         "full; retry\"}");
+        return;
+    }
+    httpd_hold(c);
+    c->data = sv; /* queued: see conn_closed */
+    sv->queue[sv->queued++] = (struct waiting){c, lang, ms};
+    schedule(sv);
+}
+
+static void get_status(struct serve *sv, struct httpd_conn *c)
+{
+    json_t *langs = json_array();
+    for (size_t l = 0; l < sv->cfg->nlangs; l++) {
+        const struct catalog_entry *e = sv->cfg->langs[l];
+        unsigned int waiting = 0;
+        for (unsigned int i = 0; i < sv->queued; i++)
+            waiting += sv->queue[i].lang == l;
+        json_array_append_new(
+            langs,
+            json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:s}", "lang", e->lang,
+                      "version", e->version, "idle",
+                      (json_int_t)count_vms(sv, l, VM_IDLE), "busy",
+                      (json_int_t)count_vms(sv, l, VM_BUSY), "waiting",
+                      (json_int_t)waiting, "runs", (json_int_t)sv->lang[l].runs,
+                      "failing", lang_broken(sv, l), "last_failure",
+                      sv->lang[l].why));
+    }
+    json_t *j = json_pack(
+        "{s:b,s:o,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:I,s:I,s:I,s:I,s:I,"
+        "s:I}",
+        "draining", sv->draining, "langs", langs, "vms", "max",
+        (json_int_t)sv->cfg->max_vms, "idle",
+        (json_int_t)count_vms(sv, SIZE_MAX, VM_IDLE), "busy",
+        (json_int_t)count_vms(sv, SIZE_MAX, VM_BUSY), "stopping",
+        (json_int_t)count_vms(sv, SIZE_MAX, VM_STOPPING), "queue", "length",
+        (json_int_t)sv->queued, "max", (json_int_t)sv->cfg->queue,
+        "submissions", (json_int_t)sv->submissions, "refused_busy",
+        (json_int_t)sv->refused_busy, "cancelled", (json_int_t)sv->cancelled,
+        "vm_failures", (json_int_t)sv->vm_failures, "watchdog_kills",
+        (json_int_t)sv->watchdog_kills, "requests",
+        (json_int_t)sv->http.requests, "refused_connections",
+        (json_int_t)sv->http.refused_conns);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    /* A load balancer's health check: not 200 while draining. */
+    httpd_reply(c, sv->draining ? 503 : 200, s ? s : "{}");
+    free(s);
+}
+
+static const struct httpd_route routes[] = {
+    {"POST", "/start"},
+    {"GET", "/status"},
+};
+
+static void route(void *opaque, struct httpd_conn *c,
+                  const struct http_request *req)
+{
+    struct serve *sv = opaque;
+    switch (httpd_match(c, req, routes, sizeof(routes) / sizeof(routes[0]))) {
+    case 0: post_start(sv, c, req); break;
+    case 1: get_status(sv, c); break;
+    default: break;
+    }
+}
+
+/* A client hung up: a request still queued leaves the queue; one being
+ * forwarded is cancelled, and its VM stopped. */
+static void conn_closed(void *opaque, struct httpd_conn *c)
+{
+    struct serve *sv = opaque;
+    if (!c->data)
+        return;
+    if (c->data == sv) {
+        for (unsigned int i = 0; i < sv->queued; i++)
+            if (sv->queue[i].c == c) {
+                dequeue(sv, i);
+                break;
+            }
+        return;
+    }
+    struct sub *sub = c->data;
+    sub->c = NULL;
+    sub_end(sub, true);
+}
+
+/* ---- signals, the watchdog, set-up ----------------------------------------
+ */
+
+static void tick(void *opaque, uint32_t events)
+{
+    struct serve *sv = opaque;
+    uint64_t expirations, now = clock_now_ns();
+    (void)events;
+    if (read(sv->tick_fd, &expirations, sizeof(expirations)) < 0 &&
+        errno != EAGAIN)
+        return;
+    for (unsigned int i = 0; i < sv->cfg->max_vms; i++) {
+        struct serve_vm *vm = &sv->vms[i];
+        if (vm->state == VM_BUSY && now > vm->deadline_ns && vm->sub &&
+            vm->sub->in_eof) {
+            snprintf(vm->sub->why, sizeof(vm->sub->why),
+                     "the VM's runvm ended the run's stream without its "
+                     "exit event");
+            vm_stop(vm, SIGTERM);
+        } else if (vm->state == VM_BUSY && now > vm->deadline_ns) {
+            /* The child's own watchdog should have ended it: it is not
+             * trusted to. */
+            sv->watchdog_kills++;
+            if (vm->sub)
+                snprintf(vm->sub->why, sizeof(vm->sub->why),
+                         "runvm serve's watchdog stopped the VM: the run "
+                         "went %u s past its time limits",
+                         SERVE_RUN_SLACK_MS / 1000);
+            vm_stop(vm, SIGKILL);
+        } else if (vm->state == VM_STOPPING && !vm->killed &&
+                   now > vm->deadline_ns) {
+            vm_stop(vm, SIGKILL);
+        }
+    }
+    for (struct sub *sub = sv->subs, *next; sub; sub = next) {
+        next = sub->next;
+        if (sub->deadline_ns && now > sub->deadline_ns)
+            sub_end(sub, true); /* its reader never came */
+    }
+    /* Drained: nothing runs, waits or is still being read. */
+    if (sv->draining && !sv->subs && sv->queued == 0 &&
+        count_vms(sv, SIZE_MAX, VM_FREE) == sv->cfg->max_vms)
+        evloop_stop(&sv->loop);
+}
+
+static void signal_ready(void *opaque, uint32_t events)
+{
+    struct serve *sv = opaque;
+    struct signalfd_siginfo si;
+    (void)events;
+    if (read(sv->signal_fd, &si, sizeof(si)) != sizeof(si))
+        return;
+    if (sv->draining) {
+        sv->hard_signal = (int)si.ssi_signo;
+        evloop_stop(&sv->loop);
+        return;
+    }
+    fprintf(stderr,
+            "runvm serve: draining: %u running, %u waiting; a second "
+            "signal stops them\n",
+            count_vms(sv, SIZE_MAX, VM_BUSY), sv->queued);
+    sv->draining = true;
+    schedule(sv);
+}
+
+/* More open files for connections: the soft limit raised to the hard. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int setup(struct serve *sv, sigset_t *sigs, char *err, size_t err_len)
+{
+    const char *base = getenv("XDG_RUNTIME_DIR");
+    struct stat st;
+    if (!base || stat(base, &st) < 0 || !S_ISDIR(st.st_mode))
+        base = "/tmp";
+    snprintf(sv->rundir, sizeof(sv->rundir), "%.200s/runvm-serve.XXXXXX", base);
+    if (!mkdtemp(sv->rundir)) {
+        snprintf(err, err_len, "runtime directory %.300s: %s", sv->rundir,
+                 strerror(errno));
+        sv->rundir[0] = '\0';
+        return -1;
+    }
+    sv->queue = calloc(sv->cfg->queue ? sv->cfg->queue : 1, sizeof(*sv->queue));
+    if (!sv->queue || evloop_init(&sv->loop) < 0) {
+        snprintf(err, err_len, "set-up: %s", strerror(errno));
+        return -1;
+    }
+    sv->signal_fd = signalfd(-1, sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+    sv->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    struct itimerspec its = {.it_interval = {0, 250000000},
+                             .it_value = {0, 250000000}};
+    if (sv->signal_fd < 0 || sv->tick_fd < 0 ||
+        timerfd_settime(sv->tick_fd, 0, &its, NULL) < 0 ||
+        evloop_add(&sv->loop, sv->signal_fd, EPOLLIN, signal_ready, sv) < 0 ||
+        evloop_add(&sv->loop, sv->tick_fd, EPOLLIN, tick, sv) < 0) {
+        snprintf(err, err_len, "set-up: %s", strerror(errno));
+        return -1;
+    }
+    char why[300];
+    int fd = httpd_listen_unix(sv->cfg->sock_path, why, sizeof(why));
+    if (fd < 0) {
+        snprintf(err, err_len, "--api-sock %s", why);
+        return -1;
+    }
+    sv->own_sock = true;
+    const struct httpd_config http = {
+        .max_conns = SERVE_MAX_CONNS,
+        .max_per_client = SERVE_CLIENT_CONNS,
+        .idle_ms = 10000,
+        .route = route,
+        .closed = conn_closed,
+        .opaque = sv,
+    };
+    return httpd_init(&sv->http, &sv->loop, fd, &http, err, err_len);
+}
+
+int serve_main(const struct serve_config *cfg)
+{
+    struct serve *sv = calloc(1, sizeof(*sv));
+    if (!sv) {
+        fprintf(stderr, "runvm serve: out of memory\n");
+        return RUNVM_EXIT_INFRA;
+    }
+    sv->cfg = cfg;
+    sv->signal_fd = sv->tick_fd = -1;
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    json_object_seed(0);
+    char err[512];
+    int status = RUNVM_EXIT_INFRA;
+    if (setup(sv, &sigs, err, sizeof(err)) < 0) {
+        fprintf(stderr, "runvm serve: %s\n", err);
+        goto out;
+    }
+    schedule(sv); /* the warm VMs */
+    fprintf(stderr,
+            "runvm serve: listening on %s, %zu language%s, up to %u "
+            "VMs\n",
+            cfg->sock_path, cfg->nlangs, cfg->nlangs == 1 ? "" : "s",
+            cfg->max_vms);
+    int ret = evloop_run(&sv->loop, -1);
+    status = ret < 0           ? RUNVM_EXIT_INFRA
+             : sv->hard_signal ? 128 + sv->hard_signal
+                               : 0;
+out:
+    /* What still runs is stopped; nothing is left behind. */
+    for (unsigned int i = 0; i < SERVE_MAX_VMS; i++) {
+        struct serve_vm *vm = &sv->vms[i];
+        if (vm->state == VM_FREE)
+            continue;
+        if (vm->sub) {
+            vm->sub->vm = NULL;
+            vm->sub = NULL;
+        }
+        kill(vm->pid, SIGKILL);
+        waitpid(vm->pid, NULL, 0);
+        close(vm->pidfd);
+        unlink(vm->sock);
+    }
+    while (sv->subs)
+        sub_free(sv->subs);
+    httpd_free(&sv->http);
+    if (sv->own_sock)
+        unlink(cfg->sock_path);
+    if (sv->signal_fd >= 0)
+        close(sv->signal_fd);
+    if (sv->tick_fd >= 0)
+        close(sv->tick_fd);
+    if (sv->loop.epfd > 0)
+        evloop_free(&sv->loop);
+    if (sv->rundir[0])
+        rmdir(sv->rundir);
+    free(sv->queue);
+    free(sv);
+    return status;
+}
