@@ -153,7 +153,7 @@ endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
 
 # ---- top-level targets -----------------------------------------------------
-.PHONY: all deps kernel check test integration unit-bins test-progs fuzz \
+.PHONY: all deps kernel check test integration unit-bins test-progs fuzz clients \
         fuzz-regress fuzz-long clean kvmhost demo
 
 all: $(BINS)
@@ -220,8 +220,12 @@ TEST_IMAGE_LANGS ?= go go@1.24 rust
 test-images: all
 	$(Q)$(MAKE) --no-print-directory images IMAGE_LANGS="$(TEST_IMAGE_LANGS)"
 
-integration: all test-progs kernel test-images
+integration: all test-progs kernel test-images clients
 	$(Q)tests/integration/run B=$(B)
+
+# The npm client libraries tests drive runvm serve with (tests/clients/).
+clients:
+	$(Q)scripts/clients.sh $(B)
 
 test: check fuzz-regress integration
 

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,8 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +37,7 @@ static void conn_close(struct httpd_conn *c)
 
 static void conn_flush(struct httpd_conn *c)
 {
+    bool broken = false;
     while (c->out.len > 0) {
         ssize_t n =
             send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -42,11 +47,25 @@ static void conn_flush(struct httpd_conn *c)
             (void)evloop_mod(c->h->loop, c->fd, EPOLLOUT);
             return;
         }
-        if (n <= 0)
+        if (n <= 0) {
+            broken = true;
             break;
+        }
         msg_buf_consume(&c->out, (size_t)n);
     }
-    if (c->out.len == 0 && c->drain) {
+    if (broken) {
+        conn_close(c);
+        return;
+    }
+    if (c->streaming && !c->ended) {
+        (void)evloop_mod(c->h->loop, c->fd, c->out.len ? EPOLLOUT : 0);
+        if (c->out.len == 0 && c->h->cfg.drained)
+            c->h->cfg.drained(c->h->cfg.opaque, c);
+        return;
+    }
+    if (c->out.len > 0)
+        return;
+    if (c->drain) {
         /* A request refused before its body was read: closing now could
          * make the client's write fail before it reads the answer, so
          * discard what it still sends until it closes. */
@@ -83,6 +102,51 @@ void httpd_reply_with(struct httpd_conn *c, int status, const char *extra,
     msg_buf_append(&c->out, body, len);
     msg_buf_append(&c->out, "\n", 1);
     conn_flush(c);
+}
+
+void httpd_stream_begin(struct httpd_conn *c, int status,
+                        const char *content_type)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %.64s\r\n"
+                     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                     status, http_reason(status), content_type);
+    c->replying = true;
+    c->streaming = true;
+    c->deadline_ns = 0;
+    msg_buf_reset(&c->out);
+    msg_buf_append(&c->out, head, (size_t)n);
+    (void)evloop_mod(c->h->loop, c->fd, EPOLLOUT);
+}
+
+size_t httpd_stream_write(struct httpd_conn *c, const void *p, size_t n)
+{
+    if (n == 0)
+        return c->out.len;
+    char size[32];
+    int l = snprintf(size, sizeof(size), "%zx\r\n", n);
+    msg_buf_append(&c->out, size, (size_t)l);
+    msg_buf_append(&c->out, p, n);
+    msg_buf_append(&c->out, "\r\n", 2);
+    (void)evloop_mod(c->h->loop, c->fd, EPOLLOUT);
+    return c->out.len;
+}
+
+void httpd_stream_end(struct httpd_conn *c)
+{
+    if (c->fd < 0)
+        return;
+    c->ended = true;
+    msg_buf_append(&c->out, "0\r\n\r\n", 5);
+    /* The client has idle_ms to take the rest. */
+    c->deadline_ns = clock_now_ns() + (uint64_t)c->h->cfg.idle_ms * 1000000;
+    conn_flush(c);
+}
+
+void httpd_close(struct httpd_conn *c)
+{
+    conn_close(c);
 }
 
 void httpd_reply(struct httpd_conn *c, int status, const char *body)
@@ -161,6 +225,64 @@ fail:;
     return ret;
 }
 
+int httpd_listen_tcp(const char *spec, char *err, size_t err_len)
+{
+    char host[64] = "127.0.0.1";
+    const char *port = spec;
+    const char *colon = strrchr(spec, ':');
+    if (colon) {
+        const char *h = spec;
+        size_t n = (size_t)(colon - spec);
+        if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+            h++;
+            n -= 2;
+        }
+        if (n == 0 || n >= sizeof(host)) {
+            snprintf(err, err_len, "%s: want PORT, ADDR:PORT or [ADDR]:PORT",
+                     spec);
+            return -EINVAL;
+        }
+        memcpy(host, h, n);
+        host[n] = '\0';
+        port = colon + 1;
+    }
+    char *end;
+    unsigned long p = strtoul(port, &end, 10);
+    if (*port < '0' || *port > '9' || *end || p == 0 || p > 65535) {
+        snprintf(err, err_len, "%s: the port must be 1 to 65535", spec);
+        return -EINVAL;
+    }
+    struct sockaddr_storage a = {0};
+    socklen_t alen;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&a;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)p);
+        alen = sizeof(*a4);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)p);
+        alen = sizeof(*a6);
+    } else {
+        snprintf(err, err_len, "%s: %s is not an IPv4 or IPv6 address", spec,
+                 host);
+        return -EINVAL;
+    }
+    int fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&a, alen) < 0 || listen(fd, 512) < 0) {
+        int ret = -errno;
+        snprintf(err, err_len, "%s: %s", spec, strerror(-ret));
+        if (fd >= 0)
+            close(fd);
+        return ret;
+    }
+    return fd;
+}
+
 /* The message of a request http_parse refused with status. */
 static const char *parse_error(int status)
 {
@@ -180,7 +302,9 @@ static void conn_ready(void *opaque, uint32_t events)
     struct httpd_conn *c = opaque;
     struct httpd *h = c->h;
     if (c->replying) {
-        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+        if (c->streaming && (events & (EPOLLERR | EPOLLHUP)))
+            conn_close(c); /* the client went away mid-answer */
+        else if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             conn_flush(c);
         return;
     }
@@ -248,8 +372,23 @@ static void sweep_idle(void *opaque, uint32_t events)
 
 /* Who a connection counts against: a Unix socket's peer uid; 0 where
  * there is none to learn. */
-static uint64_t peer_of(int fd)
+static uint64_t peer_of(int fd, bool tcp)
 {
+    if (tcp) {
+        struct sockaddr_storage a;
+        socklen_t len = sizeof(a);
+        if (getpeername(fd, (struct sockaddr *)&a, &len) < 0)
+            return 0;
+        const uint8_t *p =
+            a.ss_family == AF_INET6
+                ? ((struct sockaddr_in6 *)&a)->sin6_addr.s6_addr
+                : (const uint8_t *)&((struct sockaddr_in *)&a)->sin_addr;
+        size_t n = a.ss_family == AF_INET6 ? 16 : 4;
+        uint64_t h = 1469598103934665603ull; /* FNV-1a, tagged apart */
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ p[i]) * 1099511628211ull;
+        return h | (1ull << 63);
+    }
     struct ucred cred;
     socklen_t len = sizeof(cred);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
@@ -272,13 +411,15 @@ static void refuse(struct httpd *h, int fd, const char *why)
     h->refused_conns++;
 }
 
-static void accept_ready(struct httpd *h, int listen_fd)
+static void accept_ready(struct httpd *h, int which)
 {
+    int listen_fd = h->listen_fd[which];
+    bool tcp = h->listen_tcp[which];
     for (;;) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
             return;
-        uint64_t client = peer_of(fd);
+        uint64_t client = peer_of(fd, tcp);
         unsigned int same = 0;
         struct httpd_conn *c = NULL;
         for (unsigned int i = 0; i < h->cfg.max_conns; i++) {
@@ -299,6 +440,7 @@ static void accept_ready(struct httpd *h, int listen_fd)
             .h = h,
             .fd = fd,
             .client = client,
+            .tcp = tcp,
             .deadline_ns = clock_now_ns() + (uint64_t)h->cfg.idle_ms * 1000000,
         };
         msg_buf_init(&c->in);
@@ -314,14 +456,14 @@ static void accept0(void *opaque, uint32_t events)
 {
     struct httpd *h = opaque;
     (void)events;
-    accept_ready(h, h->listen_fd[0]);
+    accept_ready(h, 0);
 }
 
 static void accept1(void *opaque, uint32_t events)
 {
     struct httpd *h = opaque;
     (void)events;
-    accept_ready(h, h->listen_fd[1]);
+    accept_ready(h, 1);
 }
 
 int httpd_add_listener(struct httpd *h, int listen_fd)
@@ -332,7 +474,12 @@ int httpd_add_listener(struct httpd *h, int listen_fd)
     int ret = evloop_add(h->loop, listen_fd, EPOLLIN, i ? accept1 : accept0, h);
     if (ret < 0)
         return ret;
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
     h->listen_fd[i] = listen_fd;
+    h->listen_tcp[i] =
+        getsockname(listen_fd, (struct sockaddr *)&a, &len) == 0 &&
+        (a.ss_family == AF_INET || a.ss_family == AF_INET6);
     return 0;
 }
 

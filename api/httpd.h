@@ -22,7 +22,11 @@ struct httpd;
 struct httpd_conn {
     struct httpd *h;
     int fd;          /* -1: a free slot */
-    uint64_t client; /* what the per-client cap counts: the peer's uid */
+    uint64_t client; /* what the per-client cap counts: the peer's uid,
+                        or a hash of its address on TCP */
+    bool tcp;        /* accepted on a TCP listener */
+    bool streaming;  /* httpd_stream_begin: chunks until httpd_stream_end */
+    bool ended;      /* the last chunk is queued */
     struct msg_buf in;
     struct msg_buf out;
     /* Parsed from in once it held a whole request; in is not appended to
@@ -47,6 +51,8 @@ struct httpd_config {
                   const struct http_request *req);
     /* c is closing: its owner lets go of it (NULL: nothing to do). */
     void (*closed)(void *opaque, struct httpd_conn *c);
+    /* A streamed answer's queued bytes went out (NULL: not told). */
+    void (*drained)(void *opaque, struct httpd_conn *c);
     void *opaque;
 };
 
@@ -55,6 +61,7 @@ struct httpd {
     struct httpd_config cfg;
     struct httpd_conn *conns; /* cfg.max_conns slots */
     int listen_fd[2];
+    bool listen_tcp[2];
     int tick_fd; /* timerfd sweeping idle connections */
     /* Counters for a status page. */
     uint64_t requests, rejected, idle_closed, refused_conns;
@@ -87,6 +94,21 @@ void httpd_reply_with(struct httpd_conn *c, int status, const char *extra,
                       const char *body);
 void httpd_reply(struct httpd_conn *c, int status, const char *body);
 
+/* A streamed answer: the head of a chunked response of content_type,
+ * then httpd_stream_write's chunks, then httpd_stream_end (the
+ * connection closes once all is sent). A client that hangs up closes it
+ * (cfg.closed). The connection has no deadline meanwhile. */
+void httpd_stream_begin(struct httpd_conn *c, int status,
+                        const char *content_type);
+/* Queues n bytes as a chunk for the loop to send (never closing c under
+ * its caller); returns the bytes queued (cfg.drained says when they are
+ * gone). */
+size_t httpd_stream_write(struct httpd_conn *c, const void *p, size_t n);
+void httpd_stream_end(struct httpd_conn *c);
+
+/* Closes c at once, without a word: a streamed answer cut short. */
+void httpd_close(struct httpd_conn *c);
+
 /* httpd_reply with the body {"error": message}. */
 void httpd_reply_error(struct httpd_conn *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -104,5 +126,9 @@ int httpd_match(struct httpd_conn *c, const struct http_request *req,
 /* A listening Unix socket at path, mode 0600 from the start. The fd, or
  * -errno with a message in err. */
 int httpd_listen_unix(const char *path, char *err, size_t err_len);
+
+/* A listening TCP socket on spec: PORT (127.0.0.1), ADDR:PORT (IPv4) or
+ * [ADDR]:PORT (IPv6). The fd, or -errno with a message in err. */
+int httpd_listen_tcp(const char *spec, char *err, size_t err_len);
 
 #endif

@@ -1,5 +1,6 @@
 # api/: API mode's HTTP/1.1 server on a Unix socket.
-API_SRCS := api/http.c api/httpd.c api/request.c api/run.c api/serve.c \
+API_SRCS := api/collect.c api/http.c api/httpd.c api/judge.c api/piston.c \
+            api/request.c api/run.c api/serve.c \
             api/server.c
 RUNVM_SRCS += $(API_SRCS)
 
@@ -8,10 +9,15 @@ fuzz_http_SRCS := api/http.c
 # POST /start from bytes to the RUN on the wire, and the session's agent
 # client reading a hostile agent (its module.mk is session/'s; its caller
 # here is API mode). `=`: PROTOCOL_SRCS is set by a later module.
-FUZZ_TARGETS += fuzz_api_request fuzz_agent_client
+FUZZ_TARGETS += fuzz_api_request fuzz_agent_client fuzz_serve
 fuzz_api_request_SRCS = api/http.c api/request.c session/agent_client.c \
                         core/evloop.c $(PROTOCOL_SRCS)
 fuzz_api_request_LIBS := -ljansson
+# runvm serve's parsers: Piston and judge bodies, a VM's event stream.
+fuzz_serve_SRCS = api/collect.c api/piston.c api/judge.c api/request.c \
+                  session/event.c session/agent_client.c core/evloop.c \
+                  $(PROTOCOL_SRCS)
+fuzz_serve_LIBS := -ljansson
 fuzz_agent_client_SRCS = session/agent_client.c core/evloop.c $(PROTOCOL_SRCS)
 
 # The server driven over its socket, the real agent core behind it, no KVM
@@ -28,6 +34,7 @@ test_api_LIBS := -ljansson -lz -lpthread -lseccomp
 # children (API-mode runvms) without KVM.
 UNIT_TESTS += test_serve
 test_serve_SRCS = api/serve.c api/httpd.c api/http.c api/request.c \
+                  api/collect.c api/piston.c api/judge.c \
                   session/catalog.c session/event.c session/agent_client.c \
                   $(LANGCONF_SRCS) $(CORE_SRCS) $(PROTOCOL_SRCS)
 test_serve_LIBS := -ljansson

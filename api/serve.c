@@ -22,7 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api/collect.h"
 #include "api/httpd.h"
+#include "api/judge.h"
+#include "api/piston.h"
 #include "api/request.h"
 #include "core/clock.h"
 #include "core/evloop.h"
@@ -61,32 +64,49 @@ struct serve_vm {
     struct sub *sub;
 };
 
-/* One submission: the client's request forwarded to its VM's API, then
- * the VM's event stream relayed to an output socket of the daemon's. */
+enum sub_kind {
+    SUB_START,  /* POST /start: the events relayed as they come */
+    SUB_PISTON, /* POST /api/v2/execute: one answer at the end */
+    SUB_JUDGE,  /* POST /judge: a run per case, one answer at the end */
+};
+
+/* One submission: its request, waiting for a VM, then each run of it
+ * forwarded to its VM's API and the run's events relayed (SUB_START: to an
+ * output socket of the daemon's, or the answer itself over TCP) or
+ * gathered (the others). */
 struct sub {
     struct serve *sv;
     struct sub *next, **pprev; /* on sv->subs */
-    struct serve_vm *vm;       /* NULL once the VM is gone */
-    struct httpd_conn *c;      /* the client, until answered */
-    int fwd_fd;                /* to the VM's API socket */
-    struct msg_buf fwd;        /* the request, then the VM's answer */
-    int in_fd;                 /* the VM's output socket */
-    int listen_fd, out_fd;     /* ours, and its one reader */
-    char path[PATH_MAX];       /* ours, while it listens */
-    struct msg_buf relay;      /* read from in_fd, not yet sent to out_fd */
-    char line[16];             /* the start of the line being relayed */
-    size_t line_len;
-    bool last_was_exit; /* the last whole line was the exit event */
-    bool in_eof, done;
-    uint64_t deadline_ns; /* the reader must connect by then */
-    uint64_t watchdog_ms; /* the run's limits plus SERVE_RUN_SLACK_MS */
-    char why[160];        /* why the VM was stopped under the run */
-};
-
-struct waiting {
-    struct httpd_conn *c;
+    enum sub_kind kind;
     size_t lang;
-    uint64_t watchdog_ms;
+    bool queued;
+    struct serve_vm *vm;  /* NULL before it has one and once it is gone */
+    struct httpd_conn *c; /* the client, until answered */
+    uint64_t watchdog_ms; /* a run's limits plus SERVE_RUN_SLACK_MS */
+    struct msg_buf body;  /* the next run's /start body */
+    char content_type[64];
+    /* The run in flight. */
+    int fwd_fd;         /* to the VM's API socket */
+    struct msg_buf fwd; /* the request, then the VM's answer */
+    int in_fd;          /* the VM's output socket */
+    bool in_eof, done;  /* its stream ended; its last event is in */
+    bool over;          /* run_over was called for it */
+    bool answered;      /* SUB_START: the client has its 200 */
+    char why[160];      /* why the VM was stopped under the run */
+    /* SUB_START. */
+    bool stream;           /* over TCP: the answer is the stream */
+    int listen_fd, out_fd; /* our output socket, and its one reader */
+    char path[PATH_MAX];   /* ours, while it listens */
+    struct msg_buf relay;  /* read from in_fd, not yet sent on */
+    char line[16];         /* the start of the line being relayed */
+    size_t line_len;
+    bool last_was_exit;   /* the last whole line was the exit event */
+    uint64_t deadline_ns; /* the reader must connect by then */
+    /* SUB_PISTON and SUB_JUDGE: each run's result. */
+    struct collect *runs;
+    size_t nruns, k; /* the run in flight */
+    struct piston_request piston;
+    struct judge_request judge;
 };
 
 struct serve_lang_state {
@@ -107,7 +127,7 @@ struct serve {
     int hard_signal; /* a second signal: stop now */
     uint64_t next_id;
     struct serve_vm vms[SERVE_MAX_VMS];
-    struct waiting *queue; /* cfg->queue slots, FIFO from queue[0] */
+    struct sub **queue; /* cfg->queue slots, FIFO from queue[0] */
     unsigned int queued;
     struct serve_lang_state lang[SERVE_MAX_LANGS];
     struct sub *subs; /* every submission alive */
@@ -116,7 +136,7 @@ struct serve {
 
 static void schedule(struct serve *sv);
 static void sub_free(struct sub *sub);
-static void sub_finish(struct sub *sub, const char *why);
+static void run_over(struct sub *sub, const char *why);
 static void relay_flush(struct sub *sub);
 static void sub_fail(struct sub *sub, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -179,12 +199,11 @@ static void vm_exited(void *opaque, uint32_t events)
         vm->sub = NULL;
         if (!expected && !sub->why[0])
             snprintf(sub->why, sizeof(sub->why), "the VM failed: %s", ls->why);
-        if (sub->c) { /* still waiting for the VM's answer */
-            sub_fail(sub, 503, "%s", sub->why[0] ? sub->why : "the VM stopped");
-        } else if (sub->in_eof && !sub->done) {
-            sub_finish(sub, NULL);
-            relay_flush(sub);
-        }
+        /* A run still being asked for, or whose stream ended without its
+         * exit event: over now. One still streaming ends when its stream
+         * does. */
+        if (!sub->over && (sub->fwd_fd >= 0 || sub->in_eof))
+            run_over(sub, sub->why[0] ? sub->why : "the VM stopped");
     }
     evloop_del(&sv->loop, vm->pidfd);
     close(vm->pidfd);
@@ -282,6 +301,14 @@ static void sub_free(struct sub *sub)
     if (sub->next)
         sub->next->pprev = sub->pprev;
     *sub->pprev = sub->next;
+    if (sub->queued)
+        for (unsigned int i = 0; i < sv->queued; i++)
+            if (sv->queue[i] == sub) {
+                memmove(&sv->queue[i], &sv->queue[i + 1],
+                        (sv->queued - i - 1) * sizeof(sv->queue[0]));
+                sv->queued--;
+                break;
+            }
     int *fds[] = {&sub->fwd_fd, &sub->in_fd, &sub->listen_fd, &sub->out_fd};
     for (size_t i = 0; i < 4; i++)
         if (*fds[i] >= 0) {
@@ -291,12 +318,25 @@ static void sub_free(struct sub *sub)
         }
     if (sub->path[0])
         unlink(sub->path);
-    if (sub->c)
-        sub->c->data = NULL;
+    if (sub->c) {
+        /* A streamed answer cut short ends without its last chunk: the
+         * client sees it was. */
+        struct httpd_conn *c = sub->c;
+        sub->c = NULL;
+        c->data = NULL;
+        if (c->streaming)
+            httpd_close(c);
+    }
     if (sub->vm) {
         sub->vm->sub = NULL;
         vm_stop(sub->vm, SIGTERM); /* one submission per VM */
     }
+    for (size_t i = 0; i < sub->nruns; i++)
+        collect_free(&sub->runs[i]);
+    free(sub->runs);
+    piston_request_free(&sub->piston);
+    judge_request_free(&sub->judge);
+    msg_buf_free(&sub->body);
     msg_buf_free(&sub->fwd);
     msg_buf_free(&sub->relay);
     free(sub);
@@ -315,7 +355,30 @@ static void sub_fail(struct sub *sub, int status, const char *fmt, ...)
     sub->c = NULL;
     if (c) {
         c->data = NULL;
-        httpd_reply_error(c, status, "%s", msg);
+        if (sub->kind == SUB_PISTON) {
+            /* Piston's errors: {"message": ...}. */
+            struct msg_buf b;
+            msg_buf_init(&b);
+            msg_buf_append(&b, "{\"message\":", 11);
+            event_json_string(&b, msg, strlen(msg));
+            msg_buf_append(&b, "}", 2);
+            httpd_reply(c, status, (const char *)b.data);
+            msg_buf_free(&b);
+        } else {
+            httpd_reply_error(c, status, "%s", msg);
+        }
+    }
+    sub_free(sub);
+}
+
+/* Answers the client with body (NUL-terminated JSON) and ends sub. */
+static void sub_answer(struct sub *sub, int status, const char *body)
+{
+    struct httpd_conn *c = sub->c;
+    sub->c = NULL;
+    if (c) {
+        c->data = NULL;
+        httpd_reply(c, status, body);
     }
     sub_free(sub);
 }
@@ -329,23 +392,106 @@ static void sub_end(struct sub *sub, bool cancelled)
     sub_free(sub);
 }
 
-/* The stream ended without its exit event: the failure's, saying why
- * (sub->why, else the VM's end in why). */
-static void sub_finish(struct sub *sub, const char *why)
+static void sub_send(struct sub *sub);
+
+/* A PISTON or JUDGE run's result is in: the next run, or the answer. */
+static void collected(struct sub *sub)
 {
-    sub->done = true;
-    event_failure(&sub->relay, RUNVM_EXIT_INFRA,
-                  sub->why[0] ? sub->why
-                  : why       ? why
-                              : "the VM stopped during the run");
+    struct collect *r = &sub->runs[sub->k];
+    if (sub->kind == SUB_PISTON) {
+        const struct catalog_entry *e = sub->sv->cfg->langs[sub->lang];
+        if (r->status == RUNVM_EXIT_INFRA && r->error[0]) {
+            sub_fail(sub, 500, "%s", r->error);
+            return;
+        }
+        struct msg_buf b;
+        msg_buf_init(&b);
+        piston_answer(r, e->lang, e->version, sub->sv->cfg->compiled[sub->lang],
+                      &b);
+        sub_answer(sub, 200, (const char *)b.data);
+        msg_buf_free(&b);
+        return;
+    }
+    bool build_failed =
+        sub->k == 0 && r->build.ended && r->status == RUNVM_EXIT_BUILD_FAILED;
+    bool lost = !r->done || r->error[0] || r->status == RUNVM_EXIT_INFRA;
+    if (!build_failed && !lost && sub->vm && sub->k + 1 < sub->nruns) {
+        sub->k++;
+        msg_buf_reset(&sub->body);
+        judge_start_body(&sub->judge, sub->k, &sub->body);
+        sub_send(sub);
+        return;
+    }
+    const struct collect **runs = calloc(sub->nruns, sizeof(*runs));
+    if (!runs) {
+        sub_fail(sub, 500, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i <= sub->k; i++)
+        runs[i] = &sub->runs[i];
+    struct msg_buf b;
+    msg_buf_init(&b);
+    judge_answer(&sub->judge, &sub->runs[0], runs, &b);
+    free(runs);
+    sub_answer(sub, 200, (const char *)b.data);
+    msg_buf_free(&b);
 }
 
-/* Takes what the VM's stream holds, up to RELAY_MAX waiting. */
+/* The run's stream is over: with its last event (why NULL), or without
+ * (why: how its VM ended). */
+static void run_over(struct sub *sub, const char *why)
+{
+    struct serve *sv = sub->sv;
+    if (sub->in_fd >= 0) {
+        evloop_del(&sv->loop, sub->in_fd);
+        close(sub->in_fd);
+        sub->in_fd = -1;
+    }
+    if (sub->fwd_fd >= 0) {
+        evloop_del(&sv->loop, sub->fwd_fd);
+        close(sub->fwd_fd);
+        sub->fwd_fd = -1;
+    }
+    if (sub->over)
+        return;
+    sub->over = true;
+    sub->in_eof = true;
+    if (sub->vm) /* what is left is relaying: no run to watch */
+        sub->vm->deadline_ns = UINT64_MAX;
+    const char *msg = sub->why[0] ? sub->why
+                      : why       ? why
+                                  : "the VM stopped during the run";
+    if (sub->kind != SUB_START) {
+        if (why || !sub->runs[sub->k].done)
+            collect_fail(&sub->runs[sub->k], RUNVM_EXIT_INFRA, msg);
+        collected(sub);
+        return;
+    }
+    if (!sub->answered) {
+        /* Not answered yet: the VM went before its run started. */
+        sub_fail(sub, 503, "%s", msg);
+        return;
+    }
+    sub->done = true;
+    if (why)
+        event_failure(&sub->relay, RUNVM_EXIT_INFRA, msg);
+    relay_flush(sub);
+}
+
+/* SUB_START's events not yet sent on. */
+static size_t pending(const struct sub *sub)
+{
+    return sub->relay.len + (sub->stream && sub->c ? sub->c->out.len : 0);
+}
+
+/* What the VM's stream holds: SUB_START's up to RELAY_MAX waiting, the
+ * others' into the run's result. */
 static void in_ready(void *opaque, uint32_t events)
 {
     struct sub *sub = opaque;
     (void)events;
-    while (sub->relay.len < RELAY_MAX) {
+    bool ended = false;
+    while (sub->kind != SUB_START || pending(sub) < RELAY_MAX) {
         char buf[65536];
         ssize_t n = read(sub->in_fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
@@ -353,11 +499,12 @@ static void in_ready(void *opaque, uint32_t events)
         if (n < 0 && errno == EAGAIN)
             break;
         if (n <= 0) {
-            sub->in_eof = true;
-            evloop_del(&sub->sv->loop, sub->in_fd);
-            close(sub->in_fd);
-            sub->in_fd = -1;
+            ended = true;
             break;
+        }
+        if (sub->kind != SUB_START) {
+            (void)collect_feed(&sub->runs[sub->k], buf, (size_t)n);
+            continue;
         }
         /* Follows line starts, to know whether the stream ended with its
          * exit event. */
@@ -373,21 +520,29 @@ static void in_ready(void *opaque, uint32_t events)
         }
         msg_buf_append(&sub->relay, buf, (size_t)n);
     }
-    if (sub->in_fd >= 0)
-        (void)evloop_mod(&sub->sv->loop, sub->in_fd,
-                         sub->relay.len < RELAY_MAX ? EPOLLIN : 0);
-    if (sub->in_eof && !sub->done) {
-        if (sub->last_was_exit && !sub->line_len)
-            sub->done = true;
-        else if (sub->vm && sub->vm->state == VM_BUSY)
-            /* Ended without its exit event: its runvm is dying, or is
-             * stopped shortly (tick); sub_finish says why once it is
-             * reaped. */
-            sub->vm->deadline_ns = clock_now_ns() + EOF_GRACE_MS * 1000000ull;
-        else if (!sub->vm)
-            sub_finish(sub, NULL);
+    if (!ended) {
+        if (sub->kind == SUB_START)
+            (void)evloop_mod(&sub->sv->loop, sub->in_fd,
+                             pending(sub) < RELAY_MAX ? EPOLLIN : 0);
+        relay_flush(sub);
+        return;
     }
-    relay_flush(sub);
+    bool whole = sub->kind == SUB_START ? sub->last_was_exit && !sub->line_len
+                                        : sub->runs[sub->k].done;
+    if (whole) {
+        run_over(sub, NULL);
+        return;
+    }
+    /* Ended without its exit event: its runvm is dying, or is stopped
+     * shortly (tick); run_over says why once it is reaped. */
+    evloop_del(&sub->sv->loop, sub->in_fd);
+    close(sub->in_fd);
+    sub->in_fd = -1;
+    sub->in_eof = true;
+    if (sub->vm && sub->vm->state == VM_BUSY)
+        sub->vm->deadline_ns = clock_now_ns() + EOF_GRACE_MS * 1000000ull;
+    else if (!sub->vm)
+        run_over(sub, "the VM stopped during the run");
 }
 
 static void out_ready(void *opaque, uint32_t events)
@@ -400,32 +555,53 @@ static void out_ready(void *opaque, uint32_t events)
     relay_flush(sub);
 }
 
+/* Sends SUB_START's relayed events on, to the output socket's reader or
+ * as the chunks of a streamed answer; ends the submission once the last
+ * is out. */
 static void relay_flush(struct sub *sub)
 {
-    if (sub->out_fd < 0)
+    if (sub->kind != SUB_START)
         return;
-    while (sub->relay.len > 0) {
-        ssize_t n = send(sub->out_fd, sub->relay.data, sub->relay.len,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (n <= 0) {
-            sub_end(sub, !sub->done);
+    size_t left = sub->relay.len;
+    if (sub->stream && sub->c) {
+        /* Queued on the connection, sent by the loop (drained says when):
+         * nothing here closes it under us. */
+        left = httpd_stream_write(sub->c, sub->relay.data, sub->relay.len);
+        msg_buf_reset(&sub->relay);
+        if (sub->done && left == 0) {
+            struct httpd_conn *c = sub->c;
+            sub->c = NULL;
+            c->data = NULL;
+            httpd_stream_end(c);
+            sub_end(sub, false);
             return;
         }
-        msg_buf_consume(&sub->relay, (size_t)n);
+    } else if (sub->out_fd >= 0) {
+        while (sub->relay.len > 0) {
+            ssize_t n = send(sub->out_fd, sub->relay.data, sub->relay.len,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            if (n <= 0) {
+                sub_end(sub, !sub->done);
+                return;
+            }
+            msg_buf_consume(&sub->relay, (size_t)n);
+        }
+        left = sub->relay.len;
+        if (left == 0 && sub->done) {
+            sub_end(sub, false);
+            return;
+        }
+        /* A reader that closes is EPOLLHUP, always reported; one that
+         * only shuts its writing side still reads. */
+        (void)evloop_mod(&sub->sv->loop, sub->out_fd, left ? EPOLLOUT : 0);
+    } else {
+        return; /* no reader yet */
     }
-    if (sub->relay.len == 0 && sub->done) {
-        sub_end(sub, false);
-        return;
-    }
-    /* A reader that closes is EPOLLHUP, always reported; one that only
-     * shuts its writing side still reads. */
-    (void)evloop_mod(&sub->sv->loop, sub->out_fd,
-                     sub->relay.len ? EPOLLOUT : 0);
-    if (sub->in_fd >= 0 && sub->relay.len < RELAY_MAX)
+    if (sub->in_fd >= 0 && left < RELAY_MAX)
         (void)evloop_mod(&sub->sv->loop, sub->in_fd, EPOLLIN);
 }
 
@@ -468,55 +644,30 @@ static int connect_unix(const char *path)
     return fd;
 }
 
-/* The VM answered the forwarded POST /start (the whole answer: it closes
- * after one). 200: the daemon reads its output socket and hands the
- * client one of its own; anything else is the client's answer. */
-static void forwarded(struct sub *sub)
+/* SUB_START over the Unix socket: the client gets an output socket of the
+ * daemon's; over TCP: the answer is the stream. false once answered with
+ * an error. */
+static bool start_answer(struct sub *sub, uint64_t id)
 {
     struct serve *sv = sub->sv;
     struct httpd_conn *c = sub->c;
-    msg_buf_append(&sub->fwd, "", 1);
-    const char *resp = (const char *)sub->fwd.data;
-    int status = 0;
-    const char *body = strstr(resp, "\r\n\r\n");
-    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || !body) {
-        sub_fail(sub, 502, "the VM's runvm answered no HTTP");
-        return;
+    sub->answered = true;
+    if (sub->stream) {
+        httpd_stream_begin(c, 200, "application/x-ndjson");
+        return true;
     }
-    body += 4;
-    if (status != 200) {
-        /* Its error, as API mode words it. */
-        sub->c = NULL;
-        c->data = NULL;
-        httpd_reply(c, status, body);
-        sub_free(sub);
-        return;
-    }
-    json_t *j = json_loads(body, 0, NULL);
-    const char *path = json_string_value(json_object_get(j, "output_socket"));
-    int fd = path ? connect_unix(path) : -EPROTO;
-    json_decref(j);
     char err[256];
-    if (fd < 0) {
-        sub_fail(sub, 502, "the VM's output socket: %s", strerror(-fd));
-        return;
-    }
-    sub->in_fd = fd;
-    (void)fcntl(fd, F_SETFL, O_NONBLOCK);
-    sv->lang[sub->vm->lang].fails = 0; /* its language's VMs do start */
-    uint64_t id = sub->vm->id;
     snprintf(sub->path, sizeof(sub->path), "%.3000s/run-%" PRIu64 ".sock",
              sv->rundir, id);
     sub->listen_fd = httpd_listen_unix(sub->path, err, sizeof(err));
     if (sub->listen_fd < 0) {
         sub->path[0] = '\0';
         sub_fail(sub, 500, "output socket: %s", err);
-        return;
+        return false;
     }
-    if (evloop_add(&sv->loop, sub->in_fd, EPOLLIN, in_ready, sub) < 0 ||
-        evloop_add(&sv->loop, sub->listen_fd, EPOLLIN, out_accept, sub) < 0) {
+    if (evloop_add(&sv->loop, sub->listen_fd, EPOLLIN, out_accept, sub) < 0) {
         sub_fail(sub, 503, "too many open connections");
-        return;
+        return false;
     }
     /* The reader has the idle time to connect, as to send a request. */
     sub->deadline_ns =
@@ -532,6 +683,56 @@ static void forwarded(struct sub *sub)
     c->data = NULL;
     httpd_reply(c, 200, (const char *)b.data);
     msg_buf_free(&b);
+    return true;
+}
+
+/* The VM answered the forwarded POST /start (the whole answer: it closes
+ * after one). 200: the daemon reads the run's output socket; anything
+ * else is the client's answer, or the case's failure. */
+static void forwarded(struct sub *sub)
+{
+    struct serve *sv = sub->sv;
+    msg_buf_append(&sub->fwd, "", 1);
+    const char *resp = (const char *)sub->fwd.data;
+    int status = 0;
+    const char *body = strstr(resp, "\r\n\r\n");
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || !body) {
+        run_over(sub, "the VM's runvm answered no HTTP");
+        return;
+    }
+    body += 4;
+    json_t *j = json_loads(body, 0, NULL);
+    if (status != 200) {
+        const char *e = json_string_value(json_object_get(j, "error"));
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", e ? e : "the VM refused the run");
+        json_decref(j);
+        if (sub->kind == SUB_JUDGE && sub->k > 0)
+            run_over(sub, msg);
+        else
+            sub_fail(sub, status, "%s", msg); /* as API mode words it */
+        return;
+    }
+    const char *path = json_string_value(json_object_get(j, "output_socket"));
+    int fd = path ? connect_unix(path) : -EPROTO;
+    json_decref(j);
+    if (fd < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the VM's output socket: %s", strerror(-fd));
+        run_over(sub, msg);
+        return;
+    }
+    sub->in_fd = fd;
+    (void)fcntl(fd, F_SETFL, O_NONBLOCK);
+    sv->lang[sub->lang].fails = 0; /* its language's VMs do start */
+    if (evloop_add(&sv->loop, fd, EPOLLIN, in_ready, sub) < 0) {
+        close(fd);
+        sub->in_fd = -1;
+        run_over(sub, "too many open connections");
+        return;
+    }
+    if (sub->kind == SUB_START)
+        (void)start_answer(sub, sub->vm->id);
 }
 
 static void fwd_ready(void *opaque, uint32_t events)
@@ -546,7 +747,9 @@ static void fwd_ready(void *opaque, uint32_t events)
             if (n < 0 && errno == EAGAIN)
                 return;
             if (n < 0) {
-                sub_fail(sub, 503, "the VM's API: %s", strerror(errno));
+                char msg[160];
+                snprintf(msg, sizeof(msg), "the VM's API: %s", strerror(errno));
+                run_over(sub, msg);
                 return;
             }
             msg_buf_consume(&sub->fwd, (size_t)n);
@@ -566,61 +769,56 @@ static void fwd_ready(void *opaque, uint32_t events)
     close(sub->fwd_fd);
     sub->fwd_fd = -1;
     if (n < 0 || sub->fwd.len == 0) {
-        sub_fail(sub, 503, "%s",
-                 sub->why[0] ? sub->why : "the VM's runvm closed its API");
+        run_over(sub, "the VM's runvm closed its API");
         return;
     }
     forwarded(sub);
 }
 
-/* Hands the request on c to vm: the same POST /start, on its API. */
-static void assign(struct serve *sv, struct serve_vm *vm, struct httpd_conn *c,
-                   uint64_t watchdog_ms)
+/* Sends the run in sub->body to sub's VM: a POST /start on its API. */
+static void sub_send(struct sub *sub)
 {
-    struct sub *sub = calloc(1, sizeof(*sub));
-    if (!sub) {
-        httpd_reply_error(c, 500, "out of memory");
-        return;
-    }
-    *sub = (struct sub){.sv = sv,
-                        .vm = vm,
-                        .c = c,
-                        .fwd_fd = -1,
-                        .in_fd = -1,
-                        .listen_fd = -1,
-                        .out_fd = -1,
-                        .watchdog_ms = watchdog_ms};
-    msg_buf_init(&sub->fwd);
-    msg_buf_init(&sub->relay);
-    sub->next = sv->subs;
-    if (sv->subs)
-        sv->subs->pprev = &sub->next;
-    sub->pprev = &sv->subs;
-    sv->subs = sub;
-    vm->state = VM_BUSY;
-    vm->sub = sub;
-    vm->deadline_ns = clock_now_ns() + watchdog_ms * 1000000;
-    c->data = sub;
-    sv->submissions++;
-    sv->lang[vm->lang].runs++;
-    const struct http_request *req = &c->req;
+    struct serve_vm *vm = sub->vm;
+    vm->deadline_ns = clock_now_ns() + sub->watchdog_ms * 1000000;
+    sub->in_eof = false;
+    sub->done = false;
+    sub->over = false;
+    if (sub->kind != SUB_START)
+        collect_init(&sub->runs[sub->k], RELAY_MAX * 16);
     char head[256];
     int n = snprintf(head, sizeof(head),
                      "POST /start HTTP/1.1\r\nHost: runvm\r\nContent-Type: "
                      "%s\r\nContent-Length: %zu\r\n\r\n",
-                     req->content_type[0] ? req->content_type : "text/plain",
-                     req->content_length);
+                     sub->content_type, sub->body.len);
+    msg_buf_reset(&sub->fwd);
     msg_buf_append(&sub->fwd, head, (size_t)n);
-    msg_buf_append(&sub->fwd, req->body, req->content_length);
+    msg_buf_append(&sub->fwd, sub->body.data, sub->body.len);
     int fd = connect_unix(vm->sock);
     if (fd < 0) {
-        sub_fail(sub, 503, "the VM's API: %s", strerror(-fd));
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the VM's API: %s", strerror(-fd));
+        run_over(sub, msg);
         return;
     }
     (void)fcntl(fd, F_SETFL, O_NONBLOCK);
     sub->fwd_fd = fd;
-    if (evloop_add(&sv->loop, fd, EPOLLOUT, fwd_ready, sub) < 0)
-        sub_fail(sub, 503, "too many open connections");
+    if (evloop_add(&sub->sv->loop, fd, EPOLLOUT, fwd_ready, sub) < 0) {
+        close(fd);
+        sub->fwd_fd = -1;
+        run_over(sub, "too many open connections");
+    }
+}
+
+/* sub's first run on vm. */
+static void assign(struct serve *sv, struct serve_vm *vm, struct sub *sub)
+{
+    sub->vm = vm;
+    sub->queued = false;
+    vm->state = VM_BUSY;
+    vm->sub = sub;
+    sv->submissions++;
+    sv->lang[vm->lang].runs++;
+    sub_send(sub);
 }
 
 /* ---- the queue and the pool ---------------------------------------------- */
@@ -628,13 +826,6 @@ static void assign(struct serve *sv, struct serve_vm *vm, struct httpd_conn *c,
 static bool lang_broken(struct serve *sv, size_t lang)
 {
     return sv->lang[lang].broken_until > clock_now_ns();
-}
-
-static void dequeue(struct serve *sv, unsigned int i)
-{
-    memmove(&sv->queue[i], &sv->queue[i + 1],
-            (sv->queued - i - 1) * sizeof(sv->queue[0]));
-    sv->queued--;
 }
 
 /* An idle VM for lang (the oldest, the likeliest to be ready), one started
@@ -671,28 +862,25 @@ static bool evict_for(struct serve *sv, size_t lang)
 static void schedule(struct serve *sv)
 {
     while (sv->queued > 0) {
-        struct waiting *w = &sv->queue[0];
-        if (lang_broken(sv, w->lang)) {
-            struct httpd_conn *c = w->c;
-            dequeue(sv, 0);
-            c->data = NULL;
-            httpd_reply_with(c, 503, "Retry-After: 30\r\n",
-                             "{\"error\":\"this language's VMs fail to "
-                             "start; see the daemon's log\"}");
+        struct sub *sub = sv->queue[0];
+        if (lang_broken(sv, sub->lang)) {
+            sub_fail(sub, 503,
+                     "this language's VMs fail to start (%s); see the "
+                     "daemon's log",
+                     sv->lang[sub->lang].why);
             continue;
         }
-        struct serve_vm *vm = vm_for(sv, w->lang);
+        struct serve_vm *vm = vm_for(sv, sub->lang);
         if (!vm) {
             /* Room comes when a VM ends; make some if none will. */
             if (count_vms(sv, SIZE_MAX, VM_STOPPING) == 0)
-                (void)evict_for(sv, w->lang);
+                (void)evict_for(sv, sub->lang);
             return;
         }
-        struct httpd_conn *c = w->c;
-        uint64_t ms = w->watchdog_ms;
-        dequeue(sv, 0);
-        c->data = NULL;
-        assign(sv, vm, c, ms);
+        memmove(&sv->queue[0], &sv->queue[1],
+                (sv->queued - 1) * sizeof(sv->queue[0]));
+        sv->queued--;
+        assign(sv, vm, sub);
     }
     for (size_t l = 0; l < sv->cfg->nlangs; l++) {
         if (sv->draining) {
@@ -709,12 +897,40 @@ static void schedule(struct serve *sv)
 
 /* ---- routes ----------------------------------------------------------- */
 
-/* The language a request names ("lang", or ?lang= with a text body), as
- * an index into cfg->langs; SIZE_MAX with the answer given. */
-static size_t request_lang(struct serve *sv, struct httpd_conn *c,
-                           const char *spec)
+/* A submission for the request on c, held until answered. */
+static struct sub *sub_new(struct serve *sv, struct httpd_conn *c,
+                           enum sub_kind kind)
 {
-    const struct serve_config *cfg = sv->cfg;
+    struct sub *sub = calloc(1, sizeof(*sub));
+    if (!sub) {
+        httpd_reply_error(c, 500, "out of memory");
+        return NULL;
+    }
+    *sub = (struct sub){.sv = sv,
+                        .kind = kind,
+                        .c = c,
+                        .fwd_fd = -1,
+                        .in_fd = -1,
+                        .listen_fd = -1,
+                        .out_fd = -1};
+    snprintf(sub->content_type, sizeof(sub->content_type), "application/json");
+    msg_buf_init(&sub->body);
+    msg_buf_init(&sub->fwd);
+    msg_buf_init(&sub->relay);
+    sub->next = sv->subs;
+    if (sv->subs)
+        sv->subs->pprev = &sub->next;
+    sub->pprev = &sv->subs;
+    sv->subs = sub;
+    c->data = sub;
+    return sub;
+}
+
+/* The language spec names (NULL: none named) as an index into
+ * cfg->langs into sub->lang; false with the answer given. */
+static bool request_lang(struct sub *sub, const char *spec)
+{
+    const struct serve_config *cfg = sub->sv->cfg;
     char served[512] = "";
     size_t n = 0;
     for (size_t l = 0; l < cfg->nlangs && n < sizeof(served); l++) {
@@ -724,86 +940,203 @@ static size_t request_lang(struct serve *sv, struct httpd_conn *c,
                               catalog_name(cfg->langs[l], name, sizeof(name)));
     }
     if (!spec) {
-        if (cfg->nlangs == 1)
-            return 0;
-        httpd_reply_error(c, 400,
-                          "name the language: \"lang\" in a JSON body, or "
-                          "?lang= with a text one (serving %s)",
-                          served);
-        return SIZE_MAX;
+        if (cfg->nlangs == 1) {
+            sub->lang = 0;
+            return true;
+        }
+        sub_fail(sub, 400,
+                 "name the language: \"lang\" in a JSON body, or ?lang= "
+                 "with a text one (serving %s)",
+                 served);
+        return false;
     }
     struct lang_spec ls;
     if (!lang_spec_parse(spec, strlen(spec), &ls)) {
-        httpd_reply_error(c, 400,
-                          "lang: not a language: NAME or NAME@VERSION "
-                          "(serving %s)",
-                          served);
-        return SIZE_MAX;
+        sub_fail(sub, 400,
+                 "lang: not a language: NAME or NAME@VERSION (serving %s)",
+                 served);
+        return false;
     }
     char why[512];
     const struct catalog_entry *e =
         catalog_find(cfg->catalog, spec, why, sizeof(why));
     for (size_t l = 0; e && l < cfg->nlangs; l++)
-        if (cfg->langs[l] == e)
-            return l;
-    httpd_reply_error(c, 400, "lang %s: %s (this daemon serves %s)", spec,
-                      e ? "not served here" : why, served);
-    return SIZE_MAX;
+        if (cfg->langs[l] == e) {
+            sub->lang = l;
+            return true;
+        }
+    sub_fail(sub, 400, "lang %s: %s (this daemon serves %s)", spec,
+             e ? "not served here" : why, served);
+    return false;
+}
+
+/* Checks sub->body as /start would take it, for the run's host-side
+ * deadline (its limits plus SERVE_RUN_SLACK_MS) and an early 400; false
+ * with the answer given. */
+static bool body_ok(struct sub *sub)
+{
+    struct api_request r;
+    const char *why = NULL;
+    int status = api_request_parse(
+        &r, sub->content_type, (const char *)sub->body.data, sub->body.len,
+        sub->sv->cfg->default_run_ms, sub->sv->cfg->default_build_ms, &why);
+    bool reuse = r.run.flags & MSG_RUN_REUSE_WORKDIR;
+    sub->watchdog_ms =
+        r.run.limits.wall_ms + r.run.build_limits.wall_ms + SERVE_RUN_SLACK_MS;
+    api_request_free(&r);
+    if (!status && reuse && sub->kind == SUB_START) {
+        status = 400;
+        why = "reuse: runvm serve runs each submission in a fresh VM; send "
+              "every file the run needs, or POST /judge for many test cases";
+    }
+    if (status) {
+        sub_fail(sub, status, "%s", why);
+        return false;
+    }
+    return true;
+}
+
+/* Takes sub on: to a VM, or to the queue; 429 past it, 503 while
+ * draining or while its language's VMs fail. */
+static void admit(struct sub *sub)
+{
+    struct serve *sv = sub->sv;
+    if (sv->draining) {
+        sub_fail(sub, 503, "the daemon is draining");
+        return;
+    }
+    if (lang_broken(sv, sub->lang)) {
+        sub_fail(sub, 503,
+                 "this language's VMs fail to start (%s); see the daemon's "
+                 "log",
+                 sv->lang[sub->lang].why);
+        return;
+    }
+    if (sv->queued >= sv->cfg->queue) {
+        sv->refused_busy++;
+        struct httpd_conn *c = sub->c;
+        sub->c = NULL;
+        c->data = NULL;
+        httpd_reply_with(c, 429, "Retry-After: 1\r\n",
+                         sub->kind == SUB_PISTON
+                             ? "{\"message\":\"every VM is busy and the "
+                               "queue is full; retry\"}"
+                             : "{\"error\":\"every VM is busy and the queue "
+                               "is full; retry\"}");
+        sub_free(sub);
+        return;
+    }
+    httpd_hold(sub->c);
+    sub->queued = true;
+    sv->queue[sv->queued++] = sub;
+    schedule(sv);
 }
 
 static void post_start(struct serve *sv, struct httpd_conn *c,
                        const struct http_request *req)
 {
-    if (sv->draining) {
-        httpd_reply_error(c, 503, "the daemon is draining");
+    struct sub *sub = sub_new(sv, c, SUB_START);
+    if (!sub)
         return;
-    }
+    sub->stream = c->tcp;
+    if (req->content_type[0])
+        snprintf(sub->content_type, sizeof(sub->content_type), "%s",
+                 req->content_type);
+    else
+        snprintf(sub->content_type, sizeof(sub->content_type), "text/plain");
+    msg_buf_append(&sub->body, req->body, req->content_length);
+    if (!body_ok(sub))
+        return;
+    /* The language: "lang" in JSON, else ?lang=. */
     struct api_request r;
-    const char *why = NULL;
-    int status = api_request_parse(&r, req->content_type, req->body,
-                                   req->content_length, sv->cfg->default_run_ms,
-                                   sv->cfg->default_build_ms, &why);
-    if (status) {
-        api_request_free(&r);
-        httpd_reply_error(c, status, "%s", why);
-        return;
-    }
-    char query_lang[LANG_NAME_MAX + LANG_VERSION_MAX + 2];
-    const char *spec = r.lang;
-    if (!spec && http_query_param(req, "lang", query_lang, sizeof(query_lang)))
-        spec = query_lang;
-    bool reuse = r.run.flags & MSG_RUN_REUSE_WORKDIR;
-    uint64_t ms =
-        r.run.limits.wall_ms + r.run.build_limits.wall_ms + SERVE_RUN_SLACK_MS;
-    size_t lang = reuse ? SIZE_MAX : request_lang(sv, c, spec);
+    const char *why;
+    char spec[LANG_NAME_MAX + LANG_VERSION_MAX + 2] = "";
+    if (api_request_parse(&r, req->content_type, req->body, req->content_length,
+                          1, 1, &why) == 0 &&
+        r.lang)
+        snprintf(spec, sizeof(spec), "%.63s", r.lang);
     api_request_free(&r);
-    if (reuse) {
-        httpd_reply_error(c, 400,
-                          "reuse: runvm serve runs each submission in a "
-                          "fresh VM; send every file the run needs");
-        return;
-    }
-    if (lang == SIZE_MAX)
-        return;
-    if (lang_broken(sv, lang)) {
-        httpd_reply_with(c, 503, "Retry-After: 30\r\n",
-                         "{\"error\":\"this language's VMs fail to start; "
-                         "see the daemon's log\"}");
-        return;
-    }
-    if (sv->queued >= sv->cfg->queue) {
-        sv->refused_busy++;
-        httpd_reply_with(c, 429, "Retry-After: 1\r\n",
-                         "{\"error\":\"every VM is busy and the queue is "
-                         "full; retry\"}");
-        return;
-    }
-    httpd_hold(c);
-    c->data = sv; /* queued: see conn_closed */
-    sv->queue[sv->queued++] = (struct waiting){c, lang, ms};
-    schedule(sv);
+    if (!spec[0])
+        (void)http_query_param(req, "lang", spec, sizeof(spec));
+    if (request_lang(sub, spec[0] ? spec : NULL))
+        admit(sub);
 }
 
+static void post_piston(struct serve *sv, struct httpd_conn *c,
+                        const struct http_request *req)
+{
+    struct sub *sub = sub_new(sv, c, SUB_PISTON);
+    if (!sub)
+        return;
+    const char *why;
+    /* Whatever its Content-Type: Piston's clients send none. */
+    if (piston_parse(&sub->piston, req->body, req->content_length, &why)) {
+        sub_fail(sub, 400, "%s", why);
+        return;
+    }
+    if (!request_lang(sub, sub->piston.spec))
+        return;
+    if (piston_start_body(&sub->piston, sv->cfg->run_argv[sub->lang],
+                          &sub->body, &why)) {
+        sub_fail(sub, 400, "%s", why);
+        return;
+    }
+    sub->runs = calloc(1, sizeof(*sub->runs));
+    if (!sub->runs) {
+        sub_fail(sub, 500, "out of memory");
+        return;
+    }
+    sub->nruns = 1;
+    if (body_ok(sub))
+        admit(sub);
+}
+
+static void post_judge(struct serve *sv, struct httpd_conn *c,
+                       const struct http_request *req)
+{
+    struct sub *sub = sub_new(sv, c, SUB_JUDGE);
+    if (!sub)
+        return;
+    const char *why;
+    if (judge_parse(&sub->judge, req->body, req->content_length, &why)) {
+        sub_fail(sub, 400, "%s", why);
+        return;
+    }
+    if (!request_lang(sub, sub->judge.lang))
+        return;
+    sub->runs = calloc(sub->judge.ncases, sizeof(*sub->runs));
+    if (!sub->runs) {
+        sub_fail(sub, 500, "out of memory");
+        return;
+    }
+    sub->nruns = sub->judge.ncases;
+    /* Every case's run checked now, not a 400 after the build. */
+    for (size_t k = sub->nruns; k-- > 0;) {
+        msg_buf_reset(&sub->body);
+        judge_start_body(&sub->judge, k, &sub->body);
+        uint64_t ms = sub->watchdog_ms;
+        if (!body_ok(sub))
+            return;
+        if (ms > sub->watchdog_ms)
+            sub->watchdog_ms = ms; /* the longest case's, for every run */
+    }
+    admit(sub);
+}
+
+static void get_runtimes(struct serve *sv, struct httpd_conn *c)
+{
+    struct msg_buf b;
+    msg_buf_init(&b);
+    msg_buf_append(&b, "[", 1);
+    for (size_t l = 0; l < sv->cfg->nlangs; l++) {
+        const struct catalog_entry *e = sv->cfg->langs[l];
+        piston_runtime(&b, l == 0, e->lang, e->version[0] ? e->version : "*",
+                       e->aliases);
+    }
+    msg_buf_append(&b, "]", 2);
+    httpd_reply(c, 200, (const char *)b.data);
+    msg_buf_free(&b);
+}
 static void get_status(struct serve *sv, struct httpd_conn *c)
 {
     json_t *langs = json_array();
@@ -811,7 +1144,7 @@ static void get_status(struct serve *sv, struct httpd_conn *c)
         const struct catalog_entry *e = sv->cfg->langs[l];
         unsigned int waiting = 0;
         for (unsigned int i = 0; i < sv->queued; i++)
-            waiting += sv->queue[i].lang == l;
+            waiting += sv->queue[i]->lang == l;
         json_array_append_new(
             langs,
             json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:s}", "lang", e->lang,
@@ -845,7 +1178,8 @@ static void get_status(struct serve *sv, struct httpd_conn *c)
 }
 
 static const struct httpd_route routes[] = {
-    {"POST", "/start"},
+    {"POST", "/start"},          {"POST", "/judge"},
+    {"POST", "/api/v2/execute"}, {"GET", "/api/v2/runtimes"},
     {"GET", "/status"},
 };
 
@@ -855,29 +1189,32 @@ static void route(void *opaque, struct httpd_conn *c,
     struct serve *sv = opaque;
     switch (httpd_match(c, req, routes, sizeof(routes) / sizeof(routes[0]))) {
     case 0: post_start(sv, c, req); break;
-    case 1: get_status(sv, c); break;
+    case 1: post_judge(sv, c, req); break;
+    case 2: post_piston(sv, c, req); break;
+    case 3: get_runtimes(sv, c); break;
+    case 4: get_status(sv, c); break;
     default: break;
     }
 }
 
-/* A client hung up: a request still queued leaves the queue; one being
- * forwarded is cancelled, and its VM stopped. */
+/* A client hung up: its submission is cancelled (out of the queue, or its
+ * VM stopped). */
 static void conn_closed(void *opaque, struct httpd_conn *c)
 {
-    struct serve *sv = opaque;
-    if (!c->data)
-        return;
-    if (c->data == sv) {
-        for (unsigned int i = 0; i < sv->queued; i++)
-            if (sv->queue[i].c == c) {
-                dequeue(sv, i);
-                break;
-            }
-        return;
-    }
+    (void)opaque;
     struct sub *sub = c->data;
+    if (!sub)
+        return;
     sub->c = NULL;
     sub_end(sub, true);
+}
+
+/* A streamed answer's chunks went out: more can be read for it. */
+static void conn_drained(void *opaque, struct httpd_conn *c)
+{
+    (void)opaque;
+    if (c->data)
+        relay_flush(c->data);
 }
 
 /* ---- signals, the watchdog, set-up ----------------------------------------
@@ -894,7 +1231,7 @@ static void tick(void *opaque, uint32_t events)
     for (unsigned int i = 0; i < sv->cfg->max_vms; i++) {
         struct serve_vm *vm = &sv->vms[i];
         if (vm->state == VM_BUSY && now > vm->deadline_ns && vm->sub &&
-            vm->sub->in_eof) {
+            vm->sub->in_eof && !vm->sub->over) {
             snprintf(vm->sub->why, sizeof(vm->sub->why),
                      "the VM's runvm ended the run's stream without its "
                      "exit event");
@@ -997,9 +1334,24 @@ static int setup(struct serve *sv, sigset_t *sigs, char *err, size_t err_len)
         .idle_ms = 10000,
         .route = route,
         .closed = conn_closed,
+        .drained = conn_drained,
         .opaque = sv,
     };
-    return httpd_init(&sv->http, &sv->loop, fd, &http, err, err_len);
+    if (httpd_init(&sv->http, &sv->loop, fd, &http, err, err_len) < 0)
+        return -1;
+    if (sv->cfg->listen) {
+        fd = httpd_listen_tcp(sv->cfg->listen, why, sizeof(why));
+        if (fd < 0) {
+            snprintf(err, err_len, "--listen %s", why);
+            return -1;
+        }
+        if (httpd_add_listener(&sv->http, fd) < 0) {
+            close(fd);
+            snprintf(err, err_len, "--listen: event loop full");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int serve_main(const struct serve_config *cfg)

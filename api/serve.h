@@ -2,6 +2,9 @@
  * (the HTTP stack of api/httpd.c) and runs every submission in a VM of its
  * own: a child runvm in API mode (`runvm --lang LANG --api-fd 3`), restored
  * from its language's snapshot, used for one submission and then stopped.
+ * Routes: POST /start (as API mode's; over TCP the answer is the event
+ * stream itself), POST /judge (one build, a verdict per test case),
+ * Piston's POST /api/v2/execute and GET /api/v2/runtimes, GET /status.
  * A child is a process of its own with its own sandbox, so a VM that
  * escapes its guest reaches one runvm that holds one submission.
  *
@@ -15,6 +18,7 @@
 #ifndef RUNVM_SERVE_H
 #define RUNVM_SERVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,9 +34,15 @@
 
 struct serve_config {
     const char *sock_path; /* created mode 0600, removed at exit */
+    const char *listen;    /* TCP too (httpd_listen_tcp's spec), or NULL */
     /* The languages served, as catalog entries (built images). */
     const struct catalog_entry *langs[SERVE_MAX_LANGS];
     size_t nlangs;
+    /* Each language's run command (NULL: not known) and whether it has a
+     * build step, from the config beside its image: Piston's "args" are
+     * appended to it, its answer has "compile" then. */
+    const char *const *run_argv[SERVE_MAX_LANGS];
+    bool compiled[SERVE_MAX_LANGS];
     const struct catalog *catalog; /* resolves a request's "lang" */
     unsigned int max_vms;          /* children alive at once */
     unsigned int queue;            /* requests waiting for a VM */

@@ -16,6 +16,7 @@
 #include "session/catalog.h"
 #include "session/event.h"
 #include "api/serve.h"
+#include "protocol/langconf.h"
 #include "api/server.h"
 #include "cli/agent_exec.h"
 #include "cli/options.h"
@@ -219,6 +220,23 @@ int cli_serve(const struct cli_config *cfg)
     }
     if (!sc.nlangs)
         no_image(&s, "no language image is built (`make images`)");
+    /* Each language's run command and build step, from its config: Piston's
+     * "args" follow the one, its "compile" object is the other's. */
+    char **run_words[SERVE_MAX_LANGS] = {0};
+    for (size_t i = 0; i < sc.nlangs; i++) {
+        struct langconf_kv kv;
+        char kerr[256];
+        size_t nw;
+        if (!sc.langs[i]->conf[0] ||
+            langconf_kv_load(&kv, sc.langs[i]->conf, kerr, sizeof(kerr)) < 0)
+            continue;
+        if (langconf_kv_words(&kv, "RUN", &run_words[i], &nw, kerr,
+                              sizeof(kerr)) == 0 &&
+            nw > 0)
+            sc.run_argv[i] = (const char *const *)run_words[i];
+        sc.compiled[i] = langconf_kv_get(&kv, "BUILD") != NULL;
+        langconf_kv_free(&kv);
+    }
     if (!sc.max_vms) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         sc.max_vms = cpus < 1 ? 1 : cpus > 64 ? 64 : (unsigned int)cpus;
@@ -254,7 +272,10 @@ int cli_serve(const struct cli_config *cfg)
         args[na++] = "--boot-timer";
     args[na] = NULL;
     sc.child_args = args;
+    sc.listen = cfg->listen;
     int status = serve_main(&sc);
+    for (size_t i = 0; i < sc.nlangs; i++)
+        langconf_free_words(run_words[i]);
     catalog_free(&c);
     return status;
 }

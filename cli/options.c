@@ -139,6 +139,7 @@ enum {
     O_MAX_VMS,
     O_QUEUE,
     O_WARM,
+    O_LISTEN,
 };
 
 static const struct option longopts[] = {
@@ -171,6 +172,7 @@ static const struct option longopts[] = {
     {"max-vms", required_argument, NULL, O_MAX_VMS},
     {"queue", required_argument, NULL, O_QUEUE},
     {"warm", required_argument, NULL, O_WARM},
+    {"listen", required_argument, NULL, O_LISTEN},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -362,9 +364,9 @@ static int check_serve_cmd(struct cli_config *c, int nargs, char **args,
         c->vconsole_path || c->user || c->group || c->console ||
         c->cmdline_given || c->verify)
         return fail(err, err_len,
-                    "serve takes --api-sock, --langs, --max-vms, --queue, "
-                    "--warm, --mem, --cpus, --timeout, --build-timeout and "
-                    "--boot-timer");
+                    "serve takes --api-sock, --listen, --langs, --max-vms, "
+                    "--queue, --warm, --mem, --cpus, --timeout, "
+                    "--build-timeout and --boot-timer");
     if (!c->timeout_s)
         c->timeout_s = CLI_DEFAULT_RUN_TIMEOUT_S;
     if (!c->build_timeout_s)
@@ -453,6 +455,7 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
                          err_len);
             c->warm_given = true;
             break;
+        case O_LISTEN: c->listen = optarg; break;
         case O_LIST: c->mode = CLI_LIST_LANGS; return 0;
         case O_VERSION: c->mode = CLI_VERSION; return 0;
         case 'h': c->mode = CLI_HELP; return 0;
@@ -480,10 +483,10 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         return check_snapshot_cmd(c, nargs, args, exec, err, err_len);
     if (serve_cmd)
         return check_serve_cmd(c, nargs, args, exec, err, err_len);
-    if (c->nserve_langs || c->max_vms || c->queue || c->warm_given)
+    if (c->nserve_langs || c->max_vms || c->queue || c->warm_given || c->listen)
         return fail(err, err_len,
-                    "--langs, --max-vms, --queue and --warm go with "
-                    "`runvm serve`");
+                    "--langs, --max-vms, --queue, --warm and --listen go "
+                    "with `runvm serve`");
     if (c->verify)
         return fail(err, err_len, "--verify goes with `runvm snapshot`");
     if (c->lang && (c->restore || c->snapshot_out))

@@ -52,6 +52,7 @@ struct cli_config {
     const char *serve_langs[CLI_SERVE_MAX_LANGS];
     size_t nserve_langs;
     unsigned long max_vms, queue, warm;
+    const char *listen; /* serve --listen [ADDR:]PORT */
     bool warm_given;
     /* --user, --group: who runvm becomes once /dev/kvm, the tap and its
      * files are open (names or numbers, resolved by main). */

@@ -14,6 +14,10 @@ for p in $pkgs; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
         missing="$missing $p"
 done
+# npm for the client libraries tests use (scripts/clients.sh): Debian's,
+# unless a node with its npm is there already (NodeSource's nodejs carries
+# npm and conflicts with Debian's npm package).
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && { echo "deps: all packages present"; exit 0; }
 echo "deps: installing$missing"
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

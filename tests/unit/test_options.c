@@ -158,7 +158,8 @@ static void modes(void **state)
     assert_string_equal(c.verify, "/s");
     assert_int_equal(parse(&c, err, sizeof(err),
                            "serve --api-sock /s --langs go,python@3.11 "
-                           "--max-vms 8 --queue 64 --warm 0 --mem 600"),
+                           "--max-vms 8 --queue 64 --warm 0 --mem 600 "
+                           "--listen 127.0.0.1:2000"),
                      0);
     assert_int_equal(c.mode, CLI_SERVE);
     assert_int_equal(c.nserve_langs, 2);
@@ -169,7 +170,9 @@ static void modes(void **state)
     assert_true(c.warm_given);
     assert_int_equal(c.warm, 0);
     assert_int_equal(c.timeout_s, CLI_DEFAULT_RUN_TIMEOUT_S);
+    assert_string_equal(c.listen, "127.0.0.1:2000");
     assert_int_equal(parse(&c, err, sizeof(err), "serve --api-sock /s"), 0);
+    assert_null(c.listen);
     assert_int_equal(c.nserve_langs, 0); /* every language's default */
     assert_int_equal(c.max_vms, 0);      /* the caller's: the CPUs */
     assert_false(c.warm_given);
@@ -261,8 +264,8 @@ static void bad_command_lines(void **state)
         {"--verify d", "--verify goes with `runvm snapshot`"},
         {"serve", "serve needs --api-sock PATH"},
         {"serve --api-sock s x", "serve: unexpected argument x"},
-        {"serve --api-sock s --lang go", "serve takes --api-sock, --langs"},
-        {"serve --api-sock s --api-fd 3", "serve takes --api-sock, --langs"},
+        {"serve --api-sock s --lang go", "serve takes --api-sock, --listen"},
+        {"serve --api-sock s --api-fd 3", "serve takes --api-sock, --listen"},
         {"serve --api-sock s --langs go,,Py", "--langs: Py: not a language"},
         {"serve --api-sock s --langs ,", "name at least one language"},
         {"serve --api-sock s --langs "
@@ -272,6 +275,7 @@ static void bad_command_lines(void **state)
         {"serve --api-sock s --queue 0", "--queue 0: out of range"},
         {"serve --api-sock s --warm x", "--warm x: not a number"},
         {"--lang go --max-vms 2 a.go", "go with `runvm serve`"},
+        {"--lang go --listen 8080 a.go", "go with `runvm serve`"},
         {"--lang go --api-fd 2", "--api-fd 2: out of range"},
         {"--lang go --api-fd 3 --api-sock s", "pick one"},
         {"--lang go --api-fd 3 a.go", "--api-fd takes its programs"},

@@ -21,12 +21,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "api/judge.h"
 #include "api/serve.h"
 
 /* ---- the fake child -------------------------------------------------- */
@@ -42,49 +45,44 @@ static void put_all(int fd, const char *s, size_t len)
     }
 }
 
-static int fake_child(const char *lang)
+/* One POST /start on the API socket: the body into body (NUL-ended). */
+static bool fake_request(int lfd, char *req, size_t cap, char **body)
 {
-    if (!strncmp(lang, "broken", 6))
-        return 125;
-    int lfd = 3;
-    (void)fcntl(lfd, F_SETFL, 0); /* blocking */
     int c = accept(lfd, NULL, NULL);
     if (c < 0)
-        return 1;
-    char req[65536];
+        return false;
     size_t len = 0;
-    char *body = NULL;
-    size_t clen = 0;
     for (;;) {
-        ssize_t n = read(c, req + len, sizeof(req) - 1 - len);
+        ssize_t n = read(c, req + len, cap - 1 - len);
         if (n <= 0)
-            return 2;
+            _exit(2);
         len += (size_t)n;
         req[len] = '\0';
         char *end = strstr(req, "\r\n\r\n");
         if (!end)
             continue;
         char *cl = strstr(req, "Content-Length: ");
-        clen = cl ? strtoul(cl + 16, NULL, 10) : 0;
+        size_t clen = cl ? strtoul(cl + 16, NULL, 10) : 0;
         if (len >= (size_t)(end + 4 - req) + clen) {
-            body = end + 4;
-            body[clen] = '\0';
+            *body = end + 4;
+            (*body)[clen] = '\0';
             break;
         }
     }
+    /* The answer: an output socket, as API mode's. */
+    static int seq;
     char dir[] = "/tmp/fake-serve-XXXXXX";
     if (!mkdtemp(dir))
-        return 3;
-    char path[128];
-    snprintf(path, sizeof(path), "%s/out.sock", dir);
+        _exit(3);
+    char path[128], resp[512], json[256];
+    snprintf(path, sizeof(path), "%s/out-%d.sock", dir, ++seq);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     snprintf(a.sun_path, sizeof(a.sun_path), "%.100s", path);
     int ofd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (bind(ofd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ofd, 1) < 0)
-        return 4;
-    char resp[512], json[256];
+        _exit(4);
     int jl = snprintf(json, sizeof(json),
-                      "{\"id\":1,\"output_socket\":\"%s\"}\n", path);
+                      "{\"id\":%d,\"output_socket\":\"%s\"}\n", seq, path);
     int rl = snprintf(resp, sizeof(resp),
                       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
@@ -94,33 +92,130 @@ static int fake_child(const char *lang)
     int r = accept(ofd, NULL, NULL);
     unlink(path);
     rmdir(dir);
+    close(ofd);
     if (r < 0)
-        return 5;
+        _exit(5);
+    if (r != 4) { /* the stream, for fake_run */
+        dup2(r, 4);
+        close(r);
+    }
+    return true;
+}
+
+static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void emit(const char *fmt, ...)
+{
+    char ev[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(ev, sizeof(ev), fmt, ap);
+    va_end(ap);
+    put_all(4, ev, (size_t)n);
+}
+
+#define STEP_FIELDS "\"wall_ms\":5,\"cpu_ms\":1,\"peak_memory_bytes\":4096,"
+#define FLAGS(to, trunc, oom)                                                  \
+    "\"timed_out\":" to ",\"output_truncated\":" trunc ",\"oom_killed\":" oom
+
+/* Plays one run of script (what was sent as the program) with stdin in
+ * on the stream at fd 4: "echo TEXT", "sleep MS TEXT", "die" (no exit
+ * event: the child dies), "cat" (stdin to stdout), "args" (the argv it
+ * was given), "crash" (signal 11), "tle" (timed out), "oom",
+ * "buildfail" (a failed build), "dieon:X" (dies when stdin is X, else
+ * cat). reused: no build step. */
+static void fake_run(const char *script, const char *in, json_t *args,
+                     bool reused)
+{
+    if (!reused && !strcmp(script, "buildfail")) {
+        emit("{\"type\":\"output\",\"phase\":\"build\",\"stream\":"
+             "\"stderr\",\"data\":\"syntax error\\n\"}\n");
+        emit("{\"type\":\"exit\",\"phase\":\"build\",\"exit_code\":1,"
+             "\"signal\":null," STEP_FIELDS FLAGS(
+                 "false", "false", "false") ",\"status\":126}\n");
+        return;
+    }
+    if (!reused)
+        emit("{\"type\":\"step\",\"phase\":\"build\",\"exit_code\":0,"
+             "\"signal\":null," STEP_FIELDS FLAGS("false", "false",
+                                                  "false") "}\n");
     char text[256] = "";
     unsigned int ms = 0;
-    json_t *j = body[0] == '{' ? json_loads(body, 0, NULL) : NULL;
-    if (j)
-        body = strdup(json_string_value(json_object_get(j, "code")));
-    if (!strncmp(body, "echo ", 5))
-        snprintf(text, sizeof(text), "%.200s", body + 5);
-    else if (sscanf(body, "sleep %u %200s", &ms, text) < 1)
-        snprintf(text, sizeof(text), "?");
-    char ev[512];
-    int el = snprintf(ev, sizeof(ev),
-                      "{\"type\":\"output\",\"stream\":\"stdout\",\"data\":"
-                      "\"%s\"}\n",
-                      text);
-    put_all(r, ev, (size_t)el);
-    if (!strcmp(body, "die"))
+    if (!strcmp(script, "die") ||
+        (!strncmp(script, "dieon:", 6) && !strcmp(in, script + 6))) {
+        emit("{\"type\":\"output\",\"stream\":\"stdout\",\"data\":"
+             "\"?\"}\n");
         _exit(7);
+    }
+    if (!strncmp(script, "echo ", 5))
+        snprintf(text, sizeof(text), "%.200s", script + 5);
+    else if (!strcmp(script, "cat") || !strncmp(script, "dieon:", 6))
+        snprintf(text, sizeof(text), "%.200s", in);
+    else if (!strcmp(script, "args")) {
+        size_t i;
+        json_t *a;
+        json_array_foreach(args, i, a)
+        {
+            size_t l = strlen(text);
+            snprintf(text + l, sizeof(text) - l, "%s%s", i ? " " : "",
+                     json_string_value(a));
+        }
+    } else if (sscanf(script, "sleep %u %200s", &ms, text) < 1)
+        snprintf(text, sizeof(text), "%s", script);
+    char esc[600];
+    size_t e = 0;
+    for (size_t i = 0; text[i] && e < sizeof(esc) - 3; i++) {
+        if (text[i] == '\n') {
+            esc[e++] = '\\';
+            esc[e++] = 'n';
+        } else {
+            esc[e++] = text[i];
+        }
+    }
+    esc[e] = '\0';
+    emit("{\"type\":\"output\",\"phase\":\"run\",\"stream\":\"stdout\","
+         "\"data\":\"%s\"}\n",
+         esc);
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
-    static const char ex[] = "{\"type\":\"exit\",\"phase\":\"run\","
-                             "\"exit_code\":0,\"status\":0}\n";
-    put_all(r, ex, sizeof(ex) - 1);
-    close(r);
-    for (;;)
-        pause(); /* as API mode: until stopped */
+    if (!strcmp(script, "crash"))
+        emit("{\"type\":\"exit\",\"phase\":\"run\",\"exit_code\":null,"
+             "\"signal\":11," STEP_FIELDS FLAGS("false", "false",
+                                                "false") ",\"status\":139}\n");
+    else if (!strcmp(script, "tle"))
+        emit("{\"type\":\"exit\",\"phase\":\"run\",\"exit_code\":null,"
+             "\"signal\":9," STEP_FIELDS FLAGS("true", "false",
+                                               "false") ",\"status\":124}\n");
+    else if (!strcmp(script, "oom"))
+        emit("{\"type\":\"exit\",\"phase\":\"run\",\"exit_code\":null,"
+             "\"signal\":9," STEP_FIELDS FLAGS("false", "false",
+                                               "true") ",\"status\":137}\n");
+    else
+        emit("{\"type\":\"exit\",\"phase\":\"run\",\"exit_code\":0,"
+             "\"signal\":null," STEP_FIELDS FLAGS("false", "false",
+                                                  "false") ",\"status\":0}\n");
+}
+
+static int fake_child(const char *lang)
+{
+    if (!strncmp(lang, "broken", 6))
+        return 125;
+    (void)fcntl(3, F_SETFL, 0); /* blocking */
+    static char req[1 << 20];
+    char *body, *script = NULL;
+    while (fake_request(3, req, sizeof(req), &body)) {
+        json_t *j = body[0] == '{' ? json_loads(body, 0, NULL) : NULL;
+        const char *code = json_string_value(json_object_get(j, "code"));
+        const char *in = json_string_value(json_object_get(j, "stdin"));
+        bool reuse = json_is_true(json_object_get(j, "reuse"));
+        if (!reuse) {
+            free(script);
+            script = strdup(j ? (code ? code : "") : body);
+        }
+        fake_run(script, in ? in : "", json_object_get(j, "args"), reuse);
+        close(4);
+        json_decref(j);
+    }
+    return 1;
 }
 
 /* ---- the daemon under test -------------------------------------------- */
@@ -134,6 +229,8 @@ struct t {
     struct catalog cat;
     struct catalog_entry e[2];
 };
+
+static char listen_spec[32]; /* start()'s --listen, "" for none */
 
 static struct t *start(unsigned int max_vms, unsigned int queue,
                        unsigned int warm, bool with_broken)
@@ -165,6 +262,10 @@ static struct t *start(unsigned int max_vms, unsigned int queue,
             .default_run_ms = 10000,
             .default_build_ms = 10000,
         };
+        static const char *const run[] = {"./main", NULL};
+        cfg.run_argv[0] = run;
+        cfg.compiled[0] = true;
+        cfg.listen = listen_spec[0] ? listen_spec : NULL;
         cfg.langs[cfg.nlangs++] = &t->e[1];
         if (with_broken)
             cfg.langs[cfg.nlangs++] = &t->e[0];
@@ -304,6 +405,53 @@ static void wait_status(struct t *t, const char *a, const char *b,
     }
     fail_msg("status %s.%s never became %lld (is %lld)", a, b ? b : "",
              (long long)want, (long long)status_int(t, a, b));
+}
+
+/* A request over TCP to listen_spec's port: the whole answer. */
+static char *tcp_request(const char *method, const char *path,
+                         const char *extra_head, const char *body)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)atoi(listen_spec + 10)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {20, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n"
+                     "\r\n",
+                     method, path, extra_head, body ? strlen(body) : 0);
+    put_all(fd, head, (size_t)n);
+    if (body)
+        put_all(fd, body, strlen(body));
+    return slurp(fd);
+}
+
+/* The body of a chunked answer, de-chunked; NULL if malformed. */
+static char *dechunk(const char *resp)
+{
+    const char *p = strstr(resp, "\r\n\r\n");
+    if (!p)
+        return NULL;
+    p += 4;
+    char *out = calloc(1, strlen(p) + 1);
+    size_t len = 0;
+    for (;;) {
+        char *end;
+        unsigned long n = strtoul(p, &end, 16);
+        if (end == p || strncmp(end, "\r\n", 2)) {
+            free(out);
+            return NULL;
+        }
+        p = end + 2;
+        if (n == 0)
+            return out;
+        memcpy(out + len, p, n);
+        len += n;
+        p += n + 2;
+    }
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -524,6 +672,260 @@ static void sigterm_drains_then_exits_0(void **state)
     free(t);
 }
 
+/* The JSON body of a whole (not chunked) answer, and its status. */
+static json_t *body_of(const char *resp, int *status)
+{
+    assert_int_equal(sscanf(resp, "HTTP/1.1 %d", status), 1);
+    const char *b = strstr(resp, "\r\n\r\n");
+    assert_non_null(b);
+    json_t *j = json_loads(b + 4, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *str_at(json_t *j, const char *a, const char *b)
+{
+    return json_string_value(json_object_get(json_object_get(j, a), b));
+}
+
+static void piston_and_tcp(void **state)
+{
+    (void)state;
+    snprintf(listen_spec, sizeof(listen_spec), "127.0.0.1:%d",
+             20000 + getpid() % 20000);
+    struct t *t = start(2, 8, 1, false);
+    int st;
+    char *resp = NULL;
+    for (int i = 0; i < 500 && !resp; i++) { /* the TCP listener is up */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port =
+                                    htons((uint16_t)atoi(listen_spec + 10)),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        bool up = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(fd);
+        if (up)
+            resp = tcp_request("GET", "/api/v2/runtimes", "", NULL);
+        else
+            usleep(10000);
+    }
+    assert_non_null(resp);
+    json_t *j = body_of(resp, &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(json_array_size(j), 1);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(j, 0), "language")),
+        "fake");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(j, 0), "version")),
+        "1.0");
+    json_decref(j);
+    free(resp);
+    /* As the npm piston-client sends it: no Content-Type, its defaults. */
+    resp = tcp_request(
+        "POST", "/api/v2/execute", "",
+        "{\"language\":\"fake\",\"version\":\"1.0\",\"files\":[{\"content\":"
+        "\"args\"}],\"stdin\":\"\",\"args\":[\"1\",\"2\",\"3\"],"
+        "\"compile_timeout\":10000,\"run_timeout\":3000,"
+        "\"compile_memory_limit\":-1,\"run_memory_limit\":-1}");
+    j = body_of(resp, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "language")),
+                        "fake");
+    assert_string_equal(json_string_value(json_object_get(j, "version")),
+                        "1.0");
+    assert_string_equal(str_at(j, "run", "stdout"), "./main 1 2 3");
+    assert_string_equal(str_at(j, "run", "output"), "./main 1 2 3");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "run"), "code")),
+        0);
+    assert_true(
+        json_is_null(json_object_get(json_object_get(j, "run"), "signal")));
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(j, "compile"), "code")),
+                     0);
+    json_decref(j);
+    free(resp);
+    /* "fake:1" and "*" pick the version; a crash has a signal, no code. */
+    resp = tcp_request("POST", "/api/v2/execute", "",
+                       "{\"language\":\"fake:1\",\"version\":\"*\","
+                       "\"files\":[{\"name\":\"x.f\",\"content\":\"crash\"}]}");
+    j = body_of(resp, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(str_at(j, "run", "signal"), "SIGSEGV");
+    assert_true(
+        json_is_null(json_object_get(json_object_get(j, "run"), "code")));
+    json_decref(j);
+    free(resp);
+    /* A failed build: "compile" says so, no "run". */
+    resp = tcp_request("POST", "/api/v2/execute", "",
+                       "{\"language\":\"fake\",\"version\":\"1.0\","
+                       "\"files\":[{\"content\":\"buildfail\"}]}");
+    j = body_of(resp, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(str_at(j, "compile", "stderr"), "syntax error\n");
+    assert_null(json_object_get(j, "run"));
+    json_decref(j);
+    free(resp);
+    /* Errors as Piston's: 400 {"message"}. */
+    const char *bad[] = {
+        "{\"language\":\"cobol\",\"version\":\"1\",\"files\":[{\"content\":"
+        "\"x\"}]}",
+        "{\"language\":\"fake\",\"version\":\"1.0\",\"files\":[]}",
+        "{\"language\":\"fake\",\"version\":\"1.0\",\"files\":[{\"content\":"
+        "\"x\"}],\"run_timeout\":600001}",
+        "{\"language\":\"fake\",\"version\":\"1.0\",\"files\":[{\"content\":"
+        "\"x\"},{\"content\":\"y\"}]}",
+        "[1]",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        resp = tcp_request("POST", "/api/v2/execute", "", bad[i]);
+        j = body_of(resp, &st);
+        if (st != 400 || !json_is_string(json_object_get(j, "message")))
+            fail_msg("%s: %s", bad[i], resp);
+        json_decref(j);
+        free(resp);
+    }
+    /* POST /start over TCP: the answer is the event stream. */
+    resp = tcp_request("POST", "/start?lang=fake",
+                       "Content-Type: text/plain\r\n", "echo tcp");
+    assert_non_null(strstr(resp, "HTTP/1.1 200 "));
+    assert_non_null(strstr(resp, "Transfer-Encoding: chunked\r\n"));
+    char *ev = dechunk(resp);
+    assert_non_null(ev);
+    assert_non_null(strstr(ev, "\"data\":\"tcp\""));
+    assert_non_null(strstr(ev, "{\"type\":\"exit\",\"phase\":\"run\""));
+    free(ev);
+    free(resp);
+    /* A stream whose VM dies ends with the failure's exit event. */
+    resp = tcp_request("POST", "/start?lang=fake",
+                       "Content-Type: text/plain\r\n", "die");
+    ev = dechunk(resp);
+    assert_non_null(ev);
+    assert_non_null(strstr(ev, "\"type\":\"exit\",\"status\":125,"));
+    free(ev);
+    free(resp);
+    listen_spec[0] = '\0';
+    assert_int_equal(stop(t), 0);
+}
+
+/* POST /judge on the Unix socket; the answer's JSON. */
+static json_t *judge(struct t *t, const char *body)
+{
+    json_t *j;
+    int st = request(t, "POST", "/judge", "application/json", body, &j);
+    if (st != 200)
+        fail_msg("judge %s: %d %s", body, st, json_dumps(j, 0));
+    return j;
+}
+
+static const char *verdict(json_t *j, size_t k)
+{
+    return json_string_value(json_object_get(
+        json_array_get(json_object_get(j, "cases"), k), "verdict"));
+}
+
+static void judge_cases(void **state)
+{
+    (void)state;
+    struct t *t = start(2, 8, 1, false);
+    json_t *j =
+        judge(t, "{\"lang\":\"fake\",\"code\":\"cat\",\"cases\":["
+                 "{\"stdin\":\"a\\n\",\"expected_stdout\":\"a\"},"
+                 "{\"stdin\":\"b  \\n\\n\",\"expected_stdout\":\"b\\n\"},"
+                 "{\"stdin\":\"x\",\"expected_stdout\":\"y\"},"
+                 "{\"stdin\":\"free\"}]}");
+    assert_string_equal(str_at(j, "build", "status"), "ok");
+    assert_string_equal(verdict(j, 0), "accepted");
+    assert_string_equal(verdict(j, 1), "accepted");
+    assert_string_equal(verdict(j, 2), "wrong_answer");
+    assert_string_equal(verdict(j, 3), "accepted"); /* nothing expected */
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(j, "cases"), 2), "stdout")),
+        "x");
+    json_decref(j);
+    j = judge(t, "{\"lang\":\"fake\",\"code\":\"cat\",\"compare\":\"exact\","
+                 "\"cases\":[{\"stdin\":\"a\\n\",\"expected_stdout\":\"a\"},"
+                 "{\"stdin\":\"a\\n\",\"expected_stdout\":\"a\\n\"}]}");
+    assert_string_equal(verdict(j, 0), "wrong_answer");
+    assert_string_equal(verdict(j, 1), "accepted");
+    json_decref(j);
+    static const struct {
+        const char *code, *want;
+    } one[] = {{"crash", "runtime_error"},
+               {"tle", "time_limit"},
+               {"oom", "memory_limit"}};
+    for (size_t i = 0; i < 3; i++) {
+        char body[256];
+        snprintf(body, sizeof(body),
+                 "{\"lang\":\"fake\",\"code\":\"%s\",\"cases\":[{}]}",
+                 one[i].code);
+        j = judge(t, body);
+        assert_string_equal(verdict(j, 0), one[i].want);
+        json_decref(j);
+    }
+    j = judge(t,
+              "{\"lang\":\"fake\",\"code\":\"buildfail\",\"cases\":[{},{}]}");
+    assert_string_equal(str_at(j, "build", "status"), "failed");
+    assert_string_equal(str_at(j, "build", "stderr"), "syntax error\n");
+    assert_string_equal(verdict(j, 0), "compile_error");
+    assert_string_equal(verdict(j, 1), "compile_error");
+    json_decref(j);
+    /* The VM dies in the second case: it and the rest are internal
+     * errors, the answer still 200. */
+    j = judge(t, "{\"lang\":\"fake\",\"code\":\"dieon:2\",\"cases\":["
+                 "{\"stdin\":\"1\",\"expected_stdout\":\"1\"},"
+                 "{\"stdin\":\"2\"},{\"stdin\":\"3\"}]}");
+    assert_string_equal(verdict(j, 0), "accepted");
+    assert_string_equal(verdict(j, 1), "internal_error");
+    assert_string_equal(verdict(j, 2), "internal_error");
+    assert_non_null(json_object_get(
+        json_array_get(json_object_get(j, "cases"), 1), "error"));
+    json_decref(j);
+    int st = request(t, "POST", "/judge", "application/json",
+                     "{\"lang\":\"fake\",\"code\":\"x\",\"cases\":[]}", &j);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    st = request(t, "POST", "/judge", "application/json",
+                 "{\"lang\":\"fake\",\"code\":\"x\",\"cases\":[{\"limits\":"
+                 "{\"timeout_ms\":0}}]}",
+                 &j);
+    assert_int_equal(st, 400);
+    json_decref(j);
+    assert_int_equal(stop(t), 0);
+}
+
+/* api/judge.c's comparison, pure. */
+static void output_comparison(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *a, *b;
+        bool lines, exact;
+    } cases[] = {
+        {"a\nb\n", "a\nb", true, false},
+        {"a  \nb\t\n\n\n", "a\nb", true, false},
+        {"a\r\nb\r\n", "a\nb\n", true, false},
+        {"a\n\nb", "a\nb", false, false}, /* inner empty lines count */
+        {" a", "a", false, false},        /* leading blanks count */
+        {"", "\n\n", true, false},
+        {"", "", true, true},
+        {"ab", "a", false, false},
+        {"a\n", "a\n", true, true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *a = cases[i].a, *b = cases[i].b;
+        if (judge_same_output(a, strlen(a), b, strlen(b), false) !=
+                cases[i].lines ||
+            judge_same_output(b, strlen(b), a, strlen(a), false) !=
+                cases[i].lines ||
+            judge_same_output(a, strlen(a), b, strlen(b), true) !=
+                cases[i].exact)
+            fail_msg("case %zu: \"%s\" vs \"%s\"", i, a, b);
+    }
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i + 1 < argc; i++)
@@ -542,6 +944,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_reader_that_leaves_cancels_the_run),
         cmocka_unit_test(a_language_whose_vms_die_is_refused),
         cmocka_unit_test(sigterm_drains_then_exits_0),
+        cmocka_unit_test(piston_and_tcp),
+        cmocka_unit_test(judge_cases),
+        cmocka_unit_test(output_comparison),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
