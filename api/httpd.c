@@ -83,15 +83,16 @@ void httpd_hold(struct httpd_conn *c)
     (void)evloop_mod(c->h->loop, c->fd, 0);
 }
 
-void httpd_reply_with(struct httpd_conn *c, int status, const char *extra,
-                      const char *body)
+void httpd_reply_as(struct httpd_conn *c, int status, const char *type,
+                    const char *extra, const char *body)
 {
     char head[512];
     size_t len = strlen(body);
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     "HTTP/1.1 %d %s\r\nContent-Type: %.64s\r\n"
                      "Content-Length: %zu\r\n%.256sConnection: close\r\n\r\n",
-                     status, http_reason(status), len + 1, extra ? extra : "");
+                     status, http_reason(status), type, len + 1,
+                     extra ? extra : "");
     if (status >= 400)
         c->h->rejected++;
     c->replying = true;
@@ -102,6 +103,12 @@ void httpd_reply_with(struct httpd_conn *c, int status, const char *extra,
     msg_buf_append(&c->out, body, len);
     msg_buf_append(&c->out, "\n", 1);
     conn_flush(c);
+}
+
+void httpd_reply_with(struct httpd_conn *c, int status, const char *extra,
+                      const char *body)
+{
+    httpd_reply_as(c, status, "application/json", extra, body);
 }
 
 void httpd_stream_begin(struct httpd_conn *c, int status,

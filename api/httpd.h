@@ -93,6 +93,9 @@ void httpd_hold(struct httpd_conn *c);
 void httpd_reply_with(struct httpd_conn *c, int status, const char *extra,
                       const char *body);
 void httpd_reply(struct httpd_conn *c, int status, const char *body);
+/* The same with a body of another media type. */
+void httpd_reply_as(struct httpd_conn *c, int status, const char *type,
+                    const char *extra, const char *body);
 
 /* A streamed answer: the head of a chunked response of content_type,
  * then httpd_stream_write's chunks, then httpd_stream_end (the

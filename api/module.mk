@@ -1,7 +1,8 @@
-# api/: API mode's HTTP/1.1 server on a Unix socket.
-API_SRCS := api/collect.c api/http.c api/httpd.c api/judge.c api/piston.c \
-            api/request.c api/run.c api/serve.c \
-            api/server.c
+# api/: the HTTP/1.1 front ends: API mode (server.c, run.c) and runvm
+# serve (serve.c, with judge.c, piston.c, collect.c, metrics.c), on one
+# HTTP stack (http.c, httpd.c).
+API_SRCS := api/collect.c api/http.c api/httpd.c api/judge.c api/metrics.c \
+            api/piston.c api/request.c api/run.c api/serve.c api/server.c
 RUNVM_SRCS += $(API_SRCS)
 
 FUZZ_TARGETS += fuzz_http
@@ -34,7 +35,7 @@ test_api_LIBS := -ljansson -lz -lpthread -lseccomp
 # children (API-mode runvms) without KVM.
 UNIT_TESTS += test_serve
 test_serve_SRCS = api/serve.c api/httpd.c api/http.c api/request.c \
-                  api/collect.c api/piston.c api/judge.c \
+                  api/collect.c api/piston.c api/judge.c api/metrics.c \
                   session/catalog.c session/event.c session/agent_client.c \
                   $(LANGCONF_SRCS) $(CORE_SRCS) $(PROTOCOL_SRCS)
 test_serve_LIBS := -ljansson

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "api/collect.h"
 #include "api/httpd.h"
 #include "api/judge.h"
+#include "api/metrics.h"
 #include "api/piston.h"
 #include "api/request.h"
 #include "core/clock.h"
@@ -70,6 +72,29 @@ enum sub_kind {
     SUB_JUDGE,  /* POST /judge: a run per case, one answer at the end */
 };
 
+/* How a run ended, for GET /metrics. */
+enum outcome { OUT_OK, OUT_EXIT, OUT_SIGNAL, OUT_TIMEOUT, OUT_BUILD, OUT_VM };
+static const char *const outcome_names[] = {
+    "ok", "exit_nonzero", "signal", "time_limit", "build_failed", "vm_error"};
+static const char *const verdict_names[] = {
+    "accepted",     "wrong_answer", "runtime_error",  "output_limit",
+    "memory_limit", "time_limit",   "internal_error", "compile_error"};
+
+static enum outcome outcome_of(int status)
+{
+    return status == 0                         ? OUT_OK
+           : status == RUNVM_EXIT_TIMEOUT      ? OUT_TIMEOUT
+           : status == RUNVM_EXIT_INFRA        ? OUT_VM
+           : status == RUNVM_EXIT_BUILD_FAILED ? OUT_BUILD
+           : status > RUNVM_EXIT_SIGNAL_BASE   ? OUT_SIGNAL
+                                               : OUT_EXIT;
+}
+
+static double secs(uint64_t from_ns, uint64_t to_ns)
+{
+    return to_ns > from_ns ? (double)(to_ns - from_ns) / 1e9 : 0.0;
+}
+
 /* One submission: its request, waiting for a VM, then each run of it
  * forwarded to its VM's API and the run's events relayed (SUB_START: to an
  * output socket of the daemon's, or the answer itself over TCP) or
@@ -98,10 +123,12 @@ struct sub {
     int listen_fd, out_fd; /* our output socket, and its one reader */
     char path[PATH_MAX];   /* ours, while it listens */
     struct msg_buf relay;  /* read from in_fd, not yet sent on */
-    char line[16];         /* the start of the line being relayed */
+    char line[512];        /* the start of the line being relayed */
     size_t line_len;
     bool last_was_exit;   /* the last whole line was the exit event */
+    int last_status;      /* its status */
     uint64_t deadline_ns; /* the reader must connect by then */
+    uint64_t t_admit_ns, t_assign_ns; /* for GET /metrics */
     /* SUB_PISTON and SUB_JUDGE: each run's result. */
     struct collect *runs;
     size_t nruns, k; /* the run in flight */
@@ -131,6 +158,13 @@ struct serve {
     unsigned int queued;
     struct serve_lang_state lang[SERVE_MAX_LANGS];
     struct sub *subs; /* every submission alive */
+    /* GET /metrics: seconds waiting for a VM, for the VM to take the
+     * first run (its restore, when it was not warm yet), request to
+     * answer; builds and runs as the agent timed them (judge, Piston). */
+    struct histogram h_queue, h_ready, h_total, h_build, h_run;
+    uint64_t outcomes[6]; /* enum outcome */
+    uint64_t verdicts[8]; /* judge_verdicts' order */
+    uint64_t routes[3];   /* enum sub_kind */
     uint64_t submissions, refused_busy, vm_failures, watchdog_kills, cancelled;
 };
 
@@ -298,6 +332,8 @@ static struct serve_vm *vm_spawn(struct serve *sv, size_t lang)
 static void sub_free(struct sub *sub)
 {
     struct serve *sv = sub->sv;
+    if (sub->t_assign_ns)
+        histogram_observe(&sv->h_total, secs(sub->t_admit_ns, clock_now_ns()));
     if (sub->next)
         sub->next->pprev = sub->pprev;
     *sub->pprev = sub->next;
@@ -429,6 +465,12 @@ static void collected(struct sub *sub)
     }
     for (size_t i = 0; i <= sub->k; i++)
         runs[i] = &sub->runs[i];
+    for (size_t i = 0; i < sub->nruns; i++) {
+        const char *v = judge_verdict(&sub->judge, i, runs[i], &sub->runs[0]);
+        for (size_t n = 0; n < 8; n++)
+            if (!strcmp(v, verdict_names[n]))
+                sub->sv->verdicts[n]++;
+    }
     struct msg_buf b;
     msg_buf_init(&b);
     judge_answer(&sub->judge, &sub->runs[0], runs, &b);
@@ -462,11 +504,18 @@ static void run_over(struct sub *sub, const char *why)
                       : why       ? why
                                   : "the VM stopped during the run";
     if (sub->kind != SUB_START) {
-        if (why || !sub->runs[sub->k].done)
-            collect_fail(&sub->runs[sub->k], RUNVM_EXIT_INFRA, msg);
+        struct collect *r = &sub->runs[sub->k];
+        if (why || !r->done)
+            collect_fail(r, RUNVM_EXIT_INFRA, msg);
+        sv->outcomes[outcome_of(r->status)]++;
+        if (r->build.ended)
+            histogram_observe(&sv->h_build, (double)r->build.wall_ms / 1e3);
+        if (r->run.ended)
+            histogram_observe(&sv->h_run, (double)r->run.wall_ms / 1e3);
         collected(sub);
         return;
     }
+    sv->outcomes[why ? OUT_VM : outcome_of(sub->last_status)]++;
     if (!sub->answered) {
         /* Not answered yet: the VM went before its run started. */
         sub_fail(sub, 503, "%s", msg);
@@ -513,6 +562,13 @@ static void in_ready(void *opaque, uint32_t events)
                 sub->last_was_exit =
                     sub->line_len >= sizeof(EXIT_PREFIX) - 1 &&
                     !memcmp(sub->line, EXIT_PREFIX, sizeof(EXIT_PREFIX) - 1);
+                if (sub->last_was_exit) {
+                    sub->line[sub->line_len < sizeof(sub->line)
+                                  ? sub->line_len
+                                  : sizeof(sub->line) - 1] = '\0';
+                    const char *st = strstr(sub->line, "\"status\":");
+                    sub->last_status = st ? atoi(st + 9) : RUNVM_EXIT_INFRA;
+                }
                 sub->line_len = 0;
             } else if (sub->line_len < sizeof(sub->line)) {
                 sub->line[sub->line_len++] = buf[i];
@@ -725,6 +781,8 @@ static void forwarded(struct sub *sub)
     sub->in_fd = fd;
     (void)fcntl(fd, F_SETFL, O_NONBLOCK);
     sv->lang[sub->lang].fails = 0; /* its language's VMs do start */
+    if (sub->k == 0)
+        histogram_observe(&sv->h_ready, secs(sub->t_assign_ns, clock_now_ns()));
     if (evloop_add(&sv->loop, fd, EPOLLIN, in_ready, sub) < 0) {
         close(fd);
         sub->in_fd = -1;
@@ -818,6 +876,8 @@ static void assign(struct serve *sv, struct serve_vm *vm, struct sub *sub)
     vm->sub = sub;
     sv->submissions++;
     sv->lang[vm->lang].runs++;
+    sub->t_assign_ns = clock_now_ns();
+    histogram_observe(&sv->h_queue, secs(sub->t_admit_ns, sub->t_assign_ns));
     sub_send(sub);
 }
 
@@ -1027,6 +1087,8 @@ static void admit(struct sub *sub)
         return;
     }
     httpd_hold(sub->c);
+    sub->t_admit_ns = clock_now_ns();
+    sv->routes[sub->kind]++;
     sub->queued = true;
     sv->queue[sv->queued++] = sub;
     schedule(sv);
@@ -1177,10 +1239,135 @@ static void get_status(struct serve *sv, struct httpd_conn *c)
     free(s);
 }
 
+/* The resident memory of process pid ("self" too), bytes; 0 if gone. */
+static double rss_of(const char *pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%s/statm", pid);
+    FILE *f = fopen(path, "r");
+    unsigned long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+static void get_metrics(struct serve *sv, struct httpd_conn *c)
+{
+    struct msg_buf b;
+    msg_buf_init(&b);
+    char labels[128];
+    static const char *const route_names[] = {"start", "piston", "judge"};
+    metrics_head(&b, "runvm_serve_submissions_total", "counter",
+                 "Submissions taken on (queued or run), by route.");
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(labels, sizeof(labels), "route=\"%s\"", route_names[i]);
+        metrics_sample(&b, "runvm_serve_submissions_total", labels,
+                       (double)sv->routes[i]);
+    }
+    metrics_head(&b, "runvm_serve_runs_total", "counter",
+                 "Runs ended, by how (a judge case is a run).");
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcome_names[i]);
+        metrics_sample(&b, "runvm_serve_runs_total", labels,
+                       (double)sv->outcomes[i]);
+    }
+    metrics_head(&b, "runvm_serve_verdicts_total", "counter",
+                 "POST /judge cases, by verdict.");
+    for (size_t i = 0; i < 8; i++) {
+        snprintf(labels, sizeof(labels), "verdict=\"%s\"", verdict_names[i]);
+        metrics_sample(&b, "runvm_serve_verdicts_total", labels,
+                       (double)sv->verdicts[i]);
+    }
+    metrics_head(&b, "runvm_serve_refused_total", "counter",
+                 "Requests refused: busy (429), connections over a cap.");
+    metrics_sample(&b, "runvm_serve_refused_total", "reason=\"busy\"",
+                   (double)sv->refused_busy);
+    metrics_sample(&b, "runvm_serve_refused_total", "reason=\"connections\"",
+                   (double)sv->http.refused_conns);
+    metrics_head(&b, "runvm_serve_cancelled_total", "counter",
+                 "Runs whose client went away.");
+    metrics_sample(&b, "runvm_serve_cancelled_total", "",
+                   (double)sv->cancelled);
+    metrics_head(&b, "runvm_serve_vm_failures_total", "counter",
+                 "VM processes that ended unasked.");
+    metrics_sample(&b, "runvm_serve_vm_failures_total", "",
+                   (double)sv->vm_failures);
+    metrics_head(&b, "runvm_serve_watchdog_kills_total", "counter",
+                 "VMs the daemon killed for a run past its limits.");
+    metrics_sample(&b, "runvm_serve_watchdog_kills_total", "",
+                   (double)sv->watchdog_kills);
+    metrics_head(&b, "runvm_serve_vms", "gauge", "VMs alive, by state.");
+    static const char *const states[] = {"idle", "busy", "stopping"};
+    static const enum vm_state st[] = {VM_IDLE, VM_BUSY, VM_STOPPING};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(labels, sizeof(labels), "state=\"%s\"", states[i]);
+        metrics_sample(&b, "runvm_serve_vms", labels,
+                       (double)count_vms(sv, SIZE_MAX, st[i]));
+    }
+    metrics_head(&b, "runvm_serve_vms_max", "gauge", "--max-vms.");
+    metrics_sample(&b, "runvm_serve_vms_max", "", (double)sv->cfg->max_vms);
+    metrics_head(&b, "runvm_serve_queue_length", "gauge",
+                 "Requests waiting for a VM.");
+    metrics_sample(&b, "runvm_serve_queue_length", "", (double)sv->queued);
+    metrics_head(&b, "runvm_serve_queue_max", "gauge", "--queue.");
+    metrics_sample(&b, "runvm_serve_queue_max", "", (double)sv->cfg->queue);
+    metrics_head(&b, "runvm_serve_draining", "gauge",
+                 "1 once SIGTERM asked the daemon to drain.");
+    metrics_sample(&b, "runvm_serve_draining", "", sv->draining ? 1 : 0);
+    /* Memory: the daemon's own and its VMs' (each runvm with its guest's
+     * touched RAM). */
+    double vms_rss = 0;
+    for (unsigned int i = 0; i < sv->cfg->max_vms; i++)
+        if (sv->vms[i].state != VM_FREE) {
+            char pid[16];
+            snprintf(pid, sizeof(pid), "%d", (int)sv->vms[i].pid);
+            vms_rss += rss_of(pid);
+        }
+    metrics_head(&b, "runvm_serve_resident_bytes", "gauge",
+                 "Resident memory: the daemon, and its VM processes.");
+    metrics_sample(&b, "runvm_serve_resident_bytes", "process=\"daemon\"",
+                   rss_of("self"));
+    metrics_sample(&b, "runvm_serve_resident_bytes", "process=\"vms\"",
+                   vms_rss);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } hs[] = {
+        {"runvm_serve_queue_seconds", "Time a request waited for a VM.",
+         offsetof(struct serve, h_queue)},
+        {"runvm_serve_vm_ready_seconds",
+         "Time from a VM given to a request to its run starting (its "
+         "restore, when it was not warm yet).",
+         offsetof(struct serve, h_ready)},
+        {"runvm_serve_build_seconds",
+         "Build steps as the agent timed them (judge, Piston).",
+         offsetof(struct serve, h_build)},
+        {"runvm_serve_run_seconds",
+         "Run steps as the agent timed them (judge, Piston).",
+         offsetof(struct serve, h_run)},
+        {"runvm_serve_request_seconds",
+         "Request taken to submission over (answered, or its stream read).",
+         offsetof(struct serve, h_total)},
+    };
+    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
+        metrics_head(&b, hs[i].name, "histogram", hs[i].help);
+        metrics_histogram(
+            &b, hs[i].name, "",
+            (const struct histogram *)((const char *)sv + hs[i].off));
+    }
+    msg_buf_append(&b, "", 1);
+    httpd_reply_as(c, 200, "text/plain; version=0.0.4", NULL,
+                   (const char *)b.data);
+    msg_buf_free(&b);
+}
+
 static const struct httpd_route routes[] = {
     {"POST", "/start"},          {"POST", "/judge"},
     {"POST", "/api/v2/execute"}, {"GET", "/api/v2/runtimes"},
-    {"GET", "/status"},
+    {"GET", "/status"},          {"GET", "/metrics"},
 };
 
 static void route(void *opaque, struct httpd_conn *c,
@@ -1193,6 +1380,7 @@ static void route(void *opaque, struct httpd_conn *c,
     case 2: post_piston(sv, c, req); break;
     case 3: get_runtimes(sv, c); break;
     case 4: get_status(sv, c); break;
+    case 5: get_metrics(sv, c); break;
     default: break;
     }
 }

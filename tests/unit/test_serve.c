@@ -883,6 +883,23 @@ static void judge_cases(void **state)
     assert_non_null(json_object_get(
         json_array_get(json_object_get(j, "cases"), 1), "error"));
     json_decref(j);
+    /* GET /metrics: Prometheus text with what just happened. */
+    char *m = slurp(ask(t, "GET", "/metrics", "text/plain", NULL));
+    assert_non_null(strstr(m, "HTTP/1.1 200 "));
+    assert_non_null(strstr(m, "Content-Type: text/plain; version=0.0.4"));
+    assert_non_null(
+        strstr(m, "runvm_serve_verdicts_total{verdict=\"accepted\"} 5\n"));
+    assert_non_null(
+        strstr(m, "runvm_serve_verdicts_total{verdict=\"compile_error\"} 2\n"));
+    assert_non_null(
+        strstr(m, "runvm_serve_submissions_total{route=\"judge\"} 7\n"));
+    assert_non_null(strstr(m, "# TYPE runvm_serve_queue_seconds histogram\n"));
+    assert_non_null(strstr(m, "runvm_serve_queue_seconds_count 7\n"));
+    assert_non_null(
+        strstr(m, "runvm_serve_request_seconds_bucket{le=\"+Inf\"} "));
+    assert_non_null(
+        strstr(m, "runvm_serve_resident_bytes{process=\"daemon\"} "));
+    free(m);
     int st = request(t, "POST", "/judge", "application/json",
                      "{\"lang\":\"fake\",\"code\":\"x\",\"cases\":[]}", &j);
     assert_int_equal(st, 400);
