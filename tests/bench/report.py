@@ -216,6 +216,10 @@ def main():
         with open(R("snapshot.txt")) as f:
             figs["snapshot"] = dict(l.split(None, 1) for l in f.read().splitlines()
                                     if len(l.split(None, 1)) == 2)
+    if os.path.exists(R("serve.txt")):
+        with open(R("serve.txt")) as f:
+            figs["serve"] = dict(l.split(None, 1) for l in f.read().splitlines()
+                                 if len(l.split(None, 1)) == 2)
     if notes:
         figs["notes"] = notes
 
@@ -281,6 +285,10 @@ def main():
         md += ["", "Snapshots (tests/bench/snapshot.sh):", "", "| figure | value |",
                "|---|---|"]
         md += ["| %s | %s |" % (k, v) for k, v in figs["snapshot"].items()]
+    if figs.get("serve"):
+        md += ["", "runvm serve under load (tests/bench/serve.sh; the latency "
+               "distributions: serve-latency.svg):", "", "| figure | value |", "|---|---|"]
+        md += ["| %s | %s |" % (k, v) for k, v in figs["serve"].items()]
     if figs.get("notes"):
         md += ["", "Notes:", ""] + ["- " + n for n in figs["notes"]]
     md += ["", "What each figure measures:", ""]

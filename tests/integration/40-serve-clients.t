@@ -75,6 +75,15 @@ jq -e '[.cases[].verdict] == ["accepted","wrong_answer","runtime_error","time_li
     "$T/verdicts.json" >/dev/null || fail "verdicts: $(cat "$T/verdicts.json")"
 echo "ok: judge: accepted, wrong_answer, runtime_error, time_limit, accepted"
 
+# GET /metrics: every metric the Grafana dashboard (deploy/) uses is there.
+curl -s "$U/metrics" >"$T/metrics.txt"
+grep -q '^runvm_serve_verdicts_total{verdict="time_limit"} 1$' "$T/metrics.txt" ||
+    fail "metrics: $(grep verdicts "$T/metrics.txt")"
+for m in $(grep -o 'runvm_serve_[a-z_]*' deploy/grafana-dashboard.json | sed 's/_bucket$//' | sort -u); do
+    grep -q "^# TYPE $m " "$T/metrics.txt" || fail "the dashboard's $m is not in GET /metrics"
+done
+echo "ok: GET /metrics serves every metric the dashboard uses"
+
 kill -TERM $pid
 rc=0
 wait $pid || rc=$?
