@@ -22,9 +22,9 @@ static void phase_free(struct collect_phase *p)
     msg_buf_free(&p->both);
 }
 
-void collect_init(struct collect *c, size_t cap)
+void collect_init(struct collect *c, size_t cap, bool keep_both)
 {
-    *c = (struct collect){.cap = cap};
+    *c = (struct collect){.cap = cap, .keep_both = keep_both};
     phase_init(&c->build);
     phase_init(&c->run);
     msg_buf_init(&c->line);
@@ -46,14 +46,27 @@ void collect_fail(struct collect *c, int status, const char *why)
     snprintf(c->error, sizeof(c->error), "%s", why);
 }
 
-static void keep(struct collect *c, struct msg_buf *b, const void *p, size_t n)
+/* Appends what fits under the cap; true when some did not. */
+static bool keep(struct collect *c, struct msg_buf *b, const void *p, size_t n)
 {
     size_t room = b->len < c->cap ? c->cap - b->len : 0;
-    if (n > room) {
+    bool over = n > room;
+    if (over) {
         c->capped = true;
         n = room;
     }
     msg_buf_append(b, p, n);
+    return over;
+}
+
+bool collect_build_failed(const struct collect *c)
+{
+    return c->done && c->final == COLLECT_BUILD;
+}
+
+bool collect_lost(const struct collect *c)
+{
+    return !c->done || c->final == COLLECT_NONE || c->error[0];
 }
 
 static int b64(char ch)
@@ -119,9 +132,12 @@ static int event(struct collect *c, const char *p, size_t n)
         else if (!b64s || !base64_decode(b64s, &bytes))
             ret = -EBADMSG;
         if (!ret && stream) {
-            bool err = !strcmp(stream, "stderr");
-            keep(c, err ? &ph->err : &ph->out, bytes.data, bytes.len);
-            keep(c, &ph->both, bytes.data, bytes.len);
+            if (!strcmp(stream, "stderr"))
+                (void)keep(c, &ph->err, bytes.data, bytes.len);
+            else if (keep(c, &ph->out, bytes.data, bytes.len))
+                ph->out_capped = true;
+            if (c->keep_both)
+                (void)keep(c, &ph->both, bytes.data, bytes.len);
         }
         msg_buf_free(&bytes);
     } else if (!strcmp(type, "step") || !strcmp(type, "exit")) {
@@ -145,6 +161,9 @@ static int event(struct collect *c, const char *p, size_t n)
             json_t *st = json_object_get(j, "status");
             const char *err = json_string_value(json_object_get(j, "error"));
             c->done = true;
+            c->final = !phase                    ? COLLECT_NONE
+                       : !strcmp(phase, "build") ? COLLECT_BUILD
+                                                 : COLLECT_RUN;
             c->status = json_is_integer(st) ? (int)json_integer_value(st)
                                             : RUNVM_EXIT_INFRA;
             if (err)

@@ -16,6 +16,7 @@
 
 struct collect_phase {
     bool ended;                    /* its step or exit event came */
+    bool out_capped;               /* stdout past the cap was dropped */
     struct msg_buf out, err, both; /* output kept, up to the cap each */
     bool exited, signaled;         /* exit_code, signal valid */
     int exit_code, signal;
@@ -23,17 +24,30 @@ struct collect_phase {
     bool timed_out, output_truncated, oom_killed;
 };
 
+/* Which phase the final exit event was of: a final exit in the build
+ * phase is a failed build (whatever its status: a program's exit(126)
+ * has the same one); none for a failure's event or collect_fail. */
+enum collect_final { COLLECT_NONE, COLLECT_BUILD, COLLECT_RUN };
+
 struct collect {
     struct collect_phase build, run;
+    enum collect_final final;
     bool done;           /* the final exit event came (or collect_fail) */
     int status;          /* its status: docs/cli.md's table */
     char error[256];     /* a failure's "error", or "" */
     bool capped;         /* output past cap was dropped */
     size_t cap;          /* bytes kept per stream and phase */
+    bool keep_both;      /* also keep stdout and stderr interleaved */
     struct msg_buf line; /* a partial event */
 };
 
-void collect_init(struct collect *c, size_t cap);
+void collect_init(struct collect *c, size_t cap, bool keep_both);
+
+/* Whether the build failed (its phase ended the run), and whether the run
+ * was lost (the VM, runvm or the agent failed: no final event of a
+ * phase). */
+bool collect_build_failed(const struct collect *c);
+bool collect_lost(const struct collect *c);
 void collect_free(struct collect *c);
 
 /* Takes n more bytes of the stream. 0, or -EBADMSG for an event that is

@@ -51,6 +51,7 @@ static void conn_flush(struct httpd_conn *c)
             broken = true;
             break;
         }
+        c->sent_ns = clock_now_ns();
         msg_buf_consume(&c->out, (size_t)n);
     }
     if (broken) {
@@ -58,7 +59,8 @@ static void conn_flush(struct httpd_conn *c)
         return;
     }
     if (c->streaming && !c->ended) {
-        (void)evloop_mod(c->h->loop, c->fd, c->out.len ? EPOLLOUT : 0);
+        (void)evloop_mod(c->h->loop, c->fd,
+                         EPOLLRDHUP | (c->out.len ? EPOLLOUT : 0));
         if (c->out.len == 0 && c->h->cfg.drained)
             c->h->cfg.drained(c->h->cfg.opaque, c);
         return;
@@ -80,7 +82,9 @@ static void conn_flush(struct httpd_conn *c)
 void httpd_hold(struct httpd_conn *c)
 {
     c->deadline_ns = 0;
-    (void)evloop_mod(c->h->loop, c->fd, 0);
+    /* Nothing more is read, but a client that hangs up is seen: EPOLLHUP
+     * on a Unix socket, EPOLLRDHUP on TCP. */
+    (void)evloop_mod(c->h->loop, c->fd, EPOLLRDHUP);
 }
 
 void httpd_reply_as(struct httpd_conn *c, int status, const char *type,
@@ -136,7 +140,7 @@ size_t httpd_stream_write(struct httpd_conn *c, const void *p, size_t n)
     msg_buf_append(&c->out, size, (size_t)l);
     msg_buf_append(&c->out, p, n);
     msg_buf_append(&c->out, "\r\n", 2);
-    (void)evloop_mod(c->h->loop, c->fd, EPOLLOUT);
+    (void)evloop_mod(c->h->loop, c->fd, EPOLLOUT | EPOLLRDHUP);
     return c->out.len;
 }
 
@@ -309,10 +313,14 @@ static void conn_ready(void *opaque, uint32_t events)
     struct httpd_conn *c = opaque;
     struct httpd *h = c->h;
     if (c->replying) {
-        if (c->streaming && (events & (EPOLLERR | EPOLLHUP)))
+        if (c->streaming && (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
             conn_close(c); /* the client went away mid-answer */
         else if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             conn_flush(c);
+        return;
+    }
+    if (c->have_request && (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))) {
+        conn_close(c); /* held for an answer, and the client left */
         return;
     }
     char buf[65536];

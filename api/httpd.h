@@ -21,12 +21,13 @@ struct httpd;
 /* One client connection: one request, one answer. */
 struct httpd_conn {
     struct httpd *h;
-    int fd;          /* -1: a free slot */
-    uint64_t client; /* what the per-client cap counts: the peer's uid,
-                        or a hash of its address on TCP */
-    bool tcp;        /* accepted on a TCP listener */
-    bool streaming;  /* httpd_stream_begin: chunks until httpd_stream_end */
-    bool ended;      /* the last chunk is queued */
+    int fd;           /* -1: a free slot */
+    uint64_t client;  /* what the per-client cap counts: the peer's uid,
+                         or a hash of its address on TCP */
+    bool tcp;         /* accepted on a TCP listener */
+    bool streaming;   /* httpd_stream_begin: chunks until httpd_stream_end */
+    bool ended;       /* the last chunk is queued */
+    uint64_t sent_ns; /* bytes of the answer last went out */
     struct msg_buf in;
     struct msg_buf out;
     /* Parsed from in once it held a whole request; in is not appended to

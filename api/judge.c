@@ -68,7 +68,11 @@ void judge_start_body(const struct judge_request *r, size_t k,
         json_object_del(start, "cases");
         json_object_del(start, "compare");
     } else {
+        /* The same program again: its argv too, if it has one. */
         start = json_pack("{s:b}", "reuse", 1);
+        json_t *args = json_object_get(r->json, "args");
+        if (args)
+            json_object_set(start, "args", args);
     }
     json_t *limits = json_object();
     json_t *base = json_object_get(r->json, "limits");
@@ -144,16 +148,18 @@ const char *judge_verdict(const struct judge_request *r, size_t k,
                           const struct collect *run,
                           const struct collect *build)
 {
-    if (build && build->build.ended && build->status == RUNVM_EXIT_BUILD_FAILED)
+    if (build && collect_build_failed(build))
         return "compile_error";
-    if (!run || !run->done || run->error[0] || run->status == RUNVM_EXIT_INFRA)
+    if (!run || collect_lost(run))
         return "internal_error";
+    /* From the run phase's own fields, never the exit status: a program's
+     * exit(124), (125) or (126) shares runvm's statuses. */
     const struct collect_phase *p = &run->run;
-    if (p->timed_out || run->status == RUNVM_EXIT_TIMEOUT)
+    if (p->timed_out)
         return "time_limit";
     if (p->oom_killed)
         return "memory_limit";
-    if (p->output_truncated || run->capped)
+    if (p->output_truncated || p->out_capped)
         return "output_limit";
     if ((p->exited && p->exit_code != 0) || p->signaled)
         return "runtime_error";
@@ -201,13 +207,11 @@ void judge_answer(const struct judge_request *r, const struct collect *build,
                   const struct collect *const *runs, struct msg_buf *out)
 {
     /* The build: its own phase of the first run, when it has one. */
-    const char *bst =
-        !build || !build->done ? "internal_error"
-        : build->build.ended && build->status == RUNVM_EXIT_BUILD_FAILED
-            ? "failed"
-        : build->build.ended ? "ok"
-        : build->error[0]    ? "internal_error"
-                             : "none";
+    const char *bst = !build                        ? "internal_error"
+                      : collect_build_failed(build) ? "failed"
+                      : build->build.ended          ? "ok"
+                      : collect_lost(build)         ? "internal_error"
+                                                    : "none";
     put(out, "{\"build\":{\"status\":\"");
     put(out, bst);
     put(out, "\",");

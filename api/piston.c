@@ -239,7 +239,7 @@ void piston_answer(const struct collect *c, const char *lang,
     event_json_string(out, lang, strlen(lang));
     put(out, ",\"version\":");
     event_json_string(out, version, strlen(version));
-    bool build_failed = c->build.ended && c->status == RUNVM_EXIT_BUILD_FAILED;
+    bool build_failed = collect_build_failed(c);
     if (compiled || c->build.ended) {
         put(out, ",\"compile\":");
         stage(out, &c->build, NULL);

@@ -34,11 +34,13 @@
 #include "protocol/msg.h"
 #include "session/event.h"
 
-#define RELAY_MAX      (1u << 20) /* events held for a slow reader */
-#define KILL_GRACE_MS  5000       /* SIGTERM to SIGKILL */
-#define EOF_GRACE_MS   1000       /* a stream's end to its runvm's */
-#define START_FAILS    3          /* children dead before serving */
-#define BROKEN_MS      30000      /* a language's pause after that */
+#define RELAY_MAX     (1u << 20) /* events held for a slow reader */
+#define KILL_GRACE_MS 5000       /* SIGTERM to SIGKILL */
+#define EOF_GRACE_MS  1000       /* a stream's end to its runvm's */
+/* A reader that takes nothing for so long while events wait is cut off. */
+#define STALL_MS       30000
+#define START_FAILS    3     /* children dead before serving */
+#define BROKEN_MS      30000 /* a language's pause after that */
 #define CHILD_API_FD   3
 #define MAX_CHILD_ARGS 24
 #define EXIT_PREFIX    "{\"type\":\"exit\""
@@ -80,14 +82,27 @@ static const char *const verdict_names[] = {
     "accepted",     "wrong_answer", "runtime_error",  "output_limit",
     "memory_limit", "time_limit",   "internal_error", "compile_error"};
 
-static enum outcome outcome_of(int status)
+/* From the result's phases, never its status alone: a program's exit(124)
+ * or (125) shares runvm's statuses. */
+static enum outcome outcome_of(const struct collect *r)
 {
-    return status == 0                         ? OUT_OK
-           : status == RUNVM_EXIT_TIMEOUT      ? OUT_TIMEOUT
-           : status == RUNVM_EXIT_INFRA        ? OUT_VM
-           : status == RUNVM_EXIT_BUILD_FAILED ? OUT_BUILD
-           : status > RUNVM_EXIT_SIGNAL_BASE   ? OUT_SIGNAL
-                                               : OUT_EXIT;
+    return collect_lost(r)                          ? OUT_VM
+           : collect_build_failed(r)                ? OUT_BUILD
+           : r->run.timed_out                       ? OUT_TIMEOUT
+           : r->run.signaled                        ? OUT_SIGNAL
+           : r->run.exited && r->run.exit_code != 0 ? OUT_EXIT
+                                                    : OUT_OK;
+}
+
+/* The same from the text of a final exit event line. */
+static enum outcome outcome_of_line(const char *line)
+{
+    return strstr(line, "\"error\":")            ? OUT_VM
+           : strstr(line, "\"phase\":\"build\"") ? OUT_BUILD
+           : strstr(line, "\"timed_out\":true")  ? OUT_TIMEOUT
+           : !strstr(line, "\"signal\":null")    ? OUT_SIGNAL
+           : !strstr(line, "\"exit_code\":0,")   ? OUT_EXIT
+                                                 : OUT_OK;
 }
 
 static double secs(uint64_t from_ns, uint64_t to_ns)
@@ -126,7 +141,9 @@ struct sub {
     char line[512];        /* the start of the line being relayed */
     size_t line_len;
     bool last_was_exit;   /* the last whole line was the exit event */
-    int last_status;      /* its status */
+    int last_outcome;     /* how it says the run ended (enum outcome) */
+    bool in_paused;       /* in_fd is out of the loop: RELAY_MAX waits */
+    uint64_t progress_ns; /* the reader last took bytes (or was answered) */
     uint64_t deadline_ns; /* the reader must connect by then */
     uint64_t t_admit_ns, t_assign_ns; /* for GET /metrics */
     /* SUB_PISTON and SUB_JUDGE: each run's result. */
@@ -165,7 +182,8 @@ struct serve {
     uint64_t outcomes[6]; /* enum outcome */
     uint64_t verdicts[8]; /* judge_verdicts' order */
     uint64_t routes[3];   /* enum sub_kind */
-    uint64_t submissions, refused_busy, vm_failures, watchdog_kills, cancelled;
+    uint64_t submissions, refused_busy, vm_failures, watchdog_kills, cancelled,
+        stalled_readers;
 };
 
 static void schedule(struct serve *sv);
@@ -247,6 +265,19 @@ static void vm_exited(void *opaque, uint32_t events)
     schedule(sv);
 }
 
+/* A child that could not even start counts as one that died before
+ * serving: enough of them pause the language, so waiting requests are
+ * answered (503) rather than left waiting for a VM that never comes. */
+static struct serve_vm *spawn_failed(struct serve *sv, size_t lang)
+{
+    struct serve_lang_state *ls = &sv->lang[lang];
+    fprintf(stderr, "runvm serve: a VM for %s: %s\n",
+            catalog_name(sv->cfg->langs[lang], (char[64]){0}, 64), ls->why);
+    if (++ls->fails >= START_FAILS)
+        ls->broken_until = clock_now_ns() + BROKEN_MS * 1000000ull;
+    return NULL;
+}
+
 static int pidfd_of(pid_t pid)
 {
     return (int)syscall(SYS_pidfd_open, pid, 0);
@@ -272,7 +303,7 @@ static struct serve_vm *vm_spawn(struct serve *sv, size_t lang)
     int lfd = httpd_listen_unix(vm->sock, err, sizeof(err));
     if (lfd < 0) {
         snprintf(ls->why, sizeof(ls->why), "API socket: %.180s", err);
-        return NULL;
+        return spawn_failed(sv, lang);
     }
     catalog_name(sv->cfg->langs[lang], name, sizeof(name));
     snprintf(fd_arg, sizeof(fd_arg), "%d", CHILD_API_FD);
@@ -308,7 +339,7 @@ static struct serve_vm *vm_spawn(struct serve *sv, size_t lang)
     if (pid < 0) {
         snprintf(ls->why, sizeof(ls->why), "fork: %s", strerror(saved));
         unlink(vm->sock);
-        return NULL;
+        return spawn_failed(sv, lang);
     }
     vm->pid = pid;
     vm->pidfd = pidfd_of(pid);
@@ -320,7 +351,7 @@ static struct serve_vm *vm_spawn(struct serve *sv, size_t lang)
         if (vm->pidfd >= 0)
             close(vm->pidfd);
         unlink(vm->sock);
-        return NULL;
+        return spawn_failed(sv, lang);
     }
     vm->state = VM_IDLE;
     return vm;
@@ -407,14 +438,19 @@ static void sub_fail(struct sub *sub, int status, const char *fmt, ...)
     sub_free(sub);
 }
 
-/* Answers the client with body (NUL-terminated JSON) and ends sub. */
-static void sub_answer(struct sub *sub, int status, const char *body)
+/* Answers the client with b (a NUL-terminated JSON document) and ends
+ * sub; 500 if b could not be made. */
+static void sub_answer(struct sub *sub, int status, const struct msg_buf *b)
 {
+    if (b->err || !b->data) {
+        sub_fail(sub, 500, "out of memory for the answer");
+        return;
+    }
     struct httpd_conn *c = sub->c;
     sub->c = NULL;
     if (c) {
         c->data = NULL;
-        httpd_reply(c, status, body);
+        httpd_reply(c, status, (const char *)b->data);
     }
     sub_free(sub);
 }
@@ -436,21 +472,21 @@ static void collected(struct sub *sub)
     struct collect *r = &sub->runs[sub->k];
     if (sub->kind == SUB_PISTON) {
         const struct catalog_entry *e = sub->sv->cfg->langs[sub->lang];
-        if (r->status == RUNVM_EXIT_INFRA && r->error[0]) {
-            sub_fail(sub, 500, "%s", r->error);
+        if (collect_lost(r)) {
+            sub_fail(sub, 500, "%s",
+                     r->error[0] ? r->error : "the run ended without a word");
             return;
         }
         struct msg_buf b;
         msg_buf_init(&b);
         piston_answer(r, e->lang, e->version, sub->sv->cfg->compiled[sub->lang],
                       &b);
-        sub_answer(sub, 200, (const char *)b.data);
+        sub_answer(sub, 200, &b);
         msg_buf_free(&b);
         return;
     }
-    bool build_failed =
-        sub->k == 0 && r->build.ended && r->status == RUNVM_EXIT_BUILD_FAILED;
-    bool lost = !r->done || r->error[0] || r->status == RUNVM_EXIT_INFRA;
+    bool build_failed = sub->k == 0 && collect_build_failed(r);
+    bool lost = collect_lost(r);
     if (!build_failed && !lost && sub->vm && sub->k + 1 < sub->nruns) {
         sub->k++;
         msg_buf_reset(&sub->body);
@@ -475,7 +511,7 @@ static void collected(struct sub *sub)
     msg_buf_init(&b);
     judge_answer(&sub->judge, &sub->runs[0], runs, &b);
     free(runs);
-    sub_answer(sub, 200, (const char *)b.data);
+    sub_answer(sub, 200, &b);
     msg_buf_free(&b);
 }
 
@@ -507,7 +543,7 @@ static void run_over(struct sub *sub, const char *why)
         struct collect *r = &sub->runs[sub->k];
         if (why || !r->done)
             collect_fail(r, RUNVM_EXIT_INFRA, msg);
-        sv->outcomes[outcome_of(r->status)]++;
+        sv->outcomes[outcome_of(r)]++;
         if (r->build.ended)
             histogram_observe(&sv->h_build, (double)r->build.wall_ms / 1e3);
         if (r->run.ended)
@@ -515,15 +551,26 @@ static void run_over(struct sub *sub, const char *why)
         collected(sub);
         return;
     }
-    sv->outcomes[why ? OUT_VM : outcome_of(sub->last_status)]++;
+    sv->outcomes[why ? OUT_VM : sub->last_outcome]++;
     if (!sub->answered) {
         /* Not answered yet: the VM went before its run started. */
         sub_fail(sub, 503, "%s", msg);
         return;
     }
     sub->done = true;
-    if (why)
+    if (why) {
+        if (sub->line_len) /* the stream ended mid-line */
+            msg_buf_append(&sub->relay, "\n", 1);
         event_failure(&sub->relay, RUNVM_EXIT_INFRA, msg);
+    }
+    /* Everything is read: the VM has served, whatever the reader takes
+     * how long. */
+    if (sub->vm) {
+        struct serve_vm *vm = sub->vm;
+        vm->sub = NULL;
+        sub->vm = NULL;
+        vm_stop(vm, SIGTERM);
+    }
     relay_flush(sub);
 }
 
@@ -566,8 +613,7 @@ static void in_ready(void *opaque, uint32_t events)
                     sub->line[sub->line_len < sizeof(sub->line)
                                   ? sub->line_len
                                   : sizeof(sub->line) - 1] = '\0';
-                    const char *st = strstr(sub->line, "\"status\":");
-                    sub->last_status = st ? atoi(st + 9) : RUNVM_EXIT_INFRA;
+                    sub->last_outcome = outcome_of_line(sub->line);
                 }
                 sub->line_len = 0;
             } else if (sub->line_len < sizeof(sub->line)) {
@@ -577,9 +623,12 @@ static void in_ready(void *opaque, uint32_t events)
         msg_buf_append(&sub->relay, buf, (size_t)n);
     }
     if (!ended) {
-        if (sub->kind == SUB_START)
-            (void)evloop_mod(&sub->sv->loop, sub->in_fd,
-                             pending(sub) < RELAY_MAX ? EPOLLIN : 0);
+        if (sub->kind == SUB_START && pending(sub) >= RELAY_MAX) {
+            /* Out of the loop until the reader takes some: epoll would
+             * report the stream's end (EPOLLHUP) whatever it is asked. */
+            evloop_del(&sub->sv->loop, sub->in_fd);
+            sub->in_paused = true;
+        }
         relay_flush(sub);
         return;
     }
@@ -644,6 +693,7 @@ static void relay_flush(struct sub *sub)
                 sub_end(sub, !sub->done);
                 return;
             }
+            sub->progress_ns = clock_now_ns();
             msg_buf_consume(&sub->relay, (size_t)n);
         }
         left = sub->relay.len;
@@ -657,8 +707,14 @@ static void relay_flush(struct sub *sub)
     } else {
         return; /* no reader yet */
     }
-    if (sub->in_fd >= 0 && left < RELAY_MAX)
-        (void)evloop_mod(&sub->sv->loop, sub->in_fd, EPOLLIN);
+    if (sub->in_fd >= 0 && sub->in_paused && left < RELAY_MAX) {
+        if (evloop_add(&sub->sv->loop, sub->in_fd, EPOLLIN, in_ready, sub) <
+            0) {
+            sub_end(sub, true);
+            return;
+        }
+        sub->in_paused = false;
+    }
 }
 
 /* The reader connects to the daemon's output socket: once. */
@@ -708,6 +764,7 @@ static bool start_answer(struct sub *sub, uint64_t id)
     struct serve *sv = sub->sv;
     struct httpd_conn *c = sub->c;
     sub->answered = true;
+    sub->progress_ns = clock_now_ns();
     if (sub->stream) {
         httpd_stream_begin(c, 200, "application/x-ndjson");
         return true;
@@ -772,6 +829,15 @@ static void forwarded(struct sub *sub)
     const char *path = json_string_value(json_object_get(j, "output_socket"));
     int fd = path ? connect_unix(path) : -EPROTO;
     json_decref(j);
+    /* Its own output socket, not another VM's nor anyone else's: the VM's
+     * runvm answered, and a guest may have taken it over. */
+    struct ucred cred;
+    socklen_t clen = sizeof(cred);
+    if (fd >= 0 && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
+                    !sub->vm || cred.pid != sub->vm->pid)) {
+        close(fd);
+        fd = -EPERM;
+    }
     if (fd < 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "the VM's output socket: %s", strerror(-fd));
@@ -841,8 +907,12 @@ static void sub_send(struct sub *sub)
     sub->in_eof = false;
     sub->done = false;
     sub->over = false;
-    if (sub->kind != SUB_START)
-        collect_init(&sub->runs[sub->k], RELAY_MAX * 16);
+    /* A judge answer holds every case: 1 MiB of each stream a case; a
+     * Piston answer one run's, with both streams interleaved too. */
+    if (sub->kind == SUB_JUDGE)
+        collect_init(&sub->runs[sub->k], RELAY_MAX, false);
+    else if (sub->kind == SUB_PISTON)
+        collect_init(&sub->runs[sub->k], RELAY_MAX * 16, true);
     char head[256];
     int n = snprintf(head, sizeof(head),
                      "POST /start HTTP/1.1\r\nHost: runvm\r\nContent-Type: "
@@ -1072,6 +1142,17 @@ static void admit(struct sub *sub)
                  sv->lang[sub->lang].why);
         return;
     }
+    if (sv->queued == 0) {
+        /* A VM there for it (or started now): no need to queue. */
+        struct serve_vm *vm = vm_for(sv, sub->lang);
+        if (vm) {
+            httpd_hold(sub->c);
+            sub->t_admit_ns = clock_now_ns();
+            sv->routes[sub->kind]++;
+            assign(sv, vm, sub);
+            return;
+        }
+    }
     if (sv->queued >= sv->cfg->queue) {
         sv->refused_busy++;
         struct httpd_conn *c = sub->c;
@@ -1219,7 +1300,7 @@ static void get_status(struct serve *sv, struct httpd_conn *c)
     }
     json_t *j = json_pack(
         "{s:b,s:o,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:I,s:I,s:I,s:I,s:I,"
-        "s:I}",
+        "s:I,s:I}",
         "draining", sv->draining, "langs", langs, "vms", "max",
         (json_int_t)sv->cfg->max_vms, "idle",
         (json_int_t)count_vms(sv, SIZE_MAX, VM_IDLE), "busy",
@@ -1229,7 +1310,8 @@ static void get_status(struct serve *sv, struct httpd_conn *c)
         "submissions", (json_int_t)sv->submissions, "refused_busy",
         (json_int_t)sv->refused_busy, "cancelled", (json_int_t)sv->cancelled,
         "vm_failures", (json_int_t)sv->vm_failures, "watchdog_kills",
-        (json_int_t)sv->watchdog_kills, "requests",
+        (json_int_t)sv->watchdog_kills, "stalled_readers",
+        (json_int_t)sv->stalled_readers, "requests",
         (json_int_t)sv->http.requests, "refused_connections",
         (json_int_t)sv->http.refused_conns);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -1441,9 +1523,21 @@ static void tick(void *opaque, uint32_t events)
     }
     for (struct sub *sub = sv->subs, *next; sub; sub = next) {
         next = sub->next;
-        if (sub->deadline_ns && now > sub->deadline_ns)
+        if (sub->deadline_ns && now > sub->deadline_ns) {
             sub_end(sub, true); /* its reader never came */
+            continue;
+        }
+        /* A reader that takes nothing while events wait for it. */
+        uint64_t last = sub->progress_ns;
+        if (sub->stream && sub->c && sub->c->sent_ns > last)
+            last = sub->c->sent_ns;
+        if (sub->kind == SUB_START && sub->answered && pending(sub) > 0 &&
+            now > last + STALL_MS * 1000000ull) {
+            sv->stalled_readers++;
+            sub_end(sub, true);
+        }
     }
+    schedule(sv); /* VMs that could not start are tried again */
     /* Drained: nothing runs, waits or is still being read. */
     if (sv->draining && !sv->subs && sv->queued == 0 &&
         count_vms(sv, SIZE_MAX, VM_FREE) == sv->cfg->max_vms)

@@ -22,7 +22,7 @@ int evloop_init(struct evloop *loop)
         close(loop->epfd);
         return ret;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->stop_fd, &ev) < 0) {
         int ret = -errno;
         evloop_free(loop);
@@ -40,6 +40,13 @@ void evloop_free(struct evloop *loop)
     loop->epfd = loop->stop_fd = -1;
 }
 
+/* What epoll hands back for slot h: its index + 1 (0 is the stop fd) and
+ * its generation. */
+static uint64_t tag(const struct evloop *loop, const struct evloop_handler *h)
+{
+    return (uint64_t)h->gen << 32 | (uint64_t)(h - loop->handlers + 1);
+}
+
 int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb,
                void *opaque)
 {
@@ -52,10 +59,14 @@ int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_cb cb,
     }
     if (!h)
         return -ENOSPC;
-    struct epoll_event ev = {.events = events, .data.ptr = h};
+    uint32_t gen = h->gen + 1;
+    struct evloop_handler next = {fd, cb, opaque, gen};
+    struct epoll_event ev = {.events = events,
+                             .data.u64 = (uint64_t)gen << 32 |
+                                         (uint64_t)(h - loop->handlers + 1)};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
-    *h = (struct evloop_handler){fd, cb, opaque};
+    *h = next;
     return 0;
 }
 
@@ -72,7 +83,7 @@ int evloop_mod(struct evloop *loop, int fd, uint32_t events)
     struct evloop_handler *h = evloop_find(loop, fd);
     if (!h)
         return -ENOENT;
-    struct epoll_event ev = {.events = events, .data.ptr = h};
+    struct epoll_event ev = {.events = events, .data.u64 = tag(loop, h)};
     return epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
@@ -111,14 +122,17 @@ int evloop_run(struct evloop *loop, int timeout_ms)
             return -errno;
         }
         for (int i = 0; i < n && !loop->stopping; i++) {
-            struct evloop_handler *h = evs[i].data.ptr;
-            if (!h) {
+            uint64_t t = evs[i].data.u64;
+            uint32_t idx = (uint32_t)t, gen = (uint32_t)(t >> 32);
+            if (idx == 0 || idx > EVLOOP_MAX_HANDLERS) {
                 loop->stopping = 1;
                 break;
             }
             /* A callback may have removed this handler earlier in the
-             * batch; fd -1 marks it gone. */
-            if (h->fd >= 0)
+             * batch (fd -1), or removed it and given its slot to another
+             * fd (a newer generation): the event is not the new one's. */
+            struct evloop_handler *h = &loop->handlers[idx - 1];
+            if (h->fd >= 0 && h->gen == gen)
                 h->cb(h->opaque, evs[i].events);
         }
     }

@@ -16,6 +16,9 @@ struct evloop_handler {
     int fd;
     evloop_cb cb;
     void *opaque;
+    /* Bumped by each evloop_add of this slot: an event epoll reported for
+     * the slot's last fd is not delivered to the next one. */
+    uint32_t gen;
 };
 
 struct evloop {

@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     default: {
         struct collect c;
-        collect_init(&c, 4096);
+        collect_init(&c, 4096, data[0] & 4);
         /* In two pieces, as a socket may give it. */
         size_t half = n / 2;
         (void)collect_feed(&c, p, half);

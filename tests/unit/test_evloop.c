@@ -4,6 +4,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -48,6 +49,74 @@ static void dispatches_and_stops(void **state)
     evloop_free(&loop);
 }
 
+/* Two fds ready in one batch: the first callback removes the other and
+ * gives its slot to a third fd that is not ready. The removed fd's event,
+ * already in the batch, must not reach the third's callback. */
+struct swap_ctx {
+    struct evloop *loop;
+    int a, b, c; /* the read ends */
+    bool swapped;
+    int c_calls;
+};
+
+struct swap_end {
+    struct swap_ctx *x;
+    int self, other;
+};
+
+static void on_third(void *opaque, uint32_t events)
+{
+    struct swap_ctx *x = opaque;
+    (void)events;
+    x->c_calls++;
+}
+
+static void on_first_of_two(void *opaque, uint32_t events)
+{
+    struct swap_end *e = opaque;
+    struct swap_ctx *x = e->x;
+    (void)events;
+    char ch;
+    assert_int_equal(read(e->self, &ch, 1), 1);
+    if (x->swapped)
+        return;
+    x->swapped = true;
+    /* Whichever came first: the other one's slot goes to c. */
+    evloop_del(x->loop, e->other);
+    assert_int_equal(evloop_add(x->loop, x->c, EPOLLIN, on_third, x), 0);
+}
+
+static void a_reused_slot_gets_no_stale_event(void **state)
+{
+    (void)state;
+    struct evloop loop;
+    int pa[2], pb[2], pc[2];
+    assert_int_equal(evloop_init(&loop), 0);
+    assert_int_equal(pipe(pa), 0);
+    assert_int_equal(pipe(pb), 0);
+    assert_int_equal(pipe(pc), 0);
+    struct swap_ctx x = {.loop = &loop, .a = pa[0], .b = pb[0], .c = pc[0]};
+    struct swap_end ea = {&x, pa[0], pb[0]}, eb = {&x, pb[0], pa[0]};
+    assert_int_equal(evloop_add(&loop, pa[0], EPOLLIN, on_first_of_two, &ea),
+                     0);
+    assert_int_equal(evloop_add(&loop, pb[0], EPOLLIN, on_first_of_two, &eb),
+                     0);
+    assert_int_equal(write(pa[1], "x", 1), 1);
+    assert_int_equal(write(pb[1], "x", 1), 1);
+    assert_int_equal(evloop_run(&loop, 200), -ETIMEDOUT);
+    assert_true(x.swapped);
+    assert_int_equal(x.c_calls, 0); /* pc is empty: nothing for it */
+    evloop_del(&loop, pa[0]);
+    evloop_del(&loop, pb[0]);
+    evloop_del(&loop, pc[0]);
+    for (int i = 0; i < 2; i++) {
+        close(pa[i]);
+        close(pb[i]);
+        close(pc[i]);
+    }
+    evloop_free(&loop);
+}
+
 static void times_out(void **state)
 {
     (void)state;
@@ -80,6 +149,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dispatches_and_stops),
+        cmocka_unit_test(a_reused_slot_gets_no_stale_event),
         cmocka_unit_test(times_out),
         cmocka_unit_test(stops_from_another_thread),
     };

@@ -126,6 +126,24 @@ static void emit(const char *fmt, ...)
 static void fake_run(const char *script, const char *in, json_t *args,
                      bool reused)
 {
+    if (!reused && !strcmp(script, "buildtle")) {
+        emit("{\"type\":\"exit\",\"phase\":\"build\",\"exit_code\":null,"
+             "\"signal\":9," STEP_FIELDS FLAGS("true", "false",
+                                               "false") ",\"status\":124}\n");
+        return;
+    }
+    unsigned int code;
+    if (sscanf(script, "exit%u", &code) == 1) {
+        if (!reused)
+            emit("{\"type\":\"step\",\"phase\":\"build\",\"exit_code\":0,"
+                 "\"signal\":null," STEP_FIELDS FLAGS("false", "false",
+                                                      "false") "}\n");
+        emit("{\"type\":\"exit\",\"phase\":\"run\",\"exit_code\":%u,"
+             "\"signal\":null," STEP_FIELDS FLAGS("false", "false",
+                                                  "false") ",\"status\":%u}\n",
+             code, code);
+        return;
+    }
     if (!reused && !strcmp(script, "buildfail")) {
         emit("{\"type\":\"output\",\"phase\":\"build\",\"stream\":"
              "\"stderr\",\"data\":\"syntax error\\n\"}\n");
@@ -809,6 +827,44 @@ static void piston_and_tcp(void **state)
     assert_int_equal(stop(t), 0);
 }
 
+/* A TCP client that hangs up while its request waits in the queue leaves
+ * it (EPOLLRDHUP: a held connection reads nothing). */
+static void tcp_client_leaving_the_queue(void **state)
+{
+    (void)state;
+    snprintf(listen_spec, sizeof(listen_spec), "127.0.0.1:%d",
+             20000 + (getpid() + 7) % 20000);
+    struct t *t = start(1, 4, 0, false);
+    char *p = start_run(t, "sleep 3000 busy");
+    int fd = -1;
+    for (int i = 0; i < 500 && fd < 0; i++) {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port =
+                                    htons((uint16_t)atoi(listen_spec + 10)),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+            close(fd);
+            fd = -1;
+            usleep(10000);
+        }
+    }
+    static const char req[] = "POST /start?lang=fake HTTP/1.1\r\nHost: x\r\n"
+                              "Content-Type: text/plain\r\nContent-Length: 6"
+                              "\r\n\r\necho q";
+    put_all(fd, req, sizeof(req) - 1);
+    wait_status(t, "queue", "length", 1);
+    close(fd);
+    wait_status(t, "queue", "length", 0);
+    assert_int_equal(status_int(t, "cancelled", NULL), 1);
+    char *ev = read_events(p);
+    assert_non_null(strstr(ev, "\"data\":\"busy\""));
+    free(ev);
+    free(p);
+    listen_spec[0] = '\0';
+    assert_int_equal(stop(t), 0);
+}
+
 /* POST /judge on the Unix socket; the answer's JSON. */
 static json_t *judge(struct t *t, const char *body)
 {
@@ -851,12 +907,15 @@ static void judge_cases(void **state)
     assert_string_equal(verdict(j, 0), "wrong_answer");
     assert_string_equal(verdict(j, 1), "accepted");
     json_decref(j);
+    /* A program's own exit(124), (125), (126) are runtime errors, not
+     * runvm's statuses; a build that times out is a failed build. */
     static const struct {
         const char *code, *want;
-    } one[] = {{"crash", "runtime_error"},
-               {"tle", "time_limit"},
-               {"oom", "memory_limit"}};
-    for (size_t i = 0; i < 3; i++) {
+    } one[] = {{"crash", "runtime_error"},   {"tle", "time_limit"},
+               {"oom", "memory_limit"},      {"exit124", "runtime_error"},
+               {"exit125", "runtime_error"}, {"exit126", "runtime_error"},
+               {"exit0", "accepted"},        {"buildtle", "compile_error"}};
+    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
         char body[256];
         snprintf(body, sizeof(body),
                  "{\"lang\":\"fake\",\"code\":\"%s\",\"cases\":[{}]}",
@@ -888,13 +947,13 @@ static void judge_cases(void **state)
     assert_non_null(strstr(m, "HTTP/1.1 200 "));
     assert_non_null(strstr(m, "Content-Type: text/plain; version=0.0.4"));
     assert_non_null(
-        strstr(m, "runvm_serve_verdicts_total{verdict=\"accepted\"} 5\n"));
+        strstr(m, "runvm_serve_verdicts_total{verdict=\"accepted\"} 6\n"));
     assert_non_null(
-        strstr(m, "runvm_serve_verdicts_total{verdict=\"compile_error\"} 2\n"));
+        strstr(m, "runvm_serve_verdicts_total{verdict=\"compile_error\"} 3\n"));
     assert_non_null(
-        strstr(m, "runvm_serve_submissions_total{route=\"judge\"} 7\n"));
+        strstr(m, "runvm_serve_submissions_total{route=\"judge\"} 12\n"));
     assert_non_null(strstr(m, "# TYPE runvm_serve_queue_seconds histogram\n"));
-    assert_non_null(strstr(m, "runvm_serve_queue_seconds_count 7\n"));
+    assert_non_null(strstr(m, "runvm_serve_queue_seconds_count 12\n"));
     assert_non_null(
         strstr(m, "runvm_serve_request_seconds_bucket{le=\"+Inf\"} "));
     assert_non_null(
@@ -962,6 +1021,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_language_whose_vms_die_is_refused),
         cmocka_unit_test(sigterm_drains_then_exits_0),
         cmocka_unit_test(piston_and_tcp),
+        cmocka_unit_test(tcp_client_leaving_the_queue),
         cmocka_unit_test(judge_cases),
         cmocka_unit_test(output_comparison),
     };
