@@ -1,6 +1,7 @@
 #include "core/evloop.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -96,6 +97,38 @@ void evloop_del(struct evloop *loop, int fd)
     h->fd = -1;
 }
 
+/* Runs the callbacks of n events. stoppable (evloop_run): -1 when the
+ * stop fd's is among them or a callback stopped the loop (those after are
+ * not run); else the stop fd and the flag are left alone. */
+static int dispatch(struct evloop *loop, const struct epoll_event *evs, int n,
+                    bool stoppable)
+{
+    for (int i = 0; i < n && !(stoppable && loop->stopping); i++) {
+        uint64_t t = evs[i].data.u64;
+        uint32_t idx = (uint32_t)t, gen = (uint32_t)(t >> 32);
+        if (idx == 0 || idx > EVLOOP_MAX_HANDLERS) {
+            if (stoppable)
+                return -1;
+            continue;
+        }
+        /* A callback may have removed this handler earlier in the batch
+         * (fd -1), or removed it and given its slot to another fd (a newer
+         * generation): the event is not the new one's. */
+        struct evloop_handler *h = &loop->handlers[idx - 1];
+        if (h->fd >= 0 && h->gen == gen)
+            h->cb(h->opaque, evs[i].events);
+    }
+    return 0;
+}
+
+void evloop_pump(struct evloop *loop)
+{
+    struct epoll_event evs[16];
+    int n = epoll_wait(loop->epfd, evs, 16, 0);
+    if (n > 0)
+        (void)dispatch(loop, evs, n, false);
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -121,20 +154,8 @@ int evloop_run(struct evloop *loop, int timeout_ms)
                 continue;
             return -errno;
         }
-        for (int i = 0; i < n && !loop->stopping; i++) {
-            uint64_t t = evs[i].data.u64;
-            uint32_t idx = (uint32_t)t, gen = (uint32_t)(t >> 32);
-            if (idx == 0 || idx > EVLOOP_MAX_HANDLERS) {
-                loop->stopping = 1;
-                break;
-            }
-            /* A callback may have removed this handler earlier in the
-             * batch (fd -1), or removed it and given its slot to another
-             * fd (a newer generation): the event is not the new one's. */
-            struct evloop_handler *h = &loop->handlers[idx - 1];
-            if (h->fd >= 0 && h->gen == gen)
-                h->cb(h->opaque, evs[i].events);
-        }
+        if (dispatch(loop, evs, n, true) < 0)
+            loop->stopping = 1;
     }
     /* The stop is this run's: the loop can run again. A stop requested
      * from here on stays set for the next run (flag first, then the fd). */

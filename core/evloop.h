@@ -46,6 +46,11 @@ void evloop_del(struct evloop *loop, int fd);
  * the loop is not running ends its next run at once. */
 int evloop_run(struct evloop *loop, int timeout_ms);
 
+/* One pass: runs the callbacks of what is ready now, without waiting
+ * (fuzz targets drive a loop so, the same way each run). A stop is left
+ * for evloop_run. */
+void evloop_pump(struct evloop *loop);
+
 /* Async-signal-safe and thread-safe: makes evloop_run return. */
 void evloop_stop(struct evloop *loop);
 

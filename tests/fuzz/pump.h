@@ -10,15 +10,7 @@
 
 static inline void pump_ready(struct evloop *loop)
 {
-    struct epoll_event evs[16];
-    int n = epoll_wait(loop->epfd, evs, 16, 0);
-    for (int i = 0; i < n; i++) {
-        struct evloop_handler *h = evs[i].data.ptr;
-        /* NULL is the stop fd; fd -1 a handler an earlier callback of
-         * this batch removed. */
-        if (h && h->fd >= 0)
-            h->cb(h->opaque, evs[i].events);
-    }
+    evloop_pump(loop);
 }
 
 #endif
