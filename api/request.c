@@ -6,19 +6,6 @@
 
 #include "protocol/msg.h"
 
-static bool file_name_ok(const char *n)
-{
-    size_t len = strlen(n);
-    if (len == 0 || len > 64 || n[0] == '.')
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
-              (n[i] >= '0' && n[i] <= '9') || n[i] == '.' || n[i] == '_' ||
-              n[i] == '-'))
-            return false;
-    return true;
-}
-
 /* A limit in the request: absent 0, else 1..max. false if malformed. */
 static bool get_limit(json_t *limits, const char *key, uint64_t max,
                       uint64_t *out)
@@ -81,7 +68,7 @@ static const char *parse_json(struct api_request *r, const char *body,
     {
         if (run->nfiles == API_MAX_FILES)
             return "too many files (at most 16)";
-        if (!file_name_ok(name))
+        if (!msg_file_name_ok(name))
             return "file names are plain names: letters, digits, . _ -";
         if (!json_is_string(v))
             return "file contents must be strings";

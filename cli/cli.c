@@ -36,9 +36,10 @@ struct cli_job {
     struct agent_exec_config exec_cfg;
     struct api_server_config api_cfg;
     struct agent_request req;
-    struct agent_file file;
-    char *source, *stdin_data;
-    size_t source_len, stdin_len;
+    struct agent_file files[CLI_MAX_FILES];
+    char *sources[CLI_MAX_FILES];
+    char *stdin_data;
+    size_t stdin_len;
     const char *const *argv;
     char kernel_path[PATH_MAX];
     struct catalog catalog;
@@ -410,19 +411,24 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
         return job;
     }
     job->kind = JOB_ONESHOT;
-    job->source =
-        read_file("FILE", cfg->file, MAX_SOURCE_BYTES, &job->source_len);
+    for (size_t i = 0; i < cfg->nfiles; i++) {
+        /* The first has no name: the agent writes it under the image's
+         * SOURCE. The others keep their base names. */
+        const char *base = strrchr(cfg->files[i], '/');
+        job->files[i] = (struct agent_file){
+            .name = i ? (base ? base + 1 : cfg->files[i]) : NULL};
+        job->sources[i] = read_file("FILE", cfg->files[i], MAX_SOURCE_BYTES,
+                                    &job->files[i].len);
+        job->files[i].data = job->sources[i];
+    }
     if (cfg->stdin_path)
         job->stdin_data = read_file("--stdin", cfg->stdin_path, MAX_STDIN_BYTES,
                                     &job->stdin_len);
-    /* No name: the agent writes it under the image's SOURCE. */
-    job->file =
-        (struct agent_file){.data = job->source, .len = job->source_len};
     /* One RUN: the build under --build-timeout, then the program under
      * --timeout; the other limits are the agent's defaults for each. */
     job->req = (struct agent_request){
-        .files = &job->file,
-        .nfiles = 1,
+        .files = job->files,
+        .nfiles = cfg->nfiles,
         .stdin_data = job->stdin_data,
         .stdin_len = job->stdin_len,
         .limits = {.wall_ms = run_s * 1000},
@@ -577,7 +583,8 @@ void cli_job_free(struct cli_job *job)
         return;
     agent_exec_free(job->exec);
     api_server_free(job->api);
-    free(job->source);
+    for (size_t i = 0; i < CLI_MAX_FILES; i++)
+        free(job->sources[i]);
     free(job->stdin_data);
     catalog_free(&job->catalog);
     free(job);

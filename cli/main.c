@@ -41,7 +41,7 @@
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A, then 'x' quits (as QEMU) */
 
 static const char usage_text[] =
-    "usage: runvm --lang LANG FILE [options]     build and run FILE in a VM\n"
+    "usage: runvm --lang LANG FILE... [options]  build and run FILE in a VM\n"
     "       runvm --lang LANG --api-sock PATH    serve the HTTP API\n"
     "       runvm --kernel BZIMAGE --initrd CPIO [options] [--exec -- ARGV]\n"
     "       runvm --kernel BZIMAGE --initrd CPIO --snapshot-out DIR\n"
@@ -53,6 +53,8 @@ static const char usage_text[] =
     "Snippets (--lang):\n"
     "  LANG is a language (its default version) or LANG@VERSION: go@1.24,\n"
     "  python@3 (the highest 3.x built); --list-langs shows them all\n"
+    "  FILE is the source; more FILEs (up to 16 in all) go beside it under\n"
+    "  their own names (examples/multi/)\n"
     "  --stdin FILE       the program's standard input (default: none)\n"
     "  --timeout S        run-step time limit (default 10)\n"
     "  --build-timeout S  build-step time limit (default 60)\n"

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include "arch/arch.h"
+#include "protocol/msg.h"
 #include "session/catalog.h"
 
 int cli_parse_number(const char *s, unsigned long min, unsigned long max,
@@ -205,6 +206,30 @@ static bool lang_spec_ok(const char *lang, char *err, size_t err_len)
     return false;
 }
 
+/* FILE [FILE...]: the others than the first go under their base names,
+ * which must be names the API would take and differ from each other. */
+static int check_files(char **args, int nargs, char *err, size_t err_len)
+{
+    if (nargs > CLI_MAX_FILES)
+        return fail(err, err_len, "at most %d FILEs", CLI_MAX_FILES);
+    for (int i = 1; i < nargs; i++) {
+        const char *b = strrchr(args[i], '/');
+        b = b ? b + 1 : args[i];
+        if (!msg_file_name_ok(b))
+            return fail(err, err_len,
+                        "%s: a FILE after the first keeps its name, which "
+                        "must be letters, digits, . _ - (not starting "
+                        "with .)",
+                        args[i]);
+        for (int k = 1; k < i; k++) {
+            const char *o = strrchr(args[k], '/');
+            if (strcmp(o ? o + 1 : args[k], b) == 0)
+                return fail(err, err_len, "two FILEs named %s", b);
+        }
+    }
+    return 0;
+}
+
 static int check_lang(struct cli_config *c, int nargs, char **args, bool exec,
                       char *err, size_t err_len)
 {
@@ -214,8 +239,6 @@ static int check_lang(struct cli_config *c, int nargs, char **args, bool exec,
         return fail(err, err_len,
                     "--exec runs ARGV in a bare initramfs; "
                     "it does not go with --lang");
-    if (nargs > 1)
-        return fail(err, err_len, "unexpected argument %s", args[1]);
     if (c->api_sock && c->api_fd >= 0)
         return fail(err, err_len, "--api-sock and --api-fd: pick one");
     if (c->api_sock || c->api_fd >= 0) {
@@ -231,7 +254,11 @@ static int check_lang(struct cli_config *c, int nargs, char **args, bool exec,
                         "--lang %s needs a FILE to run (or "
                         "--api-sock PATH)",
                         c->lang);
-        c->file = args[0];
+        int ret = check_files(args, nargs, err, err_len);
+        if (ret < 0)
+            return ret;
+        c->files = args;
+        c->nfiles = (size_t)nargs;
         c->mode = CLI_ONESHOT;
     }
     if (!c->timeout_s)

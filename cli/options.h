@@ -37,11 +37,16 @@ enum cli_mode {
 
 #define CLI_SERVE_MAX_LANGS 16
 #define CLI_SERVE_MAX_VMS   256
+/* FILEs of one snippet: the API's limit too (API_MAX_FILES). */
+#define CLI_MAX_FILES 16
 
 struct cli_config {
     enum cli_mode mode;
     const char *lang;
-    const char *file;       /* the snippet (one-shot) */
+    /* The snippet (one-shot): files[0] is stored as the language's
+     * source file, the others under their own base names. */
+    char *const *files;
+    size_t nfiles;
     const char *stdin_path; /* the program's stdin (one-shot) */
     const char *api_sock;
     /* --api-fd N: API mode on a listening socket it is handed (runvm

@@ -221,6 +221,19 @@ int tlv_uint(const uint8_t *val, uint32_t len, uint64_t *out)
     return 0;
 }
 
+bool msg_file_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 64 || n[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||
+              (n[i] >= '0' && n[i] <= '9') || n[i] == '.' || n[i] == '_' ||
+              n[i] == '-'))
+            return false;
+    return true;
+}
+
 int msg_strlist_split(const struct msg_strlist *l, const char **argv,
                       size_t max)
 {

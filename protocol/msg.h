@@ -226,6 +226,12 @@ struct msg_hello {
 
 #define MSG_MAX_FILES 64
 
+/* A name a host front end lets a client give a snippet's file (the API's
+ * "files", the command line's FILEs): 1 to 64 letters, digits, '.', '_'
+ * and '-', not starting with '.'. (The agent itself takes any plain
+ * name.) */
+bool msg_file_name_ok(const char *name);
+
 struct msg_file {
     struct msg_bytes name; /* len 0: the receiver's lang.conf SOURCE */
     struct msg_bytes data;

@@ -71,8 +71,14 @@ static void modes(void **state)
     assert_int_equal(parse(&c, err, sizeof(err), "--lang go a.go"), 0);
     assert_int_equal(c.mode, CLI_ONESHOT);
     assert_string_equal(c.lang, "go");
-    assert_string_equal(c.file, "a.go");
+    assert_int_equal(c.nfiles, 1);
+    assert_string_equal(c.files[0], "a.go");
     assert_null(c.kernel);
+    /* More FILEs: each keeps its base name (checked here). */
+    assert_int_equal(
+        parse(&c, err, sizeof(err), "--lang go dir/main.go x/util.go b.go"), 0);
+    assert_int_equal(c.nfiles, 3);
+    assert_string_equal(c.files[1], "x/util.go");
     assert_int_equal(parse(&c, err, sizeof(err), "--lang go@1.24 a.go"), 0);
     assert_string_equal(c.lang, "go@1.24");
     assert_int_equal(parse(&c, err, sizeof(err), "--lang rust@* a.rs"), 0);
@@ -235,7 +241,12 @@ static void bad_command_lines(void **state)
         {"--kernel k --initrd i --build-timeout 5",
          "--build-timeout goes with --lang"},
         {"--lang go", "--lang go needs a FILE"},
-        {"--lang go a.go b.go", "unexpected argument b.go"},
+        {"--lang go a.go x/.b.go",
+         "x/.b.go: a FILE after the first keeps its name"},
+        {"--lang go a.go b.go x/b.go", "two FILEs named b.go"},
+        {"--lang go a.go b\\c.go", "b\\c.go: a FILE after the first"},
+        {"--lang go 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17",
+         "at most 16 FILEs"},
         {"--lang Go a.go", "--lang Go: not a language: NAME or NAME@VERSION"},
         {"--lang ../x a.go", "not a language"},
         {"--lang go --api-sock s a.go", "--api-sock takes its programs"},
@@ -300,7 +311,8 @@ static void reparse_starts_afresh(void **state)
     assert_int_equal(parse(&c, err, sizeof(err), "--lang go a.go --json"), 0);
     assert_int_equal(parse(&c, err, sizeof(err), "--lang go b.go"), 0);
     assert_false(c.json);
-    assert_string_equal(c.file, "b.go");
+    assert_int_equal(c.nfiles, 1);
+    assert_string_equal(c.files[0], "b.go");
 }
 
 static void parse_mac(void **state)
