@@ -8,7 +8,8 @@
 #   make demo       boot the guest under runvm (nested host if no usable /dev/kvm)
 #   make test       check, fuzz corpora, then integration tests on real KVM
 #                   (nested host without a usable /dev/kvm; RUNVM_NESTED=1
-#                   forces it); TEST_IMAGE_LANGS (go go@1.24 rust)
+#                   forces it); TEST_IMAGE_LANGS (every language's
+#                   default, and go@1.24)
 #                   images first
 #   make fuzz-long  every fuzz target for FUZZ_SECONDS (600) each, with
 #                   its executions and coverage (docs/fuzzing.md)
@@ -214,8 +215,9 @@ fuzz-long: fuzz
 
 # Language images the integration tests boot (rootfs cached by inputs in
 # $RUNVM_CACHE, so only the first run on a machine pays for mmdebstrap):
-# the default Go and Rust, and go@1.24 to prove a second version works.
-TEST_IMAGE_LANGS ?= go go@1.24 rust
+# every language's default (42-multi-file runs a program of several files
+# in each), and go@1.24 to prove a second version works.
+TEST_IMAGE_LANGS ?= go go@1.24 rust c python javascript java
 .PHONY: test-images
 test-images: all
 	$(Q)$(MAKE) --no-print-directory images IMAGE_LANGS="$(TEST_IMAGE_LANGS)"

@@ -16,7 +16,7 @@ BUILDER_LIBS += -larchive -lcurl -ljansson -lz -lcrypto
 # measurement: the kernel unpacked the Go image 3-4x faster than from gzip,
 # for a file ~17% larger (initramfs-builder/bench-unpack.sh). mmdebstrap
 # runs are heavy: one at a time.
-IMAGE_LANGS ?= go rust c python
+IMAGE_LANGS ?= go rust c python javascript java
 IMAGE_COMPRESS ?= lz4
 IMAGE_SUFFIX := .cpio$(if $(filter none,$(IMAGE_COMPRESS)),,.$(IMAGE_COMPRESS))
 IMAGE_AGENT ?= $(B)/bin/runvm-agent

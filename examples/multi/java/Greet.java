@@ -1,0 +1,5 @@
+public class Greet {
+    static String greet(String who) {
+        return "hello, " + who + " (from Greet.java)";
+    }
+}

@@ -1,0 +1,3 @@
+pub fn greet(who: &str) -> String {
+    format!("hello, {} (from greet.rs)", who)
+}
