@@ -116,13 +116,14 @@ void httpd_reply_with(struct httpd_conn *c, int status, const char *extra,
 }
 
 void httpd_stream_begin(struct httpd_conn *c, int status,
-                        const char *content_type)
+                        const char *content_type, const char *extra)
 {
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %.64s\r\n"
-                     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-                     status, http_reason(status), content_type);
+    char head[512];
+    int n =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: %.64s\r\n%.256s"
+                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                 status, http_reason(status), content_type, extra ? extra : "");
     c->replying = true;
     c->streaming = true;
     c->deadline_ns = 0;

@@ -98,12 +98,13 @@ void httpd_reply(struct httpd_conn *c, int status, const char *body);
 void httpd_reply_as(struct httpd_conn *c, int status, const char *type,
                     const char *extra, const char *body);
 
-/* A streamed answer: the head of a chunked response of content_type,
- * then httpd_stream_write's chunks, then httpd_stream_end (the
- * connection closes once all is sent). A client that hangs up closes it
+/* A streamed answer: the head of a chunked response of content_type
+ * (with extra, header lines each ending in CRLF, or NULL), then
+ * httpd_stream_write's chunks, then httpd_stream_end (the connection
+ * closes once all is sent). A client that hangs up closes it
  * (cfg.closed). The connection has no deadline meanwhile. */
 void httpd_stream_begin(struct httpd_conn *c, int status,
-                        const char *content_type);
+                        const char *content_type, const char *extra);
 /* Queues n bytes as a chunk for the loop to send (never closing c under
  * its caller); returns the bytes queued (cfg.drained says when they are
  * gone). */

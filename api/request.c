@@ -36,6 +36,8 @@ static const char *parse_json(struct api_request *r, const char *body,
     json_t *limits = json_object_get(root, "limits");
     json_t *reuse = json_object_get(root, "reuse");
     json_t *lang = json_object_get(root, "lang");
+    json_t *keep = json_object_get(root, "keep");
+    json_t *submission = json_object_get(root, "submission");
     if (code && !json_is_string(code))
         return "\"code\" must be a string";
     if (files && !json_is_object(files))
@@ -51,7 +53,16 @@ static const char *parse_json(struct api_request *r, const char *body,
         return "\"reuse\" must be true or false";
     if (lang && !json_is_string(lang))
         return "\"lang\" must be a string: LANG or LANG@VERSION";
+    if (keep && !json_is_boolean(keep))
+        return "\"keep\" must be true or false";
+    if (submission &&
+        (!json_is_string(submission) || json_string_length(submission) == 0 ||
+         json_string_length(submission) > 64))
+        return "\"submission\" must be the id a run with \"keep\" "
+               "answered";
     r->lang = lang ? json_string_value(lang) : NULL;
+    r->keep = keep && json_is_true(keep);
+    r->submission = submission ? json_string_value(submission) : NULL;
     bool reusing = reuse && json_is_true(reuse);
     if (!code && !files && !reusing)
         return "give \"code\" or \"files\"";

@@ -1,8 +1,8 @@
 /* The body of POST /start turned into one agent run (docs/cli.md,
  * "POST /start"): the program's source as text, or JSON with code, files,
- * stdin, args, limits, reuse and lang. Pure: bytes in, a request or the status
- * and message to refuse it with out; tests/unit/test_api.c checks every
- * refusal through the server. */
+ * stdin, args, limits, reuse, lang, keep and submission. Pure: bytes in, a
+ * request or the status and message to refuse it with out;
+ * tests/unit/test_api.c checks every refusal through the server. */
 #ifndef RUNVM_API_REQUEST_H
 #define RUNVM_API_REQUEST_H
 
@@ -24,6 +24,11 @@ struct api_request {
     struct agent_file files[API_MAX_FILES];
     const char *argv[API_MAX_ARGS + 1];
     const char *lang; /* the language it names ("lang"), or NULL */
+    /* runvm serve's: keep the VM for the submission's next run ("keep"),
+     * and the submission a run belongs to ("submission"; NULL: a new
+     * one). API mode has one VM and ignores both. */
+    bool keep;
+    const char *submission;
     struct json_t *json;
 };
 

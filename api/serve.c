@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/random.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@
 #define STALL_MS       30000
 #define START_FAILS    3     /* children dead before serving */
 #define BROKEN_MS      30000 /* a language's pause after that */
+#define TOKEN_LEN      32    /* a kept submission's id: 128 random bits, hex */
 #define CHILD_API_FD   3
 #define MAX_CHILD_ARGS 24
 #define EXIT_PREFIX    "{\"type\":\"exit\""
@@ -52,6 +54,7 @@ enum vm_state {
     VM_FREE,
     VM_IDLE,     /* started (perhaps still restoring), no submission */
     VM_BUSY,     /* its submission's */
+    VM_KEPT,     /* its submission's between runs ("keep"), until deadline */
     VM_STOPPING, /* signalled; its slot frees when it is reaped */
 };
 
@@ -66,6 +69,7 @@ struct serve_vm {
     uint64_t deadline_ns; /* busy: the host watchdog; stopping: SIGKILL */
     bool killed;
     struct sub *sub;
+    char token[TOKEN_LEN + 1]; /* its submission's, once one asked "keep" */
 };
 
 enum sub_kind {
@@ -123,7 +127,9 @@ struct sub {
     struct serve_vm *vm;  /* NULL before it has one and once it is gone */
     struct httpd_conn *c; /* the client, until answered */
     uint64_t watchdog_ms; /* a run's limits plus SERVE_RUN_SLACK_MS */
-    struct msg_buf body;  /* the next run's /start body */
+    bool keep;            /* SUB_START: the VM stays for the next run */
+    char submission[TOKEN_LEN + 1]; /* the kept one it continues, or "" */
+    struct msg_buf body;            /* the next run's /start body */
     char content_type[64];
     /* The run in flight. */
     int fwd_fd;         /* to the VM's API socket */
@@ -186,6 +192,12 @@ struct serve {
         stalled_readers;
 };
 
+/* How long a kept submission's VM waits for its next run. */
+static uint64_t keep_ms(const struct serve *sv)
+{
+    return sv->cfg->keep_ms ? sv->cfg->keep_ms : SERVE_KEEP_MS;
+}
+
 static void schedule(struct serve *sv);
 static void sub_free(struct sub *sub);
 static void run_over(struct sub *sub, const char *why);
@@ -242,7 +254,7 @@ static void vm_exited(void *opaque, uint32_t events)
                 catalog_name(sv->cfg->langs[vm->lang], (char[64]){0}, 64),
                 ls->why);
         sv->vm_failures++;
-        if (!vm->sub && ++ls->fails >= START_FAILS)
+        if (vm->state == VM_IDLE && ++ls->fails >= START_FAILS)
             ls->broken_until = clock_now_ns() + BROKEN_MS * 1000000ull;
     }
     if (vm->sub) {
@@ -564,12 +576,17 @@ static void run_over(struct sub *sub, const char *why)
         event_failure(&sub->relay, RUNVM_EXIT_INFRA, msg);
     }
     /* Everything is read: the VM has served, whatever the reader takes
-     * how long. */
+     * how long; kept for the submission's next run if it asked. */
     if (sub->vm) {
         struct serve_vm *vm = sub->vm;
         vm->sub = NULL;
         sub->vm = NULL;
-        vm_stop(vm, SIGTERM);
+        if (sub->keep && !why && !sv->draining) {
+            vm->state = VM_KEPT;
+            vm->deadline_ns = clock_now_ns() + keep_ms(sv) * 1000000ull;
+        } else {
+            vm_stop(vm, SIGTERM);
+        }
     }
     relay_flush(sub);
 }
@@ -622,6 +639,15 @@ static void in_ready(void *opaque, uint32_t events)
         }
         msg_buf_append(&sub->relay, buf, (size_t)n);
     }
+    /* The exit event is the stream's last: the run is over at once, so
+     * a kept VM takes the next run as soon as its reader has this one's
+     * end. */
+    bool whole = sub->kind == SUB_START ? sub->last_was_exit && !sub->line_len
+                                        : sub->runs[sub->k].done;
+    if (whole) {
+        run_over(sub, NULL);
+        return;
+    }
     if (!ended) {
         if (sub->kind == SUB_START && pending(sub) >= RELAY_MAX) {
             /* Out of the loop until the reader takes some: epoll would
@@ -630,12 +656,6 @@ static void in_ready(void *opaque, uint32_t events)
             sub->in_paused = true;
         }
         relay_flush(sub);
-        return;
-    }
-    bool whole = sub->kind == SUB_START ? sub->last_was_exit && !sub->line_len
-                                        : sub->runs[sub->k].done;
-    if (whole) {
-        run_over(sub, NULL);
         return;
     }
     /* Ended without its exit event: its runvm is dying, or is stopped
@@ -765,8 +785,12 @@ static bool start_answer(struct sub *sub, uint64_t id)
     struct httpd_conn *c = sub->c;
     sub->answered = true;
     sub->progress_ns = clock_now_ns();
+    const char *token = sub->keep && sub->vm ? sub->vm->token : "";
     if (sub->stream) {
-        httpd_stream_begin(c, 200, "application/x-ndjson");
+        char extra[80] = "";
+        if (token[0])
+            snprintf(extra, sizeof(extra), "Runvm-Submission: %s\r\n", token);
+        httpd_stream_begin(c, 200, "application/x-ndjson", extra);
         return true;
     }
     char err[256];
@@ -791,6 +815,10 @@ static bool start_answer(struct sub *sub, uint64_t id)
     snprintf(head, sizeof(head), "{\"id\":%" PRIu64 ",\"output_socket\":", id);
     msg_buf_append(&b, head, strlen(head));
     event_json_string(&b, sub->path, strlen(sub->path));
+    if (token[0]) {
+        msg_buf_append(&b, ",\"submission\":", 14);
+        event_json_string(&b, token, strlen(token));
+    }
     msg_buf_append(&b, "}", 2);
     sub->c = NULL;
     c->data = NULL;
@@ -937,18 +965,56 @@ static void sub_send(struct sub *sub)
     }
 }
 
-/* sub's first run on vm. */
+/* A kept submission's id: 128 bits from the kernel's random pool, as
+ * hex; "" if it has none to give (the run is then not kept). */
+static void make_token(char out[TOKEN_LEN + 1])
+{
+    unsigned char r[TOKEN_LEN / 2];
+    out[0] = '\0';
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        return;
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+/* sub's run on vm: its first, or the next of a kept submission. */
 static void assign(struct serve *sv, struct serve_vm *vm, struct sub *sub)
 {
+    bool next_run = vm->state == VM_KEPT;
     sub->vm = vm;
     sub->queued = false;
     vm->state = VM_BUSY;
     vm->sub = sub;
-    sv->submissions++;
     sv->lang[vm->lang].runs++;
     sub->t_assign_ns = clock_now_ns();
-    histogram_observe(&sv->h_queue, secs(sub->t_admit_ns, sub->t_assign_ns));
+    if (!next_run) {
+        sv->submissions++;
+        histogram_observe(&sv->h_queue,
+                          secs(sub->t_admit_ns, sub->t_assign_ns));
+    }
+    if (sub->keep && !vm->token[0])
+        make_token(vm->token);
+    sub->keep = sub->keep && vm->token[0];
     sub_send(sub);
+}
+
+/* The VM of the kept submission token names (kept, or running its next
+ * run), or NULL; compared in constant time. */
+static struct serve_vm *kept_vm(struct serve *sv, const char *token)
+{
+    if (strlen(token) != TOKEN_LEN)
+        return NULL;
+    for (unsigned int i = 0; i < sv->cfg->max_vms; i++) {
+        struct serve_vm *vm = &sv->vms[i];
+        if ((vm->state != VM_KEPT && vm->state != VM_BUSY) || !vm->token[0])
+            continue;
+        unsigned char diff = 0;
+        for (size_t k = 0; k < TOKEN_LEN; k++)
+            diff |= (unsigned char)(vm->token[k] ^ token[k]);
+        if (!diff)
+            return vm;
+    }
+    return NULL;
 }
 
 /* ---- the queue and the pool ---------------------------------------------- */
@@ -1015,7 +1081,7 @@ static void schedule(struct serve *sv)
     for (size_t l = 0; l < sv->cfg->nlangs; l++) {
         if (sv->draining) {
             for (unsigned int i = 0; i < sv->cfg->max_vms; i++)
-                if (sv->vms[i].state == VM_IDLE)
+                if (sv->vms[i].state == VM_IDLE || sv->vms[i].state == VM_KEPT)
                     vm_stop(&sv->vms[i], SIGTERM);
             break;
         }
@@ -1113,11 +1179,16 @@ static bool body_ok(struct sub *sub)
     bool reuse = r.run.flags & MSG_RUN_REUSE_WORKDIR;
     sub->watchdog_ms =
         r.run.limits.wall_ms + r.run.build_limits.wall_ms + SERVE_RUN_SLACK_MS;
+    sub->keep = r.keep;
+    snprintf(sub->submission, sizeof(sub->submission), "%s",
+             r.submission ? r.submission : "");
+    bool has_submission = r.submission;
     api_request_free(&r);
-    if (!status && reuse && sub->kind == SUB_START) {
+    if (!status && reuse && !has_submission && sub->kind == SUB_START) {
         status = 400;
-        why = "reuse: runvm serve runs each submission in a fresh VM; send "
-              "every file the run needs, or POST /judge for many test cases";
+        why = "reuse: name the submission whose VM and directory to run in "
+              "(\"submission\": the id a run with \"keep\": true "
+              "answered), or send every file the run needs";
     }
     if (status) {
         sub_fail(sub, status, "%s", why);
@@ -1175,6 +1246,36 @@ static void admit(struct sub *sub)
     schedule(sv);
 }
 
+/* A run of a kept submission: on its VM, at once (it waits for no
+ * other); its language is the submission's. */
+static void next_run(struct sub *sub)
+{
+    struct serve *sv = sub->sv;
+    struct serve_vm *vm = kept_vm(sv, sub->submission);
+    if (sv->draining) {
+        sub_fail(sub, 503, "the daemon is draining");
+        return;
+    }
+    if (!vm) {
+        sub_fail(sub, 404,
+                 "submission %s: none kept here (it ended with a run "
+                 "without \"keep\": true, or waited more than %u s for "
+                 "its next run)",
+                 sub->submission, (unsigned int)(keep_ms(sv) / 1000));
+        return;
+    }
+    if (vm->state != VM_KEPT) {
+        sub_fail(sub, 409,
+                 "a run of this submission is in progress; wait for its "
+                 "exit event");
+        return;
+    }
+    sub->lang = vm->lang;
+    httpd_hold(sub->c);
+    sub->t_admit_ns = clock_now_ns();
+    assign(sv, vm, sub);
+}
+
 static void post_start(struct serve *sv, struct httpd_conn *c,
                        const struct http_request *req)
 {
@@ -1190,6 +1291,10 @@ static void post_start(struct serve *sv, struct httpd_conn *c,
     msg_buf_append(&sub->body, req->body, req->content_length);
     if (!body_ok(sub))
         return;
+    if (sub->submission[0]) {
+        next_run(sub);
+        return;
+    }
     /* The language: "lang" in JSON, else ?lang=. */
     struct api_request r;
     const char *why;
@@ -1290,21 +1395,24 @@ static void get_status(struct serve *sv, struct httpd_conn *c)
             waiting += sv->queue[i]->lang == l;
         json_array_append_new(
             langs,
-            json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:s}", "lang", e->lang,
+            json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "lang", e->lang,
                       "version", e->version, "idle",
                       (json_int_t)count_vms(sv, l, VM_IDLE), "busy",
-                      (json_int_t)count_vms(sv, l, VM_BUSY), "waiting",
+                      (json_int_t)count_vms(sv, l, VM_BUSY), "kept",
+                      (json_int_t)count_vms(sv, l, VM_KEPT), "waiting",
                       (json_int_t)waiting, "runs", (json_int_t)sv->lang[l].runs,
                       "failing", lang_broken(sv, l), "last_failure",
                       sv->lang[l].why));
     }
     json_t *j = json_pack(
-        "{s:b,s:o,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:I,s:I,s:I,s:I,s:I,"
+        "{s:b,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:I,s:I,s:I,s:I,"
+        "s:I,"
         "s:I,s:I}",
         "draining", sv->draining, "langs", langs, "vms", "max",
         (json_int_t)sv->cfg->max_vms, "idle",
         (json_int_t)count_vms(sv, SIZE_MAX, VM_IDLE), "busy",
-        (json_int_t)count_vms(sv, SIZE_MAX, VM_BUSY), "stopping",
+        (json_int_t)count_vms(sv, SIZE_MAX, VM_BUSY), "kept",
+        (json_int_t)count_vms(sv, SIZE_MAX, VM_KEPT), "stopping",
         (json_int_t)count_vms(sv, SIZE_MAX, VM_STOPPING), "queue", "length",
         (json_int_t)sv->queued, "max", (json_int_t)sv->cfg->queue,
         "submissions", (json_int_t)sv->submissions, "refused_busy",
@@ -1382,9 +1490,9 @@ static void get_metrics(struct serve *sv, struct httpd_conn *c)
     metrics_sample(&b, "runvm_serve_watchdog_kills_total", "",
                    (double)sv->watchdog_kills);
     metrics_head(&b, "runvm_serve_vms", "gauge", "VMs alive, by state.");
-    static const char *const states[] = {"idle", "busy", "stopping"};
-    static const enum vm_state st[] = {VM_IDLE, VM_BUSY, VM_STOPPING};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const states[] = {"idle", "busy", "kept", "stopping"};
+    static const enum vm_state st[] = {VM_IDLE, VM_BUSY, VM_KEPT, VM_STOPPING};
+    for (size_t i = 0; i < 4; i++) {
         snprintf(labels, sizeof(labels), "state=\"%s\"", states[i]);
         metrics_sample(&b, "runvm_serve_vms", labels,
                        (double)count_vms(sv, SIZE_MAX, st[i]));
@@ -1519,6 +1627,8 @@ static void tick(void *opaque, uint32_t events)
         } else if (vm->state == VM_STOPPING && !vm->killed &&
                    now > vm->deadline_ns) {
             vm_stop(vm, SIGKILL);
+        } else if (vm->state == VM_KEPT && now > vm->deadline_ns) {
+            vm_stop(vm, SIGTERM); /* its next run did not come */
         }
     }
     for (struct sub *sub = sv->subs, *next; sub; sub = next) {

@@ -31,6 +31,9 @@
 /* What a run may take past its own time limits before the daemon stops
  * its VM: the child's own watchdog (API_RUN_SLACK_MS) comes first. */
 #define SERVE_RUN_SLACK_MS 60000
+/* A submission whose run asked "keep": true keeps its VM so long for its
+ * next run (docs/cli.md, runvm serve's POST /start). */
+#define SERVE_KEEP_MS 60000
 
 struct serve_config {
     const char *sock_path; /* created mode 0600, removed at exit */
@@ -51,6 +54,7 @@ struct serve_config {
     /* More options for every child (--mem N, ...), NULL-terminated. */
     const char *const *child_args;
     uint64_t default_run_ms, default_build_ms; /* the children's defaults */
+    uint64_t keep_ms; /* a kept VM's wait for its next run; 0: SERVE_KEEP_MS */
 };
 
 /* Serves until a SIGTERM or SIGINT has drained the daemon (serve_main

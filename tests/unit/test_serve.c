@@ -249,6 +249,7 @@ struct t {
 };
 
 static char listen_spec[32]; /* start()'s --listen, "" for none */
+static uint64_t keep_ms;     /* start()'s keep_ms, 0 for the default */
 
 static struct t *start(unsigned int max_vms, unsigned int queue,
                        unsigned int warm, bool with_broken)
@@ -279,6 +280,7 @@ static struct t *start(unsigned int max_vms, unsigned int queue,
             .child_args = args,
             .default_run_ms = 10000,
             .default_build_ms = 10000,
+            .keep_ms = keep_ms,
         };
         static const char *const run[] = {"./main", NULL};
         cfg.run_argv[0] = run;
@@ -539,6 +541,104 @@ static void bad_requests_are_refused_without_a_vm(void **state)
     free(ev);
     json_decref(j);
     assert_int_equal(status_int(t, "submissions", NULL), 1);
+    assert_int_equal(stop(t), 0);
+}
+
+/* POST /start as JSON on the Unix socket: status, and the answer. */
+static int start_json(struct t *t, const char *body, json_t **j)
+{
+    return request(t, "POST", "/start", "application/json", body, j);
+}
+
+/* "keep": true keeps the submission's VM for its next run, which names
+ * the submission; "reuse" then runs in the same directory, with no build
+ * step. A run without "keep" ends it; so does waiting too long. */
+static void a_kept_submission_runs_again_in_its_vm(void **state)
+{
+    (void)state;
+    keep_ms = 1500;
+    struct t *t = start(2, 8, 0, false);
+    json_t *j, *k;
+    assert_int_equal(
+        start_json(t,
+                   "{\"lang\":\"fake\",\"code\":\"cat\",\"stdin\":\"one\","
+                   "\"keep\":true}",
+                   &j),
+        200);
+    const char *token = json_string_value(json_object_get(j, "submission"));
+    assert_non_null(token);
+    assert_int_equal(strlen(token), 32);
+    char *ev =
+        read_events(json_string_value(json_object_get(j, "output_socket")));
+    assert_non_null(strstr(ev, "\"data\":\"one\""));
+    assert_non_null(strstr(ev, "\"phase\":\"build\""));
+    free(ev);
+    wait_status(t, "vms", "kept", 1);
+    /* The next run: same VM (its id), same program, another stdin, no
+     * build step; kept again. */
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"submission\":\"%s\",\"reuse\":true,\"stdin\":\"two\","
+             "\"keep\":true}",
+             token);
+    assert_int_equal(start_json(t, body, &k), 200);
+    assert_int_equal(json_integer_value(json_object_get(k, "id")),
+                     json_integer_value(json_object_get(j, "id")));
+    assert_string_equal(json_string_value(json_object_get(k, "submission")),
+                        token);
+    ev = read_events(json_string_value(json_object_get(k, "output_socket")));
+    assert_non_null(strstr(ev, "\"data\":\"two\""));
+    assert_null(strstr(ev, "\"phase\":\"build\""));
+    free(ev);
+    json_decref(k);
+    wait_status(t, "vms", "kept", 1);
+    assert_int_equal(status_int(t, "submissions", NULL), 1);
+    /* Refused: reuse without a submission, one unknown, a bad one. */
+    assert_int_equal(start_json(t,
+                                "{\"lang\":\"fake\",\"reuse\":true,"
+                                "\"stdin\":\"x\"}",
+                                &k),
+                     400);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(k, "error")), "submission"));
+    json_decref(k);
+    assert_int_equal(
+        start_json(t,
+                   "{\"submission\":\"00000000000000000000000000000000\","
+                   "\"reuse\":true}",
+                   &k),
+        404);
+    json_decref(k);
+    assert_int_equal(start_json(t, "{\"submission\":5,\"reuse\":true}", &k),
+                     400);
+    json_decref(k);
+    assert_int_equal(start_json(t, "{\"code\":\"x\",\"keep\":\"yes\"}", &k),
+                     400);
+    json_decref(k);
+    /* A run without "keep" is the submission's last. */
+    snprintf(body, sizeof(body),
+             "{\"submission\":\"%s\",\"reuse\":true,\"stdin\":\"three\"}",
+             token);
+    assert_int_equal(start_json(t, body, &k), 200);
+    assert_null(json_object_get(k, "submission"));
+    ev = read_events(json_string_value(json_object_get(k, "output_socket")));
+    assert_non_null(strstr(ev, "\"data\":\"three\""));
+    free(ev);
+    json_decref(k);
+    wait_status(t, "vms", "kept", 0);
+    assert_int_equal(start_json(t, body, &k), 404);
+    json_decref(k);
+    json_decref(j);
+    /* One kept and never continued is stopped after keep_ms. */
+    assert_int_equal(start_json(t, "{\"code\":\"echo a\",\"keep\":true}", &j),
+                     200);
+    ev = read_events(json_string_value(json_object_get(j, "output_socket")));
+    free(ev);
+    json_decref(j);
+    wait_status(t, "vms", "kept", 1);
+    wait_status(t, "vms", "kept", 0);
+    wait_status(t, "vms", "stopping", 0);
+    keep_ms = 0;
     assert_int_equal(stop(t), 0);
 }
 
@@ -823,6 +923,25 @@ static void piston_and_tcp(void **state)
     assert_non_null(strstr(ev, "\"type\":\"exit\",\"status\":125,"));
     free(ev);
     free(resp);
+    /* Kept over TCP: the submission is a header of the stream's answer,
+     * and its next run streams in the same VM. */
+    resp = tcp_request("POST", "/start", "Content-Type: application/json\r\n",
+                       "{\"code\":\"cat\",\"stdin\":\"a\",\"keep\":true}");
+    const char *h = strstr(resp, "\r\nRunvm-Submission: ");
+    assert_non_null(h);
+    char body[160];
+    snprintf(body, sizeof(body),
+             "{\"submission\":\"%.32s\",\"reuse\":true,\"stdin\":\"b\"}",
+             h + 20);
+    free(resp);
+    resp = tcp_request("POST", "/start", "Content-Type: application/json\r\n",
+                       body);
+    ev = dechunk(resp);
+    assert_non_null(ev);
+    assert_non_null(strstr(ev, "\"data\":\"b\""));
+    assert_null(strstr(ev, "\"phase\":\"build\""));
+    free(ev);
+    free(resp);
     listen_spec[0] = '\0';
     assert_int_equal(stop(t), 0);
 }
@@ -1015,6 +1134,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hello_in_a_vm_of_its_own),
         cmocka_unit_test(bad_requests_are_refused_without_a_vm),
+        cmocka_unit_test(a_kept_submission_runs_again_in_its_vm),
         cmocka_unit_test(queue_then_429),
         cmocka_unit_test(a_vm_that_dies_ends_its_run_with_125),
         cmocka_unit_test(a_reader_that_leaves_cancels_the_run),
