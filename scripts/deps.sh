@@ -6,7 +6,7 @@ pkgs="build-essential clang clang-format make pkg-config cpio lz4 gzip xz-utils 
 flex libelf-dev libssl-dev dwarves kmod rsync busybox-static
 linux-source-6.1 linux-image-amd64 qemu-system-x86 qemu-utils
 libcmocka-dev libarchive-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev libseccomp-dev
-libfdt-dev libmicrohttpd-dev docker-registry skopeo mmdebstrap iproute2 haproxy gnuplot-nox
+libfdt-dev libmicrohttpd-dev docker-registry skopeo mmdebstrap iproute2 haproxy gnuplot-nox strace
 iputils-ping
 curl"
 missing=

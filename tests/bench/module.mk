@@ -1,3 +1,8 @@
 # tests/bench: the native peer of the exec round-trip benchmark
 # (tests/bench/run).
 TEST_PROGS += bench_spawn
+
+# runvm's HTTP server against libmicrohttpd on one event loop
+# (tests/bench/httpd.sh, `make bench`'s httpd part).
+HTTPD_PEER_SRCS := tests/bench/httpd_peer.c api/httpd.c api/http.c \
+	core/evloop.c protocol/msg_buf.c session/event.c

@@ -216,10 +216,11 @@ def main():
         with open(R("snapshot.txt")) as f:
             figs["snapshot"] = dict(l.split(None, 1) for l in f.read().splitlines()
                                     if len(l.split(None, 1)) == 2)
-    if os.path.exists(R("serve.txt")):
-        with open(R("serve.txt")) as f:
-            figs["serve"] = dict(l.split(None, 1) for l in f.read().splitlines()
-                                 if len(l.split(None, 1)) == 2)
+    for part in ("serve", "httpd"):
+        if os.path.exists(R(part + ".txt")):
+            with open(R(part + ".txt")) as f:
+                figs[part] = dict(l.split(None, 1) for l in f.read().splitlines()
+                                  if len(l.split(None, 1)) == 2)
     if notes:
         figs["notes"] = notes
 
@@ -289,6 +290,10 @@ def main():
         md += ["", "runvm serve under load (tests/bench/serve.sh; the latency "
                "distributions: serve-latency.svg):", "", "| figure | value |", "|---|---|"]
         md += ["| %s | %s |" % (k, v) for k, v in figs["serve"].items()]
+    if figs.get("httpd"):
+        md += ["", "runvm's HTTP server against libmicrohttpd on the same event loop "
+               "(tests/bench/httpd.sh):", "", "| figure | value |", "|---|---|"]
+        md += ["| %s | %s |" % (k, v) for k, v in figs["httpd"].items()]
     if figs.get("notes"):
         md += ["", "Notes:", ""] + ["- " + n for n in figs["notes"]]
     md += ["", "What each figure measures:", ""]
