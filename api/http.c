@@ -71,6 +71,7 @@ int http_parse(const char *buf, size_t len, size_t max_body,
         return eol - p >= 5 && strncmp(p, "HTTP/", 5) == 0 ? -505 : -400;
     if (p[7] != '0' && p[7] != '1')
         return -505;
+    req->http10 = p[7] == '0';
 
     bool have_length = false, chunked = false;
     p = eol + 2;

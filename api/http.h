@@ -18,6 +18,7 @@ struct http_request {
     char content_type[64]; /* media type only, lower case, no parameters */
     size_t head_len;       /* bytes up to and including the blank line */
     size_t content_length;
+    bool http10;      /* HTTP/1.0: it cannot take a chunked answer */
     const char *body; /* points into the caller's buffer */
 };
 

@@ -119,11 +119,13 @@ void httpd_stream_begin(struct httpd_conn *c, int status,
                         const char *content_type, const char *extra)
 {
     char head[512];
+    c->chunked = !c->req.http10;
     int n =
         snprintf(head, sizeof(head),
                  "HTTP/1.1 %d %s\r\nContent-Type: %.64s\r\n%.256s"
-                 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-                 status, http_reason(status), content_type, extra ? extra : "");
+                 "%sConnection: close\r\n\r\n",
+                 status, http_reason(status), content_type, extra ? extra : "",
+                 c->chunked ? "Transfer-Encoding: chunked\r\n" : "");
     c->replying = true;
     c->streaming = true;
     c->deadline_ns = 0;
@@ -136,11 +138,14 @@ size_t httpd_stream_write(struct httpd_conn *c, const void *p, size_t n)
 {
     if (n == 0)
         return c->out.len;
-    char size[32];
-    int l = snprintf(size, sizeof(size), "%zx\r\n", n);
-    msg_buf_append(&c->out, size, (size_t)l);
+    if (c->chunked) {
+        char size[32];
+        int l = snprintf(size, sizeof(size), "%zx\r\n", n);
+        msg_buf_append(&c->out, size, (size_t)l);
+    }
     msg_buf_append(&c->out, p, n);
-    msg_buf_append(&c->out, "\r\n", 2);
+    if (c->chunked)
+        msg_buf_append(&c->out, "\r\n", 2);
     (void)evloop_mod(c->h->loop, c->fd, EPOLLOUT | EPOLLRDHUP);
     return c->out.len;
 }
@@ -150,7 +155,8 @@ void httpd_stream_end(struct httpd_conn *c)
     if (c->fd < 0)
         return;
     c->ended = true;
-    msg_buf_append(&c->out, "0\r\n\r\n", 5);
+    if (c->chunked)
+        msg_buf_append(&c->out, "0\r\n\r\n", 5);
     /* The client has idle_ms to take the rest. */
     c->deadline_ns = clock_now_ns() + (uint64_t)c->h->cfg.idle_ms * 1000000;
     conn_flush(c);

@@ -26,6 +26,7 @@ struct httpd_conn {
                          or a hash of its address on TCP */
     bool tcp;         /* accepted on a TCP listener */
     bool streaming;   /* httpd_stream_begin: chunks until httpd_stream_end */
+    bool chunked;     /* the stream is chunked (not to an HTTP/1.0 client) */
     bool ended;       /* the last chunk is queued */
     uint64_t sent_ns; /* bytes of the answer last went out */
     struct msg_buf in;
@@ -101,8 +102,9 @@ void httpd_reply_as(struct httpd_conn *c, int status, const char *type,
 /* A streamed answer: the head of a chunked response of content_type
  * (with extra, header lines each ending in CRLF, or NULL), then
  * httpd_stream_write's chunks, then httpd_stream_end (the connection
- * closes once all is sent). A client that hangs up closes it
- * (cfg.closed). The connection has no deadline meanwhile. */
+ * closes once all is sent). To an HTTP/1.0 client, which knows no chunks,
+ * the bytes go as they are and the close ends them. A client that hangs up
+ * closes it (cfg.closed). The connection has no deadline meanwhile. */
 void httpd_stream_begin(struct httpd_conn *c, int status,
                         const char *content_type, const char *extra);
 /* Queues n bytes as a chunk for the loop to send (never closing c under

@@ -2,7 +2,8 @@
 # runvm serve with real VMs: two languages (busybox sh images, "sh" and
 # "bb"), every submission in a VM of its own restored from its language's
 # snapshot (taken by the first child that boots it). A submission does not
-# see the last one's files; two run at once; a burst past --max-vms and
+# see the last one's files, unless it is one of several runs ("keep",
+# "submission", "reuse"); two run at once; a burst past --max-vms and
 # --queue gets 429 with Retry-After and every accepted one its right
 # output; a reader that hangs up cancels its run and its VM; each VM is a
 # sandboxed runvm of its own; SIGTERM under load answers 503, finishes the
@@ -64,6 +65,42 @@ r=$(client sh 'ls /tmp/left 2>&1 | grep -c "No such"; echo second')
 r=$(client bb 'echo from bb')
 [ "$r" = "200 exit 0 from bb" ] || fail "bb: $r"
 echo "ok: submissions in fresh VMs, two languages"
+
+# A submission of several runs: "keep" keeps its VM, the next run names it
+# and, with "reuse", runs in the same directory; a run without "keep" ends
+# it.
+python3 - "$S" <<'EOF' || fail "a kept submission"
+import json, socket, sys
+def http(body):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(600); s.connect(sys.argv[1])
+    b = json.dumps(body).encode()
+    s.sendall(b"POST /start HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(b) + b)
+    data = b""
+    while (c := s.recv(65536)): data += c
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(rest)
+def run(body):
+    st, a = http(body)
+    assert st == 200, (st, a)
+    o = socket.socket(socket.AF_UNIX); o.settimeout(600); o.connect(a["output_socket"])
+    ev = b""
+    while (c := o.recv(65536)): ev += c
+    evs = [json.loads(l) for l in ev.decode().splitlines()]
+    out = "".join(e.get("data", "") for e in evs if e["type"] == "output")
+    assert evs[-1]["type"] == "exit" and evs[-1]["status"] == 0, evs[-1]
+    return a, out.strip()
+code = "if [ -f note ]; then cat note; else cat >note; echo wrote; fi"
+a, out = run({"lang": "sh", "code": code, "stdin": "kept", "keep": True})
+assert out == "wrote" and len(a.get("submission", "")) == 32, (a, out)
+b, out = run({"submission": a["submission"], "reuse": True, "keep": True})
+assert out == "kept" and b["id"] == a["id"], (b, out)
+c, out = run({"submission": a["submission"], "reuse": True})
+assert out == "kept" and "submission" not in c, (c, out)
+st, d = http({"submission": a["submission"], "reuse": True})
+assert st == 404, (st, d)
+print("ok: a kept submission ran three times in one VM and directory, then ended")
+EOF
 for i in 1 2 3; do
     s0=$(date +%s.%N)
     r=$(client sh "echo warm$i")

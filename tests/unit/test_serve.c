@@ -428,6 +428,20 @@ static void wait_status(struct t *t, const char *a, const char *b,
 }
 
 /* A request over TCP to listen_spec's port: the whole answer. */
+/* Sends the whole request raw on a TCP connection; everything back. */
+static char *tcp_send(const char *raw)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)atoi(listen_spec + 10)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {20, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    put_all(fd, raw, strlen(raw));
+    return slurp(fd);
+}
+
 static char *tcp_request(const char *method, const char *path,
                          const char *extra_head, const char *body)
 {
@@ -922,6 +936,17 @@ static void piston_and_tcp(void **state)
     assert_non_null(ev);
     assert_non_null(strstr(ev, "\"type\":\"exit\",\"status\":125,"));
     free(ev);
+    free(resp);
+    /* An HTTP/1.0 client gets the stream unchunked, ended by the close. */
+    resp = tcp_send("POST /start?lang=fake HTTP/1.0\r\nContent-Type: "
+                    "text/plain\r\nContent-Length: 8\r\n\r\necho old");
+    assert_null(strstr(resp, "Transfer-Encoding"));
+    ev = strstr(resp, "\r\n\r\n");
+    assert_non_null(ev);
+    assert_true(ev[4] == '{');
+    assert_non_null(strstr(ev, "\"data\":\"old\""));
+    assert_non_null(strstr(ev, "\"status\":0}\n"));
+    assert_true(resp[strlen(resp) - 1] == '\n');
     free(resp);
     /* Kept over TCP: the submission is a header of the stream's answer,
      * and its next run streams in the same VM. */
