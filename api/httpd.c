@@ -213,6 +213,23 @@ int httpd_match(struct httpd_conn *c, const struct http_request *req,
     return -1;
 }
 
+int httpd_rundir(const char *prefix, char *out, size_t len, char *err,
+                 size_t err_len)
+{
+    const char *base = getenv("XDG_RUNTIME_DIR");
+    struct stat st;
+    if (!base || stat(base, &st) < 0 || !S_ISDIR(st.st_mode))
+        base = "/tmp";
+    snprintf(out, len, "%.200s/%.32s.XXXXXX", base, prefix);
+    if (!mkdtemp(out)) {
+        int ret = -errno;
+        snprintf(err, err_len, "runtime directory %s: %s", out, strerror(-ret));
+        out[0] = '\0';
+        return ret;
+    }
+    return 0;
+}
+
 int httpd_listen_unix(const char *path, char *err, size_t err_len)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};

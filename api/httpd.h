@@ -130,6 +130,12 @@ struct httpd_route {
 int httpd_match(struct httpd_conn *c, const struct http_request *req,
                 const struct httpd_route *routes, size_t n);
 
+/* A private directory (mode 0700) for a server's sockets, made fresh:
+ * $XDG_RUNTIME_DIR/PREFIX.XXXXXX, else /tmp/PREFIX.XXXXXX, into out.
+ * 0, or -errno with a message in err (out is then ""). */
+int httpd_rundir(const char *prefix, char *out, size_t len, char *err,
+                 size_t err_len) __attribute__((warn_unused_result));
+
 /* A listening Unix socket at path, mode 0600 from the start. The fd, or
  * -errno with a message in err. */
 int httpd_listen_unix(const char *path, char *err, size_t err_len);

@@ -80,7 +80,8 @@ static const char *parse_json(struct api_request *r, const char *body,
         if (run->nfiles == API_MAX_FILES)
             return "too many files (at most 16)";
         if (!msg_file_name_ok(name))
-            return "file names are plain names: letters, digits, . _ -";
+            return "file names are plain names: letters, digits, . _ - (not "
+                   "first: . or -)";
         if (!json_is_string(v))
             return "file contents must be strings";
         r->files[run->nfiles++] =

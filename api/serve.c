@@ -16,7 +16,6 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/random.h>
@@ -128,8 +127,9 @@ struct sub {
     struct httpd_conn *c; /* the client, until answered */
     uint64_t watchdog_ms; /* a run's limits plus SERVE_RUN_SLACK_MS */
     bool keep;            /* SUB_START: the VM stays for the next run */
-    char submission[TOKEN_LEN + 1]; /* the kept one it continues, or "" */
-    struct msg_buf body;            /* the next run's /start body */
+    char submission[65];  /* the kept one it continues ("submission"), or "" */
+    bool continues;       /* it does: its VM was kept for it */
+    struct msg_buf body;  /* the next run's /start body */
     char content_type[64];
     /* The run in flight. */
     int fwd_fd;         /* to the VM's API socket */
@@ -176,6 +176,7 @@ struct serve {
     bool draining;
     int hard_signal; /* a second signal: stop now */
     uint64_t next_id;
+    uint64_t next_run; /* names output sockets: a kept VM has many runs */
     struct serve_vm vms[SERVE_MAX_VMS];
     struct sub **queue; /* cfg->queue slots, FIFO from queue[0] */
     unsigned int queued;
@@ -229,6 +230,13 @@ static void vm_stop(struct serve_vm *vm, int sig)
     if (sig == SIGKILL)
         vm->killed = true;
     kill(vm->pid, sig);
+}
+
+/* vm is its submission's until its next run, or keep_ms. */
+static void keep_vm(struct serve_vm *vm)
+{
+    vm->state = VM_KEPT;
+    vm->deadline_ns = clock_now_ns() + keep_ms(vm->sv) * 1000000ull;
 }
 
 /* A child exited: its slot is free; a submission it held goes on with
@@ -581,12 +589,13 @@ static void run_over(struct sub *sub, const char *why)
         struct serve_vm *vm = sub->vm;
         vm->sub = NULL;
         sub->vm = NULL;
-        if (sub->keep && !why && !sv->draining) {
-            vm->state = VM_KEPT;
-            vm->deadline_ns = clock_now_ns() + keep_ms(sv) * 1000000ull;
-        } else {
+        /* Not one being stopped (the watchdog), nor one whose runvm
+         * said the VM failed: it is going. */
+        if (sub->keep && !why && !sub->why[0] && vm->state == VM_BUSY &&
+            sub->last_outcome != OUT_VM && !sv->draining)
+            keep_vm(vm);
+        else
             vm_stop(vm, SIGTERM);
-        }
     }
     relay_flush(sub);
 }
@@ -639,9 +648,10 @@ static void in_ready(void *opaque, uint32_t events)
         }
         msg_buf_append(&sub->relay, buf, (size_t)n);
     }
-    /* The exit event is the stream's last: the run is over at once, so
-     * a kept VM takes the next run as soon as its reader has this one's
-     * end. */
+    /* The exit event is the stream's last: the run is over at once (a
+     * kept VM is ready for the next run before its reader has this
+     * one's end, so a client that sends it on reading that end does not
+     * find the VM still busy). */
     bool whole = sub->kind == SUB_START ? sub->last_was_exit && !sub->line_len
                                         : sub->runs[sub->k].done;
     if (whole) {
@@ -795,7 +805,7 @@ static bool start_answer(struct sub *sub, uint64_t id)
     }
     char err[256];
     snprintf(sub->path, sizeof(sub->path), "%.3000s/run-%" PRIu64 ".sock",
-             sv->rundir, id);
+             sv->rundir, ++sv->next_run);
     sub->listen_fd = httpd_listen_unix(sub->path, err, sizeof(err));
     if (sub->listen_fd < 0) {
         sub->path[0] = '\0';
@@ -848,10 +858,18 @@ static void forwarded(struct sub *sub)
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", e ? e : "the VM refused the run");
         json_decref(j);
-        if (sub->kind == SUB_JUDGE && sub->k > 0)
+        if (sub->kind == SUB_JUDGE && sub->k > 0) {
             run_over(sub, msg);
-        else
-            sub_fail(sub, status, "%s", msg); /* as API mode words it */
+            return;
+        }
+        if (sub->continues && sub->vm && sub->vm->state == VM_BUSY) {
+            /* A refused request is no run: the submission keeps its VM. */
+            struct serve_vm *vm = sub->vm;
+            vm->sub = NULL;
+            sub->vm = NULL;
+            keep_vm(vm);
+        }
+        sub_fail(sub, status, "%s", msg); /* as API mode words it */
         return;
     }
     const char *path = json_string_value(json_object_get(j, "output_socket"));
@@ -971,7 +989,7 @@ static void make_token(char out[TOKEN_LEN + 1])
 {
     unsigned char r[TOKEN_LEN / 2];
     out[0] = '\0';
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+    if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
         return;
     for (size_t i = 0; i < sizeof(r); i++)
         snprintf(out + 2 * i, 3, "%02x", r[i]);
@@ -1053,6 +1071,22 @@ static bool evict_for(struct serve *sv, size_t lang)
     return false;
 }
 
+/* Stops the kept VM nearest the end of its wait, to make room: requests
+ * waiting come before a submission's next run. */
+static bool evict_kept(struct serve *sv)
+{
+    struct serve_vm *oldest = NULL;
+    for (unsigned int i = 0; i < sv->cfg->max_vms; i++) {
+        struct serve_vm *vm = &sv->vms[i];
+        if (vm->state == VM_KEPT &&
+            (!oldest || vm->deadline_ns < oldest->deadline_ns))
+            oldest = vm;
+    }
+    if (oldest)
+        vm_stop(oldest, SIGTERM);
+    return oldest;
+}
+
 /* Gives waiting requests their VMs, then tops up each language's idle
  * VMs to cfg->warm; while draining, idle VMs are stopped instead. */
 static void schedule(struct serve *sv)
@@ -1069,8 +1103,9 @@ static void schedule(struct serve *sv)
         struct serve_vm *vm = vm_for(sv, sub->lang);
         if (!vm) {
             /* Room comes when a VM ends; make some if none will. */
-            if (count_vms(sv, SIZE_MAX, VM_STOPPING) == 0)
-                (void)evict_for(sv, sub->lang);
+            if (count_vms(sv, SIZE_MAX, VM_STOPPING) == 0 &&
+                !evict_for(sv, sub->lang))
+                (void)evict_kept(sv);
             return;
         }
         memmove(&sv->queue[0], &sv->queue[1],
@@ -1258,9 +1293,10 @@ static void next_run(struct sub *sub)
     }
     if (!vm) {
         sub_fail(sub, 404,
-                 "submission %s: none kept here (it ended with a run "
-                 "without \"keep\": true, or waited more than %u s for "
-                 "its next run)",
+                 "submission %.64s: none kept here (it ended with a run "
+                 "without \"keep\": true, waited more than %u s for its "
+                 "next run, its VM failed, or it made room for waiting "
+                 "requests)",
                  sub->submission, (unsigned int)(keep_ms(sv) / 1000));
         return;
     }
@@ -1271,6 +1307,7 @@ static void next_run(struct sub *sub)
         return;
     }
     sub->lang = vm->lang;
+    sub->continues = true;
     httpd_hold(sub->c);
     sub->t_admit_ns = clock_now_ns();
     assign(sv, vm, sub);
@@ -1686,17 +1723,9 @@ static void raise_nofile(void)
 
 static int setup(struct serve *sv, sigset_t *sigs, char *err, size_t err_len)
 {
-    const char *base = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
-    if (!base || stat(base, &st) < 0 || !S_ISDIR(st.st_mode))
-        base = "/tmp";
-    snprintf(sv->rundir, sizeof(sv->rundir), "%.200s/runvm-serve.XXXXXX", base);
-    if (!mkdtemp(sv->rundir)) {
-        snprintf(err, err_len, "runtime directory %.300s: %s", sv->rundir,
-                 strerror(errno));
-        sv->rundir[0] = '\0';
+    if (httpd_rundir("runvm-serve", sv->rundir, sizeof(sv->rundir), err,
+                     err_len) < 0)
         return -1;
-    }
     sv->queue = calloc(sv->cfg->queue ? sv->cfg->queue : 1, sizeof(*sv->queue));
     if (!sv->queue || evloop_init(&sv->loop) < 0) {
         snprintf(err, err_len, "set-up: %s", strerror(errno));

@@ -179,19 +179,14 @@ int api_server_attach(struct api_server **out, struct vm *vm,
     *out = s; /* api_server_free cleans up from here on */
 
     /* Output sockets live in a private directory of runvm's own. */
-    const char *base = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
-    if (!base || stat(base, &st) < 0 || !S_ISDIR(st.st_mode))
-        base = "/tmp";
-    snprintf(s->rundir, sizeof(s->rundir), "%.200s/runvm.XXXXXX", base);
-    if (!mkdtemp(s->rundir)) {
-        int ret = -errno;
-        snprintf(err, err_len, "API: runtime directory %s: %s", s->rundir,
-                 strerror(-ret));
-        s->rundir[0] = '\0';
+    char msg[300];
+    int ret =
+        httpd_rundir("runvm", s->rundir, sizeof(s->rundir), msg, sizeof(msg));
+    if (ret < 0) {
+        snprintf(err, err_len, "API: %s", msg);
         return ret;
     }
-    int ret = serve_agent(s, vm, ch, cfg->resumed);
+    ret = serve_agent(s, vm, ch, cfg->resumed);
     if (ret < 0) {
         snprintf(err, err_len, "API: agent channel: %s", strerror(-ret));
         return ret;

@@ -411,16 +411,21 @@ struct cli_job *cli_job_new(struct cli_config *cfg)
         return job;
     }
     job->kind = JOB_ONESHOT;
+    size_t total = 0;
     for (size_t i = 0; i < cfg->nfiles; i++) {
         /* The first has no name: the agent writes it under the image's
          * SOURCE. The others keep their base names. */
-        const char *base = strrchr(cfg->files[i], '/');
         job->files[i] = (struct agent_file){
-            .name = i ? (base ? base + 1 : cfg->files[i]) : NULL};
+            .name = i ? cli_base_name(cfg->files[i]) : NULL};
         job->sources[i] = read_file("FILE", cfg->files[i], MAX_SOURCE_BYTES,
                                     &job->files[i].len);
         job->files[i].data = job->sources[i];
+        total += job->files[i].len;
     }
+    /* What one run may carry to the agent, checked before a VM starts. */
+    if (total > MAX_SOURCE_BYTES)
+        fail_infra("FILEs: %zu KiB in all, more than the %u MiB a run takes",
+                   total >> 10, MAX_SOURCE_BYTES >> 20);
     if (cfg->stdin_path)
         job->stdin_data = read_file("--stdin", cfg->stdin_path, MAX_STDIN_BYTES,
                                     &job->stdin_len);

@@ -206,26 +206,30 @@ static bool lang_spec_ok(const char *lang, char *err, size_t err_len)
     return false;
 }
 
+const char *cli_base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
 /* FILE [FILE...]: the others than the first go under their base names,
- * which must be names the API would take and differ from each other. */
+ * which must be names the API would take and differ from each other (the
+ * agent refuses one that is the source's name). */
 static int check_files(char **args, int nargs, char *err, size_t err_len)
 {
     if (nargs > CLI_MAX_FILES)
         return fail(err, err_len, "at most %d FILEs", CLI_MAX_FILES);
     for (int i = 1; i < nargs; i++) {
-        const char *b = strrchr(args[i], '/');
-        b = b ? b + 1 : args[i];
+        const char *b = cli_base_name(args[i]);
         if (!msg_file_name_ok(b))
             return fail(err, err_len,
                         "%s: a FILE after the first keeps its name, which "
                         "must be letters, digits, . _ - (not starting "
-                        "with .)",
+                        "with . or -)",
                         args[i]);
-        for (int k = 1; k < i; k++) {
-            const char *o = strrchr(args[k], '/');
-            if (strcmp(o ? o + 1 : args[k], b) == 0)
+        for (int k = 1; k < i; k++)
+            if (strcmp(cli_base_name(args[k]), b) == 0)
                 return fail(err, err_len, "two FILEs named %s", b);
-        }
     }
     return 0;
 }

@@ -106,4 +106,7 @@ int cli_parse_number(const char *s, unsigned long min, unsigned long max,
 int cli_parse_mac(const char *text, uint8_t mac[6])
     __attribute__((warn_unused_result));
 
+/* The part of path after its last '/': the name a FILE goes under. */
+const char *cli_base_name(const char *path);
+
 #endif

@@ -34,7 +34,7 @@ job "runvm-serve" {
       config {
         image = "registry.example/runvm:latest"
         args  = ["serve", "--api-sock", "/run/runvm/api.sock",
-                 "--listen", "0.0.0.0:8080", "--langs", "go,python,c,rust",
+                 "--listen", "0.0.0.0:8080", "--langs", "go,python,c,rust,javascript,java",
                  "--max-vms", "16", "--warm", "2"]
         ports = ["http"]
         devices = [{ host_path = "/dev/kvm", container_path = "/dev/kvm" }]

@@ -35,6 +35,18 @@ int job_name_files(struct agent *a, struct job *j)
             return -EINVAL;
         }
     }
+    /* One file a name: a second would be written over the first (the
+     * source, say), and the program built would not be the one sent. */
+    for (size_t i = 0; i < j->run.nfiles; i++)
+        for (size_t k = 0; k < i; k++) {
+            struct msg_bytes x = j->run.files[i].name, y = j->run.files[k].name;
+            if (x.len == y.len && !memcmp(x.p, y.p, x.len)) {
+                agent_send_error(a, j->id, MSG_ERR_BAD_REQUEST,
+                                 "files %zu and %zu are both named %.*s", k, i,
+                                 (int)x.len, (const char *)x.p);
+                return -EINVAL;
+            }
+        }
     return 0;
 }
 

@@ -224,7 +224,9 @@ int tlv_uint(const uint8_t *val, uint32_t len, uint64_t *out)
 bool msg_file_name_ok(const char *n)
 {
     size_t len = strlen(n);
-    if (len == 0 || len > 64 || n[0] == '.')
+    /* Not hidden, and no option to the commands a BUILD globs them
+     * into (gcc *.c). */
+    if (len == 0 || len > 64 || n[0] == '.' || n[0] == '-')
         return false;
     for (size_t i = 0; i < len; i++)
         if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= 'A' && n[i] <= 'Z') ||

@@ -228,7 +228,7 @@ struct msg_hello {
 
 /* A name a host front end lets a client give a snippet's file (the API's
  * "files", the command line's FILEs): 1 to 64 letters, digits, '.', '_'
- * and '-', not starting with '.'. (The agent itself takes any plain
+ * and '-', not starting with '.' or '-'. (The agent itself takes any plain
  * name.) */
 bool msg_file_name_ok(const char *name);
 

@@ -1080,6 +1080,22 @@ static void unnamed_file_gets_source_name(void **state)
     wait_for(h, &h->run_over, 5000);
     assert_int_equal(h->nexits, 0);
     assert_int_equal(h->error_codes[0], MSG_ERR_BAD_REQUEST);
+
+    /* A named file that is the source's name too: refused, not written
+     * over the source. */
+    reset_results(h);
+    h->current = 66;
+    msg_buf_init(&m);
+    msg_begin(&m, MSG_RUN, 0, 66);
+    msg_put_file(&m, NULL, 0, "echo source\n", 12);
+    msg_put_file(&m, "prog.sh", 0, "echo other\n", 11);
+    assert_int_equal(msg_end(&m), 0);
+    send_msg(h, &m);
+    msg_buf_free(&m);
+    wait_for(h, &h->run_over, 5000);
+    assert_int_equal(h->nexits, 0);
+    assert_int_equal(h->error_codes[0], MSG_ERR_BAD_REQUEST);
+    assert_non_null(strstr(h->error_text[0], "both named prog.sh"));
     stop_agent(h);
 
     /* An image whose lang.conf names no SOURCE cannot name it. */

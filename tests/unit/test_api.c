@@ -522,7 +522,8 @@ static void json_refused(void **state)
         "limits are positive integers: timeout_ms, build_timeout_ms (at "
         "most 600000), memory_bytes, max_procs, max_output_bytes";
     static const char names_msg[] =
-        "file names are plain names: letters, digits, . _ -";
+        "file names are plain names: letters, digits, . _ - (not first: . or "
+        "-)";
     static const char args_msg[] =
         "\"args\" must be a list of 1 to 64 strings (the run argv)";
     static const struct {
@@ -538,6 +539,11 @@ static void json_refused(void **state)
         {"{\"files\": [\"a\"]}",
          "\"files\" must be an object of file name to content"},
         {"{\"code\": \"x\", \"stdin\": 5}", "\"stdin\" must be a string"},
+        {"{\"code\": \"x\", \"keep\": 1}", "\"keep\" must be true or false"},
+        {"{\"code\": \"x\", \"submission\": 1}",
+         "\"submission\" must be the id a run with \"keep\" answered"},
+        {"{\"code\": \"x\", \"submission\": \"\"}",
+         "\"submission\" must be the id a run with \"keep\" answered"},
         {"{\"code\": \"x\", \"args\": \"sh\"}", args_msg},
         {"{\"code\": \"x\", \"args\": []}", args_msg},
         {"{\"code\": \"x\", \"args\": [\"sh\", 1]}",
@@ -553,6 +559,7 @@ static void json_refused(void **state)
         {"{\"files\": {\"\": \"a\"}}", names_msg},
         {"{\"files\": {\"a b\": \"a\"}}", names_msg},
         {"{\"files\": {\"a/b\": \"a\"}}", names_msg},
+        {"{\"files\": {\"-o.c\": \"a\"}}", names_msg},
         {"{\"files\": {\"a\": 1}}", "file contents must be strings"},
         {"{\"code\": \"x\", \"limits\": {\"timeout_ms\": 0}}", limits_msg},
         {"{\"code\": \"x\", \"limits\": {\"timeout_ms\": -1}}", limits_msg},

@@ -69,6 +69,16 @@ static bool fake_request(int lfd, char *req, size_t cap, char **body)
             break;
         }
     }
+    /* A body naming "refuseme" is refused, as API mode refuses a bad one. */
+    if (strstr(*body, "refuseme")) {
+        static const char no[] =
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+            "Content-Length: 21\r\nConnection: close\r\n\r\n"
+            "{\"error\":\"refused\"}\n";
+        put_all(c, no, sizeof(no) - 1);
+        close(c);
+        return fake_request(lfd, req, cap, body);
+    }
     /* The answer: an output socket, as API mode's. */
     static int seq;
     char dir[] = "/tmp/fake-serve-XXXXXX";
@@ -570,7 +580,7 @@ static int start_json(struct t *t, const char *body, json_t **j)
 static void a_kept_submission_runs_again_in_its_vm(void **state)
 {
     (void)state;
-    keep_ms = 1500;
+    keep_ms = 3000;
     struct t *t = start(2, 8, 0, false);
     json_t *j, *k;
     assert_int_equal(
@@ -589,7 +599,8 @@ static void a_kept_submission_runs_again_in_its_vm(void **state)
     free(ev);
     wait_status(t, "vms", "kept", 1);
     /* The next run: same VM (its id), same program, another stdin, no
-     * build step; kept again. */
+     * build step; kept again. It is sent before the last run's events are
+     * read: each run has an output socket of its own. */
     char body[256];
     snprintf(body, sizeof(body),
              "{\"submission\":\"%s\",\"reuse\":true,\"stdin\":\"two\","
@@ -606,7 +617,30 @@ static void a_kept_submission_runs_again_in_its_vm(void **state)
     free(ev);
     json_decref(k);
     wait_status(t, "vms", "kept", 1);
-    assert_int_equal(status_int(t, "submissions", NULL), 1);
+    /* A run the VM refuses is no run: the submission keeps its VM. */
+    snprintf(body, sizeof(body),
+             "{\"submission\":\"%s\",\"code\":\"refuseme\",\"keep\":true}",
+             token);
+    assert_int_equal(start_json(t, body, &k), 400);
+    json_decref(k);
+    assert_int_equal(status_int(t, "vms", "kept"), 1);
+    /* A run of a submission whose last run still goes: 409. */
+    json_t *s2;
+    assert_int_equal(
+        start_json(t, "{\"code\":\"sleep 500 z\",\"keep\":true}", &s2), 200);
+    snprintf(body, sizeof(body), "{\"submission\":\"%s\",\"reuse\":true}",
+             json_string_value(json_object_get(s2, "submission")));
+    assert_int_equal(start_json(t, body, &k), 409);
+    json_decref(k);
+    ev = read_events(json_string_value(json_object_get(s2, "output_socket")));
+    free(ev);
+    json_decref(s2);
+    /* A token with more after it is not the token. */
+    snprintf(body, sizeof(body), "{\"submission\":\"%sXX\",\"reuse\":true}",
+             token);
+    assert_int_equal(start_json(t, body, &k), 404);
+    json_decref(k);
+    assert_int_equal(status_int(t, "submissions", NULL), 2);
     /* Refused: reuse without a submission, one unknown, a bad one. */
     assert_int_equal(start_json(t,
                                 "{\"lang\":\"fake\",\"reuse\":true,"
@@ -653,6 +687,26 @@ static void a_kept_submission_runs_again_in_its_vm(void **state)
     wait_status(t, "vms", "kept", 0);
     wait_status(t, "vms", "stopping", 0);
     keep_ms = 0;
+    assert_int_equal(stop(t), 0);
+
+    /* A request waiting for a VM comes before a kept submission: with
+     * one VM, the kept one makes room. */
+    t = start(1, 4, 0, false);
+    assert_int_equal(start_json(t, "{\"code\":\"echo a\",\"keep\":true}", &j),
+                     200);
+    ev = read_events(json_string_value(json_object_get(j, "output_socket")));
+    free(ev);
+    wait_status(t, "vms", "kept", 1);
+    char *p = start_run(t, "echo waited");
+    ev = read_events(p);
+    assert_non_null(strstr(ev, "\"data\":\"waited\""));
+    free(ev);
+    free(p);
+    snprintf(body, sizeof(body), "{\"submission\":\"%s\",\"reuse\":true}",
+             json_string_value(json_object_get(j, "submission")));
+    assert_int_equal(start_json(t, body, &k), 404);
+    json_decref(k);
+    json_decref(j);
     assert_int_equal(stop(t), 0);
 }
 
