@@ -15,12 +15,14 @@
 #include <microhttpd.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,10 +76,46 @@ static enum MHD_Result mhd_route(void *cls, struct MHD_Connection *c,
     return ret;
 }
 
+/* libmicrohttpd driven as its external-epoll mode asks: MHD_run when its
+ * epoll fd is ready or when MHD_get_timeout's time has come (at once
+ * while it says 0: connections it has ready still), a timerfd for the
+ * rest. */
+struct mhd {
+    struct MHD_Daemon *d;
+    int timer_fd;
+};
+
+static void mhd_step(struct mhd *m)
+{
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    bool has_timeout = false;
+    for (int i = 0; i < 64; i++) {
+        MHD_run(m->d);
+        has_timeout = MHD_get_timeout(m->d, &ms) == MHD_YES;
+        if (!has_timeout || ms > 0)
+            break;
+    }
+    struct itimerspec its = {0};
+    if (has_timeout) {
+        its.it_value.tv_sec = (time_t)(ms / 1000);
+        its.it_value.tv_nsec = (long)(ms % 1000) * 1000000 + (ms ? 0 : 1);
+    }
+    (void)timerfd_settime(m->timer_fd, 0, &its, NULL);
+}
+
 static void mhd_ready(void *opaque, uint32_t events)
 {
     (void)events;
-    MHD_run(opaque);
+    mhd_step(opaque);
+}
+
+static void mhd_timer(void *opaque, uint32_t events)
+{
+    struct mhd *m = opaque;
+    uint64_t n;
+    (void)events;
+    (void)!read(m->timer_fd, &n, sizeof(n));
+    mhd_step(m);
 }
 
 static int serve(const char *kind, const char *path)
@@ -100,7 +138,7 @@ static int serve(const char *kind, const char *path)
     if (evloop_add(&loop, sfd, EPOLLIN, on_signal, &loop) < 0)
         return 1;
     struct httpd h = {0};
-    struct MHD_Daemon *d = NULL;
+    struct mhd m = {.timer_fd = -1};
     if (!strcmp(kind, "own")) {
         struct httpd_config cfg = {.max_conns = MAX_CONNS,
                                    .idle_ms = IDLE_S * 1000,
@@ -110,21 +148,25 @@ static int serve(const char *kind, const char *path)
             return 1;
         }
     } else {
-        d = MHD_start_daemon(
+        m.d = MHD_start_daemon(
             MHD_USE_EPOLL, 0, NULL, NULL, mhd_route, NULL,
             MHD_OPTION_LISTEN_SOCKET, lfd, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned int)MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned int)IDLE_S, MHD_OPTION_END);
         const union MHD_DaemonInfo *i =
-            d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
-        if (!i || evloop_add(&loop, i->epoll_fd, EPOLLIN, mhd_ready, d) < 0) {
+            m.d ? MHD_get_daemon_info(m.d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+        m.timer_fd =
+            timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (!i || m.timer_fd < 0 ||
+            evloop_add(&loop, i->epoll_fd, EPOLLIN, mhd_ready, &m) < 0 ||
+            evloop_add(&loop, m.timer_fd, EPOLLIN, mhd_timer, &m) < 0) {
             fprintf(stderr, "httpd-peer: libmicrohttpd did not start\n");
             return 1;
         }
     }
     int ret = evloop_run(&loop, -1);
-    if (d)
-        MHD_stop_daemon(d);
+    if (m.d)
+        MHD_stop_daemon(m.d);
     httpd_free(&h);
     unlink(path);
     return ret < 0 ? 1 : 0;
@@ -159,6 +201,7 @@ static const char req[] = "GET /status HTTP/1.1\r\nHost: x\r\n\r\n";
 static int client(const char *path, int n, int conc)
 {
     struct pollfd *p = calloc((size_t)conc, sizeof(*p));
+    bool *answered = calloc((size_t)conc, sizeof(*answered));
     double *t0 = calloc((size_t)conc, sizeof(*t0));
     double *lat = calloc((size_t)n, sizeof(*lat));
     int started = 0, done = 0, bad = 0;
@@ -171,6 +214,7 @@ static int client(const char *path, int n, int conc)
                 p[i].fd = dial(path);
                 p[i].events = POLLIN;
                 t0[i] = now_s();
+                answered[i] = false;
                 if (write(p[i].fd, req, sizeof(req) - 1) !=
                     (ssize_t)sizeof(req) - 1)
                     bad++;
@@ -188,8 +232,10 @@ static int client(const char *path, int n, int conc)
             if (r < 0 && errno == EAGAIN)
                 continue;
             if (r > 0) {
-                if (strncmp(buf, "HTTP/1.1 200 ", 13) != 0)
+                /* The status line is in the answer's first bytes. */
+                if (!answered[i] && strncmp(buf, "HTTP/1.1 200 ", 13) != 0)
                     bad++;
+                answered[i] = true;
                 continue; /* to the end of the answer */
             }
             lat[done++] = now_s() - t0[i];

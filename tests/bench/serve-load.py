@@ -12,6 +12,7 @@ Writes OUT.s (seconds per request, one a line, in completion order) and
 prints "requests N failures F seconds S throughput R/s". A request is a
 failure unless its stdout is the file's expected output (hello, world).
 """
+import collections
 import concurrent.futures as cf
 import http.client
 import json
@@ -68,19 +69,19 @@ def main():
     else:
         one = lambda _: oneshot_one(target, lang, path)
     t0 = time.monotonic()
-    times, failures, why = [], 0, ""
+    times, failures, why = [], 0, collections.Counter()
     with cf.ThreadPoolExecutor(conc) as ex:
         for dt, ok, detail in ex.map(one, range(n)):
             times.append(dt)
             if not ok:
                 failures += 1
-                why = detail
+                why[detail.strip().splitlines()[-1][:200] if detail.strip() else "(nothing)"] += 1
     total = time.monotonic() - t0
     with open(out + ".s", "w") as f:
         f.write("".join("%.4f\n" % t for t in times))
     print("requests %d failures %d seconds %.2f throughput %.3f" % (n, failures, total, n / total))
-    if failures:
-        print("last failure: %s" % why, file=sys.stderr)
+    for detail, count in why.most_common():
+        print("failures: %d x %s" % (count, detail), file=sys.stderr)
 
 
 if __name__ == "__main__":
