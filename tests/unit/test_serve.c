@@ -437,8 +437,8 @@ static void wait_status(struct t *t, const char *a, const char *b,
              (long long)want, (long long)status_int(t, a, b));
 }
 
-/* A request over TCP to listen_spec's port: the whole answer. */
-/* Sends the whole request raw on a TCP connection; everything back. */
+/* Sends the whole request raw over TCP to listen_spec's port; everything
+ * back. */
 static char *tcp_send(const char *raw)
 {
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -452,25 +452,20 @@ static char *tcp_send(const char *raw)
     return slurp(fd);
 }
 
+/* A request over TCP: the whole answer. */
 static char *tcp_request(const char *method, const char *path,
                          const char *extra_head, const char *body)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)atoi(listen_spec + 10)),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct timeval tv = {20, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    char head[512];
-    int n = snprintf(head, sizeof(head),
-                     "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n"
-                     "\r\n",
-                     method, path, extra_head, body ? strlen(body) : 0);
-    put_all(fd, head, (size_t)n);
-    if (body)
-        put_all(fd, body, strlen(body));
-    return slurp(fd);
+    size_t blen = body ? strlen(body) : 0;
+    char *raw = malloc(512 + blen);
+    assert_non_null(raw);
+    snprintf(raw, 512 + blen,
+             "%s %s HTTP/1.1\r\nHost: x\r\n%.300sContent-Length: %zu\r\n"
+             "\r\n%s",
+             method, path, extra_head, blen, body ? body : "");
+    char *resp = tcp_send(raw);
+    free(raw);
+    return resp;
 }
 
 /* The body of a chunked answer, de-chunked; NULL if malformed. */
