@@ -5,8 +5,9 @@ is in, from the outer kernel's /proc/kallsyms (copied out at boot). For kvmhost'
 
 usage: where.py MONITOR_SOCKET KALLSYMS [SAMPLES]
        where.py --after SECONDS PID MONITOR_SOCKET KALLSYMS [FILE STALE_S]
-         (a watchdog: after SECONDS, or once FILE exists and has not been
-         touched for STALE_S seconds, reports and kills PID with SIGTERM;
+         (a watchdog: after SECONDS, or once FILE has not been touched
+         for STALE_S seconds, or not made within STALE_S seconds of the
+         start, reports and kills PID with SIGTERM;
          its first line says which: "timed out" or "wedged")"""
 import bisect
 import os
@@ -75,6 +76,7 @@ def main():
 def watch(limit, beat, stale):
     """Waits for the time limit or a stale heartbeat; says which."""
     end = time.monotonic() + limit
+    start = time.time()
     while time.monotonic() < end:
         time.sleep(min(5.0, max(0.0, end - time.monotonic())))
         if not beat:
@@ -82,7 +84,12 @@ def watch(limit, beat, stale):
         try:
             age = time.time() - os.stat(beat).st_mtime
         except OSError:
-            continue  # not started yet
+            # Not made yet: the host has as long to start its command (an
+            # outer VM that wedged while booting never makes it).
+            age = time.time() - start
+            if age > stale:
+                return f"kvmhost: wedged: {beat} not made in {age:.0f} s"
+            continue
         if age > stale:
             return f"kvmhost: wedged: {beat} not touched for {age:.0f} s"
     return "kvmhost: timed out"
