@@ -1054,6 +1054,27 @@ static void run_limits_stay_the_run_steps(void **state)
 }
 
 /* A FILE without a name is written under lang.conf's SOURCE. */
+/* A RUN of two files (name NULL or "": none), which the agent must
+ * refuse as a bad request without running anything. */
+static void run_two_files_refused(struct h *h, uint32_t id, const char *n1,
+                                  const char *d1, const char *n2,
+                                  const char *d2)
+{
+    reset_results(h);
+    h->current = id;
+    struct msg_buf m;
+    msg_buf_init(&m);
+    msg_begin(&m, MSG_RUN, 0, id);
+    msg_put_file(&m, n1, 0, d1, strlen(d1));
+    msg_put_file(&m, n2, 0, d2, strlen(d2));
+    assert_int_equal(msg_end(&m), 0);
+    send_msg(h, &m);
+    msg_buf_free(&m);
+    wait_for(h, &h->run_over, 5000);
+    assert_int_equal(h->nexits, 0);
+    assert_int_equal(h->error_codes[0], MSG_ERR_BAD_REQUEST);
+}
+
 static void unnamed_file_gets_source_name(void **state)
 {
     (void)state;
@@ -1067,34 +1088,11 @@ static void unnamed_file_gets_source_name(void **state)
     assert_true(out_is(h, 1, MSG_STREAM_STDOUT, "prog.sh\nfrom prog\n"));
 
     /* Two unnamed files would both be SOURCE: refused. */
-    reset_results(h);
-    h->current = 64;
-    struct msg_buf m;
-    msg_buf_init(&m);
-    msg_begin(&m, MSG_RUN, 0, 64);
-    msg_put_file(&m, NULL, 0, "a", 1);
-    msg_put_file(&m, "", 0, "b", 1);
-    assert_int_equal(msg_end(&m), 0);
-    send_msg(h, &m);
-    msg_buf_free(&m);
-    wait_for(h, &h->run_over, 5000);
-    assert_int_equal(h->nexits, 0);
-    assert_int_equal(h->error_codes[0], MSG_ERR_BAD_REQUEST);
-
+    run_two_files_refused(h, 64, NULL, "a", "", "b");
     /* A named file that is the source's name too: refused, not written
      * over the source. */
-    reset_results(h);
-    h->current = 66;
-    msg_buf_init(&m);
-    msg_begin(&m, MSG_RUN, 0, 66);
-    msg_put_file(&m, NULL, 0, "echo source\n", 12);
-    msg_put_file(&m, "prog.sh", 0, "echo other\n", 11);
-    assert_int_equal(msg_end(&m), 0);
-    send_msg(h, &m);
-    msg_buf_free(&m);
-    wait_for(h, &h->run_over, 5000);
-    assert_int_equal(h->nexits, 0);
-    assert_int_equal(h->error_codes[0], MSG_ERR_BAD_REQUEST);
+    run_two_files_refused(h, 66, NULL, "echo source\n", "prog.sh",
+                          "echo other\n");
     assert_non_null(strstr(h->error_text[0], "both named prog.sh"));
     stop_agent(h);
 
