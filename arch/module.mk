@@ -20,3 +20,11 @@ test_cpu_SRCS := arch/x86_64/cpu.c core/guest_mem.c
 
 FUZZ_TARGETS += fuzz_bzimage
 fuzz_bzimage_SRCS := arch/x86_64/bzimage.c
+
+# arch/aarch64/ (#18): the arm64 Image header and the device tree, plain
+# code built and tested on any host; the rest of the port joins them.
+UNIT_TESTS += test_arm64_boot
+test_arm64_boot_SRCS := arch/aarch64/image.c arch/aarch64/fdt.c
+test_arm64_boot_LIBS := -lfdt
+FUZZ_TARGETS += fuzz_arm64_image
+fuzz_arm64_image_SRCS := arch/aarch64/image.c
