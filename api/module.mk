@@ -27,7 +27,7 @@ UNIT_TESTS += test_api
 test_api_SRCS = $(API_SRCS) session/session.c session/agent_client.c \
                 session/event.c session/catalog.c $(LANGCONF_SRCS) \
                 vmm/vm.c vmm/vcpu.c vmm/kvm.c vmm/exit.c vmm/seccomp.c \
-                vmm/kvm_stats.c devices/boot_timer.c $(CORE_SRCS) \
+                vmm/kvm_stats.c vmm/cgroup.c devices/boot_timer.c $(CORE_SRCS) \
                 $(ARCH_SRCS) $(PROTOCOL_SRCS) $(AGENT_FIXTURE)
 test_api_LIBS := -ljansson -lz -lpthread -lseccomp
 
@@ -37,5 +37,5 @@ UNIT_TESTS += test_serve
 test_serve_SRCS = api/serve.c api/httpd.c api/http.c api/request.c \
                   api/collect.c api/piston.c api/judge.c api/metrics.c \
                   session/catalog.c session/event.c session/agent_client.c \
-                  $(LANGCONF_SRCS) $(CORE_SRCS) $(PROTOCOL_SRCS)
+                  vmm/cgroup.c $(LANGCONF_SRCS) $(CORE_SRCS) $(PROTOCOL_SRCS)
 test_serve_LIBS := -ljansson

@@ -33,6 +33,7 @@
 #include "core/evloop.h"
 #include "protocol/msg.h"
 #include "session/event.h"
+#include "vmm/cgroup.h"
 
 #define RELAY_MAX     (1u << 20) /* events held for a slow reader */
 #define KILL_GRACE_MS 5000       /* SIGTERM to SIGKILL */
@@ -219,6 +220,41 @@ static unsigned int count_vms(const struct serve *sv, size_t lang,
     return n;
 }
 
+/* The parent of pid, from /proc (its name may hold spaces and parens:
+ * the fields start after the last ')'); -1 if gone. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    int ppid;
+    return p && sscanf(p + 1, " %*c %d", &ppid) == 1 ? ppid : -1;
+}
+
+/* Whether pid is vm's VMM: the child serve started, or under --cgroup
+ * that child's own child (it is the supervisor). */
+static bool vm_process(const struct serve *sv, const struct serve_vm *vm,
+                       pid_t pid)
+{
+    return pid == vm->pid || (sv->cfg->cgroup && parent_of(pid) == vm->pid);
+}
+
+/* --cgroup: what a VM whose supervisor is gone left there (nothing when it
+ * ended itself); a cgroup still busy is removed by a later runvm. */
+static void vm_cgroup_release(const struct serve *sv, pid_t pid)
+{
+    char path[4096];
+    if (sv->cfg->cgroup &&
+        cgroup_path(sv->cfg->cgroup, pid, path, sizeof(path)) == 0)
+        (void)cgroup_release(path);
+}
+
 static void vm_stop(struct serve_vm *vm, int sig)
 {
     if (vm->state == VM_FREE)
@@ -280,6 +316,7 @@ static void vm_exited(void *opaque, uint32_t events)
     evloop_del(&sv->loop, vm->pidfd);
     close(vm->pidfd);
     unlink(vm->sock);
+    vm_cgroup_release(sv, vm->pid);
     vm->state = VM_FREE;
     vm->sub = NULL;
     schedule(sv);
@@ -880,7 +917,7 @@ static void forwarded(struct sub *sub)
     struct ucred cred;
     socklen_t clen = sizeof(cred);
     if (fd >= 0 && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
-                    !sub->vm || cred.pid != sub->vm->pid)) {
+                    !sub->vm || !vm_process(sub->sv, sub->vm, cred.pid))) {
         close(fd);
         fd = -EPERM;
     }
@@ -1549,9 +1586,15 @@ static void get_metrics(struct serve *sv, struct httpd_conn *c)
     double vms_rss = 0;
     for (unsigned int i = 0; i < sv->cfg->max_vms; i++)
         if (sv->vms[i].state != VM_FREE) {
-            char pid[16];
+            char pid[16], path[4096];
             snprintf(pid, sizeof(pid), "%d", (int)sv->vms[i].pid);
-            vms_rss += rss_of(pid);
+            /* --cgroup: the VMM is the supervisor's child; its cgroup
+             * counts it (and the supervisor's few pages are left out). */
+            if (sv->cfg->cgroup && cgroup_path(sv->cfg->cgroup, sv->vms[i].pid,
+                                               path, sizeof(path)) == 0)
+                vms_rss += (double)cgroup_memory(path);
+            else
+                vms_rss += rss_of(pid);
         }
     metrics_head(&b, "runvm_serve_resident_bytes", "gauge",
                  "Resident memory: the daemon, and its VM processes.");
@@ -1822,6 +1865,12 @@ out:
         waitpid(vm->pid, NULL, 0);
         close(vm->pidfd);
         unlink(vm->sock);
+        if (cfg->cgroup) { /* its VMM dies with it: wait for that */
+            char path[4096], why[512];
+            if (cgroup_path(cfg->cgroup, vm->pid, path, sizeof(path)) == 0 &&
+                cgroup_remove(path, why, sizeof(why)) < 0)
+                fprintf(stderr, "runvm serve: %s\n", why);
+        }
     }
     while (sv->subs)
         sub_free(sv->subs);

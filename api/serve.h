@@ -51,6 +51,9 @@ struct serve_config {
     unsigned int queue;            /* requests waiting for a VM */
     unsigned int warm;             /* idle children kept per language */
     const char *exe;               /* the runvm each child runs */
+    /* --cgroup PARENT, passed on to each child (or NULL): each VM's runvm
+     * is then a supervisor whose child is the VMM, in PARENT/runvm.PID. */
+    const char *cgroup;
     /* More options for every child (--mem N, ...), NULL-terminated. */
     const char *const *child_args;
     uint64_t default_run_ms, default_build_ms; /* the children's defaults */

@@ -251,7 +251,7 @@ int cli_serve(const struct cli_config *cfg)
         fail_infra("serve: /proc/self/exe: %s", strerror(errno));
     exe[n] = '\0';
     sc.exe = exe;
-    const char *args[12];
+    const char *args[16];
     size_t na = 0;
     snprintf(run_s, sizeof(run_s), "%lu", cfg->timeout_s);
     snprintf(build_s, sizeof(build_s), "%lu", cfg->build_timeout_s);
@@ -271,8 +271,13 @@ int cli_serve(const struct cli_config *cfg)
     }
     if (cfg->boot_timer)
         args[na++] = "--boot-timer";
+    if (cfg->cgroup) {
+        args[na++] = "--cgroup";
+        args[na++] = cfg->cgroup;
+    }
     args[na] = NULL;
     sc.child_args = args;
+    sc.cgroup = cfg->cgroup;
     sc.listen = cfg->listen;
     int status = serve_main(&sc);
     for (size_t i = 0; i < sc.nlangs; i++)

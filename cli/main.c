@@ -36,6 +36,7 @@
 #include "vmm/machine.h"
 #include "cli/snapstore.h"
 #include "vmm/snapshot.h"
+#include "vmm/cgroup.h"
 #include "vmm/sandbox.h"
 
 #define CONSOLE_ESCAPE 0x01 /* Ctrl-A, then 'x' quits (as QEMU) */
@@ -87,8 +88,8 @@ static const char usage_text[] =
     "  --queue N          requests waiting for a VM; past it 429\n"
     "                     (default 4 x --max-vms)\n"
     "  --warm K           idle VMs kept ready per language (default 1)\n"
-    "  --timeout, --build-timeout, --mem, --cpus, --boot-timer: passed on\n"
-    "  to every VM's runvm\n"
+    "  --timeout, --build-timeout, --mem, --cpus, --cgroup, --boot-timer:\n"
+    "  passed on to every VM's runvm\n"
     "  SIGTERM or SIGINT: refuse new work (503), finish what was taken,\n"
     "  exit 0; a second signal stops everything at once.\n"
     "\n"
@@ -122,6 +123,11 @@ static const char usage_text[] =
     "  --user USER        once /dev/kvm, the tap and the files are open,\n"
     "                     become USER (name or uid; root is given up)\n"
     "  --group GROUP      and GROUP (default: USER's own group)\n"
+    "  --cgroup PARENT    run in a cgroup v2 of the VM's own, "
+    "PARENT/runvm.PID\n"
+    "                     (memory: guest RAM + 1/32 + 128 MiB; pids: vCPUs\n"
+    "                     + 32; CPU: vCPUs + 1), removed at exit by a\n"
+    "                     supervising runvm process that stays outside\n"
     "  --boot-timer       on exit, print the boot timeline (ms since runvm\n"
     "                     started, each guest write to port 0x440), KVM\n"
     "                     exits per phase, how the guest stopped, and\n"
@@ -540,6 +546,22 @@ int main(int argc, char **argv)
                                             : NULL;
     if (from)
         snapshot_desc(from, &desc);
+    /* --cgroup: from here on runvm is the VM's process, in a cgroup of
+     * its own; what it opened so far comes along. */
+    pid_t supervisor = 0;
+    if (o.cgroup) {
+        struct cgroup_limits lim = {.mem_bytes = desc.mem_bytes,
+                                    .cpus = desc.cpus};
+        if (cgroup_enter(o.cgroup, &lim, &supervisor, err, sizeof(err)) < 0) {
+            fprintf(stderr, "runvm: %s\n", err);
+            snapstore_free(&store);
+            if (kvm_keep >= 0)
+                close(kvm_keep);
+            if (o.snapshot_out)
+                snapshot_remove(o.snapshot_out);
+            return RUNVM_EXIT_INFRA;
+        }
+    }
     struct evloop loop;
     memcpy(desc.net_mac, o.net_mac, sizeof(desc.net_mac));
     int ret = evloop_init(&loop);
@@ -606,6 +628,11 @@ int main(int argc, char **argv)
                       strerror(errno)) > 0) ||
             sandbox_drop(uid, gid, err, sizeof(err)) < 0) {
             fprintf(stderr, "runvm: %s\n", err);
+            goto out;
+        }
+        /* The uid change cleared the parent-death signal. */
+        if (o.cgroup && cgroup_rearm(supervisor) < 0) {
+            fprintf(stderr, "runvm: --cgroup: the supervisor is gone\n");
             goto out;
         }
     }

@@ -131,6 +131,7 @@ enum {
     O_EXEC,
     O_USER,
     O_GROUP,
+    O_CGROUP,
     O_SNAPSHOT_OUT,
     O_RESTORE,
     O_NO_SNAPSHOT,
@@ -164,6 +165,7 @@ static const struct option longopts[] = {
     {"exec", no_argument, NULL, O_EXEC},
     {"user", required_argument, NULL, O_USER},
     {"group", required_argument, NULL, O_GROUP},
+    {"cgroup", required_argument, NULL, O_CGROUP},
     {"snapshot-out", required_argument, NULL, O_SNAPSHOT_OUT},
     {"restore", required_argument, NULL, O_RESTORE},
     {"no-snapshot", no_argument, NULL, O_NO_SNAPSHOT},
@@ -349,7 +351,7 @@ static int check_snapshot_cmd(struct cli_config *c, int nargs, char **args,
     if (exec || c->kernel || c->initrd || c->restore || c->snapshot_out ||
         c->api_sock || c->api_fd >= 0 || c->stdin_path || c->json ||
         c->no_snapshot || c->net_tap[0] || c->vconsole_stdio ||
-        c->vconsole_path || c->user || c->group)
+        c->vconsole_path || c->user || c->group || c->cgroup)
         return fail(err, err_len,
                     "snapshot --lang LANG takes only --mem, --cpus, "
                     "--cmdline, --console, --timeout, --build-timeout and "
@@ -397,7 +399,7 @@ static int check_serve_cmd(struct cli_config *c, int nargs, char **args,
         return fail(err, err_len,
                     "serve takes --api-sock, --listen, --langs, --max-vms, "
                     "--queue, --warm, --mem, --cpus, --timeout, "
-                    "--build-timeout and --boot-timer");
+                    "--build-timeout, --cgroup and --boot-timer");
     if (!c->timeout_s)
         c->timeout_s = CLI_DEFAULT_RUN_TIMEOUT_S;
     if (!c->build_timeout_s)
@@ -463,6 +465,7 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         case O_EXEC: exec = true; break;
         case O_USER: c->user = optarg; break;
         case O_GROUP: c->group = optarg; break;
+        case O_CGROUP: c->cgroup = optarg; break;
         case O_SNAPSHOT_OUT: c->snapshot_out = optarg; break;
         case O_RESTORE: c->restore = optarg; break;
         case O_NO_SNAPSHOT: c->no_snapshot = true; break;

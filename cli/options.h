@@ -62,6 +62,9 @@ struct cli_config {
     /* --user, --group: who runvm becomes once /dev/kvm, the tap and its
      * files are open (names or numbers, resolved by main). */
     const char *user, *group;
+    /* --cgroup PARENT: the VM runs in a cgroup v2 of its own under it
+     * (vmm/cgroup.h); serve passes it to every VM. */
+    const char *cgroup;
     bool json;
     const char *kernel, *initrd; /* NULL with --lang: searched for */
     const char *cmdline;         /* the kernel command line */

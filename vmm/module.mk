@@ -3,7 +3,7 @@
 # channel's console).
 VMM_SRCS := vmm/vm.c vmm/exit.c vmm/kvm_stats.c vmm/vm_virtio.c \
             vmm/vcpu.c vmm/kvm.c vmm/machine.c \
-            vmm/agent_channel.c vmm/sandbox.c vmm/seccomp.c \
+            vmm/agent_channel.c vmm/sandbox.c vmm/seccomp.c vmm/cgroup.c \
             vmm/snapshot_file.c vmm/snapshot.c
 RUNVM_SRCS += $(VMM_SRCS)
 RUNVM_LIBS += -lseccomp -lcrypto
@@ -12,6 +12,11 @@ RUNVM_LIBS += -lseccomp -lcrypto
 UNIT_TESTS += test_sandbox
 test_sandbox_SRCS := vmm/sandbox.c vmm/seccomp.c
 test_sandbox_LIBS := -lpthread -lseccomp
+
+# The VM's own cgroup and its supervisor: refusals anywhere, the rest where
+# a cgroup2 hierarchy has the controllers (the nested host).
+UNIT_TESTS += test_cgroup
+test_cgroup_SRCS := vmm/cgroup.c
 
 UNIT_TESTS += test_exit test_kvm_stats
 test_exit_SRCS := vmm/exit.c core/bus.c devices/serial.c devices/i8042.c \

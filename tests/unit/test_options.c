@@ -179,6 +179,19 @@ static void modes(void **state)
     assert_string_equal(c.listen, "127.0.0.1:2000");
     assert_int_equal(parse(&c, err, sizeof(err), "serve --api-sock /s"), 0);
     assert_null(c.listen);
+    assert_null(c.cgroup);
+    /* --cgroup in every mode that makes a VM, serve included. */
+    assert_int_equal(parse(&c, err, sizeof(err),
+                           "serve --api-sock /s --cgroup /sys/fs/cgroup/r"),
+                     0);
+    assert_string_equal(c.cgroup, "/sys/fs/cgroup/r");
+    assert_int_equal(parse(&c, err, sizeof(err), "--lang go a.go --cgroup /c"),
+                     0);
+    assert_string_equal(c.cgroup, "/c");
+    assert_int_equal(
+        parse(&c, err, sizeof(err), "--restore d --cgroup /c --exec -- true"),
+        0);
+    assert_string_equal(c.cgroup, "/c");
     assert_int_equal(c.nserve_langs, 0); /* every language's default */
     assert_int_equal(c.max_vms, 0);      /* the caller's: the CPUs */
     assert_false(c.warm_given);
@@ -292,6 +305,8 @@ static void bad_command_lines(void **state)
         {"--lang go --api-fd 3 a.go", "--api-fd takes its programs"},
         {"--kernel k --initrd i --api-fd 3", "--api-fd goes with --lang"},
         {"snapshot --lang go --api-fd 3", "takes only --mem"},
+        {"snapshot --lang go --cgroup /c", "takes only --mem"},
+        {"--lang go a.go --cgroup", "--cgroup needs a value"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct cli_config c;
