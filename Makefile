@@ -246,13 +246,18 @@ demo: all kernel $(DEMO_INITRD)
 # Benchmarks: figures side by side with QEMU microvm in one KVM environment
 # (tests/bench/run); fails only when a run fails, never on a speed.
 .PHONY: bench
-bench: all test-progs kernel $(B)/bench/httpd-peer
+bench: all test-progs kernel $(B)/bench-bin/httpd-peer $(B)/bench-bin/seccomp-cost
 	$(Q)tests/bench/run B=$(B) N=$(or $(BENCH_N),5)
 
-$(B)/bench/httpd-peer: $(call obj,$(HTTPD_PEER_SRCS))
+$(B)/bench-bin/httpd-peer: $(call obj,$(HTTPD_PEER_SRCS))
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lmicrohttpd
+
+$(B)/bench-bin/seccomp-cost: $(call obj,$(SECCOMP_COST_SRCS))
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lseccomp
 
 # A snapshot of every built image's VM at its agent's HELLO, in the store
 # runvm --lang restores from ($$RUNVM_SNAPSHOTS, else

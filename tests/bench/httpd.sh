@@ -21,7 +21,7 @@ for a in "$@"; do
     esac
 done
 [ -n "$OUT" ] || { echo "httpd.sh: OUT= missing" >&2; exit 2; }
-P=$B/bench/httpd-peer
+P=$B/bench-bin/httpd-peer
 [ -x "$P" ] || { echo "httpd.sh: no $P (make $P)" >&2; exit 2; }
 mkdir -p "$OUT"
 W=$(mktemp -d "${TMPDIR:-/tmp}/runvm-httpdbench.XXXXXX")

@@ -143,6 +143,31 @@ def main():
                           "ratio": ratio(r, q),
                           "ratio_means": "runvm / peer; > 1: runvm faster",
                           "where": where}
+    # The sandbox's cost: the same runvm with its seccomp filters on and off.
+    for name, unit, ext, what, means in (
+            ("sandbox_rtt", "ms", "ms",
+             "an empty RUN's round trip on a booted VM (median of 50 in one "
+             "--exec VM), seccomp filters on (default) against RUNVM_SECCOMP=off; "
+             "interleaved runs", "on / off; > 1: the filters cost time"),
+            ("sandbox_g2h", "MB/s", "mbs",
+             "guest -> host through /dev/hvc0 (hvc_bulk, every byte checked), "
+             "seccomp filters on against RUNVM_SECCOMP=off; interleaved runs",
+             "on / off; < 1: the filters cost throughput"),
+            ("sandbox_write", "ns", "ns",
+             "one write(2) to /dev/null, no VM: under the event loop's filter "
+             "(a child confined as runvm confines itself) against unfiltered; "
+             "median of 9 rounds of 200 000", "on / off; > 1: the filter's cost"),
+            ("sandbox_ioctl", "ns", "ns",
+             "one ioctl(KVM_RUN) (to /dev/null, which refuses it), no VM: under "
+             "the vCPU filter, whose ioctl rule checks the request, against "
+             "unfiltered; median of 9 rounds of 200 000",
+             "on / off; > 1: the filter's cost")):
+        r = stats(load(R(name + ".on." + ext)), unit)
+        q = stats(load(R(name + ".off." + ext)), unit)
+        if r:
+            figs[name] = {"what": what, "runvm": r, "peer": q,
+                          "peer_name": "runvm, RUNVM_SECCOMP=off",
+                          "ratio": ratio(r, q), "ratio_means": means, "where": where}
     langs = sorted({fn.split("_")[1] for fn in os.listdir(raw)
                     if fn.startswith("snippet_") and fn.endswith(".runvm.s")})
     for lang in langs:
