@@ -549,24 +549,17 @@ int main(int argc, char **argv)
     /* --cgroup: from here on runvm is the VM's process, in a cgroup of
      * its own; what it opened so far comes along. */
     pid_t supervisor = 0;
-    if (o.cgroup) {
-        struct cgroup_limits lim = {.mem_bytes = desc.mem_bytes,
-                                    .cpus = desc.cpus};
-        if (cgroup_enter(o.cgroup, &lim, &supervisor, err, sizeof(err)) < 0) {
-            fprintf(stderr, "runvm: %s\n", err);
-            snapstore_free(&store);
-            if (kvm_keep >= 0)
-                close(kvm_keep);
-            if (o.snapshot_out)
-                snapshot_remove(o.snapshot_out);
-            return RUNVM_EXIT_INFRA;
-        }
-    }
+    struct cgroup_limits lim = {.mem_bytes = desc.mem_bytes, .cpus = desc.cpus};
     struct evloop loop;
     memcpy(desc.net_mac, o.net_mac, sizeof(desc.net_mac));
-    int ret = evloop_init(&loop);
-    if (ret < 0) {
+    int ret = o.cgroup
+                  ? cgroup_enter(o.cgroup, &lim, &supervisor, err, sizeof(err))
+                  : 0;
+    if (ret < 0)
+        fprintf(stderr, "runvm: %s\n", err);
+    else if ((ret = evloop_init(&loop)) < 0)
         fprintf(stderr, "runvm: event loop: %s\n", strerror(-ret));
+    if (ret < 0) {
         snapstore_free(&store);
         if (kvm_keep >= 0)
             close(kvm_keep);

@@ -39,19 +39,26 @@ static int join(char *out, size_t out_len, const char *dir, const char *name)
     return n < 0 || (size_t)n >= out_len ? -ENAMETOOLONG : 0;
 }
 
-/* Writes value into dir/name. 0 or -errno. */
-static int put(const char *dir, const char *name, const char *value)
+/* Opens dir/name. The fd, or -errno. */
+static int open_in(const char *dir, const char *name, int flags)
 {
     char p[PATH_MAX];
     int ret = join(p, sizeof(p), dir, name);
     if (ret < 0)
         return ret;
-    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    int fd = open(p, flags | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+/* Writes value into dir/name. 0 or -errno. */
+static int put(const char *dir, const char *name, const char *value)
+{
+    int fd = open_in(dir, name, O_WRONLY);
     if (fd < 0)
-        return -errno;
+        return fd;
     size_t len = strlen(value);
     ssize_t n = write(fd, value, len);
-    ret = n < 0 ? -errno : (size_t)n == len ? 0 : -EIO;
+    int ret = n < 0 ? -errno : (size_t)n == len ? 0 : -EIO;
     close(fd);
     return ret;
 }
@@ -60,15 +67,11 @@ static int put(const char *dir, const char *name, const char *value)
  * -errno. */
 static int get(const char *dir, const char *name, char *buf, size_t len)
 {
-    char p[PATH_MAX];
-    int ret = join(p, sizeof(p), dir, name);
-    if (ret < 0)
-        return ret;
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    int fd = open_in(dir, name, O_RDONLY);
     if (fd < 0)
-        return -errno;
+        return fd;
     ssize_t n = read(fd, buf, len - 1);
-    ret = n < 0 ? -errno : 0;
+    int ret = n < 0 ? -errno : 0;
     close(fd);
     if (ret < 0)
         return ret;
@@ -90,12 +93,13 @@ static bool has_word(const char *list, const char *word)
 /* The value of key in a flat-keyed file such as memory.events, or 0. */
 static uint64_t keyed(const char *dir, const char *name, const char *key)
 {
-    char p[PATH_MAX];
-    if (join(p, sizeof(p), dir, name) < 0)
+    int fd = open_in(dir, name, O_RDONLY);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return 0;
-    FILE *f = fopen(p, "re");
-    if (!f)
-        return 0;
+    }
     char line[128];
     uint64_t v = 0;
     size_t kl = strlen(key);
