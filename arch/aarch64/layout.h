@@ -39,12 +39,15 @@
 #define ARM64_PPI_TIMER_HYP   10
 
 /* RAM: from 1 GiB up, in one piece. The kernel goes text_offset above the
- * first 2 MiB-aligned address; the device tree and the initramfs go at
- * the top, below ARM64_RAM_TOP_GAP (the kernel's early page tables and its
- * BSS live past image_size, within the RAM it finds free). */
-#define ARM64_RAM_BASE    0x40000000ULL
-#define ARM64_RAM_MAX     (512ULL * ARM64_GiB)
-#define ARM64_FDT_MAX     (2ULL * ARM64_MiB) /* booting.rst: at most 2 MiB */
-#define ARM64_RAM_TOP_GAP (2ULL * ARM64_MiB)
+ * first 2 MiB-aligned address (its image_size covers its BSS and early
+ * page tables); the device tree and the initramfs go high, but within
+ * ARM64_INITRD_WINDOW of the RAM base (booting.rst: the initramfs must lie
+ * in a 1 GiB-aligned 32 GiB window that covers the kernel), below a gap
+ * of ARM64_RAM_TOP_GAP (docs/aarch64.md). */
+#define ARM64_RAM_BASE      0x40000000ULL
+#define ARM64_RAM_MAX       (512ULL * ARM64_GiB)
+#define ARM64_FDT_MAX       (2ULL * ARM64_MiB) /* booting.rst: at most 2 MiB */
+#define ARM64_RAM_TOP_GAP   (2ULL * ARM64_MiB)
+#define ARM64_INITRD_WINDOW (32ULL * ARM64_GiB)
 
 #endif
