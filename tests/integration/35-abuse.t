@@ -43,7 +43,8 @@ run() {
     [ "$code" = 200 ] || fail "$1: POST /start $code $(cat "$T/body")"
     python3 -c 'import socket,sys
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-while (b := s.recv(65536)): sys.stdout.buffer.write(b)' "$(jq -r .output_socket "$T/body")" >"$T/$1.ndjson"
+while (b := s.recv(65536)): sys.stdout.buffer.write(b)' "$(jq -r .output_socket "$T/body")" >"$T/$1.ndjson" ||
+        fail "$1: its events (the answer: $(cat "$T/body"))"
     tail -n1 "$T/$1.ndjson" | jq -r .status >"$T/$1.status"
 }
 status() { cat "$T/$1.status"; }
