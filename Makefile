@@ -24,6 +24,26 @@
 # V=1 shows commands; SANITIZE=address,undefined builds the main binaries
 # with sanitizers (unit tests always use them).
 
+# ARCH=aarch64 on an x86-64 machine cross-builds runvm, runvm-agent and
+# the test programs, all static, into build/aarch64 (Debian's
+# gcc-aarch64-linux-gnu; the libraries from scripts/cross-sysroot.sh).
+HOST_ARCH := $(shell uname -m)
+ARCH     ?= $(HOST_ARCH)
+CROSS    := $(filter-out $(HOST_ARCH),$(ARCH))
+ifneq ($(CROSS),)
+ifneq ($(ARCH)-$(HOST_ARCH),aarch64-x86_64)
+$(error ARCH=$(ARCH) on $(HOST_ARCH): runvm cross-builds aarch64 on x86_64 only)
+endif
+B        ?= build/$(ARCH)
+CC       := aarch64-linux-gnu-gcc
+SYSROOT  := $(shell scripts/cross-sysroot.sh $(ARCH))
+ifeq ($(SYSROOT),)
+$(error scripts/cross-sysroot.sh found no arm64 libraries)
+endif
+CROSS_CFLAGS  := -isystem $(SYSROOT)/usr/include \
+                 -isystem $(SYSROOT)/usr/include/aarch64-linux-gnu
+CROSS_LDFLAGS := -static -L$(SYSROOT)/usr/lib/aarch64-linux-gnu
+endif
 B        ?= build
 CC       ?= cc
 V        ?= 0
@@ -44,9 +64,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
         -Wundef -Wcast-qual -Wwrite-strings -Wnull-dereference \
         -Wimplicit-fallthrough
 BASE_CFLAGS := -std=gnu11 -g -O2 -D_GNU_SOURCE -I. $(WARN) -MMD -MP \
-               -fno-strict-aliasing -fstack-protector-strong
+               -fno-strict-aliasing -fstack-protector-strong $(CROSS_CFLAGS)
 CFLAGS   ?=
 LDFLAGS  ?=
+LDFLAGS  += $(CROSS_LDFLAGS)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 ifneq ($(SANITIZE),)
@@ -101,7 +122,7 @@ $(B)/obj-san/%.o: %.c
 # ---- programs --------------------------------------------------------------
 BINS := $(if $(RUNVM_SRCS),$(B)/bin/runvm) \
         $(if $(AGENT_SRCS),$(B)/bin/runvm-agent) \
-        $(if $(BUILDER_SRCS),$(B)/bin/initramfs-builder)
+        $(if $(BUILDER_SRCS),$(if $(CROSS),,$(B)/bin/initramfs-builder))
 
 $(B)/bin/runvm: $(call obj,$(RUNVM_SRCS))
 	@mkdir -p $(@D)
@@ -275,4 +296,4 @@ snapshots: all kernel
 clean:
 	rm -rf $(B)
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -path $(B)/aarch64 -prune -o -name '*.d' -print 2>/dev/null)

@@ -1,6 +1,6 @@
 /* The architecture interface: what vmm/ asks of arch/<arch>/ to lay out
  * RAM, create a VM, load a kernel and set up vCPUs. x86-64 implements it
- * in arch/x86_64/; an aarch64 port adds arch/aarch64/ with the same
+ * in arch/x86_64/; arch/aarch64/ has the same
  * functions and its own struct arch_vm. */
 #ifndef RUNVM_ARCH_H
 #define RUNVM_ARCH_H
@@ -15,8 +15,10 @@
 
 #if defined(__x86_64__)
 #include "arch/x86_64/arch_x86.h"
+#elif defined(__aarch64__)
+#include "arch/aarch64/arch_arm64.h"
 #else
-#error "runvm supports x86-64 only for now"
+#error "runvm supports x86-64 and aarch64"
 #endif
 
 /* The kernel and initramfs to boot, already opened by the caller. */
@@ -93,6 +95,14 @@ int arch_ram_layout(uint64_t ram_size, struct gm_region *out, unsigned int *n)
 int arch_vm_init(struct arch_vm *arch, int kvm_fd, int vm_fd, const char **what)
     __attribute__((warn_unused_result));
 void arch_vm_free(struct arch_vm *arch);
+
+/* Once all nr vCPUs exist, before anything runs or is restored: on aarch64
+ * each vCPU's KVM_ARM_VCPU_INIT and the vGIC's finalisation (its
+ * redistributors follow the vCPU count); nothing on x86. 0 or -errno +
+ * *what. */
+int arch_vcpus_created(struct arch_vm *arch, int vm_fd, const int *vcpu_fds,
+                       unsigned int nr, const char **what)
+    __attribute__((warn_unused_result));
 
 /* Checks that the kernel file is one this arch can boot, before any KVM
  * set-up, so a wrong file is reported first. 0, or -errno with a one-line

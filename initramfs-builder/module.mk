@@ -42,7 +42,9 @@ $(B)/images/.confs: $(LANG_CONFS) $(B)/bin/initramfs-builder
 	$(Q)touch $@
 .PHONY: lang-confs
 lang-confs: $(B)/images/.confs
+ifeq ($(CROSS),)
 all: lang-confs
+endif
 
 UNIT_TESTS += test_paths test_whiteout test_registry_ref
 test_paths_SRCS := initramfs-builder/tree.c

@@ -72,8 +72,12 @@ static const int loop_only[] = {
 /* ioctls a vCPU thread makes: run, dump its registers when the guest
  * fails, raise a device's interrupt, set a tap's offloads when the guest's
  * virtio-net driver takes them (the register write is handled here). */
+#if defined(__x86_64__)
 #define VCPU_IOCTLS                                                            \
     KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_IRQ_LINE, TUNSETOFFLOAD
+#elif defined(__aarch64__)
+#define VCPU_IOCTLS KVM_RUN, KVM_GET_ONE_REG, KVM_IRQ_LINE, TUNSETOFFLOAD
+#endif
 
 static const unsigned long vcpu_ioctls[] = {VCPU_IOCTLS};
 
@@ -85,6 +89,9 @@ static const unsigned long vcpu_ioctls[] = {VCPU_IOCTLS};
         KVM_GET_MSRS, KVM_GET_CPUID2, KVM_GET_XCRS, KVM_GET_XSAVE,             \
         KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_DEBUGREGS,                 \
         KVM_GET_MP_STATE, KVM_GET_TSC_KHZ
+#elif defined(__aarch64__)
+#define SNAPSHOT_IOCTLS                                                        \
+    KVM_GET_REG_LIST, KVM_GET_ONE_REG, KVM_GET_MP_STATE, KVM_GET_DEVICE_ATTR
 #endif
 
 /* What making a VM restored from a snapshot takes (SANDBOX_LOOP_VMS):
@@ -100,6 +107,13 @@ static const unsigned long vcpu_ioctls[] = {VCPU_IOCTLS};
         KVM_SET_CPUID2, KVM_SET_SREGS, KVM_SET_XCRS, KVM_SET_XSAVE,            \
         KVM_SET_REGS, KVM_SET_LAPIC, KVM_SET_MSRS, KVM_SET_VCPU_EVENTS,        \
         KVM_SET_DEBUGREGS, KVM_SET_MP_STATE, KVM_GET_STATS_FD
+#elif defined(__aarch64__)
+#define VM_MAKING_IOCTLS                                                       \
+    KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE,          \
+        KVM_CREATE_VM, KVM_CREATE_DEVICE, KVM_SET_DEVICE_ATTR,                 \
+        KVM_SET_USER_MEMORY_REGION, KVM_CREATE_VCPU, KVM_ARM_PREFERRED_TARGET, \
+        KVM_ARM_VCPU_INIT, KVM_SET_ONE_REG, KVM_IRQFD, KVM_IOEVENTFD,          \
+        KVM_SET_MP_STATE, KVM_GET_STATS_FD
 #endif
 static const unsigned long vm_making_ioctls[] = {VM_MAKING_IOCTLS};
 static const int vm_making[] = {
@@ -150,10 +164,14 @@ static void on_sigsys(int sig, siginfo_t *info, void *ucv)
 {
     (void)sig;
     unsigned long long a0 = 0, a1 = 0;
-#ifdef __x86_64__
+#if defined(__x86_64__)
     const ucontext_t *uc = ucv;
     a0 = (unsigned long long)uc->uc_mcontext.gregs[REG_RDI];
     a1 = (unsigned long long)uc->uc_mcontext.gregs[REG_RSI];
+#elif defined(__aarch64__)
+    const ucontext_t *uc = ucv;
+    a0 = (unsigned long long)uc->uc_mcontext.regs[0];
+    a1 = (unsigned long long)uc->uc_mcontext.regs[1];
 #else
     (void)ucv;
 #endif

@@ -119,6 +119,14 @@ int vm_create_from(struct vm *vm, struct evloop *loop, uint64_t mem_size,
         if (ret < 0)
             goto fail;
     }
+    int fds[VM_MAX_VCPUS];
+    for (unsigned int i = 0; i < nr_cpus; i++)
+        fds[i] = vm->vcpus[i].fd;
+    ret = arch_vcpus_created(&vm->arch, vm->vm_fd, fds, nr_cpus, &what);
+    if (ret < 0) {
+        snprintf(err, err_len, "%s: %s", what, strerror(-ret));
+        goto fail;
+    }
     vm->t_kvm_ready = clock_now_ns();
     return 0;
 fail:

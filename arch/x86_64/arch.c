@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "arch/file.h"
 #include "arch/x86_64/bootparams.h"
 #include "arch/x86_64/bzimage.h"
 #include "arch/x86_64/cpu.h"
@@ -69,34 +70,12 @@ void arch_vm_free(struct arch_vm *arch)
     arch->msr_index = NULL;
 }
 
-/* Reads exactly len bytes at offset into dst. 0 or -errno (-EIO if the
- * file is shorter than it was when it was measured). */
-static int read_full(int fd, void *dst, uint64_t len, uint64_t offset)
-{
-    uint8_t *p = dst;
-    while (len > 0) {
-        size_t chunk = len > (1U << 30) ? (1U << 30) : (size_t)len;
-        ssize_t n = pread(fd, p, chunk, (off_t)offset);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (n == 0)
-            return -EIO;
-        p += n;
-        offset += (uint64_t)n;
-        len -= (uint64_t)n;
-    }
-    return 0;
-}
-
 static int read_header(int fd, uint64_t size, const char *path,
                        struct bzimage *bz, char *err, size_t err_len)
 {
     uint8_t head[BZIMAGE_HEAD_LEN];
     uint64_t head_len = size < sizeof(head) ? size : sizeof(head);
-    int ret = read_full(fd, head, head_len, 0);
+    int ret = arch_pread_full(fd, head, head_len, 0);
     if (ret < 0) {
         snprintf(err, err_len, "%s: cannot read: %s", path, strerror(-ret));
         return ret;
@@ -148,7 +127,8 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
                  files->kernel_path);
         return -E2BIG;
     }
-    ret = read_full(files->kernel_fd, dst, bz.kernel_size, bz.kernel_offset);
+    ret = arch_pread_full(files->kernel_fd, dst, bz.kernel_size,
+                          bz.kernel_offset);
     if (ret < 0) {
         snprintf(err, err_len, "%s: cannot read: %s", files->kernel_path,
                  strerror(-ret));
@@ -177,7 +157,7 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
         dst = gm_ptr(mem, initrd_addr, files->initrd_size);
         if (!dst)
             return -EFAULT;
-        ret = read_full(files->initrd_fd, dst, files->initrd_size, 0);
+        ret = arch_pread_full(files->initrd_fd, dst, files->initrd_size, 0);
         if (ret < 0) {
             snprintf(err, err_len, "%s: cannot read: %s", files->initrd_path,
                      strerror(-ret));
@@ -209,6 +189,13 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
         return ret;
     }
     arch->entry = bz.entry64;
+    return 0;
+}
+
+int arch_vcpus_created(struct arch_vm *arch, int vm_fd, const int *vcpu_fds,
+                       unsigned int nr, const char **what)
+{
+    (void)arch, (void)vm_fd, (void)vcpu_fds, (void)nr, (void)what;
     return 0;
 }
 

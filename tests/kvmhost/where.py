@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where is a stuck outer VM? Asks its QEMU monitor (a Unix socket) for
 every vCPU's registers a few times and names the kernel function each RIP
-is in, from the outer kernel's /proc/kallsyms (copied out at boot). For kvmhost's timeout report.
+(x86_64) or PC (aarch64) is in, from the outer kernel's /proc/kallsyms (copied out at boot). For kvmhost's timeout report.
 
 usage: where.py MONITOR_SOCKET KALLSYMS [SAMPLES]
        where.py --after SECONDS PID MONITOR_SOCKET KALLSYMS [FILE STALE_S]
@@ -104,10 +104,10 @@ def report(mon, smap, samples):
             print(f"kvmhost: monitor: {e}")
             return
         where = []
-        for cpu, rip in re.findall(r"CPU#(\d+).*?RIP=([0-9a-f]+)", out, re.S):
+        for cpu, rip in re.findall(r"CPU#(\d+).*?(?<![A-Z])(?:RIP|PC)=([0-9a-f]+)", out, re.S):
             a = int(rip, 16)
             i = bisect.bisect_right(addrs, a) - 1
-            sym = f"{names[i]}+0x{a - addrs[i]:x}" if i >= 0 and a >= 0xffffffff00000000 else "user"
+            sym = f"{names[i]}+0x{a - addrs[i]:x}" if i >= 0 and a >= 0xffff000000000000 else "user"
             where.append(f"cpu{cpu} {rip} {sym}")
         print(f"kvmhost: outer vCPUs, sample {n + 1}: " + "; ".join(where), flush=True)
         time.sleep(0.5)

@@ -1,0 +1,26 @@
+/* aarch64 state behind arch/arch.h. */
+#ifndef RUNVM_ARCH_ARM64_H
+#define RUNVM_ARCH_ARM64_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "arch/aarch64/fdt.h"
+#include "arch/aarch64/layout.h"
+
+struct arch_vm {
+    /* The in-kernel GICv3 (KVM_DEV_TYPE_ARM_VGIC_V3), where has_gic: a
+     * struct arch_vm zeroed by vmm/ before arch_vm_init holds none. */
+    bool has_gic;
+    int gic_fd;
+    struct kvm_vcpu_init init; /* KVM's preferred target, our features */
+    /* The virtio-mmio devices announced, for the device tree. */
+    struct arm64_fdt_dev virtio[ARM64_VIRTIO_MAX];
+    unsigned int nr_virtio;
+    uint64_t entry;    /* the kernel's first instruction, set by arch_load */
+    uint64_t fdt_addr; /* the device tree's guest address */
+};
+
+#endif
