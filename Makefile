@@ -183,11 +183,12 @@ all: $(BINS)
 deps:
 	$(Q)scripts/deps.sh
 
-kernel: $(B)/kernel/bzImage
+KERNEL_FILE := $(if $(filter aarch64,$(ARCH)),Image,bzImage)
+kernel: $(B)/kernel/$(KERNEL_FILE)
 # The script is cheap when its cache hit, so always ask it.
-.PHONY: $(B)/kernel/bzImage
-$(B)/kernel/bzImage:
-	$(Q)scripts/build-kernel.sh $@
+.PHONY: $(B)/kernel/$(KERNEL_FILE)
+$(B)/kernel/$(KERNEL_FILE):
+	$(Q)ARCH=$(ARCH) scripts/build-kernel.sh $@
 
 kvmhost:
 	$(Q)tests/kvmhost/kvmhost --prepare

@@ -86,11 +86,11 @@ static void search_init(struct search *s)
             if (!realpath(exe, top))
                 snprintf(top, sizeof(top), "%s", exe);
             snprintf(s->kernels[s->nkernels++], PATH_MAX,
-                     "%.3000s/kernel/bzImage", top);
+                     "%.3000s/kernel/" ARCH_KERNEL_FILE, top);
             snprintf(s->image_dirs[s->ndirs++], PATH_MAX, "%.3000s/images",
                      top);
             snprintf(s->kernels[s->nkernels++], PATH_MAX,
-                     "%.3000s/share/runvm/bzImage", top);
+                     "%.3000s/share/runvm/" ARCH_KERNEL_FILE, top);
             snprintf(s->image_dirs[s->ndirs++], PATH_MAX,
                      "%.3000s/share/runvm/images", top);
         }
@@ -301,7 +301,7 @@ static void resolve_lang(struct cli_config *cfg, struct cli_job *job)
             for (i = 0; i < s.nkernels; i++)
                 fprintf(stderr, "  %s\n", s.kernels[i]);
             fail_infra("build it with `make kernel` in the source tree, or "
-                       "set RUNVM_KERNEL to a bzImage");
+                       "set RUNVM_KERNEL to a kernel " ARCH_KERNEL_FILE);
         }
         snprintf(job->kernel_path, sizeof(job->kernel_path), "%s",
                  s.kernels[i]);

@@ -11,6 +11,7 @@
 
 #include "arch/arch.h"
 #include "protocol/msg.h"
+#include "vmm/vm.h"
 #include "session/catalog.h"
 
 int cli_parse_number(const char *s, unsigned long min, unsigned long max,
@@ -316,7 +317,7 @@ static int check_boot(struct cli_config *c, int nargs, char **args, bool exec,
                     "agent's HELLO and runs nothing; drop --exec");
     if (!c->kernel)
         return fail(err, err_len,
-                    "--kernel BZIMAGE is required (or "
+                    "--kernel KERNEL is required (or "
                     "--lang LANG FILE)");
     if (!c->initrd)
         return fail(err, err_len, "--initrd CPIO is required");
@@ -446,8 +447,11 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
                          err, err_len);
             break;
         case O_CPUS:
-            ret = number("--cpus", optarg, 1, arch_max_cpus(), &c->cpus, err,
-                         err_len);
+            /* What the arch's tables describe and the VMM runs. */
+            ret = number("--cpus", optarg, 1,
+                         arch_max_cpus() < VM_MAX_VCPUS ? arch_max_cpus()
+                                                        : VM_MAX_VCPUS,
+                         &c->cpus, err, err_len);
             c->cpus_given = true;
             break;
         case O_TIMEOUT:

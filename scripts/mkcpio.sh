@@ -10,8 +10,14 @@ dir=$1 out=$2
 case $out in /*) ;; *) out=$PWD/$out ;; esac
 mkdir -p "$(dirname "$out")"
 tmp=$out.tmp.$$
+# GNU cpio's --reproducible; busybox's (the nested aarch64 host's) has
+# its two halves under their own names.
+repro=--reproducible
+cpio --help 2>&1 | grep -q -- --reproducible ||
+    repro="--ignore-devno --renumber-inodes"
+# shellcheck disable=SC2086
 (cd "$dir" && find . -mindepth 1 | sed 's|^\./||' | LC_ALL=C sort |
-    cpio --quiet -o -H newc -R 0:0 --reproducible) >"$tmp.cpio"
+    cpio --quiet -o -H newc -R 0:0 $repro) >"$tmp.cpio"
 case $out in
 *.gz) gzip -9n <"$tmp.cpio" >"$tmp" ;;
 *.lz4) lz4 -q -l -9 -f "$tmp.cpio" "$tmp" ;;

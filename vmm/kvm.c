@@ -53,10 +53,7 @@ int kvm_open(char *err, size_t err_len)
     case ENODEV:
     case ENXIO:
         snprintf(err, err_len,
-                 KVM_DEVICE
-                 ": %s — KVM is not available: "
-                 "enable hardware virtualization (VT-x/AMD-V, or nested "
-                 "virtualization in a VM) and load kvm_intel or kvm_amd",
+                 KVM_DEVICE ": %s — KVM is not available: " ARCH_KVM_HINT,
                  strerror(e));
         break;
     case EACCES:

@@ -10,6 +10,15 @@
 #include "arch/aarch64/fdt.h"
 #include "arch/aarch64/layout.h"
 
+/* The guest kernel's file, as built (make kernel ARCH=aarch64) and
+ * looked for, and what --help says of it. */
+#define ARCH_KERNEL_FILE "Image"
+#define ARCH_KERNEL_HELP "arm64 Image, uncompressed (arch/arm64/boot/Image)"
+/* How to get a /dev/kvm where there is none. */
+#define ARCH_KVM_HINT                                                          \
+    "the host kernel must start at EL2 with KVM built in (a VM needs "         \
+    "nested virtualization: QEMU's virtualization=on)"
+
 struct arch_vm {
     /* The in-kernel GICv3 (KVM_DEV_TYPE_ARM_VGIC_V3), where has_gic: a
      * struct arch_vm zeroed by vmm/ before arch_vm_init holds none. */

@@ -8,6 +8,15 @@
 
 #include "core/guest_mem.h"
 
+/* The guest kernel's file, as built (make kernel) and looked for, and
+ * what --help says of it. */
+#define ARCH_KERNEL_FILE "bzImage"
+#define ARCH_KERNEL_HELP "x86-64 bzImage (boot protocol 2.06 or newer)"
+/* How to get a /dev/kvm where there is none. */
+#define ARCH_KVM_HINT                                                          \
+    "enable hardware virtualization (VT-x/AMD-V, or nested "                   \
+    "virtualization in a VM) and load kvm_intel or kvm_amd"
+
 struct arch_vm {
     struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
     uint64_t entry;           /* 64-bit kernel entry, set by arch_load */

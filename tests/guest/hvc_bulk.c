@@ -24,14 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/io.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "arch/x86_64/layout.h"
+#include "tests/guest/boot_mark.h"
 
 #define BLOCK 65536
 
@@ -185,14 +184,9 @@ static int host_main(int argc, char **argv)
     return bad >= 0;
 }
 
-/* ioperm once (CONFIG_X86_IOPL_IOPERM); without it, no marks. */
 static void mark(uint8_t value)
 {
-    static int allowed = -1;
-    if (allowed < 0)
-        allowed = ioperm(LAYOUT_PORT_BOOT_TIMER, 1, 1) == 0;
-    if (allowed)
-        outb(value, LAYOUT_PORT_BOOT_TIMER);
+    (void)boot_mark(value);
 }
 
 static int guest_main(void)

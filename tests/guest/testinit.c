@@ -21,32 +21,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#include <sys/io.h>
-
-#include "arch/x86_64/layout.h"
+#include "tests/guest/boot_mark.h"
 
 /* Boot-timer marker bytes. */
 #define MARK_INIT 0x01
-
-/* 0, or errno where the mark cannot be made. ioperm needs
- * CONFIG_X86_IOPL_IOPERM in the guest kernel. */
-static int mark_boot_timer(void)
-{
-    if (ioperm(LAYOUT_PORT_BOOT_TIMER, 1, 1) < 0)
-        return errno;
-    outb(MARK_INIT, LAYOUT_PORT_BOOT_TIMER);
-    return 0;
-}
-#define BOOT_TIMER_WHERE "ioperm(0x440)"
-#else
-/* No boot timer on this arch yet (arch/aarch64/platform.c). */
-static int mark_boot_timer(void)
-{
-    return 0;
-}
-#define BOOT_TIMER_WHERE "none"
-#endif
 
 static long memtotal_kb(void)
 {
@@ -64,7 +42,7 @@ static long memtotal_kb(void)
 
 int main(void)
 {
-    int timer_errno = mark_boot_timer();
+    int timer_errno = boot_mark(MARK_INIT);
     mkdir("/proc", 0555);
     mount("proc", "/proc", "proc", 0, NULL);
     int fd = open("/dev/console", O_WRONLY | O_NOCTTY);
@@ -77,9 +55,8 @@ int main(void)
     long nproc = sysconf(_SC_NPROCESSORS_ONLN);
     char msg[160];
     if (timer_errno && fd >= 0) {
-        int m =
-            snprintf(msg, sizeof(msg), "testinit: no boot-timer mark: %s: %s\n",
-                     BOOT_TIMER_WHERE, strerror(timer_errno));
+        int m = snprintf(msg, sizeof(msg), "testinit: no boot-timer mark: %s\n",
+                         strerror(timer_errno));
         if (m > 0) {
             ssize_t w = write(fd, msg, (size_t)m);
             (void)w;

@@ -215,7 +215,7 @@ static void bad_command_lines(void **state)
     } cases[] = {
         {"--frobnicate", "unknown option --frobnicate"},
         {"--kernel k --initrd", "--initrd needs a value"},
-        {"--initrd i", "--kernel BZIMAGE is required"},
+        {"--initrd i", "--kernel KERNEL is required"},
         {"--kernel k", "--initrd CPIO is required"},
         {"--kernel k --initrd i extra", "unexpected argument extra"},
         {"--kernel k --initrd i --mem 31", "--mem 31: out of range (32 to"},

@@ -1,8 +1,7 @@
 /* arm64 KVM smoke test: one vCPU stores to a guest-physical address that no
  * memslot covers, and KVM_RUN must come back with KVM_EXIT_MMIO for it.
- *
- * Build: aarch64-linux-gnu-gcc -static -O2 -o arm64_smoke arm64_smoke.c
- * Run:   tests/kvmhost/kvmhost --arch aarch64 -- ./arm64_smoke */
+ * Built as build/aarch64/tests/kvm_smoke by make ARCH=aarch64 test-progs;
+ * tests/integration/01-kvm-smoke.t runs it. */
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stddef.h>
@@ -83,7 +82,7 @@ int main(void)
     check(ioctl(vcpu, KVM_RUN, 0), "KVM_RUN");
 
     if (run->exit_reason != KVM_EXIT_MMIO) {
-        fprintf(stderr, "arm64_smoke: exit reason %u, not KVM_EXIT_MMIO\n",
+        fprintf(stderr, "kvm_smoke: exit reason %u, not KVM_EXIT_MMIO\n",
                 run->exit_reason);
         return 1;
     }
@@ -96,11 +95,11 @@ int main(void)
     if (!run->mmio.is_write || run->mmio.phys_addr != MMIO_GPA ||
         run->mmio.len != 8 || data != MMIO_DATA) {
         fprintf(stderr,
-                "arm64_smoke: expected an 8-byte write of 0x%llx at "
+                "kvm_smoke: expected an 8-byte write of 0x%llx at "
                 "0x%llx\n",
                 MMIO_DATA, MMIO_GPA);
         return 1;
     }
-    puts("arm64_smoke: ok");
+    puts("kvm_smoke: ok");
     return 0;
 }
