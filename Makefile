@@ -10,7 +10,9 @@
 #                   (nested host without a usable /dev/kvm; RUNVM_NESTED=1
 #                   forces it); TEST_IMAGE_LANGS (every language's
 #                   default, and go@1.24)
-#                   images first
+#                   images first; then AARCH64_TESTS on aarch64 (the
+#                   nested arm64 host), cross-built into build/aarch64
+#   make ARCH=aarch64 [all test-progs kernel]  the aarch64 build
 #   make fuzz-long  every fuzz target for FUZZ_SECONDS (600) each, with
 #                   its executions and coverage (docs/fuzzing.md)
 #   make bench      benchmarks on real KVM (nested host without a
@@ -251,7 +253,21 @@ integration: all test-progs kernel test-images clients
 clients:
 	$(Q)scripts/clients.sh $(B)
 
-test: check fuzz-regress integration
+# The tests that run on aarch64 too (#18), on an arm64 KVM: the nested
+# aarch64 host from an x86-64 machine. runvm, the agent and the test
+# programs cross-built into $(B)/aarch64, the arm64 guest kernel from the
+# same linux-source-6.1 (cached like the x86 one).
+AARCH64_TESTS ?= 01-kvm-smoke 10-boot 13-bad-input 30-exec
+.PHONY: integration-aarch64
+integration-aarch64:
+ifeq ($(HOST_ARCH),x86_64)
+	$(Q)$(MAKE) --no-print-directory ARCH=aarch64 B=$(B)/aarch64 all test-progs kernel
+	$(Q)tests/integration/run B=$(B)/aarch64 ARCH=aarch64 $(AARCH64_TESTS)
+else
+	@echo "integration-aarch64: this machine is $(HOST_ARCH): make integration runs them"
+endif
+
+test: check fuzz-regress integration integration-aarch64
 
 # Boots the guest kernel under runvm (nested host where /dev/kvm is not usable)
 # to the test init, showing the kernel log and the boot timer's phases.
