@@ -45,9 +45,16 @@ endif
 CROSS_CFLAGS  := -isystem $(SYSROOT)/usr/include \
                  -isystem $(SYSROOT)/usr/include/aarch64-linux-gnu
 CROSS_LDFLAGS := -static -L$(SYSROOT)/usr/lib/aarch64-linux-gnu
+# The host's build, where the image builder (a host tool) comes from.
+HOST_B   ?= build
+BUILDER  := $(HOST_B)/bin/initramfs-builder
+$(BUILDER): FORCE
+	$(Q)$(MAKE) --no-print-directory ARCH=$(HOST_ARCH) B=$(HOST_B) $@
+.PHONY: FORCE
 endif
 B        ?= build
 CC       ?= cc
+BUILDER  ?= $(B)/bin/initramfs-builder
 V        ?= 0
 SANITIZE ?=
 
@@ -256,12 +263,16 @@ clients:
 # The tests that run on aarch64 too (#18), on an arm64 KVM: the nested
 # aarch64 host from an x86-64 machine. runvm, the agent and the test
 # programs cross-built into $(B)/aarch64, the arm64 guest kernel from the
-# same linux-source-6.1 (cached like the x86 one).
-AARCH64_TESTS ?= 01-kvm-smoke 10-boot 13-bad-input 30-exec
+# same linux-source-6.1 and the arm64 Go image (both cached like the x86
+# ones).
+AARCH64_TESTS ?= 01-kvm-smoke 10-boot 13-bad-input 30-exec 31-lang
 .PHONY: integration-aarch64
 integration-aarch64:
 ifeq ($(HOST_ARCH),x86_64)
-	$(Q)$(MAKE) --no-print-directory ARCH=aarch64 B=$(B)/aarch64 all test-progs kernel
+	$(Q)$(MAKE) --no-print-directory ARCH=aarch64 B=$(B)/aarch64 HOST_B=$(B) \
+	    all test-progs kernel
+	$(Q)$(MAKE) --no-print-directory ARCH=aarch64 B=$(B)/aarch64 HOST_B=$(B) \
+	    images IMAGE_LANGS=go
 	$(Q)tests/integration/run B=$(B)/aarch64 ARCH=aarch64 $(AARCH64_TESTS)
 else
 	@echo "integration-aarch64: this machine is $(HOST_ARCH): make integration runs them"

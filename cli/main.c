@@ -512,9 +512,11 @@ int main(int argc, char **argv)
     struct snapstore store = {.snap.mem_fd = -1,
                               .out = {.state_fd = -1, .mem_fd = -1}};
     /* Runs as --user may restore from the store but not write to it;
-     * machines with devices a snapshot cannot hold yet do without. */
+     * machines with devices a snapshot cannot hold yet do without, and so
+     * does an arch without snapshots. */
     bool can_take = !o.user && !o.group;
-    bool savable = !o.net_tap[0] && !o.vconsole_stdio && !o.vconsole_path;
+    bool savable = ARCH_SNAPSHOTS && !o.net_tap[0] && !o.vconsole_stdio &&
+                   !o.vconsole_path;
     if ((((o.mode == CLI_ONESHOT || o.mode == CLI_API) && !o.no_snapshot) ||
          o.mode == CLI_SNAPSHOT_LANG) &&
         savable) {

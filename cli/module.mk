@@ -17,4 +17,4 @@ test_options_LIBS := -lz
 .PHONY: hello
 hello: all kernel
 	$(Q)$(MAKE) --no-print-directory images IMAGE_LANGS=go
-	$(Q)scripts/with-kvm $(B)/bin/runvm --lang go examples/hello.go
+	$(Q)scripts/with-kvm --arch $(ARCH) $(B)/bin/runvm --lang go examples/hello.go

@@ -14,6 +14,9 @@
 # the hook script, the mmdebstrap recipe, the builder version and the
 # Debian suite's Release date (the archive state); with no network the
 # newest tarball for the same config is reused.
+# ARCH=aarch64 builds an arm64 image (mmdebstrap --architectures=arm64; its
+# programs run here through qemu-user-static's binfmt_misc handler, which
+# scripts/binfmt-arm64.sh registers).
 set -eu
 spec=$1 outdir=$2 suffix=$3 builder=$4 agent=$5
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,12 +34,17 @@ name=$lang@$version
 out=$outdir/$name$suffix
 source=$(get SOURCE)
 start_all=$(date +%s)
+case ${ARCH:-$(uname -m)} in
+x86_64) debarch=amd64 archkey= ;;
+aarch64) debarch=arm64 archkey=" arm64" ;;
+*) echo "mkimage: no images for ARCH=$ARCH" >&2; exit 1 ;;
+esac
 
 # DROP= only matters to initramfs-builder, so editing it keeps the rootfs.
 # RECIPE names the mmdebstrap invocation below: bump it when that changes.
 recipe="essential no-recommends 1"
 confkey=$( { grep -v '^DROP=' "$flat"; cat "$here/langs/hello/$source" \
-    "$here/image-hook.sh"; "$builder" --version; echo "$suite $mirror $recipe"; } |
+    "$here/image-hook.sh"; "$builder" --version; echo "$suite $mirror $recipe$archkey"; } |
     sha256sum | cut -c1-12)
 # The suite's Release date names the archive state the packages come from.
 stamp=$(curl -sf --max-time 20 -r 0-4095 "$mirror/dists/$suite/InRelease" |
@@ -59,7 +67,7 @@ else
     trap 'rm -f "$flat" "$tmp" "$tmp.toolchain" "$tmp.toolchain.packages"' EXIT
     # No Recommends: lean images.
     # shellcheck disable=SC2046
-    mmdebstrap --variant=essential --quiet \
+    mmdebstrap --variant=essential --quiet --architectures="$debarch" \
         --aptopt='APT::Install-Recommends "false"' \
         --include="$(get PACKAGES | tr ' ' ',')" \
         --customize-hook="$here/image-hook.sh \"\$1\" $flat $here/langs/hello $tmp.toolchain" \

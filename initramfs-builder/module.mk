@@ -22,21 +22,22 @@ IMAGE_SUFFIX := .cpio$(if $(filter none,$(IMAGE_COMPRESS)),,.$(IMAGE_COMPRESS))
 IMAGE_AGENT ?= $(B)/bin/runvm-agent
 
 .PHONY: images
-images: $(B)/bin/initramfs-builder $(IMAGE_AGENT) lang-confs
+images: $(BUILDER) $(IMAGE_AGENT) lang-confs
+	$(Q)$(if $(CROSS),scripts/binfmt-arm64.sh)
 	$(Q)set -e; for l in $(IMAGE_LANGS); do \
-	    initramfs-builder/mkimage.sh $$l $(B)/images $(IMAGE_SUFFIX) \
-	        $(B)/bin/initramfs-builder $(IMAGE_AGENT); done
+	    ARCH=$(ARCH) initramfs-builder/mkimage.sh $$l $(B)/images \
+	        $(IMAGE_SUFFIX) $(BUILDER) $(IMAGE_AGENT); done
 
 # Every version's config, INCLUDEs resolved, installed as
 # $(B)/images/LANG@VERSION.conf whether or not its image is built: runvm
 # lists and picks versions from them (session/catalog.c).
 LANG_CONFS := $(sort $(wildcard initramfs-builder/langs/*/*.conf))
 LANG_VERSIONS := $(filter-out %/lang.conf,$(LANG_CONFS))
-$(B)/images/.confs: $(LANG_CONFS) $(B)/bin/initramfs-builder
+$(B)/images/.confs: $(LANG_CONFS) $(BUILDER)
 	$(Q)mkdir -p $(@D)
 	$(Q)set -e; for f in $(LANG_VERSIONS); do \
 	    v=$${f##*/}; v=$${v%.conf}; l=$${f%/*}; l=$${l##*/}; \
-	    $(B)/bin/initramfs-builder --lang $$l@$$v --print-conf \
+	    $(BUILDER) --lang $$l@$$v --print-conf \
 	        >$(@D)/$$l@$$v.conf.tmp; chmod 644 $(@D)/$$l@$$v.conf.tmp; \
 	    mv $(@D)/$$l@$$v.conf.tmp $(@D)/$$l@$$v.conf; done
 	$(Q)touch $@

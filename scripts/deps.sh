@@ -5,7 +5,7 @@ set -eu
 pkgs="build-essential clang clang-format make pkg-config cpio lz4 gzip xz-utils bc bison
 flex libelf-dev libssl-dev dwarves kmod rsync busybox-static
 linux-source-6.1 linux-image-amd64 qemu-system-x86 qemu-utils
-qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static arch-test
 libcmocka-dev libarchive-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev libseccomp-dev
 libfdt-dev libmicrohttpd-dev docker-registry skopeo mmdebstrap iproute2 haproxy gnuplot-nox strace
 iputils-ping

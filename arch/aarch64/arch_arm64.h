@@ -14,6 +14,9 @@
  * looked for, and what --help says of it. */
 #define ARCH_KERNEL_FILE "Image"
 #define ARCH_KERNEL_HELP "arm64 Image, uncompressed (arch/arm64/boot/Image)"
+/* Whether arch_vm_save and the rest can snapshot a VM: not yet
+ * (docs/aarch64.md §5 has what they need), so --lang boots cold. */
+#define ARCH_SNAPSHOTS 0
 /* How to get a /dev/kvm where there is none. */
 #define ARCH_KVM_HINT                                                          \
     "the host kernel must start at EL2 with KVM built in (a VM needs "         \

@@ -12,6 +12,8 @@
  * what --help says of it. */
 #define ARCH_KERNEL_FILE "bzImage"
 #define ARCH_KERNEL_HELP "x86-64 bzImage (boot protocol 2.06 or newer)"
+/* Whether arch_vm_save and the rest can snapshot a VM. */
+#define ARCH_SNAPSHOTS 1
 /* How to get a /dev/kvm where there is none. */
 #define ARCH_KVM_HINT                                                          \
     "enable hardware virtualization (VT-x/AMD-V, or nested "                   \
