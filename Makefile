@@ -29,8 +29,11 @@
 # ARCH=aarch64 on an x86-64 machine cross-builds runvm, runvm-agent and
 # the test programs, all static, into build/aarch64 (Debian's
 # gcc-aarch64-linux-gnu; the libraries from scripts/cross-sysroot.sh).
+# (Not an ARCH from the environment: kernel work often exports ARCH=x86.)
 HOST_ARCH := $(shell uname -m)
-ARCH     ?= $(HOST_ARCH)
+ifneq ($(origin ARCH),command line)
+ARCH     := $(HOST_ARCH)
+endif
 CROSS    := $(filter-out $(HOST_ARCH),$(ARCH))
 ifneq ($(CROSS),)
 ifneq ($(ARCH)-$(HOST_ARCH),aarch64-x86_64)
@@ -254,7 +257,7 @@ test-images: all
 	$(Q)$(MAKE) --no-print-directory images IMAGE_LANGS="$(TEST_IMAGE_LANGS)"
 
 integration: all test-progs kernel test-images clients
-	$(Q)tests/integration/run B=$(B)
+	$(Q)tests/integration/run B=$(B) ARCH=$(ARCH)
 
 # The npm client libraries tests drive runvm serve with (tests/clients/).
 clients:
@@ -278,7 +281,9 @@ else
 	@echo "integration-aarch64: this machine is $(HOST_ARCH): make integration runs them"
 endif
 
-test: check fuzz-regress integration integration-aarch64
+# One nested host at a time: the aarch64 tests after the others.
+test: check fuzz-regress integration
+	$(Q)$(MAKE) --no-print-directory integration-aarch64
 
 # Boots the guest kernel under runvm (nested host where /dev/kvm is not usable)
 # to the test init, showing the kernel log and the boot timer's phases.
@@ -288,7 +293,7 @@ $(DEMO_INITRD): $(B)/tests/testinit
 	$(Q)cp $< $(B)/demo/root/init
 	$(Q)scripts/mkcpio.sh $(B)/demo/root $@
 demo: all kernel $(DEMO_INITRD)
-	$(Q)scripts/with-kvm $(B)/bin/runvm --kernel $(B)/kernel/bzImage \
+	$(Q)scripts/with-kvm --arch $(ARCH) $(B)/bin/runvm --kernel $(B)/kernel/$(KERNEL_FILE) \
 	    --initrd $(DEMO_INITRD) --console --boot-timer --cpus 2 --mem 256 \
 	    --cmdline "reboot=k panic=-1"
 
@@ -319,7 +324,7 @@ snapshots: all kernel
 	$(Q)set -e; for f in $(B)/images/*.cpio*; do \
 	    [ -e "$$f" ] || { echo "snapshots: no images (make images)"; exit 1; }; \
 	    l=$${f##*/}; l=$${l%%.cpio*}; \
-	    scripts/with-kvm $(B)/bin/runvm snapshot --lang $$l; done
+	    scripts/with-kvm --arch $(ARCH) $(B)/bin/runvm snapshot --lang $$l; done
 
 clean:
 	rm -rf $(B)

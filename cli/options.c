@@ -517,6 +517,13 @@ int cli_parse_args(int argc, char **argv, struct cli_config *c, char *err,
         return fail(err, err_len,
                     "--exec uses the virtio-console itself; "
                     "drop --vconsole");
+    /* An arch without snapshots (ARCH_SNAPSHOTS 0: aarch64 so far) has
+     * none of what rests on them; --lang boots cold there. */
+    if (!ARCH_SNAPSHOTS &&
+        (snapshot_cmd || serve_cmd || c->restore || c->snapshot_out))
+        return fail(err, err_len,
+                    "snapshots (runvm snapshot, runvm serve, --restore, "
+                    "--snapshot-out) are not supported on this arch yet");
     if (snapshot_cmd)
         return check_snapshot_cmd(c, nargs, args, exec, err, err_len);
     if (serve_cmd)

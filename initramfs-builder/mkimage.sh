@@ -34,10 +34,11 @@ name=$lang@$version
 out=$outdir/$name$suffix
 source=$(get SOURCE)
 start_all=$(date +%s)
-case ${ARCH:-$(uname -m)} in
+arch=${ARCH:-$(uname -m)}
+case $arch in
 x86_64) debarch=amd64 archkey= ;;
 aarch64) debarch=arm64 archkey=" arm64" ;;
-*) echo "mkimage: no images for ARCH=$ARCH" >&2; exit 1 ;;
+*) echo "mkimage: no images for ARCH=$arch (x86_64, aarch64)" >&2; exit 1 ;;
 esac
 
 # DROP= only matters to initramfs-builder, so editing it keeps the rootfs.

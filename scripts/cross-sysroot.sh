@@ -24,6 +24,7 @@ if [ ! -d "$dir" ]; then
     mkdir -p "${dir%/*}"
     tmp=$(mktemp -d "$dir.tmp.XXXXXX")
     dl=$(mktemp -d)
+    trap 'rm -rf "$tmp" "$dl"' EXIT
     chown _apt "$dl" 2>/dev/null || true # apt downloads as its _apt user
     # shellcheck disable=SC2086
     (cd "$dl" && apt-get download -q $(for p in $pkgs; do printf '%s:arm64 ' "$p"; done) >&2)

@@ -22,10 +22,6 @@
  * state, and KVM's reset value. */
 #define ARM64_PSTATE_BOOT 0x3c5ULL
 
-#define CORE_REG(field)                                                        \
-    (KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |                     \
-     KVM_REG_ARM_CORE_REG(field))
-
 static int gic_attr(int gic_fd, uint32_t group, uint64_t attr, void *val,
                     const char *step, const char **what)
 {
@@ -149,7 +145,8 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
                  "%s: the kernel needs %llu MiB of RAM to boot; raise --mem",
                  files->kernel_path,
                  (unsigned long long)((img.text_offset + img.image_size +
-                                       ARM64_IMAGE_ALIGN) >>
+                                       ARM64_IMAGE_ALIGN + ARM64_RAM_TOP_GAP +
+                                       2 * ARM64_FDT_MAX) >>
                                       20));
         return -E2BIG;
     }
@@ -170,15 +167,17 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
     uint64_t top = ram->gpa + ram->size;
     if (top > ram->gpa + ARM64_INITRD_WINDOW)
         top = ram->gpa + ARM64_INITRD_WINDOW;
-    uint64_t fdt = (top - ARM64_RAM_TOP_GAP) & ~(ARM64_FDT_MAX - 1);
-    if (top < ARM64_RAM_TOP_GAP + ARM64_FDT_MAX || fdt < kernel_end) {
+    uint64_t fdt = 0;
+    if (top >= ram->gpa + ARM64_RAM_TOP_GAP + 2 * ARM64_FDT_MAX)
+        fdt =
+            ((top - ARM64_RAM_TOP_GAP) & ~(ARM64_FDT_MAX - 1)) - ARM64_FDT_MAX;
+    if (fdt < kernel_end) {
         snprintf(err, err_len,
                  "%s: no room for the device tree above the kernel; raise "
                  "--mem",
                  files->kernel_path);
         return -E2BIG;
     }
-    fdt -= ARM64_FDT_MAX;
     uint64_t initrd = fdt, initrd_size = 0;
     if (files->initrd_fd >= 0) {
         initrd_size = files->initrd_size;
@@ -227,18 +226,12 @@ int arch_load(struct arch_vm *arch, const struct guest_mem *mem,
         return -EFAULT;
     ret = arm64_fdt_build(blob, ARM64_FDT_MAX, &d, &size, why, sizeof(why));
     if (ret < 0) {
-        snprintf(err, err_len, "device tree: %s", why);
+        snprintf(err, err_len, "%s", why);
         return ret;
     }
     arch->entry = kernel;
     arch->fdt_addr = fdt;
     return 0;
-}
-
-static int set_reg(int vcpu_fd, uint64_t id, uint64_t v)
-{
-    struct kvm_one_reg reg = {.id = id, .addr = (uintptr_t)&v};
-    return ioctl(vcpu_fd, KVM_SET_ONE_REG, &reg) < 0 ? -errno : 0;
 }
 
 int arch_vcpu_init(struct arch_vm *arch, int vcpu_fd, unsigned int index,
@@ -250,13 +243,15 @@ int arch_vcpu_init(struct arch_vm *arch, int vcpu_fd, unsigned int index,
     if (index > 0)
         return 0;
     *what = "KVM_SET_ONE_REG (boot registers)";
-    int ret = set_reg(vcpu_fd, CORE_REG(regs.regs[0]), arch->fdt_addr);
+    int ret =
+        arm64_set_reg(vcpu_fd, ARM64_CORE_REG(regs.regs[0]), arch->fdt_addr);
     for (int i = 1; ret == 0 && i < 4; i++)
-        ret = set_reg(vcpu_fd, CORE_REG(regs.regs[i]), 0);
+        ret = arm64_set_reg(vcpu_fd, ARM64_CORE_REG(regs.regs[i]), 0);
     if (ret == 0)
-        ret = set_reg(vcpu_fd, CORE_REG(regs.pstate), ARM64_PSTATE_BOOT);
+        ret = arm64_set_reg(vcpu_fd, ARM64_CORE_REG(regs.pstate),
+                            ARM64_PSTATE_BOOT);
     if (ret == 0)
-        ret = set_reg(vcpu_fd, CORE_REG(regs.pc), arch->entry);
+        ret = arm64_set_reg(vcpu_fd, ARM64_CORE_REG(regs.pc), arch->entry);
     return ret;
 }
 

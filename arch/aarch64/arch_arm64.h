@@ -2,8 +2,10 @@
 #ifndef RUNVM_ARCH_ARM64_H
 #define RUNVM_ARCH_ARM64_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 
 #include <linux/kvm.h>
 
@@ -34,5 +36,23 @@ struct arch_vm {
     uint64_t entry;    /* the kernel's first instruction, set by arch_load */
     uint64_t fdt_addr; /* the device tree's guest address */
 };
+
+/* A core register's KVM_{GET,SET}_ONE_REG id: field of struct kvm_regs. */
+#define ARM64_CORE_REG(field)                                                  \
+    (KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |                     \
+     KVM_REG_ARM_CORE_REG(field))
+
+/* One 64-bit register of a vCPU. 0 or -errno. */
+static inline int arm64_get_reg(int vcpu_fd, uint64_t id, uint64_t *v)
+{
+    struct kvm_one_reg reg = {.id = id, .addr = (uintptr_t)v};
+    return ioctl(vcpu_fd, KVM_GET_ONE_REG, &reg) < 0 ? -errno : 0;
+}
+
+static inline int arm64_set_reg(int vcpu_fd, uint64_t id, uint64_t v)
+{
+    struct kvm_one_reg reg = {.id = id, .addr = (uintptr_t)&v};
+    return ioctl(vcpu_fd, KVM_SET_ONE_REG, &reg) < 0 ? -errno : 0;
+}
 
 #endif

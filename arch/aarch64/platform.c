@@ -66,23 +66,13 @@ int arch_virtio_announce(struct arch_vm *arch, struct cmdline *cmdline,
     return 0;
 }
 
-static int get_reg(int vcpu_fd, uint64_t id, uint64_t *v)
-{
-    struct kvm_one_reg reg = {.id = id, .addr = (uintptr_t)v};
-    return ioctl(vcpu_fd, KVM_GET_ONE_REG, &reg) < 0 ? -errno : 0;
-}
-
-#define CORE_REG(field)                                                        \
-    (KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |                     \
-     KVM_REG_ARM_CORE_REG(field))
-
 void arch_vcpu_dump(int vcpu_fd, unsigned int index, FILE *f)
 {
     uint64_t pc, pstate, sp, lr;
-    if (get_reg(vcpu_fd, CORE_REG(regs.pc), &pc) < 0 ||
-        get_reg(vcpu_fd, CORE_REG(regs.pstate), &pstate) < 0 ||
-        get_reg(vcpu_fd, CORE_REG(sp_el1), &sp) < 0 ||
-        get_reg(vcpu_fd, CORE_REG(regs.regs[30]), &lr) < 0)
+    if (arm64_get_reg(vcpu_fd, ARM64_CORE_REG(regs.pc), &pc) < 0 ||
+        arm64_get_reg(vcpu_fd, ARM64_CORE_REG(regs.pstate), &pstate) < 0 ||
+        arm64_get_reg(vcpu_fd, ARM64_CORE_REG(sp_el1), &sp) < 0 ||
+        arm64_get_reg(vcpu_fd, ARM64_CORE_REG(regs.regs[30]), &lr) < 0)
         return;
     fprintf(f,
             "runvm: vCPU %u: pc 0x%llx pstate 0x%llx sp_el1 0x%llx lr "

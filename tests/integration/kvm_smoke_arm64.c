@@ -13,8 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define CODE_GPA  0x10000ULL /* the one memslot, holding the code */
-#define CODE_SIZE 0x1000ULL
+#define CODE_GPA  0x10000ULL    /* the one memslot, holding the code */
+#define CODE_SIZE 0x10000ULL    /* a page on 4, 16 and 64 KiB-page hosts */
 #define MMIO_GPA  0x10000000ULL /* in no memslot: a stage-2 fault, MMIO */
 #define MMIO_DATA 0x42ULL
 

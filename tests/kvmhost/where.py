@@ -104,10 +104,12 @@ def report(mon, smap, samples):
             print(f"kvmhost: monitor: {e}")
             return
         where = []
-        for cpu, rip in re.findall(r"CPU#(\d+).*?(?<![A-Z])(?:RIP|PC)=([0-9a-f]+)", out, re.S):
+        for cpu, reg, rip in re.findall(r"CPU#(\d+).*?(?<![A-Z])(RIP|PC)=([0-9a-f]+)", out, re.S):
             a = int(rip, 16)
             i = bisect.bisect_right(addrs, a) - 1
-            sym = f"{names[i]}+0x{a - addrs[i]:x}" if i >= 0 and a >= 0xffff000000000000 else "user"
+            # Kernel text: x86-64's top 4 GiB, arm64's upper half.
+            kernel = a >= (0xffffffff00000000 if reg == "RIP" else 0xffff000000000000)
+            sym = f"{names[i]}+0x{a - addrs[i]:x}" if i >= 0 and kernel else "user"
             where.append(f"cpu{cpu} {rip} {sym}")
         print(f"kvmhost: outer vCPUs, sample {n + 1}: " + "; ".join(where), flush=True)
         time.sleep(0.5)
