@@ -9,9 +9,15 @@ set -eu
 arch=${1:-aarch64}
 [ "$arch" = aarch64 ] || { echo "cross-sysroot: only aarch64, not $arch" >&2; exit 2; }
 pkgs="libjansson-dev libseccomp-dev libssl-dev libfdt-dev"
+a64=$(for p in $pkgs; do printf '%s:arm64 ' "$p"; done)
+# One apt-cache for all of them: each call reads the whole package lists
+# (about a second here), and make runs this at every cross-build start.
+# shellcheck disable=SC2086
+policy=$(apt-cache policy $a64 2>/dev/null |
+    awk '/^[^ ]/ { p = $1; sub(/:arm64:$/, "", p) } /^ *Candidate:/ { print p, $2 }')
 vers=
 for p in $pkgs; do
-    v=$(apt-cache policy "$p:arm64" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+    v=$(echo "$policy" | awk -v p="$p" '$1 == p { print $2 }')
     case $v in ''|'(none)')
         echo "cross-sysroot: no arm64 package $p: run 'make deps' (it adds arm64 to apt)" >&2
         exit 1 ;;
@@ -27,7 +33,7 @@ if [ ! -d "$dir" ]; then
     trap 'rm -rf "$tmp" "$dl"' EXIT
     chown _apt "$dl" 2>/dev/null || true # apt downloads as its _apt user
     # shellcheck disable=SC2086
-    (cd "$dl" && apt-get download -q $(for p in $pkgs; do printf '%s:arm64 ' "$p"; done) >&2)
+    (cd "$dl" && apt-get download -q $a64 >&2)
     for d in "$dl"/*.deb; do dpkg -x "$d" "$tmp"; done
     rm -rf "$dl"
     mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
